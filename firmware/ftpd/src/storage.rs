@@ -1,0 +1,176 @@
+//! The file system as the engine sees it.
+//!
+//! The engine never touches a disk: every file operation goes through the
+//! [`Storage`] trait. Two implementations exist in this repository: FAT on a
+//! block device (`ftpd-fat`, used by the boards and the virtual board) and a
+//! host directory jailed to its root (`sim`).
+//!
+//! # Paths
+//!
+//! Every path handed to a `Storage` is absolute, normalised and confined by the
+//! engine before the call: it starts with `/`, has no `.` or `..` components,
+//! no empty components and no trailing slash (the root is `/`). Components are
+//! valid UTF-8 and contain neither `/` nor NUL. A backend still refuses names
+//! its medium cannot hold (FAT: `\ : * ? " < > |`) with [`Error::InvalidName`].
+//!
+//! # Durability
+//!
+//! [`Storage::close`] on a file opened for writing returns only when the data
+//! and the directory entry are on the medium: the engine sends `226` after a
+//! successful close and never before, so a crash after `226` loses nothing.
+
+use core::fmt;
+
+/// A calendar timestamp in UTC, as FAT and FTP (`MDTM`, `MLSD`) carry it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct DateTime {
+    pub year: u16,
+    /// 1..=12
+    pub month: u8,
+    /// 1..=31
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+}
+
+/// What a directory entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+}
+
+/// What the engine needs to know about a file or directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    pub kind: Kind,
+    /// Size in bytes (directories: whatever the backend says; the engine
+    /// prints 0 for directories so listings agree across backends).
+    pub size: u64,
+    /// Last modification, when the backend knows it.
+    pub modified: Option<DateTime>,
+}
+
+/// One entry of a directory listing. `name` is the long name where the
+/// medium has one; `.` and `..` are never reported.
+#[derive(Clone, Copy, Debug)]
+pub struct DirEntry<'a> {
+    pub name: &'a str,
+    pub meta: Metadata,
+}
+
+/// How a file is opened for writing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// `STOR`: create, or truncate an existing file.
+    Truncate,
+    /// `APPE`: create, or write after the end of an existing file.
+    Append,
+    /// `REST n` + `STOR`: an existing file (or a new one when `n` is 0) is
+    /// written from byte `n` on; bytes past the new data are cut off, so the
+    /// result is exactly the first `n` bytes plus what the client sends.
+    /// `n` past the end is [`Error::InvalidOffset`].
+    At(u64),
+    /// `STOU`: create; fail with [`Error::AlreadyExists`] if the name exists.
+    CreateNew,
+}
+
+/// Why a storage operation failed. Each variant documents the FTP reply the
+/// engine turns it into (see `session::storage_reply`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// 550: no such file or directory.
+    NotFound,
+    /// 550: a path component, or the target of CWD/RMD/LIST-of-dir, is a file.
+    NotADirectory,
+    /// 550: RETR/DELE/SIZE of a directory.
+    IsADirectory,
+    /// 550: MKD/RNTO/STOU target exists.
+    AlreadyExists,
+    /// 550: RMD of a directory that still has entries.
+    DirectoryNotEmpty,
+    /// 550: the medium or the backend refuses (read-only medium, symlink
+    /// leading out of the jail, ...).
+    PermissionDenied,
+    /// 452 during a transfer, 552 otherwise: no space left on the medium.
+    NoSpace,
+    /// 553: the medium cannot hold this name.
+    InvalidName,
+    /// 553: the name or path is longer than the backend can hold.
+    NameTooLong,
+    /// 554: `REST` offset past the end of the file.
+    InvalidOffset,
+    /// 450: no free file handle, or the file is open in another session in
+    /// a conflicting mode; the client may retry.
+    Busy,
+    /// 451: the medium failed (I/O error, corrupt file system).
+    Io,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Error::NotFound => "No such file or directory",
+            Error::NotADirectory => "Not a directory",
+            Error::IsADirectory => "Is a directory",
+            Error::AlreadyExists => "File exists",
+            Error::DirectoryNotEmpty => "Directory not empty",
+            Error::PermissionDenied => "Permission denied",
+            Error::NoSpace => "No space left on device",
+            Error::InvalidName => "File name not allowed",
+            Error::NameTooLong => "File name too long",
+            Error::InvalidOffset => "Invalid restart offset",
+            Error::Busy => "File busy, try again later",
+            Error::Io => "Input/output error",
+        })
+    }
+}
+
+impl core::error::Error for Error {}
+
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// A file system the engine can serve. All calls are synchronous and are
+/// expected to return quickly (one medium operation, or a bounded batch).
+pub trait Storage {
+    /// An open file. The engine keeps at most one per session and always
+    /// hands it back through [`Storage::close`].
+    type File;
+
+    /// Opens an existing file for reading, positioned at `offset`.
+    fn open_read(&mut self, path: &str, offset: u64) -> Result<Self::File>;
+    /// Opens a file for writing as `mode` says.
+    fn open_write(&mut self, path: &str, mode: WriteMode) -> Result<Self::File>;
+    /// Reads up to `buf.len()` bytes; `Ok(0)` at the end of the file.
+    fn read(&mut self, file: &mut Self::File, buf: &mut [u8]) -> Result<usize>;
+    /// Writes all of `data` (a short write is an error, usually `NoSpace`).
+    fn write(&mut self, file: &mut Self::File, data: &[u8]) -> Result<()>;
+    /// Closes the file; for a written file, returns only when data and
+    /// directory entry are durable (see the module docs).
+    fn close(&mut self, file: Self::File) -> Result<()>;
+
+    /// Kind, size and modification time of a path (the root is a directory).
+    fn metadata(&mut self, path: &str) -> Result<Metadata>;
+    /// Calls `f` for the entries of directory `path`, skipping the first
+    /// `skip` of them, in a stable order, until `f` returns `false`.
+    /// The engine resumes a listing that did not fit the network buffer by
+    /// calling again with a larger `skip`.
+    fn list(&mut self, path: &str, skip: usize, f: &mut dyn FnMut(&DirEntry<'_>) -> bool)
+    -> Result<()>;
+    fn mkdir(&mut self, path: &str) -> Result<()>;
+    /// Removes an empty directory.
+    fn rmdir(&mut self, path: &str) -> Result<()>;
+    /// Removes a file (not a directory).
+    fn remove(&mut self, path: &str) -> Result<()>;
+    /// Renames a file or directory; `to` must not exist.
+    fn rename(&mut self, from: &str, to: &str) -> Result<()>;
+    /// Free bytes on the medium, when known.
+    fn free_space(&mut self) -> Option<u64> {
+        None
+    }
+    /// Files open right now (reported by `STAT`, used by leak tests).
+    fn open_files(&self) -> usize {
+        0
+    }
+}
