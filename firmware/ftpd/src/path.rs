@@ -1,1 +1,191 @@
-//! (in progress)
+//! Client paths into confined storage paths.
+//!
+//! A client names files relative to its working directory or absolutely,
+//! with `.`, `..`, repeated and trailing slashes. [`resolve`] turns that into
+//! a normalised *virtual* path (what `PWD` shows), in which `..` at the root
+//! stays at the root: there is no way to write a path that leaves it.
+//! [`to_storage`] then prefixes the user's root to get the path the
+//! [`crate::Storage`] sees.
+
+use core::fmt;
+
+use crate::MAX_PATH;
+
+/// A fixed-capacity path string: `/`-separated, always valid UTF-8.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PathBuf {
+    buf: [u8; MAX_PATH],
+    len: u16,
+}
+
+/// Why a path cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathError {
+    /// `553`: longer than [`MAX_PATH`].
+    TooLong,
+}
+
+impl PathBuf {
+    /// The root, `/`.
+    pub const fn root() -> Self {
+        let mut buf = [0u8; MAX_PATH];
+        buf[0] = b'/';
+        PathBuf { buf, len: 1 }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only whole `&str` pieces are ever pushed, so this cannot fail.
+        core::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("/")
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.len == 1
+    }
+
+    fn push_bytes(&mut self, s: &str) -> Result<(), PathError> {
+        let len = self.len as usize;
+        if len + s.len() > MAX_PATH {
+            return Err(PathError::TooLong);
+        }
+        self.buf[len..len + s.len()].copy_from_slice(s.as_bytes());
+        self.len = (len + s.len()) as u16;
+        Ok(())
+    }
+
+    /// Appends one component (no `/` in it).
+    pub fn push(&mut self, name: &str) -> Result<(), PathError> {
+        if !self.is_root() {
+            self.push_bytes("/")?;
+        }
+        self.push_bytes(name)
+    }
+
+    /// Removes the last component; the root stays the root.
+    pub fn pop(&mut self) {
+        let s = self.as_str();
+        let cut = s.rfind('/').unwrap_or(0).max(1);
+        self.len = cut as u16;
+    }
+
+    /// The last component (empty for the root).
+    pub fn file_name(&self) -> &str {
+        let s = self.as_str();
+        &s[s.rfind('/').map_or(0, |i| i + 1)..]
+    }
+
+    /// Copies `s`, which must already be a normalised absolute path.
+    pub fn from_normalised(s: &str) -> Result<Self, PathError> {
+        let mut p = PathBuf { buf: [0; MAX_PATH], len: 0 };
+        p.push_bytes(s)?;
+        Ok(p)
+    }
+}
+
+impl fmt::Debug for PathBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for PathBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Resolves `arg` against the virtual working directory `cwd`.
+pub fn resolve(cwd: &PathBuf, arg: &str) -> Result<PathBuf, PathError> {
+    let mut out = if arg.starts_with('/') { PathBuf::root() } else { cwd.clone() };
+    for part in arg.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => out.pop(),
+            name => out.push(name)?,
+        }
+    }
+    Ok(out)
+}
+
+/// The storage path of virtual path `v` for a user whose root is `root`.
+pub fn to_storage(root: &str, v: &PathBuf) -> Result<PathBuf, PathError> {
+    let root = root.trim_end_matches('/');
+    if root.is_empty() {
+        return Ok(v.clone());
+    }
+    let mut p = PathBuf::from_normalised(root)?;
+    if !v.is_root() {
+        p.push_bytes(v.as_str())?;
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(cwd: &str, arg: &str) -> std::string::String {
+        let cwd = PathBuf::from_normalised(cwd).unwrap();
+        resolve(&cwd, arg).unwrap().as_str().into()
+    }
+
+    #[test]
+    fn absolute_and_relative() {
+        assert_eq!(r("/", "a"), "/a");
+        assert_eq!(r("/a", "b"), "/a/b");
+        assert_eq!(r("/a", "/b"), "/b");
+        assert_eq!(r("/a", ""), "/a");
+    }
+
+    #[test]
+    fn dots_and_slashes_are_normalised() {
+        assert_eq!(r("/a", "./b/"), "/a/b");
+        assert_eq!(r("/a", "b//c///"), "/a/b/c");
+        assert_eq!(r("/a/b", ".."), "/a");
+        assert_eq!(r("/a/b", "../c"), "/a/c");
+        assert_eq!(r("/", "sub/"), "/sub");
+        assert_eq!(r("/", "/sub/"), "/sub");
+    }
+
+    #[test]
+    fn dotdot_never_leaves_the_root() {
+        assert_eq!(r("/", ".."), "/");
+        assert_eq!(r("/", "../../.."), "/");
+        assert_eq!(r("/a", "../../../etc/passwd"), "/etc/passwd");
+        assert_eq!(r("/a", "/../../x"), "/x");
+        assert_eq!(r("/", "a/../../b"), "/b");
+    }
+
+    #[test]
+    fn spaces_and_utf8_are_names() {
+        assert_eq!(r("/", "my dir/Grüße.txt"), "/my dir/Grüße.txt");
+        assert_eq!(r("/", " x "), "/ x ");
+        assert_eq!(r("/", "..."), "/...");
+    }
+
+    #[test]
+    fn too_long_is_an_error() {
+        let long = "x".repeat(MAX_PATH);
+        assert_eq!(resolve(&PathBuf::root(), &long), Err(PathError::TooLong));
+    }
+
+    #[test]
+    fn storage_path_is_under_the_user_root() {
+        let v = PathBuf::from_normalised("/a/b").unwrap();
+        assert_eq!(to_storage("/", &v).unwrap().as_str(), "/a/b");
+        assert_eq!(to_storage("/pub", &v).unwrap().as_str(), "/pub/a/b");
+        assert_eq!(to_storage("/pub/", &PathBuf::root()).unwrap().as_str(), "/pub");
+    }
+
+    #[test]
+    fn pop_and_name() {
+        let mut p = PathBuf::from_normalised("/a/b").unwrap();
+        assert_eq!(p.file_name(), "b");
+        p.pop();
+        assert_eq!(p.as_str(), "/a");
+        p.pop();
+        assert_eq!(p.as_str(), "/");
+        p.pop();
+        assert_eq!(p.as_str(), "/");
+        assert_eq!(p.file_name(), "");
+    }
+}

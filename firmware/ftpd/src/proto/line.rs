@@ -1,0 +1,145 @@
+//! Control-channel framing: bytes into command lines.
+//!
+//! RFC 959 ends every command with CRLF. Real clients are looser: some send
+//! bare LF, and a client that sends `ABOR` as TCP urgent data (Python's
+//! ftplib) can lose the LF to the out-of-band byte. So a line ends at CR or
+//! LF, and empty lines are skipped. Telnet commands (RFC 854) are removed:
+//! `IAC IAC` is a literal 0xFF, `IAC WILL/WONT/DO/DONT x` and `IAC <cmd>`
+//! vanish (lftp sends `IAC IP IAC DM` before `ABOR`; FAR answers option
+//! negotiation).
+
+const IAC: u8 = 0xFF;
+
+/// What [`extract`] found at the front of the received bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A command line of `len` bytes is in `out`; drop `consumed` input bytes.
+    Line { consumed: usize, len: usize },
+    /// Only a line terminator (or Telnet noise): drop `consumed` bytes.
+    Empty { consumed: usize },
+    /// No complete line yet.
+    Partial,
+    /// No terminator within `out.len()` bytes: drop `consumed` bytes, answer
+    /// `500`, and keep dropping until the next terminator.
+    TooLong { consumed: usize },
+}
+
+/// Looks for one line at the front of `raw`, copying it without Telnet
+/// sequences into `out` (whose length is the longest line accepted).
+pub fn extract(raw: &[u8], out: &mut [u8]) -> Frame {
+    let mut i = 0;
+    let mut len = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'\r' || b == b'\n' {
+            let mut consumed = i + 1;
+            if b == b'\r' && raw.get(i + 1) == Some(&b'\n') {
+                consumed += 1;
+            }
+            return if len == 0 { Frame::Empty { consumed } } else { Frame::Line { consumed, len } };
+        }
+        let (byte, step) = if b == IAC {
+            match raw.get(i + 1) {
+                None => return Frame::Partial,
+                Some(&IAC) => (Some(IAC), 2),
+                Some(&(0xFB..=0xFE)) => {
+                    if i + 2 >= raw.len() {
+                        return Frame::Partial;
+                    }
+                    (None, 3)
+                }
+                Some(&(0xF0..=0xFA)) => (None, 2),
+                Some(_) => (None, 1),
+            }
+        } else {
+            (Some(b), 1)
+        };
+        if let Some(byte) = byte {
+            if len == out.len() {
+                return Frame::TooLong { consumed: i };
+            }
+            out[len] = byte;
+            len += 1;
+        }
+        i += step;
+    }
+    if len == out.len() { Frame::TooLong { consumed: i } } else { Frame::Partial }
+}
+
+/// While discarding an over-long line: how many bytes to drop, and whether
+/// the terminator was found (discarding ends).
+pub fn skip_to_terminator(raw: &[u8]) -> (usize, bool) {
+    match raw.iter().position(|&b| b == b'\r' || b == b'\n') {
+        Some(p) => (p + 1, true),
+        None => (raw.len(), false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(raw: &[u8]) -> (Frame, std::vec::Vec<u8>) {
+        let mut out = [0u8; 16];
+        let f = extract(raw, &mut out);
+        let line = match f {
+            Frame::Line { len, .. } => out[..len].to_vec(),
+            _ => vec![],
+        };
+        (f, line)
+    }
+
+    #[test]
+    fn crlf_lf_and_cr_end_a_line() {
+        assert_eq!(one(b"NOOP\r\nPWD\r\n"), (Frame::Line { consumed: 6, len: 4 }, b"NOOP".to_vec()));
+        assert_eq!(one(b"NOOP\nPWD"), (Frame::Line { consumed: 5, len: 4 }, b"NOOP".to_vec()));
+        assert_eq!(one(b"ABOR\r"), (Frame::Line { consumed: 5, len: 4 }, b"ABOR".to_vec()));
+    }
+
+    #[test]
+    fn empty_lines_are_skipped() {
+        assert_eq!(one(b"\r\nNOOP").0, Frame::Empty { consumed: 2 });
+        assert_eq!(one(b"\n").0, Frame::Empty { consumed: 1 });
+    }
+
+    #[test]
+    fn partial_until_terminator() {
+        assert_eq!(one(b"NOO").0, Frame::Partial);
+        assert_eq!(one(b"").0, Frame::Partial);
+        assert_eq!(one(b"AB\xff").0, Frame::Partial);
+        assert_eq!(one(b"AB\xff\xfd").0, Frame::Partial);
+    }
+
+    #[test]
+    fn telnet_sequences_are_removed() {
+        // lftp: IAC IP IAC DM ABOR
+        assert_eq!(one(b"\xff\xf4\xff\xf2ABOR\r\n").1, b"ABOR".to_vec());
+        // option negotiation inside a line
+        assert_eq!(one(b"NO\xff\xfb\x01OP\r\n").1, b"NOOP".to_vec());
+        // escaped 0xFF stays (and later fails UTF-8 validation)
+        assert_eq!(one(b"A\xff\xffB\n").1, b"A\xffB".to_vec());
+        // IAC before an ordinary byte: only the IAC goes
+        assert_eq!(one(b"\xffNOOP\n").1, b"NOOP".to_vec());
+    }
+
+    #[test]
+    fn too_long_is_reported_not_truncated() {
+        let raw = [b'A'; 40];
+        assert_eq!(one(&raw).0, Frame::TooLong { consumed: 16 });
+        let mut exact = [b'A'; 17];
+        exact[16] = b'\n';
+        assert_eq!(one(&exact).0, Frame::Line { consumed: 17, len: 16 });
+        let mut over = [b'A'; 18];
+        over[17] = b'\n';
+        assert_eq!(one(&over).0, Frame::TooLong { consumed: 16 });
+        let mut fits = [b'A'; 17];
+        fits[15] = b'\n';
+        assert!(matches!(one(&fits).0, Frame::Line { len: 15, .. }));
+    }
+
+    #[test]
+    fn skipping_finds_the_terminator() {
+        assert_eq!(skip_to_terminator(b"xxxx\r\nNOOP"), (5, true));
+        assert_eq!(skip_to_terminator(b"xxxx"), (4, false));
+    }
+}
