@@ -1,1 +1,104 @@
-fn main() {}
+//! `sim`: the FTP server on the host. See `sim --help`.
+//!
+//! Two axes, each a `match` below: the network (host sockets today; the
+//! firmware application on smoltcp over a TAP device is issue 4's
+//! `--tap IFNAME`) and the storage (a host directory, or a FAT image
+//! through `ftpd-fat`).
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use clap::Parser;
+use ftpd::{Config, Storage};
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use sim::cli::{Cli, NetworkMode, StorageMode};
+use sim::{HostFs, HostNet, logger, serve};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = logger::init(cli.log_level(), cli.log.as_deref()) {
+        eprintln!("sim: --log {}: {e}", cli.log.as_deref().unwrap_or("?".as_ref()).display());
+        return ExitCode::from(2);
+    }
+    let accounts = cli.accounts();
+    let config = cli.config(&accounts);
+    let result = match (cli.network(), cli.storage()) {
+        (NetworkMode::Host(addr), StorageMode::Dir(dir)) => match HostFs::new(&dir) {
+            Ok(fs) => {
+                log::info!("serving directory {}", fs.root().display());
+                serve_host(addr, fs, config)
+            }
+            Err(e) => Err(format!("--root {}: {e}", dir.display())),
+        },
+        (NetworkMode::Host(_), StorageMode::Image(img)) => Err(format!(
+            "--image {}: FAT images are not available yet (the ftpd-fat crate has no host \
+             image support yet); serve a directory with --root DIR",
+            img.display()
+        )),
+        (NetworkMode::Tap(ifname), _) => Err(format!(
+            "--tap {ifname}: the TAP network mode (the firmware application on smoltcp) is not \
+             available yet; use --listen ADDR for host sockets"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            log::error!("{msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Host sockets: bind, announce, serve until SIGINT/SIGTERM.
+fn serve_host<S: Storage>(addr: SocketAddr, mut fs: S, config: Config<'_>) -> Result<(), String> {
+    let mut net = HostNet::bind(addr).map_err(|e| format!("--listen {addr}: {e}"))?;
+    let stop = install_stop_signals(&net).map_err(|e| format!("signals: {e}"))?;
+    describe(&config);
+    // Exactly one such line, on stdout, flushed: scripts wait for it.
+    let mut out = io::stdout().lock();
+    writeln!(out, "listening on ftp://{}", net.control_addr())
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("stdout: {e}"))?;
+    drop(out);
+    serve::run(&mut net, &mut fs, config, &stop);
+    log::info!("stopped");
+    Ok(())
+}
+
+/// SIGINT and SIGTERM set the returned flag and wake the loop; a second one
+/// while stopping exits at once (status 1).
+fn install_stop_signals(net: &HostNet) -> io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+        signal_hook::low_level::pipe::register(sig, net.waker()?)?;
+    }
+    Ok(stop)
+}
+
+fn describe(config: &Config<'_>) {
+    for a in config.accounts {
+        log::info!(
+            "account {} ({}) at {}",
+            a.user,
+            if a.writable { "read-write" } else { "read-only" },
+            a.root
+        );
+    }
+    match config.anonymous_root {
+        Some(root) => log::info!("anonymous logins allowed, read-only, at {root}"),
+        None => log::info!("anonymous logins refused"),
+    }
+    log::info!(
+        "up to {} sessions; passive ports {}-{}{}",
+        config.max_sessions,
+        config.pasv_ports.0,
+        config.pasv_ports.1,
+        config.pasv_address.map(|a| format!(", advertised as {a}")).unwrap_or_default()
+    );
+}

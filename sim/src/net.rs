@@ -1,0 +1,778 @@
+//! [`HostNet`]: the engine's [`Net`] over the host's TCP sockets.
+//!
+//! The engine's socket model is smoltcp's (see `ftpd::net`): every call
+//! returns at once, a data listener takes exactly one connection, send
+//! capacity is exact, a closed handle is handed back while TCP finishes in
+//! the background. Host sockets are made to behave that way here:
+//!
+//! - Every connection has a bounded **userspace send buffer**
+//!   ([`SEND_BUF`] bytes). [`Net::send_capacity`] is the free room in it, so
+//!   the engine can rely on "a reply that fits is taken whole". Bytes move
+//!   from it to the kernel whenever the kernel takes them.
+//! - Every connection has a bounded **userspace receive buffer**
+//!   ([`RECV_BUF`] bytes), filled from the kernel. `peek`/`consume`/`recv`
+//!   work on it. It also keeps waiting honest: a socket is watched for
+//!   readability only while its buffer has room, so bytes the engine leaves
+//!   unread (half a command line, or a control connection it is not reading
+//!   during a transfer) never make [`HostNet::wait`] return at once.
+//! - The FTP control listener is accepted from eagerly into a short queue
+//!   that [`Net::accept`] pops; the listener is watched only while that
+//!   queue has room.
+//! - [`Net::close`] moves the connection to a background list: its send
+//!   buffer is flushed, then `shutdown(Write)` sends FIN, and what the peer
+//!   still sends is read and dropped until its FIN (so unread data never
+//!   turns the close into a reset). A connection that makes no progress for
+//!   [`CLOSE_LINGER`] is dropped. [`Net::abort`] sets `SO_LINGER` to 0 and
+//!   drops the socket: the peer sees a reset.
+//! - A peer's FIN is [`NetError::Closed`] once every byte has been read; a
+//!   reset (`ECONNRESET`, `EPIPE`, ...) is [`NetError::Reset`] and, as in
+//!   smoltcp, drops whatever was still buffered.
+//!
+//! The loop that drives the engine calls [`HostNet::pump`] before each
+//! `Server::poll`, and [`HostNet::wait`] when the engine made no progress:
+//! `wait` blocks in `poll(2)` on exactly the sockets that can make progress
+//! (and a wake-up pipe for signals) until one is ready or the deadline passes.
+//!
+//! `send_drained` is true once the userspace buffer is empty, i.e. every byte
+//! is in the kernel; whether the peer acknowledged them is not something
+//! `poll(2)` can wait for, so it is not part of the answer.
+
+use std::collections::VecDeque;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use ftpd::{Net, NetError, SockState};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+/// Userspace send buffer per connection: `send_capacity` is exact against it.
+pub const SEND_BUF: usize = 256 * 1024;
+/// Userspace receive buffer per connection.
+pub const RECV_BUF: usize = 64 * 1024;
+/// Handles that can be open at once (listeners and connections).
+pub const MAX_SOCKETS: usize = 256;
+/// Control connections accepted from the kernel but not yet handed out.
+pub const ACCEPT_QUEUE: usize = 16;
+/// A closed connection that makes no progress (flushing, or waiting for the
+/// peer's FIN) for this long is dropped.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(30);
+/// After the process ran out of file descriptors, the control listener is
+/// left alone for this long (it would stay readable and spin the loop).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
+/// Bytes moved per `read(2)`.
+const CHUNK: usize = 64 * 1024;
+
+/// A socket handle: an index and a generation, so a stale handle never
+/// names a newer socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SocketId {
+    index: u32,
+    generation: u32,
+}
+
+/// An established connection with its userspace buffers.
+struct Stream {
+    sock: TcpStream,
+    rx: VecDeque<u8>,
+    tx: VecDeque<u8>,
+    /// The peer's FIN has been read from the kernel.
+    peer_fin: bool,
+    /// Reset, or failed; buffers are empty and stay so.
+    reset: bool,
+}
+
+impl Stream {
+    fn new(sock: TcpStream) -> io::Result<Stream> {
+        sock.set_nonblocking(true)?;
+        sock.set_nodelay(true)?;
+        Ok(Stream { sock, rx: VecDeque::new(), tx: VecDeque::new(), peer_fin: false, reset: false })
+    }
+
+    fn set_reset(&mut self) {
+        self.reset = true;
+        self.rx = VecDeque::new();
+        self.tx = VecDeque::new();
+    }
+
+    /// Moves bytes from the kernel into `rx` while there is room.
+    /// Returns whether anything changed.
+    fn fill(&mut self) -> bool {
+        let mut changed = false;
+        let mut chunk = [0u8; CHUNK];
+        while !self.peer_fin && !self.reset && self.rx.len() < RECV_BUF {
+            let want = (RECV_BUF - self.rx.len()).min(CHUNK);
+            match self.sock.read(&mut chunk[..want]) {
+                Ok(0) => {
+                    self.peer_fin = true;
+                    changed = true;
+                }
+                Ok(n) => {
+                    self.rx.extend(&chunk[..n]);
+                    changed = true;
+                    if n < want {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.set_reset();
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
+    /// Moves bytes from `tx` to the kernel while it takes them.
+    /// Returns whether anything changed.
+    fn flush(&mut self) -> bool {
+        let mut changed = false;
+        while !self.tx.is_empty() && !self.reset {
+            let (a, _) = self.tx.as_slices();
+            match self.sock.write(a) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.tx.drain(..n);
+                    changed = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.set_reset();
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
+    fn interest(&self) -> PollFlags {
+        let mut f = PollFlags::empty();
+        if !self.reset && !self.peer_fin && self.rx.len() < RECV_BUF {
+            f |= PollFlags::IN;
+        }
+        if !self.reset && !self.tx.is_empty() {
+            f |= PollFlags::OUT;
+        }
+        f
+    }
+}
+
+enum Kind {
+    /// A data listener waiting for its one connection.
+    Listener(TcpListener),
+    /// An active connection being set up.
+    Connecting(Socket),
+    Stream(Stream),
+    /// Refused, failed or reset before it was established.
+    Failed,
+}
+
+struct Entry {
+    kind: Kind,
+    local: Option<SocketAddr>,
+    peer: Option<SocketAddr>,
+    /// Came from the FTP control listener (told apart at shutdown).
+    control: bool,
+}
+
+struct Slot {
+    generation: u32,
+    entry: Option<Entry>,
+}
+
+/// A connection the engine has closed: flushing, then waiting for FIN.
+struct Closing {
+    stream: Stream,
+    shut: bool,
+    deadline: Instant,
+}
+
+impl Closing {
+    /// Advances the close; returns true when the socket can be dropped.
+    fn advance(&mut self, now: Instant) -> bool {
+        let mut progressed = self.stream.flush();
+        if self.stream.reset {
+            return true;
+        }
+        if self.stream.tx.is_empty() && !self.shut {
+            let _ = self.stream.sock.shutdown(Shutdown::Write);
+            self.shut = true;
+            progressed = true;
+        }
+        // Read and drop what the peer still sends, until its FIN.
+        if self.stream.fill() {
+            progressed = true;
+        }
+        self.stream.rx.clear();
+        if self.stream.reset || (self.shut && self.stream.peer_fin) {
+            return true;
+        }
+        if progressed {
+            self.deadline = now + CLOSE_LINGER;
+        }
+        now >= self.deadline
+    }
+
+    fn interest(&self) -> PollFlags {
+        let mut f = PollFlags::empty();
+        if !self.stream.peer_fin {
+            f |= PollFlags::IN;
+        }
+        if !self.stream.tx.is_empty() {
+            f |= PollFlags::OUT;
+        }
+        f
+    }
+}
+
+/// Host TCP sockets behind the engine's [`Net`] trait; see the module docs.
+pub struct HostNet {
+    control: TcpListener,
+    control_addr: SocketAddr,
+    accepted: VecDeque<SocketId>,
+    accept_backoff: Option<Instant>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    closing: Vec<Closing>,
+    wake_rx: UnixStream,
+    wake_tx: UnixStream,
+}
+
+impl HostNet {
+    /// Listens for FTP control connections on `addr` (IPv4 or IPv6; port 0
+    /// picks a free port, see [`HostNet::control_addr`]).
+    pub fn bind(addr: SocketAddr) -> io::Result<HostNet> {
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        sock.set_reuse_address(true)?;
+        if addr.is_ipv6() {
+            sock.set_only_v6(true)?;
+        }
+        sock.bind(&addr.into())?;
+        sock.listen(128)?;
+        sock.set_nonblocking(true)?;
+        let control: TcpListener = sock.into();
+        let control_addr = control.local_addr()?;
+        let (wake_rx, wake_tx) = UnixStream::pair()?;
+        wake_rx.set_nonblocking(true)?;
+        wake_tx.set_nonblocking(true)?;
+        Ok(HostNet {
+            control,
+            control_addr,
+            accepted: VecDeque::new(),
+            accept_backoff: None,
+            slots: Vec::new(),
+            free: Vec::new(),
+            closing: Vec::new(),
+            wake_rx,
+            wake_tx,
+        })
+    }
+
+    /// The address the control listener is bound to (the real port when
+    /// bound to port 0).
+    pub fn control_addr(&self) -> SocketAddr {
+        self.control_addr
+    }
+
+    /// A handle that makes a blocked [`HostNet::wait`] return when one byte
+    /// is written to it (from a signal handler, e.g. `signal_hook`'s pipe, or
+    /// from another thread). It is non-blocking.
+    pub fn waker(&self) -> io::Result<UnixStream> {
+        self.wake_tx.try_clone()
+    }
+
+    /// Handles in use (listeners and connections the engine holds).
+    pub fn open_sockets(&self) -> usize {
+        self.slots.iter().filter(|s| s.entry.is_some()).count()
+    }
+
+    /// Connections closed by the engine that are still finishing.
+    pub fn closing_sockets(&self) -> usize {
+        self.closing.len()
+    }
+
+    /// Moves bytes between the kernel and the userspace buffers, accepts
+    /// pending connections, completes connects and advances background
+    /// closes. Never blocks. Call it before each `Server::poll`.
+    pub fn pump(&mut self) {
+        self.pump_control();
+        for slot in &mut self.slots {
+            let Some(entry) = slot.entry.as_mut() else { continue };
+            pump_entry(entry);
+        }
+        let now = Instant::now();
+        self.closing.retain_mut(|c| !c.advance(now));
+    }
+
+    fn pump_control(&mut self) {
+        if let Some(until) = self.accept_backoff {
+            if Instant::now() < until {
+                return;
+            }
+            self.accept_backoff = None;
+        }
+        while self.accepted.len() < ACCEPT_QUEUE {
+            match self.control.accept() {
+                Ok((sock, peer)) => {
+                    let local = sock.local_addr().ok();
+                    let stream = match Stream::new(sock) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            log::warn!("control connection from {peer}: {e}");
+                            continue;
+                        }
+                    };
+                    let entry = Entry { kind: Kind::Stream(stream), local, peer: Some(peer), control: true };
+                    match self.insert(entry) {
+                        Ok(id) => {
+                            log::debug!("net: control connection from {peer} ({id:?})");
+                            self.accepted.push_back(id);
+                        }
+                        Err(entry) => {
+                            // No handle left: say so instead of leaving the
+                            // client hanging.
+                            log::warn!("net: no free socket for control connection from {peer}");
+                            if let Kind::Stream(mut s) = entry.kind {
+                                let _ = s.sock.write(b"421 Too many connections, try again later.\r\n");
+                                let _ = s.sock.shutdown(Shutdown::Both);
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if is_transient_accept_error(&e) => continue,
+                Err(e) => {
+                    log::warn!("net: accept on {}: {e}", self.control_addr);
+                    self.accept_backoff = Some(Instant::now() + ACCEPT_BACKOFF);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Blocks until a socket can make progress, the wake-up handle is
+    /// written to, or `deadline` passes (`None`: no deadline). Returns at
+    /// once when `deadline` is already past. Does not move any data: call
+    /// [`HostNet::pump`] next.
+    pub fn wait(&mut self, deadline: Option<Instant>) {
+        let now = Instant::now();
+        let mut until = deadline;
+        let mut earliest = |t: Instant| until = Some(until.map_or(t, |u| u.min(t)));
+        for c in &self.closing {
+            earliest(c.deadline);
+        }
+        if let Some(t) = self.accept_backoff {
+            earliest(t);
+        }
+        let timeout = until.map(|t| t.saturating_duration_since(now));
+        let mut fds = self.poll_fds();
+        let ts = timeout.map(|d| {
+            // poll(2) has no use for more than a day at a time.
+            let d = d.min(Duration::from_secs(86_400));
+            Timespec { tv_sec: d.as_secs() as _, tv_nsec: d.subsec_nanos() as _ }
+        });
+        match rustix::event::poll(&mut fds, ts.as_ref()) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => log::warn!("net: poll: {e}"),
+        }
+        let woken = fds[0].revents().contains(PollFlags::IN);
+        drop(fds);
+        if woken {
+            let mut buf = [0u8; 64];
+            while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
+        }
+    }
+
+    /// True when [`HostNet::wait`] would return at once (a socket it
+    /// watches is ready, or a wake-up is pending). Never blocks.
+    pub fn ready_now(&self) -> bool {
+        let mut fds = self.poll_fds();
+        let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+        rustix::event::poll(&mut fds, Some(&zero)).unwrap_or(0) > 0
+    }
+
+    /// What [`HostNet::wait`] watches: the wake-up pipe first, then every
+    /// socket that can make progress, each for what it can make progress on.
+    fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(2 + self.slots.len() + self.closing.len());
+        fds.push(PollFd::new(&self.wake_rx, PollFlags::IN));
+        if self.accept_backoff.is_none() && self.accepted.len() < ACCEPT_QUEUE {
+            fds.push(PollFd::new(&self.control, PollFlags::IN));
+        }
+        for entry in self.slots.iter().filter_map(|s| s.entry.as_ref()) {
+            let (fd, flags): (BorrowedFd<'_>, PollFlags) = match &entry.kind {
+                Kind::Listener(l) => (l.as_fd(), PollFlags::IN),
+                Kind::Connecting(s) => (s.as_fd(), PollFlags::OUT),
+                Kind::Stream(s) => (s.sock.as_fd(), s.interest()),
+                Kind::Failed => continue,
+            };
+            if !flags.is_empty() {
+                fds.push(PollFd::from_borrowed_fd(fd, flags));
+            }
+        }
+        for c in &self.closing {
+            let flags = c.interest();
+            if !flags.is_empty() {
+                fds.push(PollFd::from_borrowed_fd(c.stream.sock.as_fd(), flags));
+            }
+        }
+        fds
+    }
+
+    /// Ends everything: every control connection still open gets `goodbye`
+    /// (when it fits) and an orderly close, every other connection is reset
+    /// (a transfer cut short must not look complete), listeners are closed.
+    /// Then waits up to `grace` for the closes to finish.
+    pub fn shutdown(&mut self, goodbye: &[u8], grace: Duration) {
+        while let Some(id) = self.accepted.pop_front() {
+            // Never handed to the engine: greet it with the goodbye too.
+            let _ = self.send(id, goodbye);
+            self.close(id);
+        }
+        let ids: Vec<SocketId> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.entry.is_some())
+            .map(|(i, s)| SocketId { index: i as u32, generation: s.generation })
+            .collect();
+        for id in ids {
+            let control = self.entry(id).is_some_and(|e| e.control);
+            if control {
+                if self.send_capacity(id) >= goodbye.len() {
+                    let _ = self.send(id, goodbye);
+                }
+                self.close(id);
+            } else {
+                self.abort(id);
+            }
+        }
+        let end = Instant::now() + grace;
+        loop {
+            self.pump();
+            if self.closing.is_empty() || Instant::now() >= end {
+                break;
+            }
+            self.wait(Some(end));
+        }
+        self.closing.clear();
+    }
+
+    fn insert(&mut self, entry: Entry) -> Result<SocketId, Entry> {
+        if let Some(index) = self.free.pop() {
+            let slot = &mut self.slots[index as usize];
+            slot.generation = slot.generation.wrapping_add(1);
+            slot.entry = Some(entry);
+            return Ok(SocketId { index, generation: slot.generation });
+        }
+        if self.slots.len() >= MAX_SOCKETS {
+            return Err(entry);
+        }
+        self.slots.push(Slot { generation: 0, entry: Some(entry) });
+        Ok(SocketId { index: (self.slots.len() - 1) as u32, generation: 0 })
+    }
+
+    fn entry(&self, id: SocketId) -> Option<&Entry> {
+        let slot = self.slots.get(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.entry.as_ref()
+    }
+
+    fn entry_mut(&mut self, id: SocketId) -> Option<&mut Entry> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.entry.as_mut()
+    }
+
+    fn take(&mut self, id: SocketId) -> Option<Entry> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        let entry = slot.entry.take()?;
+        self.free.push(id.index);
+        Some(entry)
+    }
+
+    fn stream_mut(&mut self, id: SocketId) -> Option<&mut Stream> {
+        match &mut self.entry_mut(id)?.kind {
+            Kind::Stream(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Advances one socket the engine holds: accept on a data listener,
+/// completion of a connect, buffers of a connection.
+fn pump_entry(entry: &mut Entry) {
+    match &mut entry.kind {
+        Kind::Listener(l) => loop {
+            match l.accept() {
+                Ok((sock, peer)) => {
+                    let local = sock.local_addr().ok();
+                    match Stream::new(sock) {
+                        Ok(s) => {
+                            log::debug!("net: data connection from {peer}");
+                            entry.kind = Kind::Stream(s);
+                            entry.local = local;
+                            entry.peer = Some(peer);
+                        }
+                        Err(_) => entry.kind = Kind::Failed,
+                    }
+                    break;
+                }
+                Err(e) if is_transient_accept_error(&e) => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::warn!("net: data listener accept: {e}");
+                    entry.kind = Kind::Failed;
+                    break;
+                }
+            }
+        },
+        Kind::Connecting(sock) => match sock.take_error() {
+            Ok(None) => {
+                if let Ok(peer) = sock.peer_addr() {
+                    let Kind::Connecting(sock) = std::mem::replace(&mut entry.kind, Kind::Failed)
+                    else {
+                        unreachable!()
+                    };
+                    entry.peer = peer.as_socket();
+                    entry.local = sock.local_addr().ok().and_then(|a| a.as_socket());
+                    if let Ok(s) = Stream::new(sock.into()) {
+                        entry.kind = Kind::Stream(s);
+                    }
+                }
+            }
+            Ok(Some(e)) | Err(e) => {
+                log::debug!("net: connect to {:?}: {e}", entry.peer);
+                entry.kind = Kind::Failed;
+            }
+        },
+        Kind::Stream(s) => {
+            s.flush();
+            s.fill();
+        }
+        Kind::Failed => {}
+    }
+}
+
+fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Interrupted | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    )
+}
+
+/// Why a new socket could not be had, in the engine's words.
+fn net_error(e: &io::Error) -> NetError {
+    match rustix::io::Errno::from_io_error(e) {
+        Some(rustix::io::Errno::ADDRINUSE) => NetError::AddrInUse,
+        Some(
+            rustix::io::Errno::MFILE
+            | rustix::io::Errno::NFILE
+            | rustix::io::Errno::NOBUFS
+            | rustix::io::Errno::NOMEM,
+        ) => NetError::Exhausted,
+        _ => match e.kind() {
+            ErrorKind::AddrInUse => NetError::AddrInUse,
+            _ => NetError::Unreachable,
+        },
+    }
+}
+
+impl Net for HostNet {
+    type Socket = SocketId;
+
+    fn accept(&mut self) -> Option<SocketId> {
+        if self.accepted.is_empty() {
+            self.pump_control();
+        }
+        self.accepted.pop_front()
+    }
+
+    fn listen(&mut self, addr: SocketAddr) -> Result<SocketId, NetError> {
+        if self.free.is_empty() && self.slots.len() >= MAX_SOCKETS {
+            return Err(NetError::Exhausted);
+        }
+        let setup = || -> io::Result<TcpListener> {
+            let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            // Lets a passive port be reused while an earlier data connection
+            // on it sits in TIME_WAIT (a live listener still conflicts).
+            sock.set_reuse_address(true)?;
+            if addr.is_ipv6() {
+                sock.set_only_v6(true)?;
+            }
+            sock.bind(&addr.into())?;
+            sock.listen(1)?;
+            sock.set_nonblocking(true)?;
+            Ok(sock.into())
+        };
+        let listener = setup().map_err(|e| net_error(&e))?;
+        let local = listener.local_addr().ok();
+        let entry = Entry { kind: Kind::Listener(listener), local, peer: None, control: false };
+        self.insert(entry).map_err(|_| NetError::Exhausted)
+    }
+
+    fn connect(&mut self, local: IpAddr, remote: SocketAddr) -> Result<SocketId, NetError> {
+        if local.is_ipv4() != remote.is_ipv4() {
+            return Err(NetError::Unreachable);
+        }
+        if self.free.is_empty() && self.slots.len() >= MAX_SOCKETS {
+            return Err(NetError::Exhausted);
+        }
+        let sock = Socket::new(Domain::for_address(remote), Type::STREAM, Some(Protocol::TCP))
+            .map_err(|e| net_error(&e))?;
+        sock.set_nonblocking(true).map_err(|e| net_error(&e))?;
+        sock.bind(&SocketAddr::new(local, 0).into()).map_err(|e| net_error(&e))?;
+        let kind = match sock.connect(&remote.into()) {
+            Ok(()) => Kind::Connecting(sock),
+            Err(e)
+                if e.kind() == ErrorKind::WouldBlock
+                    || rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::INPROGRESS) =>
+            {
+                Kind::Connecting(sock)
+            }
+            // Refused at once: a handle that is already closed, exactly as
+            // when the refusal comes later.
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => Kind::Failed,
+            Err(e) => return Err(net_error(&e)),
+        };
+        let local = match &kind {
+            Kind::Connecting(s) => s.local_addr().ok().and_then(|a| a.as_socket()),
+            _ => None,
+        };
+        let mut entry = Entry { kind, local, peer: Some(remote), control: false };
+        pump_entry(&mut entry);
+        self.insert(entry).map_err(|_| NetError::Exhausted)
+    }
+
+    fn state(&self, s: SocketId) -> SockState {
+        match self.entry(s).map(|e| &e.kind) {
+            Some(Kind::Listener(_)) => SockState::Listening,
+            Some(Kind::Connecting(_)) => SockState::Connecting,
+            Some(Kind::Stream(st)) if st.reset => SockState::Closed,
+            Some(Kind::Stream(st)) if st.peer_fin => SockState::PeerClosed,
+            Some(Kind::Stream(_)) => SockState::Established,
+            Some(Kind::Failed) | None => SockState::Closed,
+        }
+    }
+
+    fn local_addr(&self, s: SocketId) -> Option<SocketAddr> {
+        self.entry(s)?.local
+    }
+
+    fn peer_addr(&self, s: SocketId) -> Option<SocketAddr> {
+        let e = self.entry(s)?;
+        match e.kind {
+            Kind::Stream(_) => e.peer,
+            _ => None,
+        }
+    }
+
+    fn peek(&mut self, s: SocketId, buf: &mut [u8]) -> Result<usize, NetError> {
+        let Some(entry) = self.entry_mut(s) else { return Err(NetError::Reset) };
+        let st = match &mut entry.kind {
+            Kind::Stream(st) => st,
+            Kind::Listener(_) | Kind::Connecting(_) => return Ok(0),
+            Kind::Failed => return Err(NetError::Reset),
+        };
+        if st.rx.len() < buf.len() {
+            st.fill();
+        }
+        if st.reset {
+            return Err(NetError::Reset);
+        }
+        if st.rx.is_empty() {
+            return if st.peer_fin { Err(NetError::Closed) } else { Ok(0) };
+        }
+        let n = buf.len().min(st.rx.len());
+        let (a, b) = st.rx.as_slices();
+        let from_a = n.min(a.len());
+        buf[..from_a].copy_from_slice(&a[..from_a]);
+        buf[from_a..n].copy_from_slice(&b[..n - from_a]);
+        Ok(n)
+    }
+
+    fn consume(&mut self, s: SocketId, n: usize) {
+        if let Some(st) = self.stream_mut(s) {
+            let n = n.min(st.rx.len());
+            st.rx.drain(..n);
+        }
+    }
+
+    fn recv(&mut self, s: SocketId, buf: &mut [u8]) -> Result<usize, NetError> {
+        let n = self.peek(s, buf)?;
+        self.consume(s, n);
+        Ok(n)
+    }
+
+    fn send_capacity(&self, s: SocketId) -> usize {
+        match self.entry(s).map(|e| &e.kind) {
+            Some(Kind::Stream(st)) if !st.reset => SEND_BUF - st.tx.len(),
+            _ => 0,
+        }
+    }
+
+    fn send(&mut self, s: SocketId, data: &[u8]) -> Result<usize, NetError> {
+        let Some(entry) = self.entry_mut(s) else { return Err(NetError::Reset) };
+        let st = match &mut entry.kind {
+            Kind::Stream(st) => st,
+            Kind::Listener(_) | Kind::Connecting(_) => return Ok(0),
+            Kind::Failed => return Err(NetError::Reset),
+        };
+        if st.reset {
+            return Err(NetError::Reset);
+        }
+        let n = data.len().min(SEND_BUF - st.tx.len());
+        st.tx.extend(&data[..n]);
+        st.flush();
+        if st.reset { Err(NetError::Reset) } else { Ok(n) }
+    }
+
+    fn send_drained(&self, s: SocketId) -> bool {
+        match self.entry(s).map(|e| &e.kind) {
+            Some(Kind::Stream(st)) => st.tx.is_empty(),
+            _ => true,
+        }
+    }
+
+    fn close(&mut self, s: SocketId) {
+        let Some(entry) = self.take(s) else { return };
+        if let Kind::Stream(mut stream) = entry.kind {
+            if stream.reset {
+                return;
+            }
+            stream.rx.clear();
+            let now = Instant::now();
+            let mut c = Closing { stream, shut: false, deadline: now + CLOSE_LINGER };
+            if !c.advance(now) {
+                self.closing.push(c);
+            }
+        }
+    }
+
+    fn abort(&mut self, s: SocketId) {
+        let Some(entry) = self.take(s) else { return };
+        match &entry.kind {
+            Kind::Stream(st) => {
+                let _ = SockRef::from(&st.sock).set_linger(Some(Duration::ZERO));
+            }
+            Kind::Connecting(sock) => {
+                let _ = sock.set_linger(Some(Duration::ZERO));
+            }
+            Kind::Listener(_) | Kind::Failed => {}
+        }
+        log::debug!("net: abort {:?} (peer {:?})", s, entry.peer);
+    }
+}
