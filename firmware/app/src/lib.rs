@@ -1,1 +1,108 @@
-#![cfg_attr(not(test), no_std)]
+//! # ftpd-app: the FTP server application, written once for every board
+//!
+//! The QEMU board (`lm3s6965evb`), the STM32F4-Discovery and the virtual
+//! board (`sim --tap`) all run this crate; a board adds only its drivers: an
+//! Ethernet device for smoltcp, a [`ftpd::Storage`] (FAT on its SD card), a
+//! millisecond clock.
+//!
+//! - [`net::SmolNet`]: the engine's [`ftpd::Net`] over a smoltcp 0.13
+//!   interface, IPv4 and IPv6, with socket pools in caller-provided storage.
+//! - [`App`]: the configuration (accounts, limits, passive ports), the
+//!   engine, the adapter and the storage in one poll loop.
+//! - [`diag`] (feature `diag`): raw-TCP discard and chargen services, the
+//!   network ceiling for the benchmarks.
+//! - `host` (feature `std`): the virtual board's TAP glue, `host::run_tap`.
+//!
+//! `#![no_std]`, no allocator. Builds for `thumbv7m-none-eabi`,
+//! `thumbv7em-none-eabihf` and the host.
+//!
+//! ## Driving it from a board
+//!
+//! ```ignore
+//! let res = ftpd_app::Resources::take().unwrap();
+//! let settings = ftpd_app::Settings::new(ftpd_app::NetConfig { mac, ..ftpd_app::NetConfig::TEST_NET });
+//! let mut app = ftpd_app::App::new(res, &settings, &mut eth, sd_storage, clock.ms());
+//! loop {
+//!     let wake = app.poll(clock.ms(), &mut eth);
+//!     sleep_until_irq_or(wake); // None: until the NIC interrupts
+//! }
+//! ```
+//!
+//! ## RAM budget (QEMU board: 64 KB SRAM, 4 sessions)
+//!
+//! The virtual board uses the very same constants, so what fits and runs
+//! there holds on QEMU. Sizes below are for `thumbv7m-none-eabi`; the
+//! compile-time check at the bottom of this file keeps [`Resources`] within
+//! [`RESOURCES_BUDGET`] on 32-bit targets.
+//!
+//! | item | count × size | bytes |
+//! |---|---|---|
+//! | control sockets, RX + TX ([`CONTROL_RX`] + [`CONTROL_TX`]) | 5 × (512 + 1024) | 7 680 |
+//! | data sockets, RX + TX ([`DATA_RX`] + [`DATA_TX`]) | 5 × (2048 + 2048) | 20 480 |
+//! | smoltcp socket state (`SocketStorage`: TCP state, assembler, timers) | 10 × 392 | 3 920 |
+//! | engine shared data buffer ([`ENGINE_BUF`]) | 1 × 2048 | 2 048 |
+//! | **[`Resources`] total** | | **34 128** |
+//! | [`AppNet`]: smoltcp `Interface` (576: neighbour cache, addresses, routes) + pools | | 840 |
+//! | with feature `diag`: 2 more sockets, 2 × 392 + 2048 + 64 + 64 + 2048 | | + 5 008 |
+//!
+//! That leaves about 30 KB of the 64 KB for the rest of the QEMU firmware:
+//! the engine's session state (issue 6's floor: under 1 KB per session, so
+//! under 4 KB for four), the FAT layer and its block buffers (a few KB), the
+//! NIC driver's frame buffers (about 3 KB) and the stack with its 4 KB
+//! margin. The diagnostic build takes 5 KB of that slack; it is a
+//! measurement build, not the one that ships.
+//!
+//! Why these sizes: a control connection holds at most one command line
+//! ([`ftpd::MAX_LINE`] = 512 bytes) and the engine writes a reply only when
+//! all of it fits, so the control TX buffer must hold the longest reply
+//! (a path of [`ftpd::MAX_PATH`] plus text). Data windows of 2 KB are what
+//! the budget allows; the engine's buffer matches them so one storage read
+//! fills one socket. Five control sockets = [`MAX_SESSIONS`] + 1, so that the
+//! client past the limit is connected and hears `421`; five data sockets =
+//! one per session + 1 for a socket still closing (FIN-WAIT, LAST-ACK).
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+
+pub mod app;
+#[cfg(feature = "diag")]
+pub mod diag;
+#[cfg(feature = "std")]
+pub mod host;
+pub mod net;
+#[cfg(test)]
+mod testing;
+
+pub use app::{App, AppNet, NetConfig, Resources, Settings, ftp_config};
+pub use net::{Census, SmolNet, Sock};
+
+/// Sessions served at once; the next client gets `421`.
+pub const MAX_SESSIONS: usize = 4;
+/// The FTP control port.
+pub const FTP_PORT: u16 = 21;
+/// Control sockets: one per session plus one for the client to refuse.
+pub const CONTROL_SOCKETS: usize = MAX_SESSIONS + 1;
+/// Data sockets: one per session plus one still closing.
+pub const DATA_SOCKETS: usize = MAX_SESSIONS + 1;
+/// Control socket receive buffer: one full command line.
+pub const CONTROL_RX: usize = ftpd::MAX_LINE;
+/// Control socket transmit buffer: the longest reply.
+pub const CONTROL_TX: usize = 1024;
+/// Data socket receive buffer (the STOR window).
+pub const DATA_RX: usize = 2048;
+/// Data socket transmit buffer (the RETR window).
+pub const DATA_TX: usize = 2048;
+/// The engine's data buffer, shared by all sessions.
+pub const ENGINE_BUF: usize = 2048;
+/// Sockets of the diagnostic services.
+pub const DIAG_SOCKETS: usize = if cfg!(feature = "diag") { 2 } else { 0 };
+/// Every socket the application owns.
+pub const SOCKETS: usize = CONTROL_SOCKETS + DATA_SOCKETS + DIAG_SOCKETS;
+
+/// What [`Resources`] may take on a 32-bit target, without and with the
+/// diagnostic services.
+pub const RESOURCES_BUDGET: usize = if cfg!(feature = "diag") { 39 * 1024 } else { 34 * 1024 };
+
+#[cfg(target_pointer_width = "32")]
+const _: () = assert!(
+    core::mem::size_of::<Resources<'static>>() <= RESOURCES_BUDGET,
+    "the application's buffers outgrew the QEMU board's RAM budget (see the crate docs)"
+);

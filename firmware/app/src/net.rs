@@ -1,0 +1,535 @@
+//! [`SmolNet`]: the engine's [`ftpd::Net`] over a smoltcp [`Interface`] and a
+//! [`SocketSet`] whose storage and buffers the board provides.
+//!
+//! # Socket pools
+//!
+//! smoltcp has no `accept()`: a listening socket turns into the connection
+//! itself, and a SYN that finds no socket in `LISTEN` is answered with RST.
+//! The adapter therefore keeps every socket in one of a few fixed pools:
+//!
+//! - **control** sockets: every free one listens on the FTP port, so the
+//!   listen backlog is the number of free control sockets. [`Net::accept`]
+//!   hands out one that reached `ESTABLISHED`; once the engine gives it back
+//!   and TCP is done with it, it listens again. Sized for the session limit
+//!   plus one spare, so that the client past the limit is connected and hears
+//!   the engine's `421` instead of a SYN timeout.
+//! - **data** sockets: [`Net::listen`] and [`Net::connect`] take a free one.
+//!   Sized for one per session plus slack for sockets still closing.
+//! - **service** sockets (feature `diag`): the raw-TCP discard and chargen
+//!   services, served by the adapter itself, see [`crate::diag`].
+//!
+//! # Closing
+//!
+//! [`Net::close`] and [`Net::abort`] give a handle back at once, but the
+//! socket stays *closing* until smoltcp is done with it: `CLOSED` with its RST
+//! (if any) sent, or `TIME-WAIT` (all our data and our FIN acknowledged; the
+//! 10 s wait is skipped, as `listen`/`connect` may reuse such a socket). A
+//! socket still sending (`FIN-WAIT-1`, `CLOSING`, `LAST-ACK`) is never reused.
+//! Two limits keep a closing socket from being lost for good: after a close,
+//! smoltcp aborts the connection when the peer is silent for
+//! [`LINGER_SILENCE_MS`], and the adapter aborts any socket still closing
+//! after [`LINGER_MS`] (a peer that is alive but never reads).
+//!
+//! # Handles
+//!
+//! A [`Sock`] names a slot and a generation: a handle given back is stale,
+//! and every operation on a stale handle behaves as on a closed socket.
+//!
+//! # Options
+//!
+//! Nagle is off on every socket: control replies are short and must go out at
+//! once, and on data sockets it would hold back the last short segment of a
+//! file or listing until the peer's delayed ACK. Data sockets also ACK every
+//! segment at once (no ACK delay): their receive windows are small, and a
+//! delayed ACK would stall a STOR for up to 10 ms per window (see the perf
+//! notes on smoltcp's delayed ACK).
+
+use core::net::{IpAddr, SocketAddr};
+
+use ftpd::{Net, NetError, SockState};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::socket::tcp::{self, RecvError, State};
+use smoltcp::time::Duration;
+use smoltcp::wire::{IpAddress, IpListenEndpoint};
+
+/// A closing socket whose peer stays silent this long is aborted by smoltcp.
+pub const LINGER_SILENCE_MS: u64 = 10_000;
+/// A socket still closing this long after the engine gave it back is aborted.
+pub const LINGER_MS: u64 = 30_000;
+/// An aborted socket whose RST has not gone out this long after
+/// [`LINGER_MS`] is reused anyway.
+const RST_GRACE_MS: u64 = 1_000;
+/// Local ports of active (PORT/EPRT) data connections rotate through this
+/// range, skipping ports in use.
+pub const EPHEMERAL_PORTS: (u16, u16) = (49152, 65535);
+
+/// A socket handle, see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sock {
+    slot: u8,
+    generation: u16,
+}
+
+/// What a socket is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Control,
+    Data,
+    #[cfg(feature = "diag")]
+    Service(crate::diag::Service),
+}
+
+/// Where a socket is, as the adapter tracks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Usage {
+    /// Data socket, unused.
+    Free,
+    /// Control or service socket, listening (or connected, not yet accepted).
+    Pooled,
+    /// Handed to the engine.
+    Owned,
+    /// Given back by the engine at this time (ms); TCP is not done with it.
+    Closing { since: u64 },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    handle: SocketHandle,
+    role: Role,
+    usage: Usage,
+    generation: u16,
+}
+
+/// Counts of sockets per pool and usage, for diagnostics and leak tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Control sockets listening for a client (the accept backlog).
+    pub control_listening: usize,
+    /// Data sockets free for a new listener or connection.
+    pub data_free: usize,
+    /// Sockets of any pool held by the engine.
+    pub owned: usize,
+    /// Sockets given back and still closing.
+    pub closing: usize,
+}
+
+/// [`ftpd::Net`] over smoltcp with at most `K` sockets. See the module docs.
+pub struct SmolNet<'a, const K: usize> {
+    iface: Interface,
+    sockets: SocketSet<'a>,
+    slots: [Option<Slot>; K],
+    control_port: u16,
+    next_port: u16,
+    now_ms: u64,
+}
+
+impl<'a, const K: usize> SmolNet<'a, K> {
+    /// An adapter over `iface`, with room for `K` sockets in `storage`
+    /// (which must hold at least `K` entries). Add sockets with
+    /// [`SmolNet::add_control`], [`SmolNet::add_data`] (and
+    /// [`SmolNet::add_service`]) before the first poll.
+    pub fn new(iface: Interface, storage: &'a mut [SocketStorage<'a>], control_port: u16) -> Self {
+        assert!(storage.len() >= K, "socket storage smaller than the adapter's K");
+        assert!(K <= u8::MAX as usize);
+        SmolNet {
+            iface,
+            sockets: SocketSet::new(storage),
+            slots: [None; K],
+            control_port,
+            next_port: EPHEMERAL_PORTS.0,
+            now_ms: 0,
+        }
+    }
+
+    /// Adds a control socket (listening on the FTP port) with these buffers.
+    pub fn add_control(&mut self, rx: &'a mut [u8], tx: &'a mut [u8]) {
+        let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
+        s.set_nagle_enabled(false);
+        self.add(s, Role::Control, Usage::Pooled);
+    }
+
+    /// Adds a data socket with these buffers.
+    pub fn add_data(&mut self, rx: &'a mut [u8], tx: &'a mut [u8]) {
+        let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
+        s.set_nagle_enabled(false);
+        s.set_ack_delay(None);
+        self.add(s, Role::Data, Usage::Free);
+    }
+
+    /// Adds a diagnostic service socket (discard or chargen, see
+    /// [`crate::diag`]); it listens on the service's port.
+    #[cfg(feature = "diag")]
+    pub fn add_service(&mut self, service: crate::diag::Service, rx: &'a mut [u8], tx: &'a mut [u8]) {
+        let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
+        s.set_nagle_enabled(false);
+        s.set_ack_delay(None);
+        self.add(s, Role::Service(service), Usage::Pooled);
+    }
+
+    fn add(&mut self, socket: tcp::Socket<'a>, role: Role, usage: Usage) {
+        let free = self.slots.iter().position(Option::is_none).expect("more sockets than K");
+        let handle = self.sockets.add(socket);
+        self.slots[free] = Some(Slot { handle, role, usage, generation: 0 });
+        self.maintain(self.now_ms);
+    }
+
+    /// The interface (addresses, routes).
+    pub fn iface(&self) -> &Interface {
+        &self.iface
+    }
+    pub fn iface_mut(&mut self) -> &mut Interface {
+        &mut self.iface
+    }
+    /// The FTP control port.
+    pub fn control_port(&self) -> u16 {
+        self.control_port
+    }
+
+    /// Runs the interface: receives and sends what it can.
+    pub fn poll_iface<D: smoltcp::phy::Device + ?Sized>(&mut self, now_ms: u64, device: &mut D) -> bool {
+        let now = smoltcp::time::Instant::from_millis(now_ms as i64);
+        self.now_ms = now_ms;
+        self.iface.poll(now, device, &mut self.sockets) == smoltcp::iface::PollResult::SocketStateChanged
+    }
+
+    /// When the interface wants to be polled again (ms on the caller's
+    /// clock): smoltcp's timers and the adapter's linger deadlines.
+    pub fn poll_at(&mut self, now_ms: u64) -> Option<u64> {
+        let now = smoltcp::time::Instant::from_millis(now_ms as i64);
+        let mut at = self.iface.poll_at(now, &self.sockets).map(|t| t.total_millis().max(0) as u64);
+        for slot in self.slots.iter().flatten() {
+            if let Usage::Closing { since } = slot.usage {
+                let deadline = [LINGER_MS, LINGER_MS + RST_GRACE_MS]
+                    .into_iter()
+                    .map(|d| since.saturating_add(d))
+                    .find(|&d| d > now_ms);
+                if let Some(d) = deadline {
+                    at = Some(at.map_or(d, |a| a.min(d)));
+                }
+            }
+        }
+        at
+    }
+
+    /// Moves sockets between pools: reclaims closing sockets TCP is done
+    /// with, re-arms control listeners, enforces [`LINGER_MS`] and runs the
+    /// diagnostic services. Returns true when a service moved data.
+    pub fn maintain(&mut self, now_ms: u64) -> bool {
+        self.now_ms = self.now_ms.max(now_ms);
+        let now = self.now_ms;
+        let control_port = self.control_port;
+        #[allow(unused_mut)]
+        let mut progressed = false;
+        for slot in self.slots.iter_mut().flatten() {
+            let sock = self.sockets.get_mut::<tcp::Socket>(slot.handle);
+            if let Usage::Closing { since } = slot.usage {
+                let lingered = now.saturating_sub(since);
+                if !reusable(sock) && lingered >= LINGER_MS {
+                    if sock.state() != State::Closed {
+                        sock.abort();
+                    } else if lingered >= LINGER_MS + RST_GRACE_MS {
+                        // Its RST could not go out (no neighbour): forget it.
+                        forget(sock);
+                    }
+                }
+                if reusable(sock) {
+                    sock.set_timeout(None);
+                    slot.usage = match slot.role {
+                        Role::Data => Usage::Free,
+                        _ => Usage::Pooled,
+                    };
+                }
+            }
+            if slot.usage == Usage::Pooled {
+                let port = match slot.role {
+                    Role::Control => control_port,
+                    Role::Data => continue,
+                    #[cfg(feature = "diag")]
+                    Role::Service(ref mut service) => {
+                        progressed |= crate::diag::serve(service, sock);
+                        service.port()
+                    }
+                };
+                if reusable(sock) {
+                    // The port is non-zero and the socket closed: cannot fail.
+                    let _ = sock.listen(port);
+                }
+            }
+        }
+        progressed
+    }
+
+    /// How many sockets are where, see [`Census`].
+    pub fn census(&self) -> Census {
+        let mut c = Census::default();
+        for slot in self.slots.iter().flatten() {
+            match (slot.usage, slot.role) {
+                (Usage::Free, _) => c.data_free += 1,
+                (Usage::Pooled, Role::Control) => c.control_listening += 1,
+                (Usage::Pooled, _) => {}
+                (Usage::Owned, _) => c.owned += 1,
+                (Usage::Closing { .. }, _) => c.closing += 1,
+            }
+        }
+        c
+    }
+
+    /// The slot of a live handle.
+    fn live(&self, s: Sock) -> Option<&Slot> {
+        match self.slots.get(s.slot as usize) {
+            Some(Some(slot)) if slot.usage == Usage::Owned && slot.generation == s.generation => Some(slot),
+            _ => None,
+        }
+    }
+
+    fn socket(&self, s: Sock) -> Option<&tcp::Socket<'a>> {
+        let handle = self.live(s)?.handle;
+        Some(self.sockets.get::<tcp::Socket>(handle))
+    }
+
+    fn socket_mut(&mut self, s: Sock) -> Option<&mut tcp::Socket<'a>> {
+        let handle = self.live(s)?.handle;
+        Some(self.sockets.get_mut::<tcp::Socket>(handle))
+    }
+
+    /// Hands slot `i` to the engine.
+    fn own(&mut self, i: usize) -> Sock {
+        let slot = self.slots[i].as_mut().expect("slot exists");
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.usage = Usage::Owned;
+        Sock { slot: i as u8, generation: slot.generation }
+    }
+
+    fn free_data_slot(&self) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|s| matches!(s, Some(Slot { role: Role::Data, usage: Usage::Free, .. })))
+    }
+
+    /// True if some socket of ours uses local port `port` for listening or
+    /// for a connection that is not closing.
+    fn port_in_use(&self, port: u16) -> bool {
+        if port == self.control_port {
+            return true;
+        }
+        self.slots.iter().flatten().any(|slot| {
+            #[cfg(feature = "diag")]
+            if let Role::Service(service) = slot.role
+                && service.port() == port
+            {
+                return true;
+            }
+            if slot.usage != Usage::Owned && !matches!(slot.usage, Usage::Closing { .. }) {
+                return false;
+            }
+            let sock = self.sockets.get::<tcp::Socket>(slot.handle);
+            sock.listen_endpoint().port == port || sock.local_endpoint().is_some_and(|e| e.port == port)
+        })
+    }
+
+    fn is_local(&self, ip: IpAddr) -> bool {
+        self.iface.has_ip_addr(IpAddress::from(ip))
+    }
+
+    fn ephemeral_port(&mut self) -> Option<u16> {
+        let (lo, hi) = EPHEMERAL_PORTS;
+        for _ in lo..=hi {
+            let port = self.next_port;
+            self.next_port = if port >= hi { lo } else { port + 1 };
+            if !self.port_in_use(port) {
+                return Some(port);
+            }
+        }
+        None
+    }
+}
+
+/// True when smoltcp is done with the socket and it may listen or connect
+/// again: closed with nothing left to send (an RST still queued keeps the
+/// remote endpoint until it goes out), or in `TIME-WAIT`.
+fn reusable(sock: &tcp::Socket) -> bool {
+    match sock.state() {
+        State::Closed => sock.remote_endpoint().is_none(),
+        State::TimeWait => true,
+        _ => false,
+    }
+}
+
+/// Drops whatever the socket still had to send (an RST that cannot be
+/// routed) by passing it through `LISTEN`, which resets it.
+fn forget(sock: &mut tcp::Socket) {
+    let _ = sock.listen(IpListenEndpoint { addr: None, port: 1 });
+    sock.close();
+}
+
+fn to_sockaddr(e: smoltcp::wire::IpEndpoint) -> SocketAddr {
+    SocketAddr::from(e)
+}
+
+impl<'a, const K: usize> Net for SmolNet<'a, K> {
+    type Socket = Sock;
+
+    fn accept(&mut self) -> Option<Sock> {
+        self.maintain(self.now_ms);
+        let i = self.slots.iter().position(|s| match s {
+            Some(slot) if slot.role == Role::Control && slot.usage == Usage::Pooled => matches!(
+                self.sockets.get::<tcp::Socket>(slot.handle).state(),
+                State::Established | State::CloseWait
+            ),
+            _ => false,
+        })?;
+        Some(self.own(i))
+    }
+
+    fn listen(&mut self, addr: SocketAddr) -> Result<Sock, NetError> {
+        if addr.port() == 0 || !self.is_local(addr.ip()) {
+            return Err(NetError::Unreachable);
+        }
+        if self.port_in_use(addr.port()) {
+            return Err(NetError::AddrInUse);
+        }
+        let i = self.free_data_slot().ok_or(NetError::Exhausted)?;
+        let handle = self.slots[i].expect("slot exists").handle;
+        let sock = self.sockets.get_mut::<tcp::Socket>(handle);
+        let endpoint = IpListenEndpoint { addr: Some(addr.ip().into()), port: addr.port() };
+        sock.listen(endpoint).map_err(|_| NetError::Unreachable)?;
+        Ok(self.own(i))
+    }
+
+    fn connect(&mut self, local: IpAddr, remote: SocketAddr) -> Result<Sock, NetError> {
+        if local.is_ipv4() != remote.is_ipv4()
+            || remote.port() == 0
+            || remote.ip().is_unspecified()
+            || !self.is_local(local)
+        {
+            return Err(NetError::Unreachable);
+        }
+        let i = self.free_data_slot().ok_or(NetError::Exhausted)?;
+        let port = self.ephemeral_port().ok_or(NetError::Exhausted)?;
+        let handle = self.slots[i].expect("slot exists").handle;
+        let sock = self.sockets.get_mut::<tcp::Socket>(handle);
+        sock.connect(self.iface.context(), remote, (IpAddress::from(local), port))
+            .map_err(|_| NetError::Unreachable)?;
+        Ok(self.own(i))
+    }
+
+    fn state(&self, s: Sock) -> SockState {
+        let Some(sock) = self.socket(s) else { return SockState::Closed };
+        match sock.state() {
+            State::Listen | State::SynReceived => SockState::Listening,
+            State::SynSent => SockState::Connecting,
+            // FIN-WAIT states follow our close only: the engine no longer
+            // holds the handle then.
+            State::Established | State::FinWait1 | State::FinWait2 => SockState::Established,
+            State::CloseWait => SockState::PeerClosed,
+            State::Closing | State::LastAck | State::TimeWait | State::Closed => SockState::Closed,
+        }
+    }
+
+    fn local_addr(&self, s: Sock) -> Option<SocketAddr> {
+        let sock = self.socket(s)?;
+        match sock.local_endpoint() {
+            Some(e) => Some(to_sockaddr(e)),
+            None => {
+                let l = sock.listen_endpoint();
+                Some(SocketAddr::new(l.addr?.into(), l.port))
+            }
+        }
+    }
+
+    fn peer_addr(&self, s: Sock) -> Option<SocketAddr> {
+        self.socket(s)?.remote_endpoint().map(to_sockaddr)
+    }
+
+    fn peek(&mut self, s: Sock, buf: &mut [u8]) -> Result<usize, NetError> {
+        let sock = self.socket_mut(s).ok_or(NetError::Reset)?;
+        if matches!(sock.state(), State::Listen | State::SynReceived | State::SynSent) {
+            return Ok(0);
+        }
+        if sock.recv_queue() > 0 {
+            return Ok(sock.peek_slice(buf).unwrap_or(0));
+        }
+        // Nothing buffered: classify by what `recv` says about the stream.
+        match sock.recv_slice(&mut []) {
+            Ok(_) => Ok(0),
+            Err(RecvError::Finished) => Err(NetError::Closed),
+            Err(RecvError::InvalidState) => Err(NetError::Reset),
+        }
+    }
+
+    fn consume(&mut self, s: Sock, mut n: usize) {
+        let Some(sock) = self.socket_mut(s) else { return };
+        // The ring buffer may wrap: at most two contiguous pieces.
+        for _ in 0..2 {
+            if n == 0 {
+                break;
+            }
+            let taken = sock
+                .recv(|b| {
+                    let k = b.len().min(n);
+                    (k, k)
+                })
+                .unwrap_or(0);
+            n -= taken;
+        }
+    }
+
+    fn recv(&mut self, s: Sock, buf: &mut [u8]) -> Result<usize, NetError> {
+        let n = self.peek(s, buf)?;
+        self.consume(s, n);
+        Ok(n)
+    }
+
+    fn send_capacity(&self, s: Sock) -> usize {
+        match self.socket(s) {
+            Some(sock) if sock.may_send() => sock.send_capacity() - sock.send_queue(),
+            _ => 0,
+        }
+    }
+
+    fn send(&mut self, s: Sock, data: &[u8]) -> Result<usize, NetError> {
+        let sock = self.socket_mut(s).ok_or(NetError::Reset)?;
+        if sock.may_send() {
+            return Ok(sock.send_slice(data).unwrap_or(0));
+        }
+        match sock.state() {
+            State::Listen | State::SynReceived | State::SynSent => Ok(0),
+            _ => Err(NetError::Reset),
+        }
+    }
+
+    fn send_drained(&self, s: Sock) -> bool {
+        // smoltcp keeps bytes in the TX buffer until they are acknowledged.
+        self.socket(s).is_none_or(|sock| sock.send_queue() == 0)
+    }
+
+    fn close(&mut self, s: Sock) {
+        self.give_back(s, false);
+    }
+
+    fn abort(&mut self, s: Sock) {
+        self.give_back(s, true);
+    }
+}
+
+impl<'a, const K: usize> SmolNet<'a, K> {
+    fn give_back(&mut self, s: Sock, abort: bool) {
+        if self.live(s).is_none() {
+            return;
+        }
+        let now = self.now_ms;
+        let slot = self.slots[s.slot as usize].as_mut().expect("live slot");
+        slot.usage = Usage::Closing { since: now };
+        let sock = self.sockets.get_mut::<tcp::Socket>(slot.handle);
+        if abort {
+            sock.abort();
+        } else {
+            sock.close();
+            sock.set_timeout(Some(Duration::from_millis(LINGER_SILENCE_MS)));
+        }
+        self.maintain(now);
+    }
+}
+
+#[cfg(test)]
+mod tests;
