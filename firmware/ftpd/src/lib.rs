@@ -48,3 +48,21 @@ pub use time::Instant;
 pub const MAX_LINE: usize = 512;
 /// Longest path (after resolution, user root included).
 pub const MAX_PATH: usize = 256;
+/// Longest reply the engine sends in one piece; the control socket's send
+/// buffer must hold at least this much.
+pub const MAX_REPLY: usize = 512;
+
+/// One log line per session event, through the `log` facade when the `log`
+/// feature is on; nothing at all otherwise.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! event {
+    ($($arg:tt)*) => {{
+        #[cfg(feature = "log")]
+        ::log::info!($($arg)*);
+        #[cfg(not(feature = "log"))]
+        if false {
+            let _ = format_args!($($arg)*);
+        }
+    }};
+}

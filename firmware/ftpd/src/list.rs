@@ -30,11 +30,17 @@ pub mod facts {
     pub const PERM: u8 = 8;
     pub const ALL: u8 = TYPE | SIZE | MODIFY | PERM;
     /// Names in FEAT order.
-    pub const NAMES: [(&str, u8); 4] = [("type", TYPE), ("size", SIZE), ("modify", MODIFY), ("perm", PERM)];
+    pub const NAMES: [(&str, u8); 4] = [
+        ("type", TYPE),
+        ("size", SIZE),
+        ("modify", MODIFY),
+        ("perm", PERM),
+    ];
 }
 
-const MONTHS: [&str; 12] =
-    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// `YYYYMMDDHHMMSS`, the form of MDTM and MLSD `modify`.
 pub struct Timeval(pub DateTime);
@@ -42,7 +48,11 @@ pub struct Timeval(pub DateTime);
 impl fmt::Display for Timeval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.0;
-        write!(f, "{:04}{:02}{:02}{:02}{:02}{:02}", d.year, d.month, d.day, d.hour, d.minute, d.second)
+        write!(
+            f,
+            "{:04}{:02}{:02}{:02}{:02}{:02}",
+            d.year, d.month, d.day, d.hour, d.minute, d.second
+        )
     }
 }
 
@@ -67,9 +77,17 @@ pub fn write_list_line(
 ) -> fmt::Result {
     let (perm, size) = match meta.kind {
         Kind::Dir => (if writable { "drwxr-xr-x" } else { "dr-xr-xr-x" }, 0),
-        Kind::File => (if writable { "-rw-r--r--" } else { "-r--r--r--" }, meta.size),
+        Kind::File => (
+            if writable { "-rw-r--r--" } else { "-r--r--r--" },
+            meta.size,
+        ),
     };
-    let d = meta.modified.unwrap_or(DateTime { year: 1980, month: 1, day: 1, ..DateTime::default() });
+    let d = meta.modified.unwrap_or(DateTime {
+        year: 1980,
+        month: 1,
+        day: 1,
+        ..DateTime::default()
+    });
     let month = MONTHS[usize::from(d.month.clamp(1, 12)) - 1];
     write!(w, "{perm} 1 ftp ftp {size:>12} {month} {:>2} ", d.day)?;
     let recent = now.is_some_and(|n| {
@@ -154,14 +172,29 @@ mod tests {
     use super::*;
     use std::string::String;
 
-    const DATE: DateTime = DateTime { year: 2024, month: 3, day: 5, hour: 14, minute: 7, second: 9 };
+    const DATE: DateTime = DateTime {
+        year: 2024,
+        month: 3,
+        day: 5,
+        hour: 14,
+        minute: 7,
+        second: 9,
+    };
 
     fn file(size: u64) -> Metadata {
-        Metadata { kind: Kind::File, size, modified: Some(DATE) }
+        Metadata {
+            kind: Kind::File,
+            size,
+            modified: Some(DATE),
+        }
     }
 
     fn dir() -> Metadata {
-        Metadata { kind: Kind::Dir, size: 4096, modified: Some(DATE) }
+        Metadata {
+            kind: Kind::Dir,
+            size: 4096,
+            modified: Some(DATE),
+        }
     }
 
     fn line(f: impl FnOnce(&mut String) -> fmt::Result) -> String {
@@ -173,15 +206,28 @@ mod tests {
     #[test]
     fn list_line_old_file_shows_year() {
         let s = line(|w| write_list_line(w, "readme.txt", &file(11), true, None));
-        assert_eq!(s, "-rw-r--r-- 1 ftp ftp           11 Mar  5  2024 readme.txt\r\n");
+        assert_eq!(
+            s,
+            "-rw-r--r-- 1 ftp ftp           11 Mar  5  2024 readme.txt\r\n"
+        );
     }
 
     #[test]
     fn list_line_recent_file_shows_time() {
-        let now = DateTime { year: 2024, month: 4, day: 1, ..DATE };
+        let now = DateTime {
+            year: 2024,
+            month: 4,
+            day: 1,
+            ..DATE
+        };
         let s = line(|w| write_list_line(w, "a b", &file(1), true, Some(&now)));
         assert_eq!(s, "-rw-r--r-- 1 ftp ftp            1 Mar  5 14:07 a b\r\n");
-        let later = DateTime { year: 2025, month: 4, day: 1, ..DATE };
+        let later = DateTime {
+            year: 2025,
+            month: 4,
+            day: 1,
+            ..DATE
+        };
         let s = line(|w| write_list_line(w, "a", &file(1), true, Some(&later)));
         assert!(s.contains("Mar  5  2024 a"), "{s}");
     }
@@ -201,9 +247,32 @@ mod tests {
 
     #[test]
     fn mlsd_facts_end_with_semicolon_space() {
-        let s = line(|w| write_entry(w, Format::Mlsd, "f.bin", &file(4096), true, None, facts::ALL));
-        assert_eq!(s, "type=file;size=4096;modify=20240305140709;perm=adfrw; f.bin\r\n");
-        let s = line(|w| write_entry(w, Format::Mlsd, "d", &dir(), false, None, facts::TYPE | facts::SIZE));
+        let s = line(|w| {
+            write_entry(
+                w,
+                Format::Mlsd,
+                "f.bin",
+                &file(4096),
+                true,
+                None,
+                facts::ALL,
+            )
+        });
+        assert_eq!(
+            s,
+            "type=file;size=4096;modify=20240305140709;perm=adfrw; f.bin\r\n"
+        );
+        let s = line(|w| {
+            write_entry(
+                w,
+                Format::Mlsd,
+                "d",
+                &dir(),
+                false,
+                None,
+                facts::TYPE | facts::SIZE,
+            )
+        });
         assert_eq!(s, "type=dir; d\r\n");
     }
 
@@ -220,14 +289,33 @@ mod tests {
 
     #[test]
     fn day_count_is_right() {
-        assert_eq!(days(&DateTime { year: 1970, month: 1, day: 1, ..DATE }), 0);
-        assert_eq!(days(&DateTime { year: 2000, month: 3, day: 1, ..DATE }), 11017);
+        assert_eq!(
+            days(&DateTime {
+                year: 1970,
+                month: 1,
+                day: 1,
+                ..DATE
+            }),
+            0
+        );
+        assert_eq!(
+            days(&DateTime {
+                year: 2000,
+                month: 3,
+                day: 1,
+                ..DATE
+            }),
+            11017
+        );
     }
 
     #[test]
     fn slice_writer_refuses_overflow() {
         let mut buf = [0u8; 4];
-        let mut w = SliceWriter { buf: &mut buf, len: 0 };
+        let mut w = SliceWriter {
+            buf: &mut buf,
+            len: 0,
+        };
         assert!(w.write_str("abc").is_ok());
         assert!(w.write_str("de").is_err());
         assert_eq!(w.len, 3);

@@ -75,7 +75,10 @@ impl PathBuf {
 
     /// Copies `s`, which must already be a normalised absolute path.
     pub fn from_normalised(s: &str) -> Result<Self, PathError> {
-        let mut p = PathBuf { buf: [0; MAX_PATH], len: 0 };
+        let mut p = PathBuf {
+            buf: [0; MAX_PATH],
+            len: 0,
+        };
         p.push_bytes(s)?;
         Ok(p)
     }
@@ -95,7 +98,11 @@ impl fmt::Display for PathBuf {
 
 /// Resolves `arg` against the virtual working directory `cwd`.
 pub fn resolve(cwd: &PathBuf, arg: &str) -> Result<PathBuf, PathError> {
-    let mut out = if arg.starts_with('/') { PathBuf::root() } else { cwd.clone() };
+    let mut out = if arg.starts_with('/') {
+        PathBuf::root()
+    } else {
+        cwd.clone()
+    };
     for part in arg.split('/') {
         match part {
             "" | "." => {}
@@ -173,7 +180,10 @@ mod tests {
         let v = PathBuf::from_normalised("/a/b").unwrap();
         assert_eq!(to_storage("/", &v).unwrap().as_str(), "/a/b");
         assert_eq!(to_storage("/pub", &v).unwrap().as_str(), "/pub/a/b");
-        assert_eq!(to_storage("/pub/", &PathBuf::root()).unwrap().as_str(), "/pub");
+        assert_eq!(
+            to_storage("/pub/", &PathBuf::root()).unwrap().as_str(),
+            "/pub"
+        );
     }
 
     #[test]

@@ -1,6 +1,25 @@
-//! The poll loop (work in progress).
-use crate::{Config, Instant, Net, Storage, DateTime};
-use core::marker::PhantomData;
+//! The poll loop: accepts control connections, enforces the session limit,
+//! and gives every session its turn.
+//!
+//! # Why a poll loop
+//!
+//! The engine is driven by repeated calls to [`Server::poll`] rather than by
+//! one async task per session. On a 64 KB microcontroller this buys three
+//! things: one stack for everything (its peak is measured once, with a
+//! painted stack), no executor or per-task future whose size the compiler
+//! decides, and buffers shared by all sessions — a session is only ever in
+//! the middle of one step, so one command-line buffer, one reply buffer and
+//! one data buffer serve them all. A session's own state stays under 1 KB.
+//! The cost is that transfers are explicit state machines
+//! ([`crate::session`]); they are the part tested most.
+
+use crate::config::Config;
+use crate::net::Net;
+use crate::proto::reply::{ReplyCode, Writer};
+use crate::session::{Ctx, Session, Step};
+use crate::storage::{DateTime, Storage};
+use crate::time::Instant;
+use crate::{MAX_LINE, MAX_REPLY};
 
 /// What one call of [`Server::poll`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,18 +30,136 @@ pub struct Poll {
     pub next_wake: Option<Instant>,
 }
 
+/// An FTP server with room for `MAX` sessions (at most
+/// [`Config::max_sessions`] of them are used).
 pub struct Server<'a, N: Net, S: Storage, const MAX: usize> {
-    _p: PhantomData<(&'a mut [u8], N, S)>,
-    _c: Config<'a>,
+    config: Config<'a>,
+    sessions: [Option<Session<N::Socket, S::File>>; MAX],
+    data_buf: &'a mut [u8],
+    line: [u8; MAX_LINE],
+    reply: [u8; MAX_REPLY],
+    next_port: u16,
+    next_id: u32,
+    utc: Option<DateTime>,
 }
 
 impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
-    pub fn new(config: Config<'a>, _data_buf: &'a mut [u8]) -> Self {
-        Server { _p: PhantomData, _c: config }
+    /// A server using `data_buf` for every transfer (its size bounds how
+    /// much one session moves per step: a few KB on a board, more on a host).
+    /// It should hold at least [`MAX_LINE`] bytes (one listing line).
+    pub fn new(config: Config<'a>, data_buf: &'a mut [u8]) -> Self {
+        Server {
+            next_port: config.pasv_ports.0,
+            config,
+            sessions: core::array::from_fn(|_| None),
+            data_buf,
+            line: [0; MAX_LINE],
+            reply: [0; MAX_REPLY],
+            next_id: 1,
+            utc: None,
+        }
     }
-    pub fn set_utc(&mut self, _now: Option<DateTime>) {}
-    pub fn poll(&mut self, _now: Instant, _net: &mut N, _fs: &mut S) -> Poll {
-        Poll { progressed: false, next_wake: None }
+
+    /// Sets today's date and time (UTC), when the platform has a clock:
+    /// `LIST` then shows times for recent files as `ls` does.
+    pub fn set_utc(&mut self, now: Option<DateTime>) {
+        self.utc = now;
     }
-    pub fn sessions(&self) -> usize { 0 }
+
+    /// Sessions open right now.
+    pub fn sessions(&self) -> usize {
+        self.sessions.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Accepts new connections and moves every session one step.
+    pub fn poll(&mut self, now: Instant, net: &mut N, fs: &mut S) -> Poll {
+        let mut progressed = false;
+        let mut next_wake: Option<Instant> = None;
+        let limit = self.config.max_sessions.min(MAX);
+
+        while let Some(sock) = net.accept() {
+            progressed = true;
+            let open = self.sessions();
+            let slot = self.sessions.iter().position(|s| s.is_none());
+            match slot {
+                Some(i) if open < limit => {
+                    let id = self.next_id;
+                    self.next_id = self.next_id.wrapping_add(1);
+                    let mut w = Writer::new(&mut self.reply);
+                    w.line(
+                        ReplyCode::ServiceReady,
+                        format_args!("{}", self.config.banner),
+                    );
+                    let _ = net.send(sock, w.as_bytes());
+                    match Session::new(id, sock, net, now) {
+                        Some(s) => {
+                            crate::event!("[{}] connected from {}", id, s.peer());
+                            self.sessions[i] = Some(s);
+                        }
+                        None => net.abort(sock),
+                    }
+                }
+                _ => {
+                    crate::event!(
+                        "refused a connection: {} sessions open (limit {})",
+                        open,
+                        limit
+                    );
+                    let mut w = Writer::new(&mut self.reply);
+                    w.line(
+                        ReplyCode::ServiceNotAvailable,
+                        format_args!("Too many connections ({limit}), try again later."),
+                    );
+                    let _ = net.send(sock, w.as_bytes());
+                    net.close(sock);
+                }
+            }
+        }
+
+        let open = self.sessions();
+        for slot in self.sessions.iter_mut() {
+            let Some(session) = slot.as_mut() else {
+                continue;
+            };
+            let mut ctx = Ctx {
+                net: &mut *net,
+                fs: &mut *fs,
+                now,
+                config: &self.config,
+                data: &mut *self.data_buf,
+                line: &mut self.line,
+                reply: &mut self.reply,
+                next_port: &mut self.next_port,
+                utc: self.utc.as_ref(),
+                sessions_open: open,
+            };
+            let Step {
+                progressed: p,
+                wake,
+                done,
+            } = session.poll(&mut ctx);
+            progressed |= p;
+            if let Some(w) = wake {
+                next_wake = Some(next_wake.map_or(w, |n| n.min(w)));
+            }
+            if done {
+                crate::event!("[{}] closed", session.id());
+                *slot = None;
+                progressed = true;
+            }
+        }
+        Poll {
+            progressed,
+            next_wake,
+        }
+    }
+
+    /// Closes every session with `421` (the server is shutting down).
+    pub fn shutdown(&mut self, net: &mut N, fs: &mut S) {
+        for slot in self.sessions.iter_mut() {
+            if let Some(mut s) = slot.take() {
+                s.shutdown(net, fs, &mut self.reply);
+            }
+        }
+    }
 }

@@ -1,1 +1,2105 @@
-//! (in progress)
+//! One FTP session: the state machine behind a control connection.
+//!
+//! [`Session::poll`] is called by the server loop with a [`Ctx`] holding the
+//! network, the storage, the clock and the buffers shared by all sessions.
+//! Each call does a bounded amount of work: finish a pending reply, move one
+//! buffer of a transfer, or answer one command.
+//!
+//! # How commands wait
+//!
+//! A command is only *consumed* from the control socket once it is answered.
+//! A transfer command that needs a data connection still being set up
+//! (passive connection not yet arrived, active connect in progress) is left
+//! in the socket and looked at again on the next poll, until the connection
+//! is up or the data timeout passes (`425`). While a transfer runs, only
+//! `ABOR`, `STAT`, `NOOP` and `QUIT` are answered; anything else waits its
+//! turn in the socket, which gives pipelining for free.
+//!
+//! # Memory
+//!
+//! A session holds its working directory and one more path (`aux`): the
+//! `RNFR` source, or the directory being listed. RFC 959 requires RNTO to
+//! follow RNFR at once, so both never need it at the same time.
+
+use core::net::{IpAddr, SocketAddr};
+
+use crate::MAX_REPLY;
+use crate::config::{Account, Config};
+use crate::list::{self, Format, SliceWriter, facts};
+use crate::net::{Net, NetError, SockState};
+use crate::path::{self, PathBuf};
+use crate::proto::command::{Command, EpsvArg, ParseError, TransferType, parse};
+use crate::proto::line::{self, Frame};
+use crate::proto::reply::{Quoted, ReplyCode as R, Writer};
+use crate::storage::{self, DateTime, Kind, Storage, WriteMode};
+use crate::time::Instant;
+
+/// Everything a session may touch during one poll.
+pub struct Ctx<'x, 'c, N: Net, S: Storage> {
+    pub net: &'x mut N,
+    pub fs: &'x mut S,
+    pub now: Instant,
+    pub config: &'x Config<'c>,
+    pub data: &'x mut [u8],
+    pub line: &'x mut [u8],
+    pub reply: &'x mut [u8; MAX_REPLY],
+    pub next_port: &'x mut u16,
+    pub utc: Option<&'x DateTime>,
+    pub sessions_open: usize,
+}
+
+/// What one [`Session::poll`] did.
+pub struct Step {
+    pub progressed: bool,
+    pub wake: Option<Instant>,
+    /// The session is over; its slot can be reused.
+    pub done: bool,
+}
+
+/// Who is logged in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Account(u8),
+    Anonymous,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Login {
+    /// Waiting for USER.
+    Fresh,
+    /// USER given; `None` for a name that does not exist (answered exactly
+    /// like a real one, RFC 2577 §5).
+    User(Option<Who>),
+    In(Who),
+}
+
+/// The data connection, set up by PASV/EPSV/PORT/EPRT.
+#[derive(Clone, Copy, Debug)]
+enum Data<K> {
+    None,
+    Listening(K),
+    Connecting(K),
+    Ready(K),
+}
+
+/// Something the session waits for before it reads commands again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    None,
+    /// A wrong password is answered at this time.
+    LoginDelay(Instant),
+}
+
+#[derive(Debug)]
+enum Op<F> {
+    Retr {
+        file: F,
+        ascii: bool,
+        cr: bool,
+    },
+    Stor {
+        file: F,
+        ascii: bool,
+        cr: bool,
+    },
+    /// Listing of the directory in `aux`, `index` entries already sent.
+    List {
+        format: Format,
+        index: usize,
+    },
+}
+
+/// Where a listing goes: the data connection, or the control connection
+/// (`STAT path`, lines indented, ended with `213`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sink<K> {
+    Data(K),
+    Control,
+}
+
+#[derive(Debug)]
+struct Transfer<K, F> {
+    op: Op<F>,
+    sink: Sink<K>,
+    /// Every byte has been handed to the socket; waiting for it to drain.
+    draining: bool,
+    bytes: u64,
+    last_progress: Instant,
+}
+
+/// One FTP session.
+pub struct Session<K, F> {
+    id: u32,
+    ctrl: K,
+    peer: SocketAddr,
+    local: SocketAddr,
+    login: Login,
+    failures: u8,
+    cwd: PathBuf,
+    aux: PathBuf,
+    rnfr: bool,
+    ty: TransferType,
+    rest: u64,
+    epsv_all: bool,
+    facts: u8,
+    data: Data<K>,
+    xfer: Option<Transfer<K, F>>,
+    /// When the command at the head of the socket started waiting.
+    deferred_since: Option<Instant>,
+    last_command: Instant,
+    hold: Hold,
+    /// Dropping the rest of an over-long line.
+    discarding: bool,
+    /// The client closed the control connection; finish an upload quietly.
+    ctrl_gone: bool,
+    /// Close once the last reply has been queued.
+    closing: bool,
+}
+
+/// The reply for a storage error (see [`storage::Error`]).
+pub fn storage_reply(e: storage::Error, in_transfer: bool) -> R {
+    use storage::Error as E;
+    match e {
+        E::NotFound
+        | E::NotADirectory
+        | E::IsADirectory
+        | E::AlreadyExists
+        | E::DirectoryNotEmpty
+        | E::PermissionDenied => R::FileUnavailable,
+        E::NoSpace if in_transfer => R::InsufficientStorage,
+        E::NoSpace => R::ExceededStorage,
+        E::InvalidName | E::NameTooLong => R::NameNotAllowed,
+        E::InvalidOffset => R::InvalidRestart,
+        E::Busy => R::FileBusy,
+        E::Io => R::LocalError,
+    }
+}
+
+fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+    a.to_canonical() == b.to_canonical()
+}
+
+/// The outcome of looking at one command.
+enum Handled {
+    /// Answered: drop the line.
+    Done,
+    /// Not yet: leave the line in the socket.
+    Wait,
+}
+
+impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
+    /// A session for a freshly accepted control connection (the greeting has
+    /// been sent). `None` if the socket has no addresses (already gone).
+    pub fn new<N: Net<Socket = K>>(id: u32, ctrl: K, net: &N, now: Instant) -> Option<Self> {
+        Some(Session {
+            id,
+            ctrl,
+            peer: net.peer_addr(ctrl)?,
+            local: net.local_addr(ctrl)?,
+            login: Login::Fresh,
+            failures: 0,
+            cwd: PathBuf::root(),
+            aux: PathBuf::root(),
+            rnfr: false,
+            ty: TransferType::Ascii,
+            rest: 0,
+            epsv_all: false,
+            facts: facts::ALL,
+            data: Data::None,
+            xfer: None,
+            deferred_since: None,
+            last_command: now,
+            hold: Hold::None,
+            discarding: false,
+            ctrl_gone: false,
+            closing: false,
+        })
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    fn account<'c>(&self, config: &Config<'c>) -> Option<(Who, Option<&Account<'c>>)> {
+        match self.login {
+            Login::In(Who::Account(i)) => {
+                Some((Who::Account(i), config.accounts.get(usize::from(i))))
+            }
+            Login::In(Who::Anonymous) => Some((Who::Anonymous, None)),
+            _ => None,
+        }
+    }
+
+    fn root<'c>(&self, config: &Config<'c>) -> &'c str {
+        match self.account(config) {
+            Some((_, Some(a))) => a.root,
+            Some((Who::Anonymous, _)) => config.anonymous_root.unwrap_or("/"),
+            _ => "/",
+        }
+    }
+
+    fn writable(&self, config: &Config<'_>) -> bool {
+        matches!(self.account(config), Some((_, Some(a))) if a.writable)
+    }
+
+    // ---- replies -------------------------------------------------------
+
+    /// Sends one reply built by `f`. The caller has made sure the control
+    /// socket has room for [`MAX_REPLY`] bytes.
+    fn send<N: Net<Socket = K>, S: Storage>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        f: impl FnOnce(&mut Writer<'_>),
+    ) {
+        let mut w = Writer::new(&mut ctx.reply[..]);
+        f(&mut w);
+        if !self.ctrl_gone {
+            let _ = ctx.net.send(self.ctrl, w.as_bytes());
+        }
+    }
+
+    fn reply<N: Net<Socket = K>, S: Storage>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        code: R,
+        text: core::fmt::Arguments<'_>,
+    ) {
+        self.send(ctx, |w| w.line(code, text));
+    }
+
+    fn room<N: Net<Socket = K>>(&self, net: &N) -> bool {
+        self.ctrl_gone || net.send_capacity(self.ctrl) >= MAX_REPLY
+    }
+
+    // ---- the poll step ---------------------------------------------------
+
+    pub fn poll<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+    ) -> Step {
+        let mut progressed = false;
+
+        if !self.ctrl_gone && ctx.net.state(self.ctrl) == SockState::Closed {
+            self.ctrl_gone = true;
+            progressed = true;
+        }
+        if self.ctrl_gone {
+            // Without a client to answer, only a running upload is worth
+            // finishing (so what was sent is stored, and closed properly).
+            let upload = matches!(
+                self.xfer,
+                Some(Transfer {
+                    op: Op::Stor { .. },
+                    ..
+                })
+            );
+            if !upload {
+                self.teardown(ctx.net, ctx.fs);
+                return Step {
+                    progressed: true,
+                    wake: None,
+                    done: true,
+                };
+            }
+        }
+
+        progressed |= self.advance_data(ctx);
+        if self.xfer.is_some() {
+            progressed |= self.step_transfer(ctx);
+        }
+        if self.ctrl_gone && self.xfer.is_none() {
+            self.teardown(ctx.net, ctx.fs);
+            return Step {
+                progressed: true,
+                wake: None,
+                done: true,
+            };
+        }
+
+        if let Hold::LoginDelay(until) = self.hold {
+            if ctx.now < until {
+                return Step {
+                    progressed,
+                    wake: Some(until),
+                    done: false,
+                };
+            }
+            if !self.room(ctx.net) {
+                return Step {
+                    progressed,
+                    wake: None,
+                    done: false,
+                };
+            }
+            self.hold = Hold::None;
+            self.failures = self.failures.saturating_add(1);
+            self.login = Login::Fresh;
+            progressed = true;
+            if self.failures >= ctx.config.max_login_failures {
+                crate::event!("[{}] too many failed logins, closing", self.id);
+                self.reply(
+                    ctx,
+                    R::ServiceNotAvailable,
+                    format_args!("Too many failed logins, closing."),
+                );
+                self.closing = true;
+            } else {
+                self.reply(ctx, R::NotLoggedIn, format_args!("Login incorrect."));
+            }
+        }
+
+        if !self.closing && !self.ctrl_gone {
+            progressed |= self.read_command(ctx);
+        }
+
+        if self.closing {
+            self.teardown(ctx.net, ctx.fs);
+            return Step {
+                progressed: true,
+                wake: None,
+                done: true,
+            };
+        }
+
+        // Timeouts.
+        let cfg = ctx.config;
+        let mut wake: Option<Instant> = None;
+        let mut at = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
+        if let Some(t) = &self.xfer {
+            let deadline = t.last_progress.after(cfg.data_timeout_ms);
+            if ctx.now >= deadline {
+                progressed = true;
+                self.fail_transfer(
+                    ctx,
+                    R::TransferAborted,
+                    "Data connection timed out; transfer aborted.",
+                );
+            } else {
+                at(deadline);
+            }
+        } else if let Some(since) = self.deferred_since {
+            at(since.after(cfg.data_timeout_ms));
+        } else {
+            let deadline = self.last_command.after(cfg.idle_timeout_ms);
+            if ctx.now >= deadline {
+                crate::event!("[{}] idle timeout", self.id);
+                if self.room(ctx.net) {
+                    self.reply(
+                        ctx,
+                        R::ServiceNotAvailable,
+                        format_args!("Timeout: closing control connection."),
+                    );
+                }
+                self.teardown(ctx.net, ctx.fs);
+                return Step {
+                    progressed: true,
+                    wake: None,
+                    done: true,
+                };
+            }
+            at(deadline);
+        }
+        Step {
+            progressed,
+            wake,
+            done: false,
+        }
+    }
+
+    /// Gives back every socket and file.
+    fn teardown<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, net: &mut N, fs: &mut S) {
+        if let Some(t) = self.xfer.take() {
+            let _ = Self::drop_transfer(t, net, fs, true);
+        }
+        self.drop_data(net);
+        net.close(self.ctrl);
+    }
+
+    /// Server shutdown: `421` and close.
+    pub fn shutdown<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        net: &mut N,
+        fs: &mut S,
+        reply: &mut [u8; MAX_REPLY],
+    ) {
+        if !self.ctrl_gone && net.send_capacity(self.ctrl) >= MAX_REPLY {
+            let mut w = Writer::new(&mut reply[..]);
+            w.line(
+                R::ServiceNotAvailable,
+                format_args!("Server shutting down."),
+            );
+            let _ = net.send(self.ctrl, w.as_bytes());
+        }
+        self.teardown(net, fs);
+    }
+
+    fn drop_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
+        t: Transfer<K, F>,
+        net: &mut N,
+        fs: &mut S,
+        abort: bool,
+    ) -> storage::Result<()> {
+        if let Sink::Data(s) = t.sink {
+            if abort { net.abort(s) } else { net.close(s) }
+        }
+        match t.op {
+            Op::Retr { file, .. } | Op::Stor { file, .. } => fs.close(file),
+            Op::List { .. } => Ok(()),
+        }
+    }
+
+    fn drop_data<N: Net<Socket = K>>(&mut self, net: &mut N) {
+        match core::mem::replace(&mut self.data, Data::None) {
+            Data::None => {}
+            Data::Listening(s) | Data::Connecting(s) | Data::Ready(s) => net.abort(s),
+        }
+    }
+
+    /// Moves a data connection being set up along; refuses passive
+    /// connections from anyone but the control connection's peer.
+    fn advance_data<N: Net<Socket = K>, S: Storage>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+    ) -> bool {
+        match self.data {
+            Data::Listening(s) => match ctx.net.state(s) {
+                SockState::Listening => false,
+                SockState::Established | SockState::PeerClosed => {
+                    let from = ctx.net.peer_addr(s);
+                    if from.is_some_and(|a| same_ip(a.ip(), self.peer.ip())) {
+                        self.data = Data::Ready(s);
+                    } else {
+                        // RFC 2577 §4 (port stealing): listen again for the
+                        // right client.
+                        crate::event!("[{}] refused data connection from {:?}", self.id, from);
+                        let local = ctx.net.local_addr(s);
+                        ctx.net.abort(s);
+                        self.data = match local.map(|a| ctx.net.listen(a)) {
+                            Some(Ok(n)) => Data::Listening(n),
+                            _ => Data::None,
+                        };
+                    }
+                    true
+                }
+                _ => {
+                    ctx.net.abort(s);
+                    self.data = Data::None;
+                    true
+                }
+            },
+            Data::Connecting(s) => match ctx.net.state(s) {
+                SockState::Connecting => false,
+                SockState::Established | SockState::PeerClosed => {
+                    self.data = Data::Ready(s);
+                    true
+                }
+                _ => {
+                    ctx.net.abort(s);
+                    self.data = Data::None;
+                    true
+                }
+            },
+            Data::Ready(_) | Data::None => false,
+        }
+    }
+
+    // ---- commands --------------------------------------------------------
+
+    /// Reads and answers at most one command.
+    fn read_command<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+    ) -> bool {
+        if !self.room(ctx.net) {
+            return false;
+        }
+        let want = ctx.data.len().min(crate::MAX_LINE + 8);
+        let n = match ctx.net.peek(self.ctrl, &mut ctx.data[..want]) {
+            Ok(n) => n,
+            Err(_) => {
+                // The client finished sending (FIN) or reset: nothing more
+                // will come. Treat as gone once pending work is done.
+                if self.xfer.is_none() {
+                    self.ctrl_gone = true;
+                    return true;
+                }
+                return false;
+            }
+        };
+        if n == 0 {
+            return false;
+        }
+        if self.discarding {
+            let (drop, found) = line::skip_to_terminator(&ctx.data[..n]);
+            ctx.net.consume(self.ctrl, drop);
+            self.discarding = !found;
+            return true;
+        }
+        let max = ctx.line.len().min(crate::MAX_LINE);
+        match line::extract(&ctx.data[..n], &mut ctx.line[..max]) {
+            Frame::Partial => {
+                if n == want {
+                    // Cannot happen with a line buffer shorter than `raw`,
+                    // but never spin on it.
+                    ctx.net.consume(self.ctrl, n);
+                }
+                false
+            }
+            Frame::Empty { consumed } => {
+                ctx.net.consume(self.ctrl, consumed);
+                true
+            }
+            Frame::TooLong { consumed } => {
+                if self.xfer.is_some() {
+                    return false;
+                }
+                ctx.net.consume(self.ctrl, consumed);
+                self.discarding = true;
+                self.last_command = ctx.now;
+                crate::event!("[{}] command line too long", self.id);
+                self.reply(ctx, R::SyntaxError, format_args!("Command line too long."));
+                true
+            }
+            Frame::Line { consumed, len } => {
+                // The line buffer leaves the context while the command runs,
+                // so the command can borrow from it.
+                let line_buf = core::mem::take(&mut ctx.line);
+                let handled = self.handle_line(ctx, &line_buf[..len]);
+                ctx.line = line_buf;
+                match handled {
+                    Handled::Done => {
+                        ctx.net.consume(self.ctrl, consumed);
+                        self.deferred_since = None;
+                        self.last_command = ctx.now;
+                        true
+                    }
+                    Handled::Wait => {
+                        if self.deferred_since.is_none() {
+                            self.deferred_since = Some(ctx.now);
+                        }
+                        false
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_line<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        line: &[u8],
+    ) -> Handled {
+        let cmd = match parse(line) {
+            Ok(c) => c,
+            Err(e) => {
+                if self.xfer.is_some() {
+                    return Handled::Wait;
+                }
+                self.log_line(line);
+                self.rnfr = false;
+                let (code, text) = match e {
+                    ParseError::Unknown => (R::SyntaxError, "Unknown command."),
+                    ParseError::BadBytes => (R::SyntaxError, "Invalid characters in command."),
+                    ParseError::MissingArgument => (R::ArgumentSyntaxError, "Missing argument."),
+                    ParseError::UnexpectedArgument => {
+                        (R::ArgumentSyntaxError, "This command takes no argument.")
+                    }
+                    ParseError::BadArgument => (R::ArgumentSyntaxError, "Invalid argument."),
+                    ParseError::UnsupportedParameter => {
+                        (R::ParameterNotImplemented, "Parameter not supported.")
+                    }
+                    ParseError::UnsupportedProtocol => (
+                        R::ProtocolNotSupported,
+                        "Network protocol not supported, use (1,2).",
+                    ),
+                };
+                self.reply(ctx, code, format_args!("{text}"));
+                return Handled::Done;
+            }
+        };
+        if self.xfer.is_some() && !cmd.allowed_during_transfer() {
+            return Handled::Wait;
+        }
+        if self.deferred_since.is_none() {
+            self.log_line(line);
+        }
+        if !matches!(self.login, Login::In(_)) && !cmd.allowed_before_login() {
+            self.reply(
+                ctx,
+                R::NotLoggedIn,
+                format_args!("Please login with USER and PASS."),
+            );
+            return Handled::Done;
+        }
+        let was_rnfr = self.rnfr;
+        if !matches!(cmd, Command::Rnto(_)) {
+            self.rnfr = false;
+        }
+        self.dispatch(ctx, cmd, was_rnfr)
+    }
+
+    #[allow(unused_variables)]
+    fn log_line(&self, line: &[u8]) {
+        #[cfg(feature = "log")]
+        {
+            let text = core::str::from_utf8(line).unwrap_or("<not UTF-8>");
+            if text.len() >= 5 && text[..5].eq_ignore_ascii_case("PASS ") {
+                log::info!("[{}] PASS ****", self.id);
+            } else {
+                log::info!("[{}] {}", self.id, text);
+            }
+        }
+    }
+
+    fn dispatch<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        cmd: Command<'_>,
+        was_rnfr: bool,
+    ) -> Handled {
+        use Command as C;
+        match cmd {
+            C::User(name) => self.user(ctx, name),
+            C::Pass(pass) => self.pass(ctx, pass),
+            C::Acct => match self.login {
+                Login::In(_) => self.reply(ctx, R::Superfluous, format_args!("ACCT not needed.")),
+                _ => self.reply(ctx, R::BadSequence, format_args!("Login with USER first.")),
+            },
+            C::Quit => {
+                if let Some(t) = self.xfer.take() {
+                    let _ = Self::drop_transfer(t, ctx.net, ctx.fs, true);
+                    self.reply(ctx, R::TransferAborted, format_args!("Transfer aborted."));
+                }
+                self.reply(ctx, R::Closing, format_args!("Goodbye."));
+                self.closing = true;
+            }
+            C::Rein => {
+                self.drop_data(ctx.net);
+                self.login = Login::Fresh;
+                self.cwd = PathBuf::root();
+                self.ty = TransferType::Ascii;
+                self.rest = 0;
+                self.epsv_all = false;
+                self.facts = facts::ALL;
+                self.reply(
+                    ctx,
+                    R::ServiceReady,
+                    format_args!("Service ready for new user."),
+                );
+            }
+            C::Cwd(arg) => {
+                let arg = if arg.is_empty() { "/" } else { arg };
+                self.cwd_to(ctx, arg);
+            }
+            C::Cdup => self.cwd_to(ctx, ".."),
+            C::Pwd => {
+                let cwd = self.cwd.clone();
+                self.reply(
+                    ctx,
+                    R::PathCreated,
+                    format_args!("{} is the current directory.", Quoted(cwd.as_str())),
+                );
+            }
+            C::Mkd(arg) => self.mkd(ctx, arg),
+            C::Rmd(arg) => self.simple_write(ctx, arg, Modify::Rmd),
+            C::Dele(arg) => self.simple_write(ctx, arg, Modify::Dele),
+            C::Rnfr(arg) => self.rnfr(ctx, arg),
+            C::Rnto(arg) => {
+                if was_rnfr {
+                    self.rnto(ctx, arg);
+                } else {
+                    self.reply(ctx, R::BadSequence, format_args!("RNFR required first."));
+                }
+            }
+            C::List(arg) => return self.list(ctx, Format::List, skip_options(arg)),
+            C::Nlst(arg) => return self.list(ctx, Format::Nlst, skip_options(arg)),
+            C::Mlsd(arg) => return self.list(ctx, Format::Mlsd, arg),
+            C::Mlst(arg) => self.mlst(ctx, arg),
+            C::Retr(arg) => return self.retr(ctx, arg),
+            C::Stor(arg) => return self.store(ctx, arg, StoreKind::Stor),
+            C::Appe(arg) => return self.store(ctx, arg, StoreKind::Appe),
+            C::Stou => return self.store(ctx, "", StoreKind::Stou),
+            C::Rest(n) => {
+                self.rest = n;
+                self.reply(
+                    ctx,
+                    R::FileActionPending,
+                    format_args!("Restarting at {n}. Send STOR or RETR."),
+                );
+            }
+            C::Allo => self.reply(
+                ctx,
+                R::Ok,
+                format_args!("ALLO command ok, no allocation needed."),
+            ),
+            C::Type(t) => {
+                self.ty = t;
+                let name = if t == TransferType::Ascii { "A" } else { "I" };
+                self.reply(ctx, R::Ok, format_args!("Type set to {name}."));
+            }
+            C::Stru => self.reply(ctx, R::Ok, format_args!("Structure set to F.")),
+            C::Mode => self.reply(ctx, R::Ok, format_args!("Mode set to S.")),
+            C::Pasv => self.pasv(ctx, false, EpsvArg::Any),
+            C::Epsv(EpsvArg::All) => {
+                self.epsv_all = true;
+                self.reply(ctx, R::Ok, format_args!("EPSV ALL ok."));
+            }
+            C::Epsv(arg) => self.pasv(ctx, true, arg),
+            C::Port(addr) => self.port(ctx, SocketAddr::V4(addr), false),
+            C::Eprt(addr) => self.port(ctx, addr, true),
+            C::Abor => self.abor(ctx),
+            C::Syst => self.reply(ctx, R::SystemType, format_args!("UNIX Type: L8")),
+            C::Stat(arg) => return self.stat(ctx, arg),
+            C::Help(arg) => self.help(ctx, arg),
+            C::Noop => self.reply(ctx, R::Ok, format_args!("NOOP ok.")),
+            C::Site(arg) => self.site(ctx, arg),
+            C::Feat => self.feat(ctx),
+            C::Opts(arg) => self.opts(ctx, arg),
+            C::Size(arg) => self.size(ctx, arg),
+            C::Mdtm(arg) => self.mdtm(ctx, arg),
+            C::Clnt => self.reply(ctx, R::Ok, format_args!("Noted.")),
+            C::NotImplemented => self.reply(
+                ctx,
+                R::NotImplemented,
+                format_args!("Command not implemented."),
+            ),
+        }
+        Handled::Done
+    }
+
+    // ---- login -------------------------------------------------------------
+
+    fn user<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        name: &str,
+    ) {
+        if let Some(t) = self.xfer.take() {
+            let _ = Self::drop_transfer(t, ctx.net, ctx.fs, true);
+        }
+        let cfg = ctx.config;
+        let anon = (name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("ftp"))
+            && cfg.anonymous_root.is_some();
+        let who = if anon {
+            Some(Who::Anonymous)
+        } else {
+            cfg.accounts
+                .iter()
+                .position(|a| a.user == name)
+                .and_then(|i| u8::try_from(i).ok())
+                .map(Who::Account)
+        };
+        self.login = Login::User(who);
+        self.cwd = PathBuf::root();
+        self.reply(
+            ctx,
+            R::NeedPassword,
+            format_args!("Please specify the password."),
+        );
+    }
+
+    fn pass<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        pass: &str,
+    ) {
+        let Login::User(who) = self.login else {
+            match self.login {
+                Login::In(_) => self.reply(ctx, R::LoggedIn, format_args!("Already logged in.")),
+                _ => self.reply(ctx, R::BadSequence, format_args!("Login with USER first.")),
+            }
+            return;
+        };
+        let ok = match who {
+            Some(Who::Anonymous) => true,
+            Some(Who::Account(i)) => ctx
+                .config
+                .accounts
+                .get(usize::from(i))
+                .is_some_and(|a| eq_ct(a.pass, pass)),
+            None => false,
+        };
+        match (ok, who) {
+            (true, Some(who)) => {
+                self.login = Login::In(who);
+                self.failures = 0;
+                crate::event!("[{}] logged in", self.id);
+                self.reply(ctx, R::LoggedIn, format_args!("Login successful."));
+            }
+            _ => {
+                crate::event!("[{}] login failed", self.id);
+                self.hold = Hold::LoginDelay(ctx.now.after(ctx.config.login_fail_delay_ms));
+            }
+        }
+    }
+
+    // ---- paths -------------------------------------------------------------
+
+    /// Resolves a client path to (virtual, storage) paths, or answers `553`.
+    fn resolve<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) -> Option<(PathBuf, PathBuf)> {
+        let root = self.root(ctx.config);
+        let v = path::resolve(&self.cwd, arg).ok();
+        let s = v.as_ref().and_then(|v| path::to_storage(root, v).ok());
+        match (v, s) {
+            (Some(v), Some(s)) => Some((v, s)),
+            _ => {
+                self.reply(ctx, R::NameNotAllowed, format_args!("Path too long."));
+                None
+            }
+        }
+    }
+
+    fn fail<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        e: storage::Error,
+    ) {
+        self.reply(ctx, storage_reply(e, false), format_args!("{e}."));
+    }
+
+    fn deny<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+    ) -> bool {
+        if self.writable(ctx.config) {
+            return false;
+        }
+        self.reply(ctx, R::FileUnavailable, format_args!("Permission denied."));
+        true
+    }
+
+    fn cwd_to<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let Some((v, s)) = self.resolve(ctx, arg) else {
+            return;
+        };
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(m) if m.kind == Kind::Dir => {
+                self.cwd = v;
+                let cwd = self.cwd.clone();
+                self.reply(
+                    ctx,
+                    R::FileActionOk,
+                    format_args!("Directory changed to {cwd}."),
+                );
+            }
+            Ok(_) => self.fail(ctx, storage::Error::NotADirectory),
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    fn mkd<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        if self.deny(ctx) {
+            return;
+        }
+        let Some((v, s)) = self.resolve(ctx, arg) else {
+            return;
+        };
+        if v.is_root() {
+            return self.fail(ctx, storage::Error::AlreadyExists);
+        }
+        match ctx.fs.mkdir(s.as_str()) {
+            Ok(()) => self.reply(
+                ctx,
+                R::PathCreated,
+                format_args!("{} created.", Quoted(v.as_str())),
+            ),
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    fn simple_write<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+        what: Modify,
+    ) {
+        if self.deny(ctx) {
+            return;
+        }
+        let Some((v, s)) = self.resolve(ctx, arg) else {
+            return;
+        };
+        if v.is_root() {
+            return self.fail(ctx, storage::Error::PermissionDenied);
+        }
+        let r = match what {
+            Modify::Rmd => ctx.fs.rmdir(s.as_str()),
+            Modify::Dele => ctx.fs.remove(s.as_str()),
+        };
+        match r {
+            Ok(()) => {
+                // Leaving a directory that no longer exists would strand the
+                // session: RMD of the working directory moves to its parent.
+                if what == Modify::Rmd && is_within(&self.cwd, &v) {
+                    self.cwd = v;
+                    self.cwd.pop();
+                }
+                let text = if what == Modify::Rmd {
+                    "Directory removed."
+                } else {
+                    "File deleted."
+                };
+                self.reply(ctx, R::FileActionOk, format_args!("{text}"));
+            }
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    fn rnfr<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        if self.deny(ctx) {
+            return;
+        }
+        let Some((v, s)) = self.resolve(ctx, arg) else {
+            return;
+        };
+        if v.is_root() {
+            return self.fail(ctx, storage::Error::PermissionDenied);
+        }
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(_) => {
+                self.aux = v;
+                self.rnfr = true;
+                self.reply(ctx, R::FileActionPending, format_args!("Ready for RNTO."));
+            }
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    fn rnto<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        if self.deny(ctx) {
+            return;
+        }
+        let Some((v, to)) = self.resolve(ctx, arg) else {
+            return;
+        };
+        let root = self.root(ctx.config);
+        let Ok(from) = path::to_storage(root, &self.aux) else {
+            return self.fail(ctx, storage::Error::NameTooLong);
+        };
+        if v.is_root() {
+            return self.fail(ctx, storage::Error::AlreadyExists);
+        }
+        // A directory cannot move into itself.
+        if is_within(&v, &self.aux) {
+            return self.fail(ctx, storage::Error::PermissionDenied);
+        }
+        match ctx.fs.rename(from.as_str(), to.as_str()) {
+            Ok(()) => self.reply(ctx, R::FileActionOk, format_args!("Rename successful.")),
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    fn size<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let Some((_, s)) = self.resolve(ctx, arg) else {
+            return;
+        };
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(m) if m.kind == Kind::File => {
+                self.reply(ctx, R::FileStatus, format_args!("{}", m.size))
+            }
+            Ok(_) => self.reply(ctx, R::FileUnavailable, format_args!("Not a regular file.")),
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    fn mdtm<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let Some((_, s)) = self.resolve(ctx, arg) else {
+            return;
+        };
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(m) if m.kind == Kind::File => match m.modified {
+                Some(t) => self.reply(ctx, R::FileStatus, format_args!("{}", list::Timeval(t))),
+                None => self.reply(
+                    ctx,
+                    R::FileUnavailable,
+                    format_args!("Modification time unknown."),
+                ),
+            },
+            Ok(_) => self.reply(ctx, R::FileUnavailable, format_args!("Not a regular file.")),
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    fn mlst<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let Some((v, s)) = self.resolve(ctx, arg) else {
+            return;
+        };
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(m) => {
+                let (writable, mask) = (self.writable(ctx.config), self.facts);
+                self.send(ctx, |w| {
+                    w.first(R::FileActionOk, format_args!("Listing {v}"));
+                    w.cont(format_args!("{}{}", FactsOf(&m, writable, mask), v));
+                    w.last(R::FileActionOk, format_args!("End."));
+                });
+            }
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    // ---- information ---------------------------------------------------------
+
+    fn feat<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, ctx: &mut Ctx<'_, '_, N, S>) {
+        let mask = self.facts;
+        self.send(ctx, |w| {
+            w.first(R::SystemStatus, format_args!("Features:"));
+            for f in ["EPRT", "EPSV", "MDTM"] {
+                w.cont(format_args!("{f}"));
+            }
+            w.cont(format_args!("MLST {}", MlstFeat(mask)));
+            for f in ["PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"] {
+                w.cont(format_args!("{f}"));
+            }
+            w.last(R::SystemStatus, format_args!("End"));
+        });
+    }
+
+    fn opts<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let (name, value) = arg.split_once(' ').unwrap_or((arg, ""));
+        if name.eq_ignore_ascii_case("UTF8") || name.eq_ignore_ascii_case("UTF-8") {
+            if value.trim().eq_ignore_ascii_case("ON") || value.trim().is_empty() {
+                self.reply(ctx, R::Ok, format_args!("UTF8 mode is always on."));
+            } else {
+                self.reply(
+                    ctx,
+                    R::ParameterNotImplemented,
+                    format_args!("UTF8 cannot be turned off."),
+                );
+            }
+        } else if name.eq_ignore_ascii_case("MLST") {
+            let mut mask = 0;
+            for f in value.split(';') {
+                for (n, bit) in facts::NAMES {
+                    if f.trim().eq_ignore_ascii_case(n) {
+                        mask |= bit;
+                    }
+                }
+            }
+            self.facts = mask;
+            self.reply(ctx, R::Ok, format_args!("MLST OPTS {}", FactList(mask)));
+        } else {
+            self.reply(
+                ctx,
+                R::ArgumentSyntaxError,
+                format_args!("Option not understood."),
+            );
+        }
+    }
+
+    fn help<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        const COMMANDS: [&str; 48] = [
+            "ABOR", "ACCT", "ALLO", "APPE", "CDUP", "CLNT", "CWD", "DELE", "EPRT", "EPSV", "FEAT",
+            "HELP", "LIST", "MDTM", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS",
+            "PASV", "PORT", "PWD", "QUIT", "REIN", "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE",
+            "SIZE", "STAT", "STOR", "STOU", "STRU", "SYST", "TYPE", "USER", "XCUP", "XCWD", "XMKD",
+            "XPWD", "XRMD", "", "",
+        ];
+        let arg = arg.trim();
+        if !arg.is_empty() {
+            let known = COMMANDS
+                .iter()
+                .any(|c| !c.is_empty() && c.eq_ignore_ascii_case(arg));
+            if known {
+                self.reply(ctx, R::Help, format_args!("{} is supported.", Upper(arg)));
+            } else {
+                self.reply(
+                    ctx,
+                    R::NotImplemented,
+                    format_args!("Unknown command {}.", Upper(arg)),
+                );
+            }
+            return;
+        }
+        self.send(ctx, |w| {
+            w.first(
+                R::Help,
+                format_args!("The following commands are recognized:"),
+            );
+            for row in COMMANDS.chunks(12) {
+                w.cont(format_args!("{}", Row(row)));
+            }
+            w.last(R::Help, format_args!("Help OK."));
+        });
+    }
+
+    fn site<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let sub = arg.split(' ').next().unwrap_or("");
+        if sub.eq_ignore_ascii_case("HELP") {
+            self.send(ctx, |w| {
+                w.first(R::Help, format_args!("SITE commands:"));
+                w.cont(format_args!("HELP"));
+                w.last(R::Help, format_args!("End."));
+            });
+        } else {
+            self.reply(
+                ctx,
+                R::ParameterNotImplemented,
+                format_args!("Unknown SITE command."),
+            );
+        }
+    }
+
+    fn stat<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) -> Handled {
+        if let Some(t) = &self.xfer {
+            let bytes = t.bytes;
+            self.reply(
+                ctx,
+                R::SystemStatus,
+                format_args!("Transfer in progress: {bytes} bytes so far."),
+            );
+            return Handled::Done;
+        }
+        if arg.is_empty() {
+            let (peer, ty) = (
+                self.peer.ip(),
+                if self.ty == TransferType::Ascii {
+                    "ASCII"
+                } else {
+                    "BINARY"
+                },
+            );
+            let (open, max) = (ctx.sessions_open, ctx.config.max_sessions);
+            let files = ctx.fs.open_files();
+            let user = match self.account(ctx.config) {
+                Some((_, Some(a))) => a.user,
+                Some((Who::Anonymous, _)) => "anonymous",
+                _ => "(not logged in)",
+            };
+            self.send(ctx, |w| {
+                w.first(R::SystemStatus, format_args!("FTP server status:"));
+                w.cont(format_args!("Connected to {peer}"));
+                w.cont(format_args!("Logged in as {user}"));
+                w.cont(format_args!("TYPE: {ty}, STRUcture: File, MODE: Stream"));
+                w.cont(format_args!("Sessions: {open} of {max}"));
+                w.cont(format_args!("Open files: {files}"));
+                w.last(R::SystemStatus, format_args!("End of status."));
+            });
+            return Handled::Done;
+        }
+        let Some((v, s)) = self.resolve(ctx, skip_options(arg)) else {
+            return Handled::Done;
+        };
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(m) if m.kind == Kind::Dir => {
+                self.send(ctx, |w| {
+                    w.first(R::FileStatus, format_args!("Status of {v}:"))
+                });
+                self.aux = v;
+                self.xfer = Some(Transfer {
+                    op: Op::List {
+                        format: Format::List,
+                        index: 0,
+                    },
+                    sink: Sink::Control,
+                    draining: false,
+                    bytes: 0,
+                    last_progress: ctx.now,
+                });
+            }
+            Ok(m) => {
+                let (writable, utc) = (self.writable(ctx.config), ctx.utc.copied());
+                let name = v.file_name();
+                self.send(ctx, |w| {
+                    w.first(R::FileStatus, format_args!("Status of {v}:"));
+                    w.cont(format_args!(
+                        "{}",
+                        ListLine(name, &m, writable, utc.as_ref())
+                    ));
+                    w.last(R::FileStatus, format_args!("End of status."));
+                });
+            }
+            Err(e) => self.fail(ctx, e),
+        }
+        Handled::Done
+    }
+
+    // ---- data connections ------------------------------------------------------
+
+    fn pasv<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        extended: bool,
+        family: EpsvArg,
+    ) {
+        if self.epsv_all && !extended {
+            return self.reply(
+                ctx,
+                R::BadSequence,
+                format_args!("EPSV ALL in effect, use EPSV."),
+            );
+        }
+        let local_ip = self.local.ip().to_canonical();
+        let wrong = match family {
+            EpsvArg::V4 => !local_ip.is_ipv4(),
+            EpsvArg::V6 => !local_ip.is_ipv6(),
+            _ => false,
+        };
+        if wrong {
+            let use_ = if local_ip.is_ipv4() { 1 } else { 2 };
+            return self.reply(
+                ctx,
+                R::ProtocolNotSupported,
+                format_args!("Network protocol not supported, use ({use_})."),
+            );
+        }
+        let advertised = match (extended, local_ip) {
+            (true, _) => None,
+            (false, IpAddr::V4(ip)) => Some(ctx.config.pasv_address.unwrap_or(ip)),
+            (false, IpAddr::V6(_)) => {
+                return self.reply(
+                    ctx,
+                    R::CantOpenDataConnection,
+                    format_args!("PASV is IPv4 only; use EPSV."),
+                );
+            }
+        };
+        self.drop_data(ctx.net);
+        let (lo, hi) = ctx.config.pasv_ports;
+        let span = u32::from(hi.saturating_sub(lo)) + 1;
+        let mut result = Err(NetError::Exhausted);
+        for _ in 0..span {
+            let port = *ctx.next_port;
+            *ctx.next_port = if port >= hi || port < lo {
+                lo
+            } else {
+                port + 1
+            };
+            let port = port.clamp(lo, hi);
+            result = ctx
+                .net
+                .listen(SocketAddr::new(self.local.ip(), port))
+                .map(|s| (s, port));
+            if !matches!(result, Err(NetError::AddrInUse)) {
+                break;
+            }
+        }
+        match (result, advertised) {
+            (Ok((s, port)), Some(ip)) => {
+                self.data = Data::Listening(s);
+                let o = ip.octets();
+                self.reply(
+                    ctx,
+                    R::PassiveMode,
+                    format_args!(
+                        "Entering Passive Mode ({},{},{},{},{},{}).",
+                        o[0],
+                        o[1],
+                        o[2],
+                        o[3],
+                        port >> 8,
+                        port & 0xff
+                    ),
+                );
+            }
+            (Ok((s, port)), None) => {
+                self.data = Data::Listening(s);
+                self.reply(
+                    ctx,
+                    R::ExtendedPassiveMode,
+                    format_args!("Entering Extended Passive Mode (|||{port}|)."),
+                );
+            }
+            (Err(_), _) => {
+                self.reply(
+                    ctx,
+                    R::CantOpenDataConnection,
+                    format_args!("No data connection available, try later."),
+                );
+            }
+        }
+    }
+
+    fn port<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        addr: SocketAddr,
+        extended: bool,
+    ) {
+        if self.epsv_all {
+            return self.reply(
+                ctx,
+                R::BadSequence,
+                format_args!("EPSV ALL in effect, use EPSV."),
+            );
+        }
+        let peer = self.peer.ip().to_canonical();
+        let target = addr.ip().to_canonical();
+        if peer.is_ipv4() != target.is_ipv4() {
+            let use_ = if peer.is_ipv4() { 1 } else { 2 };
+            let code = if extended {
+                R::ProtocolNotSupported
+            } else {
+                R::ParameterNotImplemented
+            };
+            return self.reply(
+                ctx,
+                code,
+                format_args!("Network protocol not supported, use ({use_})."),
+            );
+        }
+        // RFC 2577 §3: no bounce to third parties, no privileged ports.
+        if target != peer || addr.port() < 1024 {
+            crate::event!("[{}] refused active connection to {}", self.id, addr);
+            return self.reply(
+                ctx,
+                R::ParameterNotImplemented,
+                format_args!("Data connections only to your own address and a port above 1023."),
+            );
+        }
+        self.drop_data(ctx.net);
+        match ctx.net.connect(self.local.ip(), addr) {
+            Ok(s) => {
+                self.data = Data::Connecting(s);
+                let verb = if extended { "EPRT" } else { "PORT" };
+                self.reply(ctx, R::Ok, format_args!("{verb} command successful."));
+            }
+            Err(_) => self.reply(
+                ctx,
+                R::CantOpenDataConnection,
+                format_args!("Cannot open data connection."),
+            ),
+        }
+    }
+
+    /// The established data connection for a transfer command, or whether
+    /// to wait for one (`None` after answering `425`).
+    fn data_for_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+    ) -> Result<Option<K>, ()> {
+        match self.data {
+            Data::Ready(s) => {
+                self.data = Data::None;
+                Ok(Some(s))
+            }
+            Data::Listening(_) | Data::Connecting(_) => {
+                let since = self.deferred_since.unwrap_or(ctx.now);
+                if ctx.now >= since.after(ctx.config.data_timeout_ms) {
+                    self.drop_data(ctx.net);
+                    self.reply(
+                        ctx,
+                        R::CantOpenDataConnection,
+                        format_args!("Data connection timed out."),
+                    );
+                    Ok(None)
+                } else {
+                    Err(())
+                }
+            }
+            Data::None => {
+                self.reply(
+                    ctx,
+                    R::CantOpenDataConnection,
+                    format_args!("Use PORT, PASV, EPRT or EPSV first."),
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    fn start(&mut self, op: Op<F>, sock: K, now: Instant) {
+        self.xfer = Some(Transfer {
+            op,
+            sink: Sink::Data(sock),
+            draining: false,
+            bytes: 0,
+            last_progress: now,
+        });
+    }
+
+    fn retr<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) -> Handled {
+        let Some((v, s)) = self.resolve(ctx, arg) else {
+            return Handled::Done;
+        };
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(m) if m.kind == Kind::Dir => {
+                self.rest = 0;
+                self.fail(ctx, storage::Error::IsADirectory);
+                return Handled::Done;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.rest = 0;
+                self.fail(ctx, e);
+                return Handled::Done;
+            }
+        }
+        let sock = match self.data_for_transfer(ctx) {
+            Err(()) => return Handled::Wait,
+            Ok(None) => return Handled::Done,
+            Ok(Some(sock)) => sock,
+        };
+        let offset = core::mem::take(&mut self.rest);
+        match ctx.fs.open_read(s.as_str(), offset) {
+            Ok(file) => {
+                let size = ctx.fs.metadata(s.as_str()).map(|m| m.size).unwrap_or(0);
+                let mode = if self.ty == TransferType::Ascii {
+                    "ASCII"
+                } else {
+                    "BINARY"
+                };
+                self.reply(
+                    ctx,
+                    R::FileStatusOk,
+                    format_args!(
+                        "Opening {mode} mode data connection for {} ({size} bytes).",
+                        v.file_name()
+                    ),
+                );
+                let ascii = self.ty == TransferType::Ascii;
+                self.start(
+                    Op::Retr {
+                        file,
+                        ascii,
+                        cr: false,
+                    },
+                    sock,
+                    ctx.now,
+                );
+            }
+            Err(e) => {
+                ctx.net.abort(sock);
+                self.fail(ctx, e);
+            }
+        }
+        Handled::Done
+    }
+
+    fn store<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+        kind: StoreKind,
+    ) -> Handled {
+        if self.deny(ctx) {
+            self.rest = 0;
+            return Handled::Done;
+        }
+        // STOU picks a name that does not exist yet.
+        let mut unique = PathBuf::root();
+        let arg = if kind == StoreKind::Stou {
+            let mut found = false;
+            for n in 0..1000u32 {
+                let mut name = [0u8; 12];
+                let name = fmt_name(&mut name, n);
+                let Ok(v) = path::resolve(&self.cwd, name) else {
+                    break;
+                };
+                let Ok(s) = path::to_storage(self.root(ctx.config), &v) else {
+                    break;
+                };
+                if ctx.fs.metadata(s.as_str()) == Err(storage::Error::NotFound) {
+                    unique = v;
+                    found = true;
+                    break;
+                }
+            }
+            if !found {
+                self.reply(
+                    ctx,
+                    R::NameNotAllowed,
+                    format_args!("Cannot find a unique name."),
+                );
+                return Handled::Done;
+            }
+            unique.as_str()
+        } else {
+            arg
+        };
+        let Some((v, s)) = self.resolve(ctx, arg) else {
+            return Handled::Done;
+        };
+        if v.is_root() {
+            self.fail(ctx, storage::Error::IsADirectory);
+            return Handled::Done;
+        }
+        if let Ok(m) = ctx.fs.metadata(s.as_str()) {
+            if m.kind == Kind::Dir {
+                self.rest = 0;
+                self.fail(ctx, storage::Error::IsADirectory);
+                return Handled::Done;
+            }
+        }
+        let sock = match self.data_for_transfer(ctx) {
+            Err(()) => return Handled::Wait,
+            Ok(None) => return Handled::Done,
+            Ok(Some(sock)) => sock,
+        };
+        let rest = core::mem::take(&mut self.rest);
+        let mode = match kind {
+            StoreKind::Stor if rest > 0 => WriteMode::At(rest),
+            StoreKind::Stor => WriteMode::Truncate,
+            StoreKind::Appe => WriteMode::Append,
+            StoreKind::Stou => WriteMode::CreateNew,
+        };
+        match ctx.fs.open_write(s.as_str(), mode) {
+            Ok(file) => {
+                crate::event!("[{}] storing {} ({:?})", self.id, v, mode);
+                if kind == StoreKind::Stou {
+                    self.reply(
+                        ctx,
+                        R::FileStatusOk,
+                        format_args!("FILE: {}", v.file_name()),
+                    );
+                } else {
+                    self.reply(ctx, R::FileStatusOk, format_args!("Ok to send data."));
+                }
+                let ascii = self.ty == TransferType::Ascii;
+                self.start(
+                    Op::Stor {
+                        file,
+                        ascii,
+                        cr: false,
+                    },
+                    sock,
+                    ctx.now,
+                );
+            }
+            Err(e) => {
+                ctx.net.abort(sock);
+                self.fail(ctx, e);
+            }
+        }
+        Handled::Done
+    }
+
+    fn list<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        format: Format,
+        arg: &str,
+    ) -> Handled {
+        self.rest = 0;
+        let Some((v, s)) = self.resolve(ctx, arg) else {
+            return Handled::Done;
+        };
+        let meta = match ctx.fs.metadata(s.as_str()) {
+            Ok(m) => m,
+            Err(e) => {
+                self.fail(ctx, e);
+                return Handled::Done;
+            }
+        };
+        if meta.kind == Kind::File && format == Format::Mlsd {
+            self.fail(ctx, storage::Error::NotADirectory);
+            return Handled::Done;
+        }
+        let sock = match self.data_for_transfer(ctx) {
+            Err(()) => return Handled::Wait,
+            Ok(None) => return Handled::Done,
+            Ok(Some(sock)) => sock,
+        };
+        self.reply(
+            ctx,
+            R::FileStatusOk,
+            format_args!("Here comes the directory listing."),
+        );
+        if meta.kind == Kind::File {
+            // A listing of one file (FAR checks existence with `LIST path`).
+            let mut w = SliceWriter {
+                buf: &mut ctx.data[..],
+                len: 0,
+            };
+            let (writable, utc) = (self.writable(ctx.config), ctx.utc);
+            let name = if format == Format::Nlst {
+                arg
+            } else {
+                v.file_name()
+            };
+            let _ = list::write_entry(&mut w, format, name, &meta, writable, utc, self.facts);
+            let n = w.len;
+            let _ = ctx.net.send(sock, &ctx.data[..n]);
+            self.xfer = Some(Transfer {
+                op: Op::List {
+                    format,
+                    index: usize::MAX,
+                },
+                sink: Sink::Data(sock),
+                draining: true,
+                bytes: n as u64,
+                last_progress: ctx.now,
+            });
+        } else {
+            self.aux = v;
+            self.start(Op::List { format, index: 0 }, sock, ctx.now);
+        }
+        Handled::Done
+    }
+
+    fn abor<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, ctx: &mut Ctx<'_, '_, N, S>) {
+        self.drop_data(ctx.net);
+        match self.xfer.take() {
+            Some(t) => {
+                let _ = Self::drop_transfer(t, ctx.net, ctx.fs, true);
+                self.send(ctx, |w| {
+                    w.line(R::TransferAborted, format_args!("Transfer aborted."));
+                    w.line(R::TransferComplete, format_args!("ABOR successful."));
+                });
+            }
+            None => self.reply(
+                ctx,
+                R::DataOpenNoTransfer,
+                format_args!("No transfer to abort."),
+            ),
+        }
+    }
+
+    // ---- moving data -----------------------------------------------------------
+
+    /// Ends a transfer with an error reply (the file is closed, so what an
+    /// upload received so far is kept and can be resumed with REST).
+    fn fail_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        code: R,
+        text: &str,
+    ) {
+        if let Some(t) = self.xfer.take() {
+            let bytes = t.bytes;
+            let _ = Self::drop_transfer(t, ctx.net, ctx.fs, true);
+            crate::event!(
+                "[{}] transfer failed after {} bytes: {}",
+                self.id,
+                bytes,
+                text
+            );
+            self.reply(
+                ctx,
+                code,
+                format_args!("{text} ({bytes} bytes transferred)"),
+            );
+        }
+    }
+
+    fn finish_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+    ) {
+        let Some(t) = self.xfer.take() else { return };
+        let (bytes, control) = (t.bytes, t.sink == Sink::Control);
+        let stor = matches!(t.op, Op::Stor { .. });
+        match Self::drop_transfer(t, ctx.net, ctx.fs, false) {
+            Ok(()) if control => self.reply(ctx, R::FileStatus, format_args!("End of status.")),
+            Ok(()) => {
+                crate::event!("[{}] transfer complete, {} bytes", self.id, bytes);
+                self.reply(
+                    ctx,
+                    R::TransferComplete,
+                    format_args!("Transfer complete ({bytes} bytes)."),
+                );
+            }
+            Err(e) => {
+                crate::event!("[{}] closing the file failed: {}", self.id, e);
+                let code = storage_reply(e, stor);
+                self.reply(ctx, code, format_args!("{e}; transfer failed."));
+            }
+        }
+    }
+
+    /// Moves one buffer of the running transfer.
+    fn step_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+    ) -> bool {
+        let Some(t) = self.xfer.as_mut() else {
+            return false;
+        };
+        let sock = match t.sink {
+            Sink::Data(s) => s,
+            Sink::Control => self.ctrl,
+        };
+        if t.draining {
+            let done = match t.sink {
+                Sink::Data(s) => ctx.net.send_drained(s) || ctx.net.state(s) == SockState::Closed,
+                Sink::Control => true,
+            };
+            if done && self.room(ctx.net) {
+                self.finish_transfer(ctx);
+                return true;
+            }
+            return false;
+        }
+        let state = ctx.net.state(sock);
+        let is_stor = matches!(t.op, Op::Stor { .. });
+        if state == SockState::Closed && !is_stor {
+            self.fail_transfer(
+                ctx,
+                R::TransferAborted,
+                "Data connection closed; transfer aborted.",
+            );
+            return true;
+        }
+        let t = self.xfer.as_mut().expect("checked above");
+        let writable = matches!(self.login, Login::In(Who::Account(i))
+            if ctx.config.accounts.get(usize::from(i)).is_some_and(|a| a.writable));
+        let result = match &mut t.op {
+            Op::Retr { file, ascii, cr } => {
+                let cap = ctx.net.send_capacity(sock).min(ctx.data.len());
+                if cap < 2 {
+                    return false;
+                }
+                if *ascii {
+                    let (dst, src) = ctx.data.split_at_mut(ctx.data.len() / 2);
+                    let want = (cap / 2).min(src.len()).min(dst.len() / 2);
+                    match ctx.fs.read(file, &mut src[..want]) {
+                        Ok(0) => Ok(Progress::End),
+                        Ok(n) => {
+                            let m = to_crlf(&src[..n], dst, cr);
+                            send_all(ctx.net, sock, &dst[..m]).map(|()| Progress::Moved(m))
+                        }
+                        Err(e) => Err(Failure::Storage(e)),
+                    }
+                } else {
+                    match ctx.fs.read(file, &mut ctx.data[..cap]) {
+                        Ok(0) => Ok(Progress::End),
+                        Ok(n) => {
+                            send_all(ctx.net, sock, &ctx.data[..n]).map(|()| Progress::Moved(n))
+                        }
+                        Err(e) => Err(Failure::Storage(e)),
+                    }
+                }
+            }
+            Op::Stor { file, ascii, cr } => match ctx.net.recv(sock, ctx.data) {
+                Ok(0) => Ok(Progress::Idle),
+                Ok(n) => {
+                    let mut held = Ok(());
+                    if *ascii && core::mem::take(cr) && ctx.data[0] != b'\n' {
+                        held = ctx.fs.write(file, b"\r");
+                    }
+                    let m = if *ascii {
+                        from_crlf(&mut ctx.data[..n], cr)
+                    } else {
+                        n
+                    };
+                    match held.and_then(|()| ctx.fs.write(file, &ctx.data[..m])) {
+                        Ok(()) => Ok(Progress::Moved(n)),
+                        Err(e) => Err(Failure::Storage(e)),
+                    }
+                }
+                Err(NetError::Closed) => {
+                    if *ascii && *cr {
+                        // A lone CR at the very end is data.
+                        *cr = false;
+                        match ctx.fs.write(file, b"\r") {
+                            Ok(()) => Ok(Progress::End),
+                            Err(e) => Err(Failure::Storage(e)),
+                        }
+                    } else {
+                        Ok(Progress::End)
+                    }
+                }
+                Err(_) => Err(Failure::Net),
+            },
+            Op::List { format, index } => {
+                let (format, start) = (*format, *index);
+                let cap = ctx.net.send_capacity(sock).min(ctx.data.len());
+                let indent = t.sink == Sink::Control;
+                if cap < crate::MAX_LINE.min(ctx.data.len()) {
+                    return false;
+                }
+                let mut w = SliceWriter {
+                    buf: &mut ctx.data[..cap],
+                    len: 0,
+                };
+                let (mut count, mut full) = (0usize, false);
+                let (utc, mask) = (ctx.utc, self.facts);
+                let r = ctx.fs.list(self.aux.as_str(), start, &mut |e| {
+                    let before = w.len;
+                    let ok = (!indent || core::fmt::Write::write_str(&mut w, " ").is_ok())
+                        && list::write_entry(&mut w, format, e.name, &e.meta, writable, utc, mask)
+                            .is_ok();
+                    if ok {
+                        count += 1;
+                    } else {
+                        w.len = before;
+                        full = true;
+                    }
+                    ok
+                });
+                let n = w.len;
+                match r {
+                    Err(e) => Err(Failure::Storage(e)),
+                    Ok(()) => {
+                        if let Op::List { index, .. } = &mut t.op {
+                            *index = start + count;
+                        }
+                        let sent = if n > 0 {
+                            send_all(ctx.net, sock, &ctx.data[..n])
+                        } else {
+                            Ok(())
+                        };
+                        match (sent, full) {
+                            (Err(f), _) => Err(f),
+                            (Ok(()), true) => Ok(Progress::Moved(n)),
+                            (Ok(()), false) => {
+                                t.bytes += n as u64;
+                                Ok(Progress::End)
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let t = self.xfer.as_mut().expect("still running");
+        match result {
+            Ok(Progress::Idle) => false,
+            Ok(Progress::Moved(n)) => {
+                t.bytes += n as u64;
+                t.last_progress = ctx.now;
+                true
+            }
+            Ok(Progress::End) => {
+                t.draining = true;
+                t.last_progress = ctx.now;
+                true
+            }
+            Err(Failure::Net) => {
+                self.fail_transfer(
+                    ctx,
+                    R::TransferAborted,
+                    "Data connection lost; transfer aborted.",
+                );
+                true
+            }
+            Err(Failure::Storage(e)) => {
+                let code = storage_reply(e, true);
+                let text = match e {
+                    storage::Error::NoSpace => "No space left on device; transfer aborted.",
+                    _ => "Storage error; transfer aborted.",
+                };
+                self.fail_transfer(ctx, code, text);
+                true
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Modify {
+    Rmd,
+    Dele,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StoreKind {
+    Stor,
+    Appe,
+    Stou,
+}
+
+enum Progress {
+    Idle,
+    Moved(usize),
+    End,
+}
+
+enum Failure {
+    Net,
+    Storage(storage::Error),
+}
+
+fn send_all<N: Net>(net: &mut N, s: N::Socket, data: &[u8]) -> Result<(), Failure> {
+    match net.send(s, data) {
+        Ok(n) if n == data.len() => Ok(()),
+        _ => Err(Failure::Net),
+    }
+}
+
+/// LF to CRLF (TYPE A on the way out). `cr` remembers a CR that ended the
+/// previous chunk, so an existing CRLF is not doubled. `dst` must hold
+/// twice `src`.
+fn to_crlf(src: &[u8], dst: &mut [u8], cr: &mut bool) -> usize {
+    let mut n = 0;
+    for &b in src {
+        if b == b'\n' && !*cr {
+            dst[n] = b'\r';
+            n += 1;
+        }
+        dst[n] = b;
+        n += 1;
+        *cr = b == b'\r';
+    }
+    n
+}
+
+/// CRLF to LF in place (TYPE A on the way in). A CR that ends the chunk
+/// is dropped from the output and remembered in `cr`; the caller writes it
+/// out if the next chunk does not start with LF.
+fn from_crlf(buf: &mut [u8], cr: &mut bool) -> usize {
+    let mut out = 0;
+    let len = buf.len();
+    for i in 0..len {
+        let b = buf[i];
+        if b == b'\r' {
+            if i + 1 == len {
+                *cr = true;
+                continue;
+            }
+            if buf[i + 1] == b'\n' {
+                continue;
+            }
+        }
+        buf[out] = b;
+        out += 1;
+    }
+    out
+}
+
+/// True when `p` is `dir` or lies below it.
+fn is_within(p: &PathBuf, dir: &PathBuf) -> bool {
+    let (p, d) = (p.as_str(), dir.as_str());
+    p == d || (p.starts_with(d) && (d == "/" || p.as_bytes().get(d.len()) == Some(&b'/')))
+}
+
+/// `LIST -la path` and friends: option words are skipped (wget, FAR,
+/// Chrome send them; RFC 959 LIST takes only a path).
+fn skip_options(arg: &str) -> &str {
+    let mut rest = arg.trim_start();
+    while rest.starts_with('-') {
+        rest = rest.split_once(' ').map_or("", |(_, r)| r.trim_start());
+    }
+    rest
+}
+
+/// `stou0001.bin` style names for STOU (8.3-safe).
+fn fmt_name(buf: &mut [u8; 12], n: u32) -> &str {
+    buf.copy_from_slice(b"stou0000.bin");
+    let mut v = n;
+    for i in (4..8).rev() {
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    core::str::from_utf8(buf).unwrap_or("stou.bin")
+}
+
+/// Constant-time comparison, so a password cannot be guessed byte by byte
+/// from reply timing.
+fn eq_ct(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff));
+    }
+    diff == 0
+}
+
+struct FactsOf<'m>(&'m storage::Metadata, bool, u8);
+impl core::fmt::Display for FactsOf<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        list::write_facts(f, self.0, self.1, self.2)
+    }
+}
+
+struct ListLine<'m>(&'m str, &'m storage::Metadata, bool, Option<&'m DateTime>);
+impl core::fmt::Display for ListLine<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The writer drops the CRLF this adds.
+        list::write_list_line(f, self.0, self.1, self.2, self.3)
+    }
+}
+
+/// `type*;size*;modify*;perm*;` for FEAT.
+struct MlstFeat(u8);
+impl core::fmt::Display for MlstFeat {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (name, bit) in facts::NAMES {
+            write!(f, "{name}{};", if self.0 & bit != 0 { "*" } else { "" })?;
+        }
+        Ok(())
+    }
+}
+
+/// `type;size;` for the OPTS MLST reply.
+struct FactList(u8);
+impl core::fmt::Display for FactList {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (name, bit) in facts::NAMES {
+            if self.0 & bit != 0 {
+                write!(f, "{name};")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Upper<'s>(&'s str);
+impl core::fmt::Display for Upper<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for c in self.0.chars() {
+            core::fmt::Write::write_char(f, c.to_ascii_uppercase())?;
+        }
+        Ok(())
+    }
+}
+
+struct Row<'r>(&'r [&'r str]);
+impl core::fmt::Display for Row<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, c) in self.0.iter().filter(|c| !c.is_empty()).enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(c)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -156,8 +156,12 @@ pub trait Storage {
     /// `skip` of them, in a stable order, until `f` returns `false`.
     /// The engine resumes a listing that did not fit the network buffer by
     /// calling again with a larger `skip`.
-    fn list(&mut self, path: &str, skip: usize, f: &mut dyn FnMut(&DirEntry<'_>) -> bool)
-    -> Result<()>;
+    fn list(
+        &mut self,
+        path: &str,
+        skip: usize,
+        f: &mut dyn FnMut(&DirEntry<'_>) -> bool,
+    ) -> Result<()>;
     fn mkdir(&mut self, path: &str) -> Result<()>;
     /// Removes an empty directory.
     fn rmdir(&mut self, path: &str) -> Result<()>;

@@ -128,7 +128,10 @@ impl Command<'_> {
     /// True for commands answered while a transfer runs (RFC 959 §4.1.3:
     /// ABOR, STAT, QUIT; NOOP because lftp keeps the connection alive with it).
     pub fn allowed_during_transfer(&self) -> bool {
-        matches!(self, Command::Abor | Command::Stat("") | Command::Quit | Command::Noop)
+        matches!(
+            self,
+            Command::Abor | Command::Stat("") | Command::Quit | Command::Noop
+        )
     }
 }
 
@@ -154,10 +157,18 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
 
     use Command as C;
     let need = |c: fn(&'a str) -> Command<'a>| -> Result<Command<'a>, ParseError> {
-        if arg.is_empty() { Err(ParseError::MissingArgument) } else { Ok(c(arg)) }
+        if arg.is_empty() {
+            Err(ParseError::MissingArgument)
+        } else {
+            Ok(c(arg))
+        }
     };
     let bare = |c: Command<'a>| -> Result<Command<'a>, ParseError> {
-        if arg.trim().is_empty() { Ok(c) } else { Err(ParseError::UnexpectedArgument) }
+        if arg.trim().is_empty() {
+            Ok(c)
+        } else {
+            Err(ParseError::UnexpectedArgument)
+        }
     };
     match verb {
         b"USER" => need(C::User),
@@ -184,7 +195,11 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
         b"APPE" => need(C::Appe),
         b"REST" => parse_rest(arg),
         b"ALLO" => {
-            if arg.is_empty() { Err(ParseError::MissingArgument) } else { Ok(C::Allo) }
+            if arg.is_empty() {
+                Err(ParseError::MissingArgument)
+            } else {
+                Ok(C::Allo)
+            }
         }
         b"TYPE" => parse_type(arg),
         b"STRU" => match arg {
@@ -215,8 +230,8 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
         b"MDTM" => need(C::Mdtm),
         b"CLNT" => Ok(C::Clnt),
         b"AUTH" | b"PBSZ" | b"PROT" | b"CCC" | b"LANG" | b"HOST" | b"MFMT" | b"MFCT" | b"MFF"
-        | b"SMNT" | b"LPSV" | b"LPRT" | b"ADAT" | b"MIC" | b"CONF" | b"ENC" | b"AVBL"
-        | b"DSIZ" | b"RMDA" | b"XCRC" | b"XMD5" | b"XSHA" | b"HASH" => Ok(C::NotImplemented),
+        | b"SMNT" | b"LPSV" | b"LPRT" | b"ADAT" | b"MIC" | b"CONF" | b"ENC" | b"AVBL" | b"DSIZ"
+        | b"RMDA" | b"XCRC" | b"XMD5" | b"XSHA" | b"HASH" => Ok(C::NotImplemented),
         _ => Err(ParseError::Unknown),
     }
 }
@@ -225,7 +240,9 @@ fn parse_rest(arg: &str) -> Result<Command<'_>, ParseError> {
     if arg.is_empty() {
         return Err(ParseError::MissingArgument);
     }
-    parse_u64(arg).map(Command::Rest).ok_or(ParseError::BadArgument)
+    parse_u64(arg)
+        .map(Command::Rest)
+        .ok_or(ParseError::BadArgument)
 }
 
 fn parse_u64(s: &str) -> Option<u64> {
@@ -266,7 +283,9 @@ trait FirstByte {
 }
 impl FirstByte for str {
     fn to_ascii_uppercase_byte(&self) -> u8 {
-        self.as_bytes().first().map_or(0, |b| b.to_ascii_uppercase())
+        self.as_bytes()
+            .first()
+            .map_or(0, |b| b.to_ascii_uppercase())
     }
 }
 
@@ -289,7 +308,10 @@ fn parse_port(arg: &str) -> Result<SocketAddrV4, ParseError> {
         return Err(ParseError::BadArgument);
     }
     let ip = Ipv4Addr::new(n[0], n[1], n[2], n[3]);
-    Ok(SocketAddrV4::new(ip, u16::from(n[4]) << 8 | u16::from(n[5])))
+    Ok(SocketAddrV4::new(
+        ip,
+        u16::from(n[4]) << 8 | u16::from(n[5]),
+    ))
 }
 
 /// `EPSV [1|2|ALL]` (RFC 2428 §3).
@@ -323,8 +345,14 @@ fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
         .and_then(|p| u16::try_from(p).ok())
         .ok_or(ParseError::BadArgument)?;
     let ip = match proto {
-        "1" => IpAddr::V4(addr.parse::<Ipv4Addr>().map_err(|_| ParseError::BadArgument)?),
-        "2" => IpAddr::V6(addr.parse::<Ipv6Addr>().map_err(|_| ParseError::BadArgument)?),
+        "1" => IpAddr::V4(
+            addr.parse::<Ipv4Addr>()
+                .map_err(|_| ParseError::BadArgument)?,
+        ),
+        "2" => IpAddr::V6(
+            addr.parse::<Ipv6Addr>()
+                .map_err(|_| ParseError::BadArgument)?,
+        ),
         p if parse_u64(p).is_some() => return Err(ParseError::UnsupportedProtocol),
         _ => return Err(ParseError::BadArgument),
     };
@@ -346,7 +374,10 @@ mod tests {
     #[test]
     fn arguments_keep_spaces() {
         assert_eq!(parse(b"RETR my file .txt"), Ok(C::Retr("my file .txt")));
-        assert_eq!(parse(b"STOR Report 2026 (final).pdf"), Ok(C::Stor("Report 2026 (final).pdf")));
+        assert_eq!(
+            parse(b"STOR Report 2026 (final).pdf"),
+            Ok(C::Stor("Report 2026 (final).pdf"))
+        );
     }
 
     #[test]
@@ -415,7 +446,10 @@ mod tests {
             Ok(C::Port(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50000)))
         );
         assert_eq!(parse(b"PORT 127,0,0,1,195"), Err(ParseError::BadArgument));
-        assert_eq!(parse(b"PORT 127,0,0,1,195,80,1"), Err(ParseError::BadArgument));
+        assert_eq!(
+            parse(b"PORT 127,0,0,1,195,80,1"),
+            Err(ParseError::BadArgument)
+        );
         assert_eq!(parse(b"PORT 256,0,0,1,1,1"), Err(ParseError::BadArgument));
         assert_eq!(parse(b"PORT a,b,c,d,e,f"), Err(ParseError::BadArgument));
         assert_eq!(parse(b"PORT"), Err(ParseError::MissingArgument));
@@ -427,11 +461,20 @@ mod tests {
             parse(b"EPRT |1|127.0.0.1|50000|"),
             Ok(C::Eprt("127.0.0.1:50000".parse().unwrap()))
         );
-        assert_eq!(parse(b"EPRT |2|::1|50000|"), Ok(C::Eprt("[::1]:50000".parse().unwrap())));
-        assert_eq!(parse(b"EPRT !1!127.0.0.1!21!"), Ok(C::Eprt("127.0.0.1:21".parse().unwrap())));
+        assert_eq!(
+            parse(b"EPRT |2|::1|50000|"),
+            Ok(C::Eprt("[::1]:50000".parse().unwrap()))
+        );
+        assert_eq!(
+            parse(b"EPRT !1!127.0.0.1!21!"),
+            Ok(C::Eprt("127.0.0.1:21".parse().unwrap()))
+        );
         assert_eq!(parse(b"EPRT |3|x|1|"), Err(ParseError::UnsupportedProtocol));
         assert_eq!(parse(b"EPRT |1|::1|1|"), Err(ParseError::BadArgument));
-        assert_eq!(parse(b"EPRT |1|127.0.0.1|99999|"), Err(ParseError::BadArgument));
+        assert_eq!(
+            parse(b"EPRT |1|127.0.0.1|99999|"),
+            Err(ParseError::BadArgument)
+        );
         assert_eq!(parse(b"EPRT |1|127.0.0.1|5"), Err(ParseError::BadArgument));
         assert_eq!(parse(b"EPRT"), Err(ParseError::MissingArgument));
     }
@@ -451,7 +494,10 @@ mod tests {
         assert_eq!(parse(b"REST 0"), Ok(C::Rest(0)));
         assert_eq!(parse(b"REST 1234567890123"), Ok(C::Rest(1_234_567_890_123)));
         assert_eq!(parse(b"REST -1"), Err(ParseError::BadArgument));
-        assert_eq!(parse(b"REST 99999999999999999999"), Err(ParseError::BadArgument));
+        assert_eq!(
+            parse(b"REST 99999999999999999999"),
+            Err(ParseError::BadArgument)
+        );
         assert_eq!(parse(b"REST"), Err(ParseError::MissingArgument));
     }
 

@@ -36,7 +36,11 @@ pub fn extract(raw: &[u8], out: &mut [u8]) -> Frame {
             if b == b'\r' && raw.get(i + 1) == Some(&b'\n') {
                 consumed += 1;
             }
-            return if len == 0 { Frame::Empty { consumed } } else { Frame::Line { consumed, len } };
+            return if len == 0 {
+                Frame::Empty { consumed }
+            } else {
+                Frame::Line { consumed, len }
+            };
         }
         let (byte, step) = if b == IAC {
             match raw.get(i + 1) {
@@ -63,7 +67,11 @@ pub fn extract(raw: &[u8], out: &mut [u8]) -> Frame {
         }
         i += step;
     }
-    if len == out.len() { Frame::TooLong { consumed: i } } else { Frame::Partial }
+    if len == out.len() {
+        Frame::TooLong { consumed: i }
+    } else {
+        Frame::Partial
+    }
 }
 
 /// While discarding an over-long line: how many bytes to drop, and whether
@@ -91,9 +99,36 @@ mod tests {
 
     #[test]
     fn crlf_lf_and_cr_end_a_line() {
-        assert_eq!(one(b"NOOP\r\nPWD\r\n"), (Frame::Line { consumed: 6, len: 4 }, b"NOOP".to_vec()));
-        assert_eq!(one(b"NOOP\nPWD"), (Frame::Line { consumed: 5, len: 4 }, b"NOOP".to_vec()));
-        assert_eq!(one(b"ABOR\r"), (Frame::Line { consumed: 5, len: 4 }, b"ABOR".to_vec()));
+        assert_eq!(
+            one(b"NOOP\r\nPWD\r\n"),
+            (
+                Frame::Line {
+                    consumed: 6,
+                    len: 4
+                },
+                b"NOOP".to_vec()
+            )
+        );
+        assert_eq!(
+            one(b"NOOP\nPWD"),
+            (
+                Frame::Line {
+                    consumed: 5,
+                    len: 4
+                },
+                b"NOOP".to_vec()
+            )
+        );
+        assert_eq!(
+            one(b"ABOR\r"),
+            (
+                Frame::Line {
+                    consumed: 5,
+                    len: 4
+                },
+                b"ABOR".to_vec()
+            )
+        );
     }
 
     #[test]
@@ -128,7 +163,13 @@ mod tests {
         assert_eq!(one(&raw).0, Frame::TooLong { consumed: 16 });
         let mut exact = [b'A'; 17];
         exact[16] = b'\n';
-        assert_eq!(one(&exact).0, Frame::Line { consumed: 17, len: 16 });
+        assert_eq!(
+            one(&exact).0,
+            Frame::Line {
+                consumed: 17,
+                len: 16
+            }
+        );
         let mut over = [b'A'; 18];
         over[17] = b'\n';
         assert_eq!(one(&over).0, Frame::TooLong { consumed: 16 });

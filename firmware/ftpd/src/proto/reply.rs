@@ -111,7 +111,11 @@ const FINAL_LINE_RESERVE: usize = 64;
 
 impl<'b> Writer<'b> {
     pub fn new(buf: &'b mut [u8]) -> Self {
-        Writer { buf, len: 0, overflow: false }
+        Writer {
+            buf,
+            len: 0,
+            overflow: false,
+        }
     }
 
     /// The bytes written so far.
@@ -169,7 +173,13 @@ impl<'b> Writer<'b> {
             return;
         }
         self.put(b" ", limit);
-        let _ = fmt::write(&mut Bounded { w: self, limit: limit - 2 }, text);
+        let _ = fmt::write(
+            &mut Bounded {
+                w: self,
+                limit: limit - 2,
+            },
+            text,
+        );
         self.put(b"\r\n", self.buf.len());
     }
 
@@ -180,7 +190,12 @@ impl<'b> Writer<'b> {
 
     fn code(&mut self, code: ReplyCode, sep: u8) {
         let c = code.code();
-        let digits = [b'0' + (c / 100) as u8, b'0' + (c / 10 % 10) as u8, b'0' + (c % 10) as u8, sep];
+        let digits = [
+            b'0' + (c / 100) as u8,
+            b'0' + (c / 10 % 10) as u8,
+            b'0' + (c % 10) as u8,
+            sep,
+        ];
         self.put(&digits, self.buf.len());
     }
 }
@@ -231,7 +246,10 @@ mod tests {
 
     #[test]
     fn single_line() {
-        assert_eq!(text(|w| w.line(ReplyCode::Ok, format_args!("NOOP ok."))), "200 NOOP ok.\r\n");
+        assert_eq!(
+            text(|w| w.line(ReplyCode::Ok, format_args!("NOOP ok."))),
+            "200 NOOP ok.\r\n"
+        );
         assert_eq!(
             text(|w| w.line(ReplyCode::ServiceNotAvailable, format_args!("Timeout."))),
             "421 Timeout.\r\n"
@@ -250,7 +268,12 @@ mod tests {
 
     #[test]
     fn quotes_are_doubled() {
-        let s = text(|w| w.line(ReplyCode::PathCreated, format_args!("{} created.", Quoted("/a \"b\""))));
+        let s = text(|w| {
+            w.line(
+                ReplyCode::PathCreated,
+                format_args!("{} created.", Quoted("/a \"b\"")),
+            )
+        });
         assert_eq!(s, "257 \"/a \"\"b\"\"\" created.\r\n");
     }
 
@@ -279,7 +302,10 @@ mod tests {
     fn long_single_line_is_cut_but_terminated() {
         let mut buf = [0u8; 20];
         let mut w = Writer::new(&mut buf);
-        w.line(ReplyCode::FileUnavailable, format_args!("{}", "x".repeat(50)));
+        w.line(
+            ReplyCode::FileUnavailable,
+            format_args!("{}", "x".repeat(50)),
+        );
         assert_eq!(w.as_bytes().len(), 20);
         assert!(w.as_bytes().ends_with(b"\r\n"));
     }

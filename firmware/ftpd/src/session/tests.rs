@@ -1,0 +1,1597 @@
+//! Session tests: an in-memory network and file system, a virtual clock,
+//! and one test per behaviour, named for it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::string::{String, ToString};
+use std::vec::Vec;
+use std::{format, vec};
+
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use crate::config::{Account, Config};
+use crate::net::{Net, NetError, SockState};
+use crate::storage::{self, DateTime, DirEntry, Kind, Metadata, Storage, WriteMode};
+use crate::{Instant, Server};
+
+// ---- an in-memory network -------------------------------------------------
+
+#[derive(Debug)]
+struct Sock {
+    state: SockState,
+    /// Bytes from the client to the server.
+    rx: VecDeque<u8>,
+    /// Bytes from the server to the client.
+    tx: Vec<u8>,
+    cap: usize,
+    local: SocketAddr,
+    peer: Option<SocketAddr>,
+    /// The client sent FIN.
+    fin: bool,
+    reset: bool,
+    /// The server gave the handle back.
+    released: bool,
+    server_closed: bool,
+}
+
+const SERVER_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+#[derive(Default)]
+struct MockNet {
+    socks: Vec<Sock>,
+    accept_queue: VecDeque<usize>,
+    /// Active connects succeed at once unless this is set.
+    refuse_connects: bool,
+}
+
+impl MockNet {
+    fn new_sock(&mut self, state: SockState, local: SocketAddr, peer: Option<SocketAddr>) -> usize {
+        self.socks.push(Sock {
+            state,
+            rx: VecDeque::new(),
+            tx: Vec::new(),
+            cap: 64 * 1024,
+            local,
+            peer,
+            fin: false,
+            reset: false,
+            released: false,
+            server_closed: false,
+        });
+        self.socks.len() - 1
+    }
+
+    fn client_connects(&mut self, from: IpAddr, port: u16) -> usize {
+        let s = self.new_sock(
+            SockState::Established,
+            SocketAddr::new(SERVER_IP.into(), 21),
+            Some(SocketAddr::new(from, port)),
+        );
+        self.accept_queue.push_back(s);
+        s
+    }
+
+    /// The client connects to a passive port; returns the socket.
+    fn connect_passive(&mut self, port: u16, from: IpAddr) -> Option<usize> {
+        let i = self.socks.iter().position(|s| {
+            s.state == SockState::Listening && !s.released && s.local.port() == port
+        })?;
+        self.socks[i].state = SockState::Established;
+        self.socks[i].peer = Some(SocketAddr::new(from, 40000));
+        Some(i)
+    }
+
+    fn take(&mut self, s: usize) -> String {
+        String::from_utf8_lossy(&core::mem::take(&mut self.socks[s].tx)).into_owned()
+    }
+
+    fn take_bytes(&mut self, s: usize) -> Vec<u8> {
+        core::mem::take(&mut self.socks[s].tx)
+    }
+}
+
+impl Net for MockNet {
+    type Socket = usize;
+
+    fn accept(&mut self) -> Option<usize> {
+        self.accept_queue.pop_front()
+    }
+
+    fn listen(&mut self, addr: SocketAddr) -> Result<usize, NetError> {
+        let busy = self
+            .socks
+            .iter()
+            .any(|s| !s.released && s.state == SockState::Listening && s.local == addr);
+        if busy {
+            return Err(NetError::AddrInUse);
+        }
+        Ok(self.new_sock(SockState::Listening, addr, None))
+    }
+
+    fn connect(&mut self, local: IpAddr, remote: SocketAddr) -> Result<usize, NetError> {
+        let state = if self.refuse_connects {
+            SockState::Closed
+        } else {
+            SockState::Established
+        };
+        Ok(self.new_sock(state, SocketAddr::new(local, 20), Some(remote)))
+    }
+
+    fn state(&self, s: usize) -> SockState {
+        let k = &self.socks[s];
+        if k.reset {
+            SockState::Closed
+        } else if k.fin && k.state == SockState::Established {
+            SockState::PeerClosed
+        } else {
+            k.state
+        }
+    }
+
+    fn local_addr(&self, s: usize) -> Option<SocketAddr> {
+        Some(self.socks[s].local)
+    }
+
+    fn peer_addr(&self, s: usize) -> Option<SocketAddr> {
+        self.socks[s].peer
+    }
+
+    fn peek(&mut self, s: usize, buf: &mut [u8]) -> Result<usize, NetError> {
+        let k = &self.socks[s];
+        assert!(!k.released, "peek on a released socket");
+        if k.reset {
+            return Err(NetError::Reset);
+        }
+        if k.rx.is_empty() && k.fin {
+            return Err(NetError::Closed);
+        }
+        let n = buf.len().min(k.rx.len());
+        for (d, s) in buf.iter_mut().zip(k.rx.iter()) {
+            *d = *s;
+        }
+        Ok(n)
+    }
+
+    fn consume(&mut self, s: usize, n: usize) {
+        self.socks[s].rx.drain(..n);
+    }
+
+    fn recv(&mut self, s: usize, buf: &mut [u8]) -> Result<usize, NetError> {
+        let n = self.peek(s, buf)?;
+        self.consume(s, n);
+        Ok(n)
+    }
+
+    fn send_capacity(&self, s: usize) -> usize {
+        let k = &self.socks[s];
+        k.cap.saturating_sub(k.tx.len())
+    }
+
+    fn send(&mut self, s: usize, data: &[u8]) -> Result<usize, NetError> {
+        let k = &mut self.socks[s];
+        assert!(!k.released, "send on a released socket");
+        if k.reset {
+            return Err(NetError::Reset);
+        }
+        let n = data.len().min(k.cap.saturating_sub(k.tx.len()));
+        k.tx.extend_from_slice(&data[..n]);
+        Ok(n)
+    }
+
+    fn send_drained(&self, _s: usize) -> bool {
+        true
+    }
+
+    fn close(&mut self, s: usize) {
+        let k = &mut self.socks[s];
+        assert!(!k.released, "double release of socket {s}");
+        k.released = true;
+        k.server_closed = true;
+    }
+
+    fn abort(&mut self, s: usize) {
+        let k = &mut self.socks[s];
+        assert!(!k.released, "double release of socket {s}");
+        k.released = true;
+        k.reset = true;
+    }
+}
+
+// ---- an in-memory file system ---------------------------------------------
+
+const MTIME: DateTime = DateTime {
+    year: 2024,
+    month: 1,
+    day: 2,
+    hour: 3,
+    minute: 4,
+    second: 5,
+};
+
+#[derive(Default)]
+struct MemFs {
+    /// Path -> file contents; directories have `None`.
+    nodes: BTreeMap<String, Option<Vec<u8>>>,
+    open: usize,
+    /// Bytes the medium holds in all (for the disk-full test).
+    capacity: Option<usize>,
+}
+
+struct MemFile {
+    path: String,
+    pos: usize,
+    data: Vec<u8>,
+    write: bool,
+}
+
+impl MemFs {
+    fn new() -> Self {
+        let mut fs = MemFs::default();
+        fs.nodes.insert("/".into(), None);
+        fs
+    }
+    fn dir(mut self, p: &str) -> Self {
+        self.nodes.insert(p.into(), None);
+        self
+    }
+    fn file(mut self, p: &str, data: &[u8]) -> Self {
+        self.nodes.insert(p.into(), Some(data.to_vec()));
+        self
+    }
+    fn parent(p: &str) -> &str {
+        match p.rfind('/') {
+            Some(0) => "/",
+            Some(i) => &p[..i],
+            None => "/",
+        }
+    }
+    fn check_parent(&self, p: &str) -> storage::Result<()> {
+        match self.nodes.get(Self::parent(p)) {
+            Some(None) => Ok(()),
+            Some(Some(_)) => Err(storage::Error::NotADirectory),
+            None => Err(storage::Error::NotFound),
+        }
+    }
+    fn used(&self) -> usize {
+        self.nodes
+            .values()
+            .map(|v| v.as_ref().map_or(0, Vec::len))
+            .sum()
+    }
+    fn children(&self, p: &str) -> Vec<String> {
+        let prefix = if p == "/" {
+            "/".to_string()
+        } else {
+            format!("{p}/")
+        };
+        self.nodes
+            .keys()
+            .filter(|k| {
+                k.starts_with(&prefix) && k.len() > prefix.len() && !k[prefix.len()..].contains('/')
+            })
+            .cloned()
+            .collect()
+    }
+    fn get(&self, p: &str) -> Option<&Vec<u8>> {
+        self.nodes.get(p).and_then(|n| n.as_ref())
+    }
+}
+
+impl Storage for MemFs {
+    type File = MemFile;
+
+    fn open_read(&mut self, path: &str, offset: u64) -> storage::Result<MemFile> {
+        match self.nodes.get(path) {
+            Some(Some(d)) => {
+                if offset as usize > d.len() {
+                    return Err(storage::Error::InvalidOffset);
+                }
+                self.open += 1;
+                Ok(MemFile {
+                    path: path.into(),
+                    pos: offset as usize,
+                    data: d.clone(),
+                    write: false,
+                })
+            }
+            Some(None) => Err(storage::Error::IsADirectory),
+            None => Err(storage::Error::NotFound),
+        }
+    }
+
+    fn open_write(&mut self, path: &str, mode: WriteMode) -> storage::Result<MemFile> {
+        self.check_parent(path)?;
+        let existing = match self.nodes.get(path) {
+            Some(None) => return Err(storage::Error::IsADirectory),
+            Some(Some(d)) => Some(d.clone()),
+            None => None,
+        };
+        let data = match (mode, existing) {
+            (WriteMode::CreateNew, Some(_)) => return Err(storage::Error::AlreadyExists),
+            (WriteMode::Truncate | WriteMode::CreateNew, _) => vec![],
+            (WriteMode::Append, e) => e.unwrap_or_default(),
+            (WriteMode::At(n), e) => {
+                let mut d = e.unwrap_or_default();
+                if n as usize > d.len() {
+                    return Err(storage::Error::InvalidOffset);
+                }
+                d.truncate(n as usize);
+                d
+            }
+        };
+        self.nodes.insert(path.into(), Some(data.clone()));
+        self.open += 1;
+        Ok(MemFile {
+            path: path.into(),
+            pos: data.len(),
+            data,
+            write: true,
+        })
+    }
+
+    fn read(&mut self, f: &mut MemFile, buf: &mut [u8]) -> storage::Result<usize> {
+        let n = buf.len().min(f.data.len() - f.pos);
+        buf[..n].copy_from_slice(&f.data[f.pos..f.pos + n]);
+        f.pos += n;
+        Ok(n)
+    }
+
+    fn write(&mut self, f: &mut MemFile, data: &[u8]) -> storage::Result<()> {
+        if let Some(cap) = self.capacity {
+            if self.used() + f.data.len() + data.len() > cap {
+                return Err(storage::Error::NoSpace);
+            }
+        }
+        f.data.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn close(&mut self, f: MemFile) -> storage::Result<()> {
+        self.open -= 1;
+        if f.write {
+            self.nodes.insert(f.path, Some(f.data));
+        }
+        Ok(())
+    }
+
+    fn metadata(&mut self, path: &str) -> storage::Result<Metadata> {
+        match self.nodes.get(path) {
+            Some(Some(d)) => Ok(Metadata {
+                kind: Kind::File,
+                size: d.len() as u64,
+                modified: Some(MTIME),
+            }),
+            Some(None) => Ok(Metadata {
+                kind: Kind::Dir,
+                size: 0,
+                modified: Some(MTIME),
+            }),
+            None => {
+                self.check_parent(path)?;
+                Err(storage::Error::NotFound)
+            }
+        }
+    }
+
+    fn list(
+        &mut self,
+        path: &str,
+        skip: usize,
+        f: &mut dyn FnMut(&DirEntry<'_>) -> bool,
+    ) -> storage::Result<()> {
+        if self.nodes.get(path) != Some(&None) {
+            return Err(storage::Error::NotADirectory);
+        }
+        for child in self.children(path).into_iter().skip(skip) {
+            let meta = self.metadata(&child)?;
+            let name = &child[child.rfind('/').unwrap() + 1..];
+            if !f(&DirEntry { name, meta }) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn mkdir(&mut self, path: &str) -> storage::Result<()> {
+        self.check_parent(path)?;
+        if self.nodes.contains_key(path) {
+            return Err(storage::Error::AlreadyExists);
+        }
+        self.nodes.insert(path.into(), None);
+        Ok(())
+    }
+
+    fn rmdir(&mut self, path: &str) -> storage::Result<()> {
+        match self.nodes.get(path) {
+            Some(None) if !self.children(path).is_empty() => Err(storage::Error::DirectoryNotEmpty),
+            Some(None) => {
+                self.nodes.remove(path);
+                Ok(())
+            }
+            Some(Some(_)) => Err(storage::Error::NotADirectory),
+            None => Err(storage::Error::NotFound),
+        }
+    }
+
+    fn remove(&mut self, path: &str) -> storage::Result<()> {
+        match self.nodes.get(path) {
+            Some(Some(_)) => {
+                self.nodes.remove(path);
+                Ok(())
+            }
+            Some(None) => Err(storage::Error::IsADirectory),
+            None => Err(storage::Error::NotFound),
+        }
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> storage::Result<()> {
+        if !self.nodes.contains_key(from) {
+            return Err(storage::Error::NotFound);
+        }
+        if self.nodes.contains_key(to) {
+            return Err(storage::Error::AlreadyExists);
+        }
+        self.check_parent(to)?;
+        let moved: Vec<String> = self
+            .nodes
+            .keys()
+            .filter(|k| *k == from || k.starts_with(&format!("{from}/")))
+            .cloned()
+            .collect();
+        for k in moved {
+            let v = self.nodes.remove(&k).unwrap();
+            self.nodes.insert(format!("{to}{}", &k[from.len()..]), v);
+        }
+        Ok(())
+    }
+
+    fn free_space(&mut self) -> Option<u64> {
+        self.capacity.map(|c| (c - self.used()) as u64)
+    }
+
+    fn open_files(&self) -> usize {
+        self.open
+    }
+}
+
+// ---- the test driver -------------------------------------------------------
+
+const ACCOUNTS: &[Account<'static>] = &[
+    Account {
+        user: "test",
+        pass: "test",
+        root: "/",
+        writable: true,
+    },
+    Account {
+        user: "jail",
+        pass: "pw",
+        root: "/home",
+        writable: true,
+    },
+];
+
+fn config() -> Config<'static> {
+    Config {
+        accounts: ACCOUNTS,
+        anonymous_root: Some("/"),
+        banner: "ftpd test",
+        max_sessions: 2,
+        idle_timeout_ms: 60_000,
+        data_timeout_ms: 10_000,
+        login_fail_delay_ms: 1_000,
+        max_login_failures: 3,
+        pasv_ports: (50000, 50009),
+        pasv_address: None,
+    }
+}
+
+struct T {
+    server: Server<'static, MockNet, MemFs, 4>,
+    net: MockNet,
+    fs: MemFs,
+    now: u64,
+    ctrl: usize,
+}
+
+fn fixture() -> MemFs {
+    MemFs::new()
+        .file("/readme.txt", b"hello\nworld\n")
+        .dir("/sub")
+        .file("/sub/file.bin", &[7u8; 5000])
+        .dir("/home")
+        .file("/home/mine.txt", b"mine")
+        .dir("/empty")
+}
+
+impl T {
+    fn with(config: Config<'static>, fs: MemFs) -> T {
+        let banner = config.banner;
+        let buf: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
+        let mut t = T {
+            server: Server::new(config, buf),
+            net: MockNet::default(),
+            fs,
+            now: 0,
+            ctrl: 0,
+        };
+        t.ctrl = t.connect();
+        assert_eq!(t.net.take(t.ctrl), format!("220 {banner}\r\n"));
+        t
+    }
+
+    fn new() -> T {
+        Self::with(config(), fixture())
+    }
+
+    /// A logged-in session as `test`.
+    fn login() -> T {
+        let mut t = T::new();
+        t.expect("USER test", "331 ");
+        t.expect("PASS test", "230 ");
+        t
+    }
+
+    fn connect(&mut self) -> usize {
+        let s = self
+            .net
+            .client_connects(CLIENT_IP.into(), 30000 + self.net.socks.len() as u16);
+        self.run();
+        s
+    }
+
+    fn run(&mut self) {
+        for _ in 0..1000 {
+            let p = self
+                .server
+                .poll(Instant::from_millis(self.now), &mut self.net, &mut self.fs);
+            if !p.progressed {
+                return;
+            }
+        }
+        panic!("server never settles");
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now += ms;
+        self.run();
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) -> String {
+        self.net.socks[self.ctrl].rx.extend(bytes);
+        self.run();
+        self.net.take(self.ctrl)
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        self.send_raw(format!("{line}\r\n").as_bytes())
+    }
+
+    #[track_caller]
+    fn expect(&mut self, line: &str, start: &str) -> String {
+        let r = self.cmd(line);
+        assert!(
+            r.starts_with(start),
+            "{line:?}: expected {start:?}, got {r:?}"
+        );
+        r
+    }
+
+    /// PASV, then the client connects; returns the data socket.
+    fn pasv(&mut self) -> usize {
+        let r = self.expect("PASV", "227 Entering Passive Mode (192,0,2,1,");
+        let nums: Vec<u16> = r[r.find('(').unwrap() + 1..r.find(')').unwrap()]
+            .split(',')
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let port = nums[4] * 256 + nums[5];
+        let s = self
+            .net
+            .connect_passive(port, CLIENT_IP.into())
+            .expect("listening");
+        self.run();
+        s
+    }
+
+    fn closed(&self, s: usize) -> bool {
+        self.net.socks[s].released
+    }
+}
+
+// ---- login -------------------------------------------------------------------
+
+#[test]
+fn greeting_is_220_with_banner() {
+    let mut t = T::new();
+    let s = t.connect();
+    assert_eq!(t.net.take(s), "220 ftpd test\r\n");
+}
+
+#[test]
+fn login_succeeds_with_331_then_230() {
+    let mut t = T::new();
+    t.net.take(t.ctrl);
+    assert_eq!(t.cmd("USER test"), "331 Please specify the password.\r\n");
+    assert_eq!(t.cmd("PASS test"), "230 Login successful.\r\n");
+}
+
+#[test]
+fn unknown_user_gets_the_same_331_as_a_known_one() {
+    let mut t = T::new();
+    let known = t.cmd("USER test");
+    let unknown = t.cmd("USER nosuchuser");
+    assert_eq!(known, unknown);
+}
+
+#[test]
+fn wrong_password_is_answered_530_after_the_delay() {
+    let mut t = T::new();
+    t.expect("USER test", "331");
+    assert_eq!(t.cmd("PASS wrong"), "", "no immediate answer");
+    t.advance(999);
+    assert_eq!(t.net.take(t.ctrl), "");
+    t.advance(1);
+    assert_eq!(t.net.take(t.ctrl), "530 Login incorrect.\r\n");
+    // The session is usable afterwards.
+    t.expect("USER test", "331");
+    t.expect("PASS test", "230");
+}
+
+#[test]
+fn third_failed_login_closes_with_421() {
+    let mut t = T::new();
+    for round in 0..3 {
+        t.expect("USER test", "331");
+        t.cmd("PASS bad");
+        t.advance(1000);
+        let r = t.net.take(t.ctrl);
+        if round < 2 {
+            assert_eq!(r, "530 Login incorrect.\r\n");
+        } else {
+            assert_eq!(r, "421 Too many failed logins, closing.\r\n");
+        }
+    }
+    assert!(t.closed(t.ctrl));
+}
+
+#[test]
+fn pass_before_user_is_503() {
+    let mut t = T::new();
+    t.expect("PASS x", "503 ");
+}
+
+#[test]
+fn anonymous_logs_in_with_any_password_read_only() {
+    let mut t = T::new();
+    t.expect("USER anonymous", "331");
+    t.expect("PASS me@example.com", "230");
+    t.expect("MKD x", "550 Permission denied.");
+    t.expect("DELE readme.txt", "550 Permission denied.");
+    t.expect("RNFR readme.txt", "550 Permission denied.");
+    t.pasv();
+    t.expect("STOR up.txt", "550 Permission denied.");
+    t.expect("SIZE readme.txt", "213 12");
+}
+
+#[test]
+fn anonymous_can_be_disabled() {
+    let mut t = T::with(
+        Config {
+            anonymous_root: None,
+            ..config()
+        },
+        fixture(),
+    );
+    t.expect("USER anonymous", "331");
+    t.cmd("PASS x");
+    t.advance(1000);
+    assert_eq!(t.net.take(t.ctrl), "530 Login incorrect.\r\n");
+}
+
+#[test]
+fn commands_before_login_are_530() {
+    let mut t = T::new();
+    for c in [
+        "PWD", "CWD /", "LIST", "RETR a", "STOR a", "PASV", "SIZE a", "MKD a", "STAT",
+    ] {
+        t.expect(c, "530 Please login with USER and PASS.");
+    }
+}
+
+#[test]
+fn feat_syst_help_noop_work_before_login() {
+    let mut t = T::new();
+    t.expect("FEAT", "211-Features:");
+    t.expect("SYST", "215 UNIX Type: L8");
+    t.expect("HELP", "214-");
+    t.expect("NOOP", "200 ");
+    t.expect("OPTS UTF8 ON", "200 ");
+    t.expect("CLNT lftp/4.9", "200 ");
+    t.expect("AUTH TLS", "502 ");
+}
+
+#[test]
+fn feat_advertises_what_works_with_space_indented_lines() {
+    let mut t = T::new();
+    t.net.take(t.ctrl);
+    assert_eq!(
+        t.cmd("FEAT"),
+        "211-Features:\r\n EPRT\r\n EPSV\r\n MDTM\r\n MLST type*;size*;modify*;perm*;\r\n PASV\r\n \
+         REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n211 End\r\n"
+    );
+}
+
+#[test]
+fn opts_mlst_selects_facts() {
+    let mut t = T::login();
+    assert_eq!(
+        t.cmd("OPTS MLST type;size;"),
+        "200 MLST OPTS type;size;\r\n"
+    );
+    assert!(t.cmd("FEAT").contains(" MLST type*;size*;modify;perm;\r\n"));
+    t.expect("OPTS FOO", "501 ");
+    t.expect("OPTS UTF8 OFF", "504 ");
+}
+
+#[test]
+fn rein_logs_out() {
+    let mut t = T::login();
+    t.expect("REIN", "220 ");
+    t.expect("PWD", "530 ");
+}
+
+#[test]
+fn acct_is_superfluous() {
+    let mut t = T::new();
+    t.expect("ACCT x", "503 ");
+    let mut t = T::login();
+    t.expect("ACCT x", "202 ");
+}
+
+// ---- syntax and bad input ----------------------------------------------------------
+
+#[test]
+fn unknown_command_is_500_and_session_goes_on() {
+    let mut t = T::login();
+    t.expect("FOO bar", "500 Unknown command.");
+    t.expect("NOOP", "200");
+}
+
+#[test]
+fn argument_errors_are_501_and_504() {
+    let mut t = T::login();
+    t.expect("RETR", "501 Missing argument.");
+    t.expect("PWD x", "501 ");
+    t.expect("TYPE X", "501 ");
+    t.expect("TYPE E", "504 ");
+    t.expect("MODE B", "504 ");
+    t.expect("STRU R", "504 ");
+    t.expect("PORT 1,2,3", "501 ");
+    t.expect("REST abc", "501 ");
+    t.expect("EPRT |9|x|1|", "522 ");
+}
+
+#[test]
+fn over_long_line_is_500_and_the_rest_is_dropped() {
+    let mut t = T::login();
+    let long = format!("RETR {}\r\nNOOP\r\n", "x".repeat(2000));
+    let r = t.send_raw(long.as_bytes());
+    assert_eq!(r, "500 Command line too long.\r\n200 NOOP ok.\r\n");
+}
+
+#[test]
+fn nul_and_invalid_utf8_are_500() {
+    let mut t = T::login();
+    assert!(t.send_raw(b"RETR a\0b\r\n").starts_with("500 "));
+    assert!(t.send_raw(b"RETR \xc3\x28\r\n").starts_with("500 "));
+    t.expect("NOOP", "200");
+}
+
+#[test]
+fn bare_lf_and_pipelined_commands_work() {
+    let mut t = T::login();
+    let r = t.send_raw(b"NOOP\nTYPE I\nPWD\r\n");
+    assert_eq!(
+        r,
+        "200 NOOP ok.\r\n200 Type set to I.\r\n257 \"/\" is the current directory.\r\n"
+    );
+}
+
+#[test]
+fn command_split_across_packets_is_reassembled() {
+    let mut t = T::login();
+    assert_eq!(t.send_raw(b"NO"), "");
+    assert_eq!(t.send_raw(b"OP\r"), "200 NOOP ok.\r\n");
+    assert_eq!(t.send_raw(b"\n"), "");
+}
+
+#[test]
+fn telnet_iac_is_ignored() {
+    let mut t = T::login();
+    assert_eq!(t.send_raw(b"\xff\xf4\xff\xf2NOOP\r\n"), "200 NOOP ok.\r\n");
+}
+
+// ---- directories ------------------------------------------------------------------
+
+#[test]
+fn pwd_cwd_cdup() {
+    let mut t = T::login();
+    assert_eq!(t.cmd("PWD"), "257 \"/\" is the current directory.\r\n");
+    t.expect("CWD sub", "250 Directory changed to /sub.");
+    t.expect("XPWD", "257 \"/sub\"");
+    t.expect("CDUP", "250 Directory changed to /.");
+    t.expect("CDUP", "250 Directory changed to /.");
+    t.expect("CWD /sub/", "250 ");
+    t.expect("CWD ..", "250 Directory changed to /.");
+    t.expect("CWD ../../..", "250 Directory changed to /.");
+    t.expect("XCWD sub", "250 ");
+    t.expect("CWD", "250 Directory changed to /.");
+}
+
+#[test]
+fn cwd_to_missing_or_file_is_550() {
+    let mut t = T::login();
+    t.expect("CWD nope", "550 No such file or directory.");
+    t.expect("CWD readme.txt", "550 Not a directory.");
+}
+
+#[test]
+fn pwd_doubles_quotes() {
+    let mut t = T::with(config(), fixture().dir("/a \"q\""));
+    t.expect("USER test", "331");
+    t.expect("PASS test", "230");
+    t.expect("CWD a \"q\"", "250");
+    assert_eq!(
+        t.cmd("PWD"),
+        "257 \"/a \"\"q\"\"\" is the current directory.\r\n"
+    );
+}
+
+#[test]
+fn mkd_rmd() {
+    let mut t = T::login();
+    assert_eq!(t.cmd("MKD new dir"), "257 \"/new dir\" created.\r\n");
+    t.expect("MKD new dir", "550 File exists.");
+    t.expect("XMKD /sub/x", "257 \"/sub/x\" created.");
+    t.expect("RMD sub", "550 Directory not empty.");
+    t.expect("RMD new dir", "250 Directory removed.");
+    t.expect("XRMD /sub/x", "250 ");
+    t.expect("RMD nope", "550 ");
+    t.expect("MKD nope/deeper", "550 ");
+    t.expect("RMD /", "550 ");
+}
+
+#[test]
+fn rmd_of_the_working_directory_moves_up() {
+    let mut t = T::login();
+    t.expect("CWD empty", "250");
+    t.expect("RMD /empty", "250");
+    t.expect("PWD", "257 \"/\"");
+}
+
+#[test]
+fn dele() {
+    let mut t = T::login();
+    t.expect("DELE readme.txt", "250 File deleted.");
+    t.expect("DELE readme.txt", "550 No such file or directory.");
+    t.expect("DELE sub", "550 Is a directory.");
+    assert!(t.fs.get("/readme.txt").is_none());
+}
+
+#[test]
+fn rename_with_rnfr_rnto() {
+    let mut t = T::login();
+    t.expect("RNFR readme.txt", "350 Ready for RNTO.");
+    t.expect("RNTO sub/moved.txt", "250 Rename successful.");
+    assert_eq!(t.fs.get("/sub/moved.txt").unwrap(), b"hello\nworld\n");
+    t.expect("RNFR sub", "350");
+    t.expect("RNTO renamed", "250");
+    assert!(t.fs.get("/renamed/file.bin").is_some());
+}
+
+#[test]
+fn rnto_without_rnfr_is_503() {
+    let mut t = T::login();
+    t.expect("RNTO x", "503 RNFR required first.");
+    t.expect("RNFR readme.txt", "350");
+    t.expect("NOOP", "200");
+    t.expect("RNTO x", "503 ");
+}
+
+#[test]
+fn rename_errors() {
+    let mut t = T::login();
+    t.expect("RNFR nope", "550 ");
+    t.expect("RNFR readme.txt", "350");
+    t.expect("RNTO sub", "550 File exists.");
+    t.expect("RNFR sub", "350");
+    t.expect("RNTO sub/inner", "550 ");
+    t.expect("RNFR /", "550 ");
+}
+
+#[test]
+fn paths_never_leave_the_user_root() {
+    let mut t = T::new();
+    t.expect("USER jail", "331");
+    t.expect("PASS pw", "230");
+    t.expect("SIZE mine.txt", "213 4");
+    t.expect("SIZE ../readme.txt", "550 ");
+    t.expect("SIZE /../../readme.txt", "550 ");
+    t.expect("CWD ../..", "250 Directory changed to /.");
+    t.expect("SIZE mine.txt", "213 4");
+    t.expect("SIZE ../../../home/mine.txt", "550 ");
+}
+
+// ---- information ---------------------------------------------------------------
+
+#[test]
+fn size_and_mdtm() {
+    let mut t = T::login();
+    assert_eq!(t.cmd("SIZE readme.txt"), "213 12\r\n");
+    t.expect("SIZE sub", "550 Not a regular file.");
+    t.expect("SIZE nope", "550 ");
+    assert_eq!(t.cmd("MDTM readme.txt"), "213 20240102030405\r\n");
+    t.expect("MDTM 20240101000000 readme.txt", "550 ");
+}
+
+#[test]
+fn mlst_of_a_file_and_a_dir() {
+    let mut t = T::login();
+    assert_eq!(
+        t.cmd("MLST readme.txt"),
+        "250-Listing /readme.txt\r\n type=file;size=12;modify=20240102030405;perm=adfrw; /readme.txt\r\n250 End.\r\n"
+    );
+    assert!(
+        t.cmd("MLST")
+            .contains(" type=dir;modify=20240102030405;perm=cdeflmp; /\r\n")
+    );
+}
+
+#[test]
+fn stat_reports_the_session() {
+    let mut t = T::login();
+    let r = t.cmd("STAT");
+    assert!(r.starts_with("211-FTP server status:\r\n"), "{r}");
+    assert!(r.contains(" Logged in as test\r\n"));
+    assert!(r.contains(" Open files: 0\r\n"));
+    assert!(r.ends_with("211 End of status.\r\n"));
+}
+
+#[test]
+fn stat_of_a_path_lists_over_the_control_connection() {
+    let mut t = T::login();
+    let r = t.cmd("STAT /sub");
+    assert!(r.starts_with("213-Status of /sub:\r\n"), "{r}");
+    assert!(
+        r.contains(" -rw-r--r-- 1 ftp ftp         5000 Jan  2  2024 file.bin\r\n"),
+        "{r}"
+    );
+    assert!(r.ends_with("213 End of status.\r\n"));
+    let r = t.cmd("STAT readme.txt");
+    assert!(r.contains("readme.txt\r\n213 End of status.\r\n"), "{r}");
+    t.expect("STAT nope", "550 ");
+}
+
+#[test]
+fn site_help_and_unknown_site() {
+    let mut t = T::login();
+    t.expect("SITE HELP", "214-SITE commands:");
+    t.expect("SITE CHMOD 755 x", "504 ");
+}
+
+#[test]
+fn help_for_one_command() {
+    let mut t = T::login();
+    t.expect("HELP retr", "214 RETR is supported.");
+    t.expect("HELP XYZZ", "502 ");
+}
+
+#[test]
+fn type_mode_stru_allo() {
+    let mut t = T::login();
+    t.expect("TYPE I", "200 Type set to I.");
+    t.expect("TYPE A N", "200 Type set to A.");
+    t.expect("TYPE L 8", "200 Type set to I.");
+    t.expect("MODE S", "200 ");
+    t.expect("STRU F", "200 ");
+    t.expect("ALLO 1000", "200 ");
+}
+
+// ---- data connections ----------------------------------------------------------
+
+#[test]
+fn pasv_advertises_the_configured_address() {
+    let mut t = T::with(
+        Config {
+            pasv_address: Some(Ipv4Addr::new(127, 0, 0, 1)),
+            ..config()
+        },
+        fixture(),
+    );
+    t.expect("USER test", "331");
+    t.expect("PASS test", "230");
+    t.expect("PASV", "227 Entering Passive Mode (127,0,0,1,195,80).");
+    t.expect("PASV", "227 Entering Passive Mode (127,0,0,1,195,81).");
+}
+
+#[test]
+fn epsv_and_epsv_all() {
+    let mut t = T::login();
+    t.expect("EPSV", "229 Entering Extended Passive Mode (|||50000|).");
+    t.expect("EPSV 1", "229 ");
+    t.expect("EPSV 2", "522 ");
+    t.expect("EPSV ALL", "200 ");
+    t.expect("PASV", "503 ");
+    t.expect("PORT 192,0,2,2,195,80", "503 ");
+    t.expect("EPSV", "229 ");
+}
+
+#[test]
+fn passive_ports_rotate_within_the_range() {
+    let mut t = T::login();
+    let mut seen = vec![];
+    for _ in 0..12 {
+        let r = t.expect("EPSV", "229");
+        seen.push(
+            r[r.find("|||").unwrap() + 3..r.rfind('|').unwrap()]
+                .parse::<u16>()
+                .unwrap(),
+        );
+    }
+    assert!(seen.iter().all(|p| (50000..=50009).contains(p)), "{seen:?}");
+    assert_eq!(seen[10], 50000);
+}
+
+#[test]
+fn port_to_a_third_party_is_refused() {
+    let mut t = T::login();
+    t.expect(
+        "PORT 10,0,0,9,195,80",
+        "504 Data connections only to your own address",
+    );
+    t.expect("EPRT |1|10.0.0.9|50000|", "504 ");
+    t.expect("PORT 192,0,2,2,0,21", "504 ");
+    t.expect("EPRT |2|::1|50000|", "522 ");
+    t.expect("PORT 192,0,2,2,195,80", "200 PORT command successful.");
+}
+
+#[test]
+fn passive_connection_from_another_address_is_refused() {
+    let mut t = T::login();
+    let r = t.expect("EPSV", "229");
+    let port: u16 = r[r.find("|||").unwrap() + 3..r.rfind('|').unwrap()]
+        .parse()
+        .unwrap();
+    let thief = t
+        .net
+        .connect_passive(port, Ipv4Addr::new(192, 0, 2, 66).into())
+        .unwrap();
+    t.run();
+    assert!(t.net.socks[thief].reset, "the thief is reset");
+    // The real client can still connect to the same port.
+    let d = t
+        .net
+        .connect_passive(port, CLIENT_IP.into())
+        .expect("listening again");
+    t.run();
+    t.expect("RETR readme.txt", "150 ");
+    assert_eq!(t.net.take(d), "hello\nworld\n".replace('\n', "\r\n"));
+}
+
+#[test]
+fn transfer_without_data_connection_is_425() {
+    let mut t = T::login();
+    t.expect("RETR readme.txt", "425 Use PORT, PASV, EPRT or EPSV first.");
+    t.expect("LIST", "425 ");
+    t.expect("STOR x", "425 ");
+    assert!(
+        t.fs.get("/x").is_none(),
+        "no file created without a data connection"
+    );
+}
+
+#[test]
+fn transfer_waits_for_the_passive_connection_then_times_out_with_425() {
+    let mut t = T::login();
+    t.expect("EPSV", "229");
+    assert_eq!(
+        t.cmd("RETR readme.txt"),
+        "",
+        "waits for the data connection"
+    );
+    t.advance(9_999);
+    assert_eq!(t.net.take(t.ctrl), "");
+    t.advance(1);
+    assert_eq!(t.net.take(t.ctrl), "425 Data connection timed out.\r\n");
+    t.expect("NOOP", "200");
+}
+
+#[test]
+fn transfer_command_waits_until_the_client_connects() {
+    let mut t = T::login();
+    t.expect("TYPE I", "200");
+    let r = t.expect("EPSV", "229");
+    let port: u16 = r[r.find("|||").unwrap() + 3..r.rfind('|').unwrap()]
+        .parse()
+        .unwrap();
+    assert_eq!(t.cmd("RETR sub/file.bin"), "");
+    let d = t.net.connect_passive(port, CLIENT_IP.into()).unwrap();
+    t.run();
+    assert_eq!(
+        t.net.take(t.ctrl),
+        "150 Opening BINARY mode data connection for file.bin (5000 bytes).\r\n226 Transfer complete (5000 bytes).\r\n"
+    );
+    assert_eq!(t.net.take_bytes(d), vec![7u8; 5000]);
+    assert!(t.closed(d));
+}
+
+#[test]
+fn active_mode_retr() {
+    let mut t = T::login();
+    t.expect("TYPE I", "200");
+    t.expect("PORT 192,0,2,2,195,80", "200");
+    let r = t.cmd("RETR readme.txt");
+    assert!(
+        r.starts_with("150 ") && r.contains("226 Transfer complete (12 bytes)."),
+        "{r}"
+    );
+    let d = t
+        .net
+        .socks
+        .iter()
+        .position(|s| s.peer == Some("192.0.2.2:50000".parse().unwrap()))
+        .unwrap();
+    assert_eq!(t.net.take(d), "hello\nworld\n");
+}
+
+#[test]
+fn active_connection_refused_gives_425() {
+    let mut t = T::login();
+    t.net.refuse_connects = true;
+    t.expect("EPRT |1|192.0.2.2|50000|", "200 EPRT command successful.");
+    t.expect("RETR readme.txt", "425 ");
+}
+
+// ---- transfers ---------------------------------------------------------------------
+
+#[test]
+fn retr_ascii_converts_lf_to_crlf() {
+    let mut t = T::login();
+    let d = t.pasv();
+    let r = t.cmd("RETR readme.txt");
+    assert!(r.starts_with("150 Opening ASCII mode data connection for readme.txt (12 bytes).\r\n"));
+    assert!(r.ends_with("226 Transfer complete (14 bytes).\r\n"), "{r}");
+    assert_eq!(t.net.take(d), "hello\r\nworld\r\n");
+}
+
+#[test]
+fn retr_missing_or_directory_is_550() {
+    let mut t = T::login();
+    t.pasv();
+    t.expect("RETR nope", "550 No such file or directory.");
+    t.expect("RETR sub", "550 Is a directory.");
+}
+
+#[test]
+fn retr_with_rest_resumes() {
+    let mut t = T::login();
+    t.expect("TYPE I", "200");
+    let d = t.pasv();
+    t.expect("REST 6", "350 Restarting at 6.");
+    t.expect("RETR readme.txt", "150 ");
+    assert_eq!(t.net.take(d), "world\n");
+    // REST applies once.
+    let d = t.pasv();
+    t.expect("RETR readme.txt", "150 ");
+    assert_eq!(t.net.take(d), "hello\nworld\n");
+}
+
+#[test]
+fn rest_past_the_end_is_554() {
+    let mut t = T::login();
+    t.pasv();
+    t.expect("REST 100", "350");
+    t.expect("RETR readme.txt", "554 ");
+}
+
+#[test]
+fn stor_stores_and_answers_226_after_close() {
+    let mut t = T::login();
+    t.expect("TYPE I", "200");
+    let d = t.pasv();
+    t.expect("STOR up load.bin", "150 Ok to send data.");
+    t.net.socks[d].rx.extend(vec![1u8; 10_000]);
+    t.run();
+    assert_eq!(t.net.take(t.ctrl), "", "no 226 before the client closes");
+    t.net.socks[d].fin = true;
+    t.run();
+    assert_eq!(
+        t.net.take(t.ctrl),
+        "226 Transfer complete (10000 bytes).\r\n"
+    );
+    assert_eq!(t.fs.get("/up load.bin").unwrap(), &vec![1u8; 10_000]);
+    assert_eq!(t.fs.open_files(), 0);
+}
+
+#[test]
+fn stor_ascii_converts_crlf_to_lf_across_chunks() {
+    let mut t = T::login();
+    let d = t.pasv();
+    t.expect("STOR a.txt", "150");
+    t.net.socks[d].rx.extend(b"one\r");
+    t.run();
+    t.net.socks[d].rx.extend(b"\ntwo\rthree\r\n\r");
+    t.run();
+    t.net.socks[d].fin = true;
+    t.run();
+    t.expect("NOOP", "226");
+    assert_eq!(t.fs.get("/a.txt").unwrap(), b"one\ntwo\rthree\n\r");
+}
+
+#[test]
+fn stor_over_existing_truncates_and_appe_appends() {
+    let mut t = T::login();
+    t.expect("TYPE I", "200");
+    let d = t.pasv();
+    t.expect("STOR readme.txt", "150");
+    t.net.socks[d].rx.extend(b"new");
+    t.net.socks[d].fin = true;
+    t.run();
+    assert_eq!(t.net.take(t.ctrl), "226 Transfer complete (3 bytes).\r\n");
+    assert_eq!(t.fs.get("/readme.txt").unwrap(), b"new");
+    let d = t.pasv();
+    t.expect("APPE readme.txt", "150");
+    t.net.socks[d].rx.extend(b"+more");
+    t.net.socks[d].fin = true;
+    t.run();
+    assert_eq!(t.fs.get("/readme.txt").unwrap(), b"new+more");
+}
+
+#[test]
+fn rest_then_stor_resumes_an_upload() {
+    let mut t = T::login();
+    t.expect("TYPE I", "200");
+    let d = t.pasv();
+    t.expect("REST 5", "350");
+    t.expect("STOR readme.txt", "150");
+    t.net.socks[d].rx.extend(b"-there");
+    t.net.socks[d].fin = true;
+    t.run();
+    assert_eq!(t.fs.get("/readme.txt").unwrap(), b"hello-there");
+}
+
+#[test]
+fn stou_creates_a_unique_name() {
+    let mut t = T::login();
+    let d = t.pasv();
+    let r = t.cmd("STOU");
+    assert_eq!(r, "150 FILE: stou0000.bin\r\n");
+    t.net.socks[d].fin = true;
+    t.run();
+    assert_eq!(t.net.take(t.ctrl), "226 Transfer complete (0 bytes).\r\n");
+    let d = t.pasv();
+    assert_eq!(t.cmd("STOU"), "150 FILE: stou0001.bin\r\n");
+    t.net.socks[d].fin = true;
+    t.run();
+    assert!(t.fs.get("/stou0000.bin").is_some() && t.fs.get("/stou0001.bin").is_some());
+}
+
+#[test]
+fn stor_into_a_missing_directory_is_550() {
+    let mut t = T::login();
+    let d = t.pasv();
+    t.expect("STOR nope/x", "550 ");
+    assert!(t.closed(d));
+    t.pasv();
+    t.expect("STOR sub", "550 Is a directory.");
+}
+
+#[test]
+fn upload_reset_mid_transfer_is_426_and_keeps_the_partial_file() {
+    let mut t = T::login();
+    t.expect("TYPE I", "200");
+    let d = t.pasv();
+    t.expect("STOR part.bin", "150");
+    t.net.socks[d].rx.extend(vec![9u8; 3000]);
+    t.run();
+    t.net.socks[d].reset = true;
+    t.run();
+    let r = t.net.take(t.ctrl);
+    assert!(
+        r.starts_with("426 Data connection lost; transfer aborted. (3000 bytes"),
+        "{r}"
+    );
+    assert_eq!(t.fs.get("/part.bin").unwrap().len(), 3000);
+    assert_eq!(t.fs.open_files(), 0);
+}
+
+#[test]
+fn disk_full_during_stor_is_452_and_other_files_survive() {
+    let mut fs = fixture();
+    fs.capacity = Some(fs.used() + 1000);
+    let mut t = T::with(config(), fs);
+    t.expect("USER test", "331");
+    t.expect("PASS test", "230");
+    t.expect("TYPE I", "200");
+    let d = t.pasv();
+    t.expect("STOR big.bin", "150");
+    t.net.socks[d].rx.extend(vec![1u8; 5000]);
+    t.run();
+    let r = t.net.take(t.ctrl);
+    assert!(
+        r.starts_with("452 No space left on device; transfer aborted."),
+        "{r}"
+    );
+    assert_eq!(t.fs.get("/readme.txt").unwrap(), b"hello\nworld\n");
+    assert!(t.closed(d));
+    assert_eq!(t.fs.open_files(), 0);
+}
+
+#[test]
+fn stalled_transfer_times_out_with_426() {
+    let mut t = T::login();
+    let d = t.pasv();
+    t.expect("STOR slow.bin", "150");
+    t.advance(10_000);
+    let r = t.net.take(t.ctrl);
+    assert!(r.starts_with("426 Data connection timed out"), "{r}");
+    assert!(t.net.socks[d].reset);
+}
+
+#[test]
+fn abor_during_transfer_is_426_then_226() {
+    let mut t = T::login();
+    let d = t.pasv();
+    t.expect("STOR x.bin", "150");
+    assert_eq!(
+        t.cmd("ABOR"),
+        "426 Transfer aborted.\r\n226 ABOR successful.\r\n"
+    );
+    assert!(t.net.socks[d].reset);
+    t.expect("ABOR", "225 No transfer to abort.");
+}
+
+#[test]
+fn commands_during_a_transfer_wait_except_noop_stat_abor() {
+    let mut t = T::login();
+    let d = t.pasv();
+    t.expect("STOR x.bin", "150");
+    assert_eq!(t.cmd("PWD"), "", "PWD waits");
+    assert_eq!(
+        t.cmd("NOOP"),
+        "",
+        "behind PWD in the socket, NOOP waits too"
+    );
+    t.net.socks[d].rx.extend(b"abc");
+    t.net.socks[d].fin = true;
+    t.run();
+    assert_eq!(
+        t.net.take(t.ctrl),
+        "226 Transfer complete (3 bytes).\r\n257 \"/\" is the current directory.\r\n200 NOOP ok.\r\n"
+    );
+    let d = t.pasv();
+    t.expect("STOR y.bin", "150");
+    assert_eq!(
+        t.cmd("STAT"),
+        "211 Transfer in progress: 0 bytes so far.\r\n"
+    );
+    t.net.socks[d].fin = true;
+    t.run();
+}
+
+#[test]
+fn client_closing_control_mid_upload_still_stores_the_file() {
+    let mut t = T::login();
+    t.expect("TYPE I", "200");
+    let d = t.pasv();
+    t.expect("STOR lazy.bin", "150");
+    t.net.socks[d].rx.extend(b"data");
+    t.net.socks[d].fin = true;
+    t.net.socks[t.ctrl].fin = true;
+    t.run();
+    assert_eq!(t.fs.get("/lazy.bin").unwrap(), b"data");
+    assert!(t.closed(t.ctrl));
+    assert_eq!(t.server.sessions(), 0);
+}
+
+// ---- listings ----------------------------------------------------------------------
+
+#[test]
+fn list_is_unix_ls_form() {
+    let mut t = T::login();
+    let d = t.pasv();
+    t.expect("LIST", "150 Here comes the directory listing.");
+    let data = t.net.take(d);
+    assert_eq!(
+        data,
+        "drwxr-xr-x 1 ftp ftp            0 Jan  2  2024 empty\r\n\
+         drwxr-xr-x 1 ftp ftp            0 Jan  2  2024 home\r\n\
+         -rw-r--r-- 1 ftp ftp           12 Jan  2  2024 readme.txt\r\n\
+         drwxr-xr-x 1 ftp ftp            0 Jan  2  2024 sub\r\n"
+    );
+    assert!(t.closed(d));
+}
+
+#[test]
+fn list_options_are_skipped_and_a_file_can_be_listed() {
+    let mut t = T::login();
+    let d = t.pasv();
+    t.expect("LIST -la sub", "150");
+    assert_eq!(
+        t.net.take(d),
+        "-rw-r--r-- 1 ftp ftp         5000 Jan  2  2024 file.bin\r\n"
+    );
+    let d = t.pasv();
+    t.expect("LIST -l /sub/file.bin", "150");
+    assert_eq!(
+        t.net.take(d),
+        "-rw-r--r-- 1 ftp ftp         5000 Jan  2  2024 file.bin\r\n"
+    );
+    t.pasv();
+    t.expect("LIST nope", "550 ");
+}
+
+#[test]
+fn nlst_and_mlsd() {
+    let mut t = T::login();
+    let d = t.pasv();
+    t.expect("NLST", "150");
+    assert_eq!(t.net.take(d), "empty\r\nhome\r\nreadme.txt\r\nsub\r\n");
+    let d = t.pasv();
+    t.expect("MLSD sub", "150");
+    assert_eq!(
+        t.net.take(d),
+        "type=file;size=5000;modify=20240102030405;perm=adfrw; file.bin\r\n"
+    );
+    t.pasv();
+    t.expect("MLSD readme.txt", "550 Not a directory.");
+}
+
+#[test]
+fn read_only_listing_shows_read_only_permissions() {
+    let mut t = T::new();
+    t.expect("USER anonymous", "331");
+    t.expect("PASS x", "230");
+    let d = t.pasv();
+    t.expect("MLSD", "150");
+    let data = t.net.take(d);
+    assert!(
+        data.contains("type=file;size=12;modify=20240102030405;perm=r; readme.txt\r\n"),
+        "{data}"
+    );
+    assert!(data.contains("perm=el; sub\r\n"));
+}
+
+#[test]
+fn a_large_listing_streams_in_pieces() {
+    let mut fs = MemFs::new();
+    for i in 0..300 {
+        fs = fs.file(&format!("/f{i:04}.dat"), b"x");
+    }
+    let mut t = T::with(config(), fs);
+    t.expect("USER test", "331");
+    t.expect("PASS test", "230");
+    let d = t.pasv();
+    t.net.socks[d].cap = 1000;
+    t.expect("NLST", "150");
+    let mut got = String::new();
+    for _ in 0..100 {
+        got.push_str(&t.net.take(d));
+        t.run();
+        if t.closed(d) {
+            break;
+        }
+    }
+    got.push_str(&t.net.take(d));
+    assert_eq!(got.lines().count(), 300);
+    assert!(got.starts_with("f0000.dat\r\nf0001.dat\r\n") && got.ends_with("f0299.dat\r\n"));
+    t.expect("NOOP", "226 Transfer complete (3300 bytes).");
+}
+
+// ---- session lifecycle ---------------------------------------------------------------
+
+#[test]
+fn quit_is_221_and_closes() {
+    let mut t = T::login();
+    t.expect("QUIT", "221 Goodbye.");
+    assert!(t.closed(t.ctrl));
+    assert_eq!(t.server.sessions(), 0);
+}
+
+#[test]
+fn client_past_the_limit_gets_421_and_later_gets_in() {
+    let mut t = T::new();
+    let second = t.connect();
+    let third = t.connect();
+    assert_eq!(
+        t.net.take(third),
+        "421 Too many connections (2), try again later.\r\n"
+    );
+    assert!(t.closed(third));
+    assert!(t.net.take(second).starts_with("220 "));
+    t.expect("QUIT", "221");
+    let fourth = t.connect();
+    assert!(t.net.take(fourth).starts_with("220 "));
+}
+
+#[test]
+fn idle_session_times_out_with_421() {
+    let mut t = T::login();
+    t.advance(59_999);
+    assert_eq!(t.net.take(t.ctrl), "");
+    t.advance(1);
+    assert_eq!(
+        t.net.take(t.ctrl),
+        "421 Timeout: closing control connection.\r\n"
+    );
+    assert!(t.closed(t.ctrl));
+}
+
+#[test]
+fn poll_reports_the_next_deadline() {
+    let mut t = T::login();
+    let p = t
+        .server
+        .poll(Instant::from_millis(t.now), &mut t.net, &mut t.fs);
+    assert_eq!(p.next_wake, Some(Instant::from_millis(60_000)));
+    assert!(!p.progressed);
+}
+
+#[test]
+fn client_disconnect_frees_everything() {
+    let mut t = T::login();
+    let d = t.pasv();
+    t.expect("RETR sub/file.bin", "150");
+    let _ = d;
+    t.net.socks[t.ctrl].reset = true;
+    t.run();
+    assert_eq!(t.server.sessions(), 0);
+    assert_eq!(t.fs.open_files(), 0);
+    assert!(
+        t.net
+            .socks
+            .iter()
+            .all(|s| s.released || s.state == SockState::Established && s.reset)
+    );
+}
+
+#[test]
+fn shutdown_sends_421() {
+    let mut t = T::login();
+    t.server.shutdown(&mut t.net, &mut t.fs);
+    assert_eq!(t.net.take(t.ctrl), "421 Server shutting down.\r\n");
+    assert!(t.closed(t.ctrl));
+}
+
+#[test]
+fn every_storage_error_has_its_reply() {
+    use crate::proto::reply::ReplyCode as R;
+    use storage::Error as E;
+    let table = [
+        (E::NotFound, R::FileUnavailable),
+        (E::NotADirectory, R::FileUnavailable),
+        (E::IsADirectory, R::FileUnavailable),
+        (E::AlreadyExists, R::FileUnavailable),
+        (E::DirectoryNotEmpty, R::FileUnavailable),
+        (E::PermissionDenied, R::FileUnavailable),
+        (E::InvalidName, R::NameNotAllowed),
+        (E::NameTooLong, R::NameNotAllowed),
+        (E::InvalidOffset, R::InvalidRestart),
+        (E::Busy, R::FileBusy),
+        (E::Io, R::LocalError),
+    ];
+    for (e, r) in table {
+        assert_eq!(super::storage_reply(e, false), r, "{e:?}");
+    }
+    assert_eq!(
+        super::storage_reply(E::NoSpace, true),
+        R::InsufficientStorage
+    );
+    assert_eq!(super::storage_reply(E::NoSpace, false), R::ExceededStorage);
+}
+
+#[test]
+fn session_state_stays_under_one_kilobyte() {
+    let size = core::mem::size_of::<super::Session<u8, [u8; 16]>>();
+    assert!(size < 1024, "Session is {size} bytes");
+}
