@@ -1,0 +1,31 @@
+//! The harness: plays scripted FTP client sessions against a target (the host
+//! server, and later the virtual board and QEMU), snapshots the transcripts,
+//! replays captured sessions and records new ones.
+//!
+//! It is a client and nothing else: it reaches every target over TCP, like
+//! FileZilla does. See `scenarios/README.md` for the scenario format and
+//! `../shared/DESIGN.md` ("The harness") for the contracts.
+//!
+//! - [`scenario`]: the scenario file format (parser).
+//! - [`fixture`]: fixture trees, filler bytes, checksums.
+//! - [`client`]: a literal FTP client (control and data connections).
+//! - [`player`]: plays a scenario into a [`transcript::Transcript`].
+//! - [`redact`]: the one table of redactions.
+//! - [`snapshot`]: insta-format snapshot files, compared by the CLI.
+//! - [`target`]: what can serve (host-dir, host-fat; sim and qemu later).
+//! - [`run`]: every scenario on every target, the table, the verdict.
+//! - [`replay`]: captured sessions (pcap, pcapng, text logs) replayed.
+//! - [`record`]: a proxy that writes a live session as a scenario.
+
+pub mod client;
+pub mod fixture;
+pub mod image;
+pub mod player;
+pub mod redact;
+pub mod run;
+pub mod scenario;
+pub mod snapshot;
+pub mod target;
+pub mod transcript;
+pub mod record;
+pub mod replay;
