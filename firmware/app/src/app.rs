@@ -248,3 +248,6 @@ pub fn interface<D: Device + ?Sized>(net: &NetConfig, device: &mut D, now_ms: u6
     }
     iface
 }
+
+#[cfg(test)]
+mod tests;

@@ -19,8 +19,8 @@ use crate::NetConfig;
 
 /// The board's addresses: [`NetConfig::TEST_NET`].
 pub const BOARD: NetConfig = NetConfig::TEST_NET;
-pub const BOARD_V4: &str = "192.0.2.2";
-pub const BOARD_V6: &str = "2001:db8::2";
+
+
 /// The peer's addresses.
 pub const PEER: NetConfig = NetConfig {
     mac: [0x02, 0, 0, 0, 0, 0x01],

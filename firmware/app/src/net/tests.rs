@@ -400,7 +400,7 @@ fn a_peer_that_reads_too_slowly_gives_a_closing_socket_back_after_the_linger_lim
     });
     r.net.close(s);
     // The peer reads 100 bytes every 2 s: alive, never silent, never done.
-    let mut trickle = |r: &mut Rig, ms: u64| {
+    let trickle = |r: &mut Rig, ms: u64| {
         for _ in 0..ms / 2000 {
             r.advance(2000);
             r.peer.tcp(c).recv(|b| (b.len().min(100), ())).unwrap();

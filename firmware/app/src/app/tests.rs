@@ -1,0 +1,269 @@
+//! The application end to end: a client stack talks FTP to [`App`] over an
+//! in-memory cable, with an in-memory storage. Time is simulated.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::string::String;
+use std::vec::Vec;
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp;
+
+use super::*;
+use crate::testing::{End, MemFs, Peer, addr, wire};
+
+struct Rig {
+    app: App<'static, MemFs>,
+    board: End,
+    peer: Peer,
+    now: u64,
+    text: HashMap<SocketHandle, String>,
+}
+
+impl Rig {
+    fn new(fs: MemFs) -> Rig {
+        let (mut board, peer_end, _wire) = wire();
+        let resources = Box::leak(Box::new(Resources::new()));
+        let settings = Settings::new(NetConfig::TEST_NET);
+        let app = App::new(resources, &settings, &mut board, fs, 0);
+        Rig { app, board, peer: Peer::new(peer_end), now: 0, text: HashMap::new() }
+    }
+
+    fn step(&mut self) {
+        self.now += 1;
+        let wake = self.app.poll(self.now, &mut self.board);
+        assert!(wake.is_none_or(|w| w >= self.now), "wake-up in the past");
+        self.peer.poll(self.now);
+    }
+
+    #[track_caller]
+    fn until(&mut self, what: &str, mut f: impl FnMut(&mut Rig) -> bool) {
+        for _ in 0..5000 {
+            if f(self) {
+                return;
+            }
+            self.step();
+        }
+        panic!("never happened: {what}");
+    }
+
+    fn run(&mut self, ms: u64) {
+        for _ in 0..ms {
+            self.step();
+        }
+    }
+
+    /// The next complete reply on control connection `c` (its last line).
+    #[track_caller]
+    fn reply(&mut self, c: SocketHandle) -> String {
+        let mut out = None;
+        self.until("a reply", |r| {
+            let got = r.peer.take_text(c);
+            let buf = r.text.entry(c).or_default();
+            buf.push_str(&got);
+            // A reply ends with a line "NNN text\r\n".
+            let mut start = 0;
+            while let Some(end) = buf[start..].find("\r\n") {
+                let line = &buf[start..start + end];
+                if line.len() >= 4 && line.as_bytes()[..3].iter().all(u8::is_ascii_digit) && line.as_bytes()[3] == b' ' {
+                    out = Some(line.to_string());
+                    *buf = buf[start + end + 2..].to_string();
+                    return true;
+                }
+                start += end + 2;
+            }
+            false
+        });
+        out.unwrap()
+    }
+
+    #[track_caller]
+    fn command(&mut self, c: SocketHandle, line: &str) -> String {
+        self.peer.send(c, format!("{line}\r\n").as_bytes());
+        self.reply(c)
+    }
+
+    #[track_caller]
+    fn login(&mut self, to: &str) -> SocketHandle {
+        let c = self.peer.connect(addr(to));
+        assert!(self.reply(c).starts_with("220"));
+        assert!(self.command(c, "USER test").starts_with("331"));
+        assert!(self.command(c, "PASS test").starts_with("230"));
+        assert!(self.command(c, "TYPE I").starts_with("200"));
+        c
+    }
+
+    /// Reads a data connection to its end.
+    fn drain(&mut self, d: SocketHandle) -> Vec<u8> {
+        let mut got = Vec::new();
+        self.until("end of data", |r| {
+            let sock = r.peer.tcp(d);
+            while sock.can_recv() {
+                sock.recv(|b| {
+                    got.extend_from_slice(b);
+                    (b.len(), ())
+                })
+                .unwrap();
+            }
+            !sock.may_recv()
+        });
+        got
+    }
+}
+
+/// The port of a `227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)` reply.
+fn pasv_port(reply: &str) -> u16 {
+    let inside = &reply[reply.find('(').unwrap() + 1..reply.find(')').unwrap()];
+    let n: Vec<u16> = inside.split(',').map(|x| x.trim().parse().unwrap()).collect();
+    n[4] * 256 + n[5]
+}
+
+/// The port of a `229 Entering Extended Passive Mode (|||port|)` reply.
+fn epsv_port(reply: &str) -> u16 {
+    let inside = &reply[reply.find("(|||").unwrap() + 4..];
+    inside[..inside.find('|').unwrap()].parse().unwrap()
+}
+
+#[test]
+fn the_engine_config_is_the_documented_default_with_the_board_settings() {
+    let mut settings = Settings::new(NetConfig::TEST_NET);
+    settings.pasv_ports = (50000, 50009);
+    settings.pasv_address = Some(Ipv4Addr::new(127, 0, 0, 1));
+    let c = ftp_config(&settings);
+    assert_eq!(c.max_sessions, MAX_SESSIONS);
+    assert_eq!(c.pasv_ports, (50000, 50009));
+    assert_eq!(c.pasv_address, Some(Ipv4Addr::new(127, 0, 0, 1)));
+    assert_eq!(c.anonymous_root, Some("/"));
+    assert!(c.accounts.iter().any(|a| a.user == "test" && a.pass == "test" && a.writable));
+}
+
+#[test]
+fn sockets_listen_from_the_start_and_an_idle_app_sleeps() {
+    let mut r = Rig::new(MemFs::default());
+    r.run(5);
+    let census = r.app.census();
+    assert_eq!(census.control_listening, CONTROL_SOCKETS);
+    assert_eq!(census.data_free, DATA_SOCKETS);
+    // A TCP connection to the control port is taken (SYN answered) even
+    // before the engine says anything.
+    let c = r.peer.connect(addr("192.0.2.2:21"));
+    r.until("connected", |r| r.peer.state(c) == tcp::State::Established);
+}
+
+#[test]
+#[ignore = "needs the engine's Server::poll (firmware/ftpd); un-ignore when it lands"]
+fn greeting_over_ipv4_and_ipv6() {
+    let mut r = Rig::new(MemFs::default());
+    let c4 = r.peer.connect(addr("192.0.2.2:21"));
+    assert!(r.reply(c4).starts_with("220 "));
+    let c6 = r.peer.connect(addr("[2001:db8::2]:21"));
+    assert!(r.reply(c6).starts_with("220 "));
+}
+
+#[test]
+#[ignore = "needs the engine's Server::poll (firmware/ftpd); un-ignore when it lands"]
+fn the_client_past_the_limit_gets_421_and_gets_in_once_one_leaves() {
+    let mut r = Rig::new(MemFs::default());
+    let clients: Vec<SocketHandle> = (0..MAX_SESSIONS)
+        .map(|_| {
+            let c = r.peer.connect(addr("192.0.2.2:21"));
+            assert!(r.reply(c).starts_with("220"));
+            c
+        })
+        .collect();
+    let extra = r.peer.connect(addr("192.0.2.2:21"));
+    assert!(r.reply(extra).starts_with("421"), "refused with 421, not a SYN timeout");
+    r.until("refused client closed", |r| !r.peer.tcp(extra).may_recv());
+    assert_eq!(r.app.sessions(), MAX_SESSIONS);
+
+    assert!(r.command(clients[0], "QUIT").starts_with("221"));
+    r.until("session ended", |r| r.app.sessions() == MAX_SESSIONS - 1);
+    // The refused client's control socket and the ended session's return
+    // to the listening pool.
+    r.run(50);
+    let late = r.peer.connect(addr("192.0.2.2:21"));
+    assert!(r.reply(late).starts_with("220"));
+}
+
+#[test]
+#[ignore = "needs the engine's Server::poll (firmware/ftpd); un-ignore when it lands"]
+fn passive_retr_over_ipv4_and_extended_passive_stor_over_ipv6() {
+    let file: Vec<u8> = (0..20_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let mut r = Rig::new(MemFs::default().with_file("/data.bin", &file));
+
+    let c = r.login("192.0.2.2:21");
+    let port = pasv_port(&r.command(c, "PASV"));
+    let d = r.peer.connect(SocketAddr::new(addr("192.0.2.2:0").ip(), port));
+    r.peer.send(c, b"RETR data.bin\r\n");
+    assert!(r.reply(c).starts_with("150"));
+    assert_eq!(r.drain(d), file);
+    assert!(r.reply(c).starts_with("226"));
+
+    let c6 = r.login("[2001:db8::2]:21");
+    let port = epsv_port(&r.command(c6, "EPSV"));
+    let d6 = r.peer.connect(SocketAddr::new(addr("[2001:db8::2]:0").ip(), port));
+    r.peer.send(c6, b"STOR up.bin\r\n");
+    assert!(r.reply(c6).starts_with("150"));
+    let upload: Vec<u8> = (0..12_000u32).map(|i| (i % 97) as u8).collect();
+    let mut sent = 0;
+    r.until("upload sent", |r| {
+        if sent < upload.len() {
+            sent += r.peer.tcp(d6).send_slice(&upload[sent..]).unwrap();
+        }
+        sent == upload.len()
+    });
+    r.peer.tcp(d6).close();
+    assert!(r.reply(c6).starts_with("226"));
+    assert_eq!(r.app.storage().nodes.get("/up.bin"), Some(&Some(upload)));
+
+    for c in [c, c6] {
+        assert!(r.command(c, "QUIT").starts_with("221"));
+    }
+    r.until("all sockets back", |r| {
+        r.app.census()
+            == Census { control_listening: CONTROL_SOCKETS, data_free: DATA_SOCKETS, owned: 0, closing: 0 }
+    });
+    assert_eq!(r.app.storage().open_files(), 0);
+}
+
+#[cfg(feature = "diag")]
+#[test]
+fn discard_and_chargen_services() {
+    use crate::diag::{CHARGEN_PORT, DISCARD_PORT};
+    let mut r = Rig::new(MemFs::default());
+
+    let d = r.peer.connect(SocketAddr::new(addr("192.0.2.2:0").ip(), DISCARD_PORT));
+    r.until("connected", |r| r.peer.state(d) == tcp::State::Established);
+    let mut sent = 0;
+    r.until("100 KB discarded", |r| {
+        if sent < 100_000 {
+            sent += r.peer.tcp(d).send_slice(&[0x55; 4096]).unwrap();
+        }
+        sent >= 100_000 && r.peer.tcp(d).send_queue() == 0
+    });
+    r.peer.tcp(d).close();
+    r.until("discard closes too", |r| r.peer.state(d) == tcp::State::TimeWait);
+
+    let c = r.peer.connect(SocketAddr::new(addr("[2001:db8::2]:0").ip(), CHARGEN_PORT));
+    let mut got = Vec::new();
+    r.until("100 KB of characters", |r| {
+        let sock = r.peer.tcp(c);
+        while sock.can_recv() {
+            sock.recv(|b| {
+                got.extend_from_slice(b);
+                (b.len(), ())
+            })
+            .unwrap();
+        }
+        got.len() >= 100_000
+    });
+    let first: Vec<u8> = (b' '..b' ' + 72).collect();
+    assert_eq!(&got[..72], &first[..]);
+    assert_eq!(&got[72..74], b"\r\n");
+    assert_eq!(got[74], b'!');
+    r.peer.tcp(c).abort();
+    // Both services listen again.
+    r.run(20);
+    let again = r.peer.connect(SocketAddr::new(addr("192.0.2.2:0").ip(), CHARGEN_PORT));
+    r.until("chargen again", |r| r.peer.tcp(again).can_recv());
+}
