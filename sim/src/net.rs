@@ -428,7 +428,7 @@ impl HostNet {
     /// Ends everything: every control connection still open gets `goodbye`
     /// (when it fits) and an orderly close, every other connection is reset
     /// (a transfer cut short must not look complete), listeners are closed.
-    /// Then waits up to `grace` for the closes to finish.
+    /// Then waits up to `grace` for the queued bytes and FINs to go out.
     pub fn shutdown(&mut self, goodbye: &[u8], grace: Duration) {
         while let Some(id) = self.accepted.pop_front() {
             // Never handed to the engine: greet it with the goodbye too.
@@ -456,7 +456,7 @@ impl HostNet {
         let end = Instant::now() + grace;
         loop {
             self.pump();
-            if self.closing.is_empty() || Instant::now() >= end {
+            if self.closing.iter().all(|c| c.shut) || Instant::now() >= end {
                 break;
             }
             self.wait(Some(end));
@@ -774,5 +774,423 @@ impl Net for HostNet {
             Kind::Listener(_) | Kind::Failed => {}
         }
         log::debug!("net: abort {:?} (peer {:?})", s, entry.peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::sync::mpsc;
+    use std::thread;
+
+    /// Hang guard for loops that wait for the network: generous, and only
+    /// there so that a broken build fails instead of hanging.
+    const GUARD: Duration = Duration::from_secs(20);
+
+    fn localhost() -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+    }
+
+    /// Pumps and waits until `f` has an answer.
+    fn until<T>(net: &mut HostNet, what: &str, mut f: impl FnMut(&mut HostNet) -> Option<T>) -> T {
+        let end = Instant::now() + GUARD;
+        loop {
+            net.pump();
+            if let Some(t) = f(net) {
+                return t;
+            }
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            net.wait(Some(Instant::now() + Duration::from_millis(200)));
+        }
+    }
+
+    /// Waits (without pumping) until `wait` would return at once.
+    fn until_ready(net: &mut HostNet) {
+        let end = Instant::now() + GUARD;
+        while !net.ready_now() {
+            assert!(Instant::now() < end, "timed out waiting for readiness");
+            net.wait(Some(Instant::now() + Duration::from_millis(200)));
+        }
+    }
+
+    /// A control connection: (server handle, client stream).
+    fn control_pair(net: &mut HostNet) -> (SocketId, TcpStream) {
+        let client = TcpStream::connect(net.control_addr()).unwrap();
+        client.set_read_timeout(Some(GUARD)).unwrap();
+        let s = until(net, "accept", |n| n.accept());
+        (s, client)
+    }
+
+    fn read_to_end(mut c: TcpStream) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        c.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        pattern_at(0, len)
+    }
+
+    /// Bytes `from..from + len` of an endless pattern that shows
+    /// reordering, loss and duplication.
+    fn pattern_at(from: usize, len: usize) -> Vec<u8> {
+        (from..from + len).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn accepts_control_connections_on_ipv4_and_ipv6() {
+        for addr in [localhost(), SocketAddr::from((Ipv6Addr::LOCALHOST, 0))] {
+            let mut net = HostNet::bind(addr).unwrap();
+            let bound = net.control_addr();
+            assert_eq!(bound.ip(), addr.ip());
+            assert_ne!(bound.port(), 0, "port 0 is replaced by the real port");
+            let (s, client) = control_pair(&mut net);
+            assert_eq!(net.state(s), SockState::Established);
+            assert_eq!(net.peer_addr(s), Some(client.local_addr().unwrap()));
+            assert_eq!(net.local_addr(s), Some(bound));
+            assert_eq!(net.accept(), None);
+        }
+    }
+
+    #[test]
+    fn peek_consume_recv() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let (s, mut client) = control_pair(&mut net);
+        client.write_all(b"USER a\r\nPA").unwrap();
+        let mut buf = [0u8; 64];
+        until(&mut net, "10 bytes", |n| (n.peek(s, &mut buf).unwrap() == 10).then_some(()));
+        // Peeking does not consume, and a short buffer gets a prefix.
+        assert_eq!(net.peek(s, &mut buf).unwrap(), 10);
+        let mut small = [0u8; 4];
+        assert_eq!(net.peek(s, &mut small).unwrap(), 4);
+        assert_eq!(&small, b"USER");
+        net.consume(s, 8);
+        assert_eq!(net.recv(s, &mut buf).unwrap(), 2);
+        assert_eq!(&buf[..2], b"PA");
+        assert_eq!(net.recv(s, &mut buf).unwrap(), 0, "nothing yet is Ok(0)");
+        // Consuming more than there is is harmless.
+        net.consume(s, 100);
+        assert_eq!(net.state(s), SockState::Established);
+    }
+
+    #[test]
+    fn peer_fin_is_closed_after_the_last_byte_and_sending_still_works() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let (s, mut client) = control_pair(&mut net);
+        client.write_all(b"QUIT\r\n").unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        until(&mut net, "FIN", |n| (n.state(s) == SockState::PeerClosed).then_some(()));
+        let mut buf = [0u8; 16];
+        assert_eq!(net.recv(s, &mut buf).unwrap(), 6);
+        assert_eq!(&buf[..6], b"QUIT\r\n");
+        assert_eq!(net.recv(s, &mut buf), Err(NetError::Closed));
+        assert_eq!(net.peek(s, &mut buf), Err(NetError::Closed));
+        assert_eq!(net.send(s, b"221 Bye.\r\n"), Ok(10));
+        net.close(s);
+        assert_eq!(read_to_end(client).unwrap(), b"221 Bye.\r\n");
+    }
+
+    #[test]
+    fn peer_reset_is_reset() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let (s, client) = control_pair(&mut net);
+        SockRef::from(&client).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(client);
+        let mut buf = [0u8; 16];
+        until(&mut net, "reset", |n| match n.recv(s, &mut buf) {
+            Ok(0) => None,
+            other => Some(assert_eq!(other, Err(NetError::Reset))),
+        });
+        assert_eq!(net.state(s), SockState::Closed);
+        assert_eq!(net.send_capacity(s), 0);
+        assert_eq!(net.send(s, b"x"), Err(NetError::Reset));
+        net.close(s);
+    }
+
+    #[test]
+    fn send_capacity_is_exact_and_comes_back() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let (s, client) = control_pair(&mut net);
+        assert_eq!(net.send_capacity(s), SEND_BUF);
+        assert!(net.send_drained(s));
+        // The client does not read: fill kernel and userspace buffers.
+        let mut sent = 0;
+        loop {
+            let cap = net.send_capacity(s);
+            if cap == 0 {
+                break;
+            }
+            assert!(sent < 256 << 20, "256 MiB taken without the client reading");
+            // Offer more than the capacity: exactly the capacity is taken.
+            let offer = pattern_at(sent, cap + 1000);
+            assert_eq!(net.send(s, &offer), Ok(cap));
+            sent += cap;
+            net.pump();
+        }
+        assert_eq!(net.send(s, b"more"), Ok(0), "a full buffer takes nothing");
+        assert!(!net.send_drained(s));
+        // The client reads everything: the capacity comes back.
+        let reader = thread::spawn(move || {
+            let mut c = client;
+            let mut got = vec![0u8; sent];
+            c.read_exact(&mut got).map(|()| got)
+        });
+        until(&mut net, "drained", |n| n.send_drained(s).then_some(()));
+        assert_eq!(net.send_capacity(s), SEND_BUF);
+        assert!(reader.join().unwrap().unwrap() == pattern_at(0, sent));
+    }
+
+    #[test]
+    fn data_listener_takes_exactly_one_connection() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let l = net.listen(localhost()).unwrap();
+        assert_eq!(net.state(l), SockState::Listening);
+        let addr = net.local_addr(l).unwrap();
+        assert_ne!(addr.port(), 0);
+        assert_eq!(net.peer_addr(l), None);
+        let mut buf = [0u8; 8];
+        assert_eq!(net.recv(l, &mut buf), Ok(0));
+        assert_eq!(net.send_capacity(l), 0);
+
+        let mut client = TcpStream::connect(addr).unwrap();
+        until(&mut net, "data connection", |n| (n.state(l) == SockState::Established).then_some(()));
+        assert_eq!(net.peer_addr(l), Some(client.local_addr().unwrap()));
+        assert_eq!(net.local_addr(l), Some(addr));
+        // The listener is gone: a second connection is refused.
+        let second = TcpStream::connect(addr);
+        assert_eq!(second.map_err(|e| e.kind()).err(), Some(ErrorKind::ConnectionRefused));
+        // Data flows both ways on the same handle.
+        client.write_all(b"up").unwrap();
+        until(&mut net, "data", |n| (n.peek(l, &mut buf).unwrap() == 2).then_some(()));
+        assert_eq!(net.send(l, b"down"), Ok(4));
+        net.close(l);
+        client.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(read_to_end(client).unwrap(), b"down");
+    }
+
+    #[test]
+    fn listen_errors() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let taken = net.control_addr();
+        assert_eq!(net.listen(taken), Err(NetError::AddrInUse));
+        // A documentation address that is not on this host: nothing is sent.
+        let foreign = SocketAddr::from((Ipv4Addr::new(192, 0, 2, 1), 0));
+        assert_eq!(net.listen(foreign), Err(NetError::Unreachable));
+        assert_eq!(net.open_sockets(), 0);
+    }
+
+    #[test]
+    fn active_connect() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let server = TcpListener::bind(localhost()).unwrap();
+        let target = server.local_addr().unwrap();
+        let s = net.connect(Ipv4Addr::LOCALHOST.into(), target).unwrap();
+        assert!(matches!(net.state(s), SockState::Connecting | SockState::Established));
+        let (mut peer, from) = server.accept().unwrap();
+        until(&mut net, "connected", |n| (n.state(s) == SockState::Established).then_some(()));
+        assert_eq!(net.peer_addr(s), Some(target));
+        assert_eq!(net.local_addr(s), Some(from));
+        assert_eq!(net.send(s, b"LIST data"), Ok(9));
+        net.close(s);
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"LIST data");
+    }
+
+    #[test]
+    fn refused_connect_ends_closed() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let gone = TcpListener::bind(localhost()).unwrap().local_addr().unwrap();
+        let s = net.connect(Ipv4Addr::LOCALHOST.into(), gone).unwrap();
+        until(&mut net, "refusal", |n| (n.state(s) == SockState::Closed).then_some(()));
+        assert_eq!(net.send_capacity(s), 0);
+        let mut buf = [0u8; 4];
+        assert_eq!(net.recv(s, &mut buf), Err(NetError::Reset));
+        net.close(s);
+        assert_eq!(net.open_sockets(), 0);
+        // The wrong family is no route at all.
+        let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, 21));
+        assert_eq!(net.connect(Ipv4Addr::LOCALHOST.into(), v6), Err(NetError::Unreachable));
+    }
+
+    #[test]
+    fn orderly_close_delivers_every_byte_then_fin() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let (s, client) = control_pair(&mut net);
+        let data = pattern(3 * 1024 * 1024 + 17);
+        let reader = thread::spawn(move || read_to_end(client));
+        let mut sent = 0;
+        until(&mut net, "all queued", |n| {
+            // As the engine does: send while it is taken, then wait.
+            while sent < data.len() {
+                match n.send(s, &data[sent..]).unwrap() {
+                    0 => break,
+                    k => sent += k,
+                }
+            }
+            (sent == data.len()).then_some(())
+        });
+        // Closed right away: the rest goes out in the background.
+        net.close(s);
+        assert_eq!(net.open_sockets(), 0);
+        until(&mut net, "close done", |n| (n.closing_sockets() == 0).then_some(()));
+        let got = reader.join().unwrap().expect("EOF, not a reset");
+        assert_eq!(got.len(), data.len());
+        assert!(got == data);
+    }
+
+    #[test]
+    fn close_with_unread_input_is_not_a_reset() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let (s, mut client) = control_pair(&mut net);
+        client.write_all(b"NOOP\r\nNOOP\r\n").unwrap();
+        let mut buf = [0u8; 1];
+        until(&mut net, "input", |n| (n.peek(s, &mut buf).unwrap() > 0).then_some(()));
+        net.send(s, b"221 Bye.\r\n").unwrap();
+        net.close(s);
+        // More input after the close is read and dropped, not answered with RST.
+        client.write_all(b"late\r\n").unwrap();
+        net.pump();
+        let mut got = [0u8; 10];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"221 Bye.\r\n");
+        client.shutdown(Shutdown::Write).unwrap();
+        until(&mut net, "close done", |n| (n.closing_sockets() == 0).then_some(()));
+        assert_eq!(read_to_end(client).unwrap(), b"");
+    }
+
+    #[test]
+    fn abort_resets_the_peer() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let (s, client) = control_pair(&mut net);
+        net.send(s, b"partial").unwrap();
+        net.abort(s);
+        assert_eq!(net.open_sockets(), 0);
+        assert_eq!(net.closing_sockets(), 0);
+        let err = read_to_end(client).expect_err("a reset, not EOF");
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+    }
+
+    #[test]
+    fn stale_handles_name_nothing() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let (old, _c1) = control_pair(&mut net);
+        net.close(old);
+        let (new, _c2) = control_pair(&mut net);
+        assert_ne!(old, new);
+        assert_eq!(net.state(old), SockState::Closed);
+        assert_eq!(net.state(new), SockState::Established);
+        let mut buf = [0u8; 4];
+        assert_eq!(net.recv(old, &mut buf), Err(NetError::Reset));
+        net.abort(old); // no effect on `new`
+        net.close(old);
+        assert_eq!(net.state(new), SockState::Established);
+        assert_eq!(net.open_sockets(), 1);
+    }
+
+    #[test]
+    fn wait_ignores_bytes_the_engine_leaves_unread() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let (s, mut client) = control_pair(&mut net);
+        // Half a command line: the engine peeks and leaves it.
+        client.write_all(b"USER").unwrap();
+        let mut buf = [0u8; 16];
+        until(&mut net, "input", |n| (n.peek(s, &mut buf).unwrap() == 4).then_some(()));
+        assert!(!net.ready_now(), "unread bytes must not wake the loop");
+        // New bytes do.
+        client.write_all(b" x\r\n").unwrap();
+        until_ready(&mut net);
+        // A full receive buffer is not watched either, however much waits
+        // in the kernel.
+        let mut writer = client.try_clone().unwrap();
+        let big = thread::spawn(move || writer.write_all(&pattern(RECV_BUF * 2)));
+        until(&mut net, "full buffer", |n| (n.peek(s, &mut [0u8; RECV_BUF]).unwrap() == RECV_BUF).then_some(()));
+        net.pump();
+        assert!(!net.ready_now(), "a full buffer must not wake the loop");
+        net.consume(s, RECV_BUF);
+        // Room again: the bytes waiting in the kernel wake the loop.
+        until_ready(&mut net);
+        until(&mut net, "the rest", |n| {
+            let _ = n.recv(s, &mut [0u8; RECV_BUF]);
+            big.is_finished().then_some(())
+        });
+        big.join().unwrap().unwrap();
+        // After the peer's FIN there is nothing more to read.
+        client.shutdown(Shutdown::Write).unwrap();
+        until(&mut net, "FIN", |n| {
+            let _ = n.recv(s, &mut [0u8; RECV_BUF]);
+            (n.state(s) == SockState::PeerClosed).then_some(())
+        });
+        assert!(!net.ready_now(), "a half-closed socket must not wake the loop");
+    }
+
+    #[test]
+    fn accept_queue_is_bounded_and_drains() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let clients: Vec<TcpStream> =
+            (0..ACCEPT_QUEUE + 4).map(|_| TcpStream::connect(net.control_addr()).unwrap()).collect();
+        // Nobody calls accept (an engine at its limit, or a stub): once the
+        // queue is full the listener is not watched, so the loop sleeps.
+        until(&mut net, "queue full", |n| (n.accepted.len() == ACCEPT_QUEUE).then_some(()));
+        assert!(!net.ready_now());
+        let mut handed = 0;
+        until(&mut net, "all accepted", |n| {
+            while n.accept().is_some() {
+                handed += 1;
+            }
+            (handed == clients.len()).then_some(())
+        });
+        assert_eq!(net.open_sockets(), clients.len());
+    }
+
+    #[test]
+    fn wait_returns_on_wake_deadline_and_readiness() {
+        let net = HostNet::bind(localhost()).unwrap();
+        let addr = net.control_addr();
+        let mut waker = net.waker().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let worker = thread::spawn(move || {
+            let mut net = net;
+            // 1: a pending wake-up ends a wait without deadline.
+            net.wait(None);
+            tx.send("woken").unwrap();
+            // 2: a deadline ends it.
+            net.wait(Some(Instant::now() + Duration::from_millis(10)));
+            tx.send("deadline").unwrap();
+            // 3: a connection ends it.
+            go_rx.recv().unwrap();
+            net.wait(None);
+            net.pump();
+            tx.send(if net.accept().is_some() { "connection" } else { "spurious" }).unwrap();
+        });
+        waker.write_all(&[1]).unwrap();
+        assert_eq!(rx.recv_timeout(GUARD), Ok("woken"));
+        assert_eq!(rx.recv_timeout(GUARD), Ok("deadline"));
+        go_tx.send(()).unwrap();
+        let _client = TcpStream::connect(addr).unwrap();
+        assert_eq!(rx.recv_timeout(GUARD), Ok("connection"));
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn shutdown_says_goodbye_on_control_and_resets_data() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let (_s, control) = control_pair(&mut net);
+        let l = net.listen(localhost()).unwrap();
+        let data = TcpStream::connect(net.local_addr(l).unwrap()).unwrap();
+        data.set_read_timeout(Some(GUARD)).unwrap();
+        until(&mut net, "data connection", |n| (n.state(l) == SockState::Established).then_some(()));
+        // One more control connection that was never handed to the engine.
+        let queued = TcpStream::connect(net.control_addr()).unwrap();
+        queued.set_read_timeout(Some(GUARD)).unwrap();
+        until(&mut net, "queued", |n| (!n.accepted.is_empty()).then_some(()));
+        net.shutdown(b"421 bye\r\n", Duration::from_secs(2));
+        assert_eq!(read_to_end(control).unwrap(), b"421 bye\r\n");
+        assert_eq!(read_to_end(queued).unwrap(), b"421 bye\r\n");
+        assert_eq!(read_to_end(data).map_err(|e| e.kind()), Err(ErrorKind::ConnectionReset));
+        assert_eq!(net.open_sockets(), 0);
     }
 }

@@ -19,7 +19,8 @@ use crate::time::utc_now;
 pub const MAX_SESSIONS: usize = 16;
 /// The engine's data buffer, shared by all sessions.
 pub const DATA_BUF: usize = 64 * 1024;
-/// What every open control connection is told when the server stops.
+/// What control connections the engine never took (or still holds) are
+/// told when the server stops.
 pub const GOODBYE: &[u8] = b"421 Service not available, server shutting down.\r\n";
 /// How long closing connections get to finish when the server stops.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -42,6 +43,10 @@ pub fn run<S: Storage>(net: &mut HostNet, fs: &mut S, config: Config<'_>, stop: 
         }
     }
     log::info!("stopping: closing {} session(s)", server.sessions());
+    // The engine says 421 to its sessions and closes their sockets; the
+    // network then flushes those closes and turns away connections the
+    // engine never took.
+    server.shutdown(net, fs);
     drop(server);
     net.shutdown(GOODBYE, SHUTDOWN_GRACE);
 }
