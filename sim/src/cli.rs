@@ -16,8 +16,8 @@ use crate::serve::MAX_SESSIONS;
 #[command(group(ArgGroup::new("storage").required(true).args(["root", "image"])))]
 pub struct Cli {
     /// Address for FTP control connections (IPv4 or IPv6, e.g. [::1]:2121;
-    /// port 0 picks a free port). The address really used is printed as
-    /// `listening on ftp://ADDR:PORT`.
+    /// an IPv6 address takes IPv6 clients only; port 0 picks a free port).
+    /// The address really used is printed as `listening on ftp://ADDR:PORT`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2121")]
     pub listen: SocketAddr,
 
@@ -121,7 +121,11 @@ impl Cli {
         let defaults = Config::default();
         Config {
             accounts,
-            anonymous_root: if self.no_anonymous { None } else { defaults.anonymous_root },
+            anonymous_root: if self.no_anonymous {
+                None
+            } else {
+                defaults.anonymous_root
+            },
             max_sessions: usize::from(self.max_sessions),
             idle_timeout_ms: self.idle_timeout.saturating_mul(1000),
             data_timeout_ms: self.data_timeout.saturating_mul(1000),
@@ -138,7 +142,12 @@ impl Cli {
         }
         self.users
             .iter()
-            .map(|u| Account { user: &u.name, pass: &u.pass, root: &u.root, writable: u.writable })
+            .map(|u| Account {
+                user: &u.name,
+                pass: &u.pass,
+                root: &u.root,
+                writable: u.writable,
+            })
             .collect()
     }
 }
@@ -178,12 +187,19 @@ pub fn parse_user(s: &str) -> Result<UserSpec, String> {
         }
         if let Some(t) = tail {
             if !t.starts_with('/') {
-                return Err(format!("expected `ro`, `rw` or an absolute ROOT, got `{t}`"));
+                return Err(format!(
+                    "expected `ro`, `rw` or an absolute ROOT, got `{t}`"
+                ));
             }
             root = t;
         }
     }
-    Ok(UserSpec { name: name.into(), pass: pass.into(), writable, root: normalise_root(root)? })
+    Ok(UserSpec {
+        name: name.into(),
+        pass: pass.into(),
+        writable,
+        root: normalise_root(root)?,
+    })
 }
 
 /// `/a//b/` -> `/a/b`; `.` and `..` are refused (a root is written plainly).
@@ -221,17 +237,40 @@ mod tests {
     use super::*;
 
     fn user(name: &str, pass: &str, writable: bool, root: &str) -> UserSpec {
-        UserSpec { name: name.into(), pass: pass.into(), writable, root: root.into() }
+        UserSpec {
+            name: name.into(),
+            pass: pass.into(),
+            writable,
+            root: root.into(),
+        }
     }
 
     #[test]
     fn user_forms() {
-        assert_eq!(parse_user("bob:secret"), Ok(user("bob", "secret", true, "/")));
-        assert_eq!(parse_user("bob:secret:ro"), Ok(user("bob", "secret", false, "/")));
-        assert_eq!(parse_user("bob:secret:rw"), Ok(user("bob", "secret", true, "/")));
-        assert_eq!(parse_user("bob:secret:/pub"), Ok(user("bob", "secret", true, "/pub")));
-        assert_eq!(parse_user("bob:secret:ro:/pub/x/"), Ok(user("bob", "secret", false, "/pub/x")));
-        assert_eq!(parse_user("bob:s:ro://a//b"), Ok(user("bob", "s", false, "/a/b")));
+        assert_eq!(
+            parse_user("bob:secret"),
+            Ok(user("bob", "secret", true, "/"))
+        );
+        assert_eq!(
+            parse_user("bob:secret:ro"),
+            Ok(user("bob", "secret", false, "/"))
+        );
+        assert_eq!(
+            parse_user("bob:secret:rw"),
+            Ok(user("bob", "secret", true, "/"))
+        );
+        assert_eq!(
+            parse_user("bob:secret:/pub"),
+            Ok(user("bob", "secret", true, "/pub"))
+        );
+        assert_eq!(
+            parse_user("bob:secret:ro:/pub/x/"),
+            Ok(user("bob", "secret", false, "/pub/x"))
+        );
+        assert_eq!(
+            parse_user("bob:s:ro://a//b"),
+            Ok(user("bob", "s", false, "/a/b"))
+        );
         // A root may contain ':' after its leading '/'.
         assert_eq!(parse_user("bob:s:/a:b"), Ok(user("bob", "s", true, "/a:b")));
     }
@@ -261,13 +300,19 @@ mod tests {
     #[test]
     fn defaults_make_the_documented_config() {
         let cli = Cli::try_parse_from(["sim", "--root", "/tmp"]).unwrap();
-        assert_eq!(cli.network(), NetworkMode::Host("127.0.0.1:2121".parse().unwrap()));
+        assert_eq!(
+            cli.network(),
+            NetworkMode::Host("127.0.0.1:2121".parse().unwrap())
+        );
         assert_eq!(cli.storage(), StorageMode::Dir("/tmp".into()));
         let accounts = cli.accounts();
         let config = cli.config(&accounts);
         assert_eq!(config.accounts.len(), 1);
         let a = config.accounts[0];
-        assert_eq!((a.user, a.pass, a.root, a.writable), ("test", "test", "/", true));
+        assert_eq!(
+            (a.user, a.pass, a.root, a.writable),
+            ("test", "test", "/", true)
+        );
         assert_eq!(config.anonymous_root, Some("/"));
         assert_eq!(config.max_sessions, 4);
         assert_eq!(config.idle_timeout_ms, 300_000);
@@ -303,9 +348,15 @@ mod tests {
         assert_eq!(cli.network(), NetworkMode::Host("[::1]:0".parse().unwrap()));
         let accounts = cli.accounts();
         let config = cli.config(&accounts);
-        let got: Vec<_> =
-            config.accounts.iter().map(|a| (a.user, a.pass, a.root, a.writable)).collect();
-        assert_eq!(got, [("alice", "pw", "/pub", false), ("bob", "pw2", "/", true)]);
+        let got: Vec<_> = config
+            .accounts
+            .iter()
+            .map(|a| (a.user, a.pass, a.root, a.writable))
+            .collect();
+        assert_eq!(
+            got,
+            [("alice", "pw", "/pub", false), ("bob", "pw2", "/", true)]
+        );
         assert_eq!(config.anonymous_root, None);
         assert_eq!(config.max_sessions, 8);
         assert_eq!(config.pasv_ports, (40000, 40009));
@@ -316,7 +367,10 @@ mod tests {
 
     #[test]
     fn storage_and_network_modes() {
-        assert!(Cli::try_parse_from(["sim"]).is_err(), "--root or --image is required");
+        assert!(
+            Cli::try_parse_from(["sim"]).is_err(),
+            "--root or --image is required"
+        );
         assert!(Cli::try_parse_from(["sim", "--root", "a", "--image", "b"]).is_err());
         let cli = Cli::try_parse_from(["sim", "--image", "sd.img"]).unwrap();
         assert_eq!(cli.storage(), StorageMode::Image("sd.img".into()));

@@ -138,7 +138,11 @@ fn to_metadata(m: &fs::Metadata) -> Option<Metadata> {
     } else {
         return None;
     };
-    Some(Metadata { kind, size: m.len(), modified: m.modified().ok().and_then(datetime_from_system_time) })
+    Some(Metadata {
+        kind,
+        size: m.len(),
+        modified: m.modified().ok().and_then(datetime_from_system_time),
+    })
 }
 
 /// A host error in the engine's words. The `errno` decides where there is
@@ -271,7 +275,9 @@ impl Storage for HostFs {
             file.sync_all().map_err(|e| map_io(&e))?;
             drop(file);
             // The directory entry (a new file, a new size) is durable too.
-            File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| map_io(&e))?;
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| map_io(&e))?;
         }
         Ok(())
     }
@@ -295,7 +301,9 @@ impl Storage for HostFs {
         let mut entries: Vec<(String, Metadata)> = Vec::new();
         for item in fs::read_dir(&p).map_err(|e| map_io(&e))? {
             let item = item.map_err(|e| map_io(&e))?;
-            let Ok(name) = item.file_name().into_string() else { continue };
+            let Ok(name) = item.file_name().into_string() else {
+                continue;
+            };
             let Ok(ft) = item.file_type() else { continue };
             let full = item.path();
             if ft.is_symlink() {
@@ -305,7 +313,9 @@ impl Storage for HostFs {
                 }
             }
             let Ok(m) = fs::metadata(&full) else { continue };
-            let Some(meta) = to_metadata(&m) else { continue };
+            let Some(meta) = to_metadata(&m) else {
+                continue;
+            };
             entries.push((name, meta));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -447,7 +457,12 @@ mod tests {
         fs::create_dir(dir.path().join("sub")).unwrap();
         // 2025-12-31 23:59:59 UTC
         let t = UNIX_EPOCH + Duration::from_secs(1_767_225_599);
-        File::options().write(true).open(dir.path().join("a.txt")).unwrap().set_modified(t).unwrap();
+        File::options()
+            .write(true)
+            .open(dir.path().join("a.txt"))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
 
         assert_eq!(fs.metadata("/").unwrap().kind, Kind::Dir);
         let m = fs.metadata("/a.txt").unwrap();
@@ -455,7 +470,14 @@ mod tests {
         assert_eq!(m.size, 5);
         assert_eq!(
             m.modified,
-            Some(DateTime { year: 2025, month: 12, day: 31, hour: 23, minute: 59, second: 59 })
+            Some(DateTime {
+                year: 2025,
+                month: 12,
+                day: 31,
+                hour: 23,
+                minute: 59,
+                second: 59
+            })
         );
         assert_eq!(fs.metadata("/sub").unwrap().kind, Kind::Dir);
         assert_eq!(fs.metadata("/missing"), Err(Error::NotFound));
@@ -475,14 +497,23 @@ mod tests {
     fn read_whole_file_and_from_offset() {
         let (dir, mut fs) = setup();
         put(&dir, "d/f.bin", b"0123456789abcdefghij");
-        assert_eq!(read_all(&mut fs, "/d/f.bin", 0).unwrap(), b"0123456789abcdefghij");
+        assert_eq!(
+            read_all(&mut fs, "/d/f.bin", 0).unwrap(),
+            b"0123456789abcdefghij"
+        );
         assert_eq!(read_all(&mut fs, "/d/f.bin", 15).unwrap(), b"fghij");
         assert_eq!(read_all(&mut fs, "/d/f.bin", 20).unwrap(), b"");
-        assert_eq!(fs.open_read("/d/f.bin", 21).err(), Some(Error::InvalidOffset));
+        assert_eq!(
+            fs.open_read("/d/f.bin", 21).err(),
+            Some(Error::InvalidOffset)
+        );
         assert_eq!(fs.open_read("/d", 0).err(), Some(Error::IsADirectory));
         assert_eq!(fs.open_read("/", 0).err(), Some(Error::IsADirectory));
         assert_eq!(fs.open_read("/d/none", 0).err(), Some(Error::NotFound));
-        assert_eq!(fs.open_read("/d/f.bin/x", 0).err(), Some(Error::NotADirectory));
+        assert_eq!(
+            fs.open_read("/d/f.bin/x", 0).err(),
+            Some(Error::NotADirectory)
+        );
         assert_eq!(fs.open_files(), 0);
     }
 
@@ -502,11 +533,23 @@ mod tests {
         assert_eq!(on_disk(&dir, "new.txt"), b"first version");
         write_file(&mut fs, "/new.txt", WriteMode::Truncate, b"v2").unwrap();
         assert_eq!(on_disk(&dir, "new.txt"), b"v2");
-        assert_eq!(fs.open_write("/nodir/x", WriteMode::Truncate).err(), Some(Error::NotFound));
-        assert_eq!(fs.open_write("/new.txt/x", WriteMode::Truncate).err(), Some(Error::NotADirectory));
+        assert_eq!(
+            fs.open_write("/nodir/x", WriteMode::Truncate).err(),
+            Some(Error::NotFound)
+        );
+        assert_eq!(
+            fs.open_write("/new.txt/x", WriteMode::Truncate).err(),
+            Some(Error::NotADirectory)
+        );
         fs::create_dir(dir.path().join("d")).unwrap();
-        assert_eq!(fs.open_write("/d", WriteMode::Truncate).err(), Some(Error::IsADirectory));
-        assert_eq!(fs.open_write("/", WriteMode::Truncate).err(), Some(Error::IsADirectory));
+        assert_eq!(
+            fs.open_write("/d", WriteMode::Truncate).err(),
+            Some(Error::IsADirectory)
+        );
+        assert_eq!(
+            fs.open_write("/", WriteMode::Truncate).err(),
+            Some(Error::IsADirectory)
+        );
     }
 
     #[test]
@@ -527,10 +570,16 @@ mod tests {
         write_file(&mut fs, "/f", WriteMode::At(11), b"!").unwrap();
         assert_eq!(on_disk(&dir, "f"), b"hello there!");
         // Past the end: refused, file untouched.
-        assert_eq!(fs.open_write("/f", WriteMode::At(13)).err(), Some(Error::InvalidOffset));
+        assert_eq!(
+            fs.open_write("/f", WriteMode::At(13)).err(),
+            Some(Error::InvalidOffset)
+        );
         assert_eq!(on_disk(&dir, "f"), b"hello there!");
         // A missing file can only be written from 0.
-        assert_eq!(fs.open_write("/g", WriteMode::At(3)).err(), Some(Error::NotFound));
+        assert_eq!(
+            fs.open_write("/g", WriteMode::At(3)).err(),
+            Some(Error::NotFound)
+        );
         write_file(&mut fs, "/g", WriteMode::At(0), b"new").unwrap();
         assert_eq!(on_disk(&dir, "g"), b"new");
         // At(0) on an existing file is a full rewrite.
@@ -543,7 +592,10 @@ mod tests {
     fn write_create_new() {
         let (dir, mut fs) = setup();
         write_file(&mut fs, "/u", WriteMode::CreateNew, b"unique").unwrap();
-        assert_eq!(fs.open_write("/u", WriteMode::CreateNew).err(), Some(Error::AlreadyExists));
+        assert_eq!(
+            fs.open_write("/u", WriteMode::CreateNew).err(),
+            Some(Error::AlreadyExists)
+        );
         assert_eq!(on_disk(&dir, "u"), b"unique");
     }
 
@@ -595,7 +647,10 @@ mod tests {
             put(&dir, &format!("top/{n}"), n.as_bytes());
         }
         fs::create_dir(dir.path().join("top/sub")).unwrap();
-        assert_eq!(names(&mut fs, "/top", 0).unwrap(), ["C", "a", "b", "d d", "sub", "é"]);
+        assert_eq!(
+            names(&mut fs, "/top", 0).unwrap(),
+            ["C", "a", "b", "d d", "sub", "é"]
+        );
         assert_eq!(names(&mut fs, "/top", 4).unwrap(), ["sub", "é"]);
         assert_eq!(names(&mut fs, "/top", 6).unwrap(), Vec::<String>::new());
         assert_eq!(names(&mut fs, "/top", 60).unwrap(), Vec::<String>::new());
@@ -605,7 +660,10 @@ mod tests {
             seen.len() < 2
         })
         .unwrap();
-        assert_eq!(seen, [("a".into(), Kind::File, 1), ("b".into(), Kind::File, 1)]);
+        assert_eq!(
+            seen,
+            [("a".into(), Kind::File, 1), ("b".into(), Kind::File, 1)]
+        );
         let mut kinds = Vec::new();
         fs.list("/top", 4, &mut |e| {
             kinds.push(e.meta.kind);
@@ -636,8 +694,14 @@ mod tests {
         symlink("missing-target", dir.path().join("dangling")).unwrap();
         assert_eq!(names(&mut fs, "/", 0).unwrap(), ["ok"]);
         // A FIFO is neither read nor written: it would block the server.
-        assert_eq!(fs.open_read("/fifo", 0).err(), Some(Error::PermissionDenied));
-        assert_eq!(fs.open_write("/fifo", WriteMode::Truncate).err(), Some(Error::PermissionDenied));
+        assert_eq!(
+            fs.open_read("/fifo", 0).err(),
+            Some(Error::PermissionDenied)
+        );
+        assert_eq!(
+            fs.open_write("/fifo", WriteMode::Truncate).err(),
+            Some(Error::PermissionDenied)
+        );
         assert_eq!(fs.metadata("/fifo"), Err(Error::PermissionDenied));
     }
 
@@ -694,7 +758,10 @@ mod tests {
         assert_eq!(on_disk(&dir, "firmware-v1.2.3.bin"), b"A");
         assert!(!dir.path().join("a.txt").exists());
         // The target must not exist: nothing is overwritten.
-        assert_eq!(fs.rename("/firmware-v1.2.3.bin", "/b.txt"), Err(Error::AlreadyExists));
+        assert_eq!(
+            fs.rename("/firmware-v1.2.3.bin", "/b.txt"),
+            Err(Error::AlreadyExists)
+        );
         assert_eq!(on_disk(&dir, "b.txt"), b"B");
         assert_eq!(fs.rename("/missing", "/x"), Err(Error::NotFound));
         assert_eq!(fs.rename("/b.txt", "/nodir/x"), Err(Error::NotFound));
@@ -730,14 +797,26 @@ mod tests {
         let (dir, mut fs) = escape_setup();
         let before = fs::read("/etc/passwd").unwrap();
         assert_eq!(fs.metadata("/passwd"), Err(Error::PermissionDenied));
-        assert_eq!(fs.open_read("/passwd", 0).err(), Some(Error::PermissionDenied));
-        for mode in [WriteMode::Truncate, WriteMode::Append, WriteMode::At(0), WriteMode::CreateNew] {
+        assert_eq!(
+            fs.open_read("/passwd", 0).err(),
+            Some(Error::PermissionDenied)
+        );
+        for mode in [
+            WriteMode::Truncate,
+            WriteMode::Append,
+            WriteMode::At(0),
+            WriteMode::CreateNew,
+        ] {
             assert!(fs.open_write("/passwd", mode).is_err(), "{mode:?}");
         }
         assert_eq!(fs.open_files(), 0);
         assert_eq!(fs::read("/etc/passwd").unwrap(), before);
         assert_eq!(names(&mut fs, "/passwd", 0), Err(Error::PermissionDenied));
-        assert!(!names(&mut fs, "/", 0).unwrap().contains(&"passwd".to_string()));
+        assert!(
+            !names(&mut fs, "/", 0)
+                .unwrap()
+                .contains(&"passwd".to_string())
+        );
         // Removing the link removes the link, not its target.
         fs.remove("/passwd").unwrap();
         assert!(fs::symlink_metadata(dir.path().join("passwd")).is_err());
@@ -749,19 +828,45 @@ mod tests {
         let (_dir, mut fs) = escape_setup();
         for root in ["/etc", "/sub/up"] {
             assert_eq!(fs.metadata(root), Err(Error::PermissionDenied), "{root}");
-            assert_eq!(names(&mut fs, root, 0), Err(Error::PermissionDenied), "{root}");
+            assert_eq!(
+                names(&mut fs, root, 0),
+                Err(Error::PermissionDenied),
+                "{root}"
+            );
             let inside = format!("{root}/passwd");
-            assert_eq!(fs.metadata(&inside), Err(Error::PermissionDenied), "{inside}");
-            assert_eq!(fs.open_read(&inside, 0).err(), Some(Error::PermissionDenied));
-            assert_eq!(fs.open_write(&format!("{root}/sim-test-new"), WriteMode::Truncate).err(),
-                Some(Error::PermissionDenied));
+            assert_eq!(
+                fs.metadata(&inside),
+                Err(Error::PermissionDenied),
+                "{inside}"
+            );
+            assert_eq!(
+                fs.open_read(&inside, 0).err(),
+                Some(Error::PermissionDenied)
+            );
+            assert_eq!(
+                fs.open_write(&format!("{root}/sim-test-new"), WriteMode::Truncate)
+                    .err(),
+                Some(Error::PermissionDenied)
+            );
             // Even what does not exist out there is not told apart.
-            assert_eq!(fs.metadata(&format!("{root}/no-such-file")), Err(Error::PermissionDenied));
-            assert_eq!(fs.mkdir(&format!("{root}/sim-test-dir")), Err(Error::PermissionDenied));
-            assert_eq!(fs.rmdir(&format!("{root}/sim-test-dir")), Err(Error::PermissionDenied));
+            assert_eq!(
+                fs.metadata(&format!("{root}/no-such-file")),
+                Err(Error::PermissionDenied)
+            );
+            assert_eq!(
+                fs.mkdir(&format!("{root}/sim-test-dir")),
+                Err(Error::PermissionDenied)
+            );
+            assert_eq!(
+                fs.rmdir(&format!("{root}/sim-test-dir")),
+                Err(Error::PermissionDenied)
+            );
             assert_eq!(fs.remove(&inside), Err(Error::PermissionDenied));
             assert_eq!(fs.rename(&inside, "/stolen"), Err(Error::PermissionDenied));
-            assert_eq!(fs.rename("/sub", &format!("{root}/sub")), Err(Error::PermissionDenied));
+            assert_eq!(
+                fs.rename("/sub", &format!("{root}/sub")),
+                Err(Error::PermissionDenied)
+            );
         }
         assert!(!Path::new("/etc/sim-test-new").exists());
         assert!(!Path::new("/etc/sim-test-dir").exists());
@@ -776,7 +881,10 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         let target = outside.path().join("created-through-link");
         symlink(&target, dir.path().join("trap")).unwrap();
-        assert_eq!(fs.open_write("/trap", WriteMode::Truncate).err(), Some(Error::PermissionDenied));
+        assert_eq!(
+            fs.open_write("/trap", WriteMode::Truncate).err(),
+            Some(Error::PermissionDenied)
+        );
         assert!(!target.exists());
     }
 
@@ -826,9 +934,18 @@ mod tests {
             assert_eq!(map_io(&e), want, "{errno:?}");
         }
         // Errors without an errno go by their kind.
-        assert_eq!(map_io(&io::Error::from(ErrorKind::NotFound)), Error::NotFound);
-        assert_eq!(map_io(&io::Error::from(ErrorKind::WriteZero)), Error::NoSpace);
-        assert_eq!(map_io(&io::Error::from(ErrorKind::StorageFull)), Error::NoSpace);
+        assert_eq!(
+            map_io(&io::Error::from(ErrorKind::NotFound)),
+            Error::NotFound
+        );
+        assert_eq!(
+            map_io(&io::Error::from(ErrorKind::WriteZero)),
+            Error::NoSpace
+        );
+        assert_eq!(
+            map_io(&io::Error::from(ErrorKind::StorageFull)),
+            Error::NoSpace
+        );
         assert_eq!(map_io(&io::Error::other("x")), Error::Io);
     }
 }

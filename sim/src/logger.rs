@@ -33,7 +33,12 @@ pub fn format_line(now: SystemTime, record: &Record<'_>) -> String {
         ),
         None => "?".into(),
     };
-    format!("{stamp} {:<5} {}: {}", record.level(), record.target(), record.args())
+    format!(
+        "{stamp} {:<5} {}: {}",
+        record.level(),
+        record.target(),
+        record.args()
+    )
 }
 
 impl Log for Logger {
@@ -68,7 +73,9 @@ impl Log for Logger {
 /// is given, are appended to it (created if missing).
 pub fn init(level: LevelFilter, file: Option<&Path>) -> io::Result<()> {
     let file = match file {
-        Some(p) => Some(Mutex::new(OpenOptions::new().create(true).append(true).open(p)?)),
+        Some(p) => Some(Mutex::new(
+            OpenOptions::new().create(true).append(true).open(p)?,
+        )),
         None => None,
     };
     log::set_boxed_logger(Box::new(Logger { level, file }))
@@ -93,6 +100,9 @@ mod tests {
                 .target("ftpd::server")
                 .build(),
         );
-        assert_eq!(line, "2025-12-31T23:59:59.042Z INFO  ftpd::server: [3] USER test");
+        assert_eq!(
+            line,
+            "2025-12-31T23:59:59.042Z INFO  ftpd::server: [3] USER test"
+        );
     }
 }

@@ -21,7 +21,10 @@ use sim::{HostFs, HostNet, logger, serve};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = logger::init(cli.log_level(), cli.log.as_deref()) {
-        eprintln!("sim: --log {}: {e}", cli.log.as_deref().unwrap_or("?".as_ref()).display());
+        eprintln!(
+            "sim: --log {}: {e}",
+            cli.log.as_deref().unwrap_or("?".as_ref()).display()
+        );
         return ExitCode::from(2);
     }
     let accounts = cli.accounts();
@@ -86,7 +89,11 @@ fn describe(config: &Config<'_>) {
         log::info!(
             "account {} ({}) at {}",
             a.user,
-            if a.writable { "read-write" } else { "read-only" },
+            if a.writable {
+                "read-write"
+            } else {
+                "read-only"
+            },
             a.root
         );
     }
@@ -99,6 +106,9 @@ fn describe(config: &Config<'_>) {
         config.max_sessions,
         config.pasv_ports.0,
         config.pasv_ports.1,
-        config.pasv_address.map(|a| format!(", advertised as {a}")).unwrap_or_default()
+        config
+            .pasv_address
+            .map(|a| format!(", advertised as {a}"))
+            .unwrap_or_default()
     );
 }

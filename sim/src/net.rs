@@ -88,7 +88,13 @@ impl Stream {
     fn new(sock: TcpStream) -> io::Result<Stream> {
         sock.set_nonblocking(true)?;
         sock.set_nodelay(true)?;
-        Ok(Stream { sock, rx: VecDeque::new(), tx: VecDeque::new(), peer_fin: false, reset: false })
+        Ok(Stream {
+            sock,
+            rx: VecDeque::new(),
+            tx: VecDeque::new(),
+            peer_fin: false,
+            reset: false,
+        })
     }
 
     fn set_reset(&mut self) {
@@ -302,7 +308,9 @@ impl HostNet {
     pub fn pump(&mut self) {
         self.pump_control();
         for slot in &mut self.slots {
-            let Some(entry) = slot.entry.as_mut() else { continue };
+            let Some(entry) = slot.entry.as_mut() else {
+                continue;
+            };
             pump_entry(entry);
         }
         let now = Instant::now();
@@ -318,7 +326,15 @@ impl HostNet {
         }
         while self.accepted.len() < ACCEPT_QUEUE {
             match self.control.accept() {
-                Ok((sock, peer)) => {
+                Ok((mut sock, peer)) => {
+                    if !self.has_room() {
+                        // No handle left: say so instead of leaving the
+                        // client hanging.
+                        log::warn!("net: no free socket for control connection from {peer}");
+                        let _ = sock.write(b"421 Too many connections, try again later.\r\n");
+                        let _ = sock.shutdown(Shutdown::Both);
+                        continue;
+                    }
                     let local = sock.local_addr().ok();
                     let stream = match Stream::new(sock) {
                         Ok(s) => s,
@@ -327,22 +343,15 @@ impl HostNet {
                             continue;
                         }
                     };
-                    let entry = Entry { kind: Kind::Stream(stream), local, peer: Some(peer), control: true };
-                    match self.insert(entry) {
-                        Ok(id) => {
-                            log::debug!("net: control connection from {peer} ({id:?})");
-                            self.accepted.push_back(id);
-                        }
-                        Err(entry) => {
-                            // No handle left: say so instead of leaving the
-                            // client hanging.
-                            log::warn!("net: no free socket for control connection from {peer}");
-                            if let Kind::Stream(mut s) = entry.kind {
-                                let _ = s.sock.write(b"421 Too many connections, try again later.\r\n");
-                                let _ = s.sock.shutdown(Shutdown::Both);
-                            }
-                        }
-                    }
+                    let entry = Entry {
+                        kind: Kind::Stream(stream),
+                        local,
+                        peer: Some(peer),
+                        control: true,
+                    };
+                    let id = self.insert(entry);
+                    log::debug!("net: control connection from {peer} ({id:?})");
+                    self.accepted.push_back(id);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if is_transient_accept_error(&e) => continue,
@@ -374,7 +383,10 @@ impl HostNet {
         let ts = timeout.map(|d| {
             // poll(2) has no use for more than a day at a time.
             let d = d.min(Duration::from_secs(86_400));
-            Timespec { tv_sec: d.as_secs() as _, tv_nsec: d.subsec_nanos() as _ }
+            Timespec {
+                tv_sec: d.as_secs() as _,
+                tv_nsec: d.subsec_nanos() as _,
+            }
         });
         match rustix::event::poll(&mut fds, ts.as_ref()) {
             Ok(_) => {}
@@ -393,14 +405,18 @@ impl HostNet {
     /// watches is ready, or a wake-up is pending). Never blocks.
     pub fn ready_now(&self) -> bool {
         let mut fds = self.poll_fds();
-        let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         rustix::event::poll(&mut fds, Some(&zero)).unwrap_or(0) > 0
     }
 
     /// What [`HostNet::wait`] watches: the wake-up pipe first, then every
     /// socket that can make progress, each for what it can make progress on.
     fn poll_fds(&self) -> Vec<PollFd<'_>> {
-        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(2 + self.slots.len() + self.closing.len());
+        let mut fds: Vec<PollFd<'_>> =
+            Vec::with_capacity(2 + self.slots.len() + self.closing.len());
         fds.push(PollFd::new(&self.wake_rx, PollFlags::IN));
         if self.accept_backoff.is_none() && self.accepted.len() < ACCEPT_QUEUE {
             fds.push(PollFd::new(&self.control, PollFlags::IN));
@@ -440,7 +456,10 @@ impl HostNet {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.entry.is_some())
-            .map(|(i, s)| SocketId { index: i as u32, generation: s.generation })
+            .map(|(i, s)| SocketId {
+                index: i as u32,
+                generation: s.generation,
+            })
             .collect();
         for id in ids {
             let control = self.entry(id).is_some_and(|e| e.control);
@@ -464,18 +483,31 @@ impl HostNet {
         self.closing.clear();
     }
 
-    fn insert(&mut self, entry: Entry) -> Result<SocketId, Entry> {
+    /// Whether [`HostNet::insert`] has a slot.
+    fn has_room(&self) -> bool {
+        !self.free.is_empty() || self.slots.len() < MAX_SOCKETS
+    }
+
+    /// Stores a socket; the caller checked [`HostNet::has_room`].
+    fn insert(&mut self, entry: Entry) -> SocketId {
         if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
             slot.generation = slot.generation.wrapping_add(1);
             slot.entry = Some(entry);
-            return Ok(SocketId { index, generation: slot.generation });
+            return SocketId {
+                index,
+                generation: slot.generation,
+            };
         }
-        if self.slots.len() >= MAX_SOCKETS {
-            return Err(entry);
+        debug_assert!(self.slots.len() < MAX_SOCKETS);
+        self.slots.push(Slot {
+            generation: 0,
+            entry: Some(entry),
+        });
+        SocketId {
+            index: (self.slots.len() - 1) as u32,
+            generation: 0,
         }
-        self.slots.push(Slot { generation: 0, entry: Some(entry) });
-        Ok(SocketId { index: (self.slots.len() - 1) as u32, generation: 0 })
     }
 
     fn entry(&self, id: SocketId) -> Option<&Entry> {
@@ -602,7 +634,7 @@ impl Net for HostNet {
     }
 
     fn listen(&mut self, addr: SocketAddr) -> Result<SocketId, NetError> {
-        if self.free.is_empty() && self.slots.len() >= MAX_SOCKETS {
+        if !self.has_room() {
             return Err(NetError::Exhausted);
         }
         let setup = || -> io::Result<TcpListener> {
@@ -620,26 +652,37 @@ impl Net for HostNet {
         };
         let listener = setup().map_err(|e| net_error(&e))?;
         let local = listener.local_addr().ok();
-        let entry = Entry { kind: Kind::Listener(listener), local, peer: None, control: false };
-        self.insert(entry).map_err(|_| NetError::Exhausted)
+        let entry = Entry {
+            kind: Kind::Listener(listener),
+            local,
+            peer: None,
+            control: false,
+        };
+        Ok(self.insert(entry))
     }
 
     fn connect(&mut self, local: IpAddr, remote: SocketAddr) -> Result<SocketId, NetError> {
         if local.is_ipv4() != remote.is_ipv4() {
             return Err(NetError::Unreachable);
         }
-        if self.free.is_empty() && self.slots.len() >= MAX_SOCKETS {
+        if !self.has_room() {
             return Err(NetError::Exhausted);
         }
-        let sock = Socket::new(Domain::for_address(remote), Type::STREAM, Some(Protocol::TCP))
-            .map_err(|e| net_error(&e))?;
+        let sock = Socket::new(
+            Domain::for_address(remote),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )
+        .map_err(|e| net_error(&e))?;
         sock.set_nonblocking(true).map_err(|e| net_error(&e))?;
-        sock.bind(&SocketAddr::new(local, 0).into()).map_err(|e| net_error(&e))?;
+        sock.bind(&SocketAddr::new(local, 0).into())
+            .map_err(|e| net_error(&e))?;
         let kind = match sock.connect(&remote.into()) {
             Ok(()) => Kind::Connecting(sock),
             Err(e)
                 if e.kind() == ErrorKind::WouldBlock
-                    || rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::INPROGRESS) =>
+                    || rustix::io::Errno::from_io_error(&e)
+                        == Some(rustix::io::Errno::INPROGRESS) =>
             {
                 Kind::Connecting(sock)
             }
@@ -652,9 +695,14 @@ impl Net for HostNet {
             Kind::Connecting(s) => s.local_addr().ok().and_then(|a| a.as_socket()),
             _ => None,
         };
-        let mut entry = Entry { kind, local, peer: Some(remote), control: false };
+        let mut entry = Entry {
+            kind,
+            local,
+            peer: Some(remote),
+            control: false,
+        };
         pump_entry(&mut entry);
-        self.insert(entry).map_err(|_| NetError::Exhausted)
+        Ok(self.insert(entry))
     }
 
     fn state(&self, s: SocketId) -> SockState {
@@ -681,7 +729,9 @@ impl Net for HostNet {
     }
 
     fn peek(&mut self, s: SocketId, buf: &mut [u8]) -> Result<usize, NetError> {
-        let Some(entry) = self.entry_mut(s) else { return Err(NetError::Reset) };
+        let Some(entry) = self.entry_mut(s) else {
+            return Err(NetError::Reset);
+        };
         let st = match &mut entry.kind {
             Kind::Stream(st) => st,
             Kind::Listener(_) | Kind::Connecting(_) => return Ok(0),
@@ -694,7 +744,11 @@ impl Net for HostNet {
             return Err(NetError::Reset);
         }
         if st.rx.is_empty() {
-            return if st.peer_fin { Err(NetError::Closed) } else { Ok(0) };
+            return if st.peer_fin {
+                Err(NetError::Closed)
+            } else {
+                Ok(0)
+            };
         }
         let n = buf.len().min(st.rx.len());
         let (a, b) = st.rx.as_slices();
@@ -725,7 +779,9 @@ impl Net for HostNet {
     }
 
     fn send(&mut self, s: SocketId, data: &[u8]) -> Result<usize, NetError> {
-        let Some(entry) = self.entry_mut(s) else { return Err(NetError::Reset) };
+        let Some(entry) = self.entry_mut(s) else {
+            return Err(NetError::Reset);
+        };
         let st = match &mut entry.kind {
             Kind::Stream(st) => st,
             Kind::Listener(_) | Kind::Connecting(_) => return Ok(0),
@@ -737,7 +793,11 @@ impl Net for HostNet {
         let n = data.len().min(SEND_BUF - st.tx.len());
         st.tx.extend(&data[..n]);
         st.flush();
-        if st.reset { Err(NetError::Reset) } else { Ok(n) }
+        if st.reset {
+            Err(NetError::Reset)
+        } else {
+            Ok(n)
+        }
     }
 
     fn send_drained(&self, s: SocketId) -> bool {
@@ -755,7 +815,11 @@ impl Net for HostNet {
             }
             stream.rx.clear();
             let now = Instant::now();
-            let mut c = Closing { stream, shut: false, deadline: now + CLOSE_LINGER };
+            let mut c = Closing {
+                stream,
+                shut: false,
+                deadline: now + CLOSE_LINGER,
+            };
             if !c.advance(now) {
                 self.closing.push(c);
             }
@@ -780,7 +844,7 @@ impl Net for HostNet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::{Ipv4Addr, Ipv6Addr};
     use std::sync::mpsc;
     use std::thread;
@@ -860,7 +924,9 @@ mod tests {
         let (s, mut client) = control_pair(&mut net);
         client.write_all(b"USER a\r\nPA").unwrap();
         let mut buf = [0u8; 64];
-        until(&mut net, "10 bytes", |n| (n.peek(s, &mut buf).unwrap() == 10).then_some(()));
+        until(&mut net, "10 bytes", |n| {
+            (n.peek(s, &mut buf).unwrap() == 10).then_some(())
+        });
         // Peeking does not consume, and a short buffer gets a prefix.
         assert_eq!(net.peek(s, &mut buf).unwrap(), 10);
         let mut small = [0u8; 4];
@@ -881,7 +947,9 @@ mod tests {
         let (s, mut client) = control_pair(&mut net);
         client.write_all(b"QUIT\r\n").unwrap();
         client.shutdown(Shutdown::Write).unwrap();
-        until(&mut net, "FIN", |n| (n.state(s) == SockState::PeerClosed).then_some(()));
+        until(&mut net, "FIN", |n| {
+            (n.state(s) == SockState::PeerClosed).then_some(())
+        });
         let mut buf = [0u8; 16];
         assert_eq!(net.recv(s, &mut buf).unwrap(), 6);
         assert_eq!(&buf[..6], b"QUIT\r\n");
@@ -896,12 +964,17 @@ mod tests {
     fn peer_reset_is_reset() {
         let mut net = HostNet::bind(localhost()).unwrap();
         let (s, client) = control_pair(&mut net);
-        SockRef::from(&client).set_linger(Some(Duration::ZERO)).unwrap();
+        SockRef::from(&client)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
         drop(client);
         let mut buf = [0u8; 16];
         until(&mut net, "reset", |n| match n.recv(s, &mut buf) {
             Ok(0) => None,
-            other => Some(assert_eq!(other, Err(NetError::Reset))),
+            other => {
+                assert_eq!(other, Err(NetError::Reset));
+                Some(())
+            }
         });
         assert_eq!(net.state(s), SockState::Closed);
         assert_eq!(net.send_capacity(s), 0);
@@ -955,15 +1028,22 @@ mod tests {
         assert_eq!(net.send_capacity(l), 0);
 
         let mut client = TcpStream::connect(addr).unwrap();
-        until(&mut net, "data connection", |n| (n.state(l) == SockState::Established).then_some(()));
+        until(&mut net, "data connection", |n| {
+            (n.state(l) == SockState::Established).then_some(())
+        });
         assert_eq!(net.peer_addr(l), Some(client.local_addr().unwrap()));
         assert_eq!(net.local_addr(l), Some(addr));
         // The listener is gone: a second connection is refused.
         let second = TcpStream::connect(addr);
-        assert_eq!(second.map_err(|e| e.kind()).err(), Some(ErrorKind::ConnectionRefused));
+        assert_eq!(
+            second.map_err(|e| e.kind()).err(),
+            Some(ErrorKind::ConnectionRefused)
+        );
         // Data flows both ways on the same handle.
         client.write_all(b"up").unwrap();
-        until(&mut net, "data", |n| (n.peek(l, &mut buf).unwrap() == 2).then_some(()));
+        until(&mut net, "data", |n| {
+            (n.peek(l, &mut buf).unwrap() == 2).then_some(())
+        });
         assert_eq!(net.send(l, b"down"), Ok(4));
         net.close(l);
         client.shutdown(Shutdown::Write).unwrap();
@@ -982,14 +1062,43 @@ mod tests {
     }
 
     #[test]
+    fn handles_run_out_cleanly() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let listeners: Vec<SocketId> = (0..MAX_SOCKETS)
+            .map(|_| net.listen(localhost()).unwrap())
+            .collect();
+        assert_eq!(net.listen(localhost()), Err(NetError::Exhausted));
+        assert_eq!(
+            net.connect(Ipv4Addr::LOCALHOST.into(), net.control_addr()),
+            Err(NetError::Exhausted)
+        );
+        // A control connection that finds no handle is told so.
+        let client = TcpStream::connect(net.control_addr()).unwrap();
+        client.set_read_timeout(Some(GUARD)).unwrap();
+        net.pump();
+        assert_eq!(net.accept(), None);
+        let mut reply = String::new();
+        BufReader::new(client).read_line(&mut reply).unwrap();
+        assert!(reply.starts_with("421 "), "{reply:?}");
+        // One handle back, one socket possible again.
+        net.close(listeners[7]);
+        assert!(net.listen(localhost()).is_ok());
+    }
+
+    #[test]
     fn active_connect() {
         let mut net = HostNet::bind(localhost()).unwrap();
         let server = TcpListener::bind(localhost()).unwrap();
         let target = server.local_addr().unwrap();
         let s = net.connect(Ipv4Addr::LOCALHOST.into(), target).unwrap();
-        assert!(matches!(net.state(s), SockState::Connecting | SockState::Established));
+        assert!(matches!(
+            net.state(s),
+            SockState::Connecting | SockState::Established
+        ));
         let (mut peer, from) = server.accept().unwrap();
-        until(&mut net, "connected", |n| (n.state(s) == SockState::Established).then_some(()));
+        until(&mut net, "connected", |n| {
+            (n.state(s) == SockState::Established).then_some(())
+        });
         assert_eq!(net.peer_addr(s), Some(target));
         assert_eq!(net.local_addr(s), Some(from));
         assert_eq!(net.send(s, b"LIST data"), Ok(9));
@@ -1002,9 +1111,14 @@ mod tests {
     #[test]
     fn refused_connect_ends_closed() {
         let mut net = HostNet::bind(localhost()).unwrap();
-        let gone = TcpListener::bind(localhost()).unwrap().local_addr().unwrap();
+        let gone = TcpListener::bind(localhost())
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let s = net.connect(Ipv4Addr::LOCALHOST.into(), gone).unwrap();
-        until(&mut net, "refusal", |n| (n.state(s) == SockState::Closed).then_some(()));
+        until(&mut net, "refusal", |n| {
+            (n.state(s) == SockState::Closed).then_some(())
+        });
         assert_eq!(net.send_capacity(s), 0);
         let mut buf = [0u8; 4];
         assert_eq!(net.recv(s, &mut buf), Err(NetError::Reset));
@@ -1012,7 +1126,10 @@ mod tests {
         assert_eq!(net.open_sockets(), 0);
         // The wrong family is no route at all.
         let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, 21));
-        assert_eq!(net.connect(Ipv4Addr::LOCALHOST.into(), v6), Err(NetError::Unreachable));
+        assert_eq!(
+            net.connect(Ipv4Addr::LOCALHOST.into(), v6),
+            Err(NetError::Unreachable)
+        );
     }
 
     #[test]
@@ -1035,7 +1152,9 @@ mod tests {
         // Closed right away: the rest goes out in the background.
         net.close(s);
         assert_eq!(net.open_sockets(), 0);
-        until(&mut net, "close done", |n| (n.closing_sockets() == 0).then_some(()));
+        until(&mut net, "close done", |n| {
+            (n.closing_sockets() == 0).then_some(())
+        });
         let got = reader.join().unwrap().expect("EOF, not a reset");
         assert_eq!(got.len(), data.len());
         assert!(got == data);
@@ -1047,7 +1166,9 @@ mod tests {
         let (s, mut client) = control_pair(&mut net);
         client.write_all(b"NOOP\r\nNOOP\r\n").unwrap();
         let mut buf = [0u8; 1];
-        until(&mut net, "input", |n| (n.peek(s, &mut buf).unwrap() > 0).then_some(()));
+        until(&mut net, "input", |n| {
+            (n.peek(s, &mut buf).unwrap() > 0).then_some(())
+        });
         net.send(s, b"221 Bye.\r\n").unwrap();
         net.close(s);
         // More input after the close is read and dropped, not answered with RST.
@@ -1057,7 +1178,9 @@ mod tests {
         client.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"221 Bye.\r\n");
         client.shutdown(Shutdown::Write).unwrap();
-        until(&mut net, "close done", |n| (n.closing_sockets() == 0).then_some(()));
+        until(&mut net, "close done", |n| {
+            (n.closing_sockets() == 0).then_some(())
+        });
         assert_eq!(read_to_end(client).unwrap(), b"");
     }
 
@@ -1097,7 +1220,9 @@ mod tests {
         // Half a command line: the engine peeks and leaves it.
         client.write_all(b"USER").unwrap();
         let mut buf = [0u8; 16];
-        until(&mut net, "input", |n| (n.peek(s, &mut buf).unwrap() == 4).then_some(()));
+        until(&mut net, "input", |n| {
+            (n.peek(s, &mut buf).unwrap() == 4).then_some(())
+        });
         assert!(!net.ready_now(), "unread bytes must not wake the loop");
         // New bytes do.
         client.write_all(b" x\r\n").unwrap();
@@ -1106,7 +1231,9 @@ mod tests {
         // in the kernel.
         let mut writer = client.try_clone().unwrap();
         let big = thread::spawn(move || writer.write_all(&pattern(RECV_BUF * 2)));
-        until(&mut net, "full buffer", |n| (n.peek(s, &mut [0u8; RECV_BUF]).unwrap() == RECV_BUF).then_some(()));
+        until(&mut net, "full buffer", |n| {
+            (n.peek(s, &mut [0u8; RECV_BUF]).unwrap() == RECV_BUF).then_some(())
+        });
         net.pump();
         assert!(!net.ready_now(), "a full buffer must not wake the loop");
         net.consume(s, RECV_BUF);
@@ -1123,17 +1250,23 @@ mod tests {
             let _ = n.recv(s, &mut [0u8; RECV_BUF]);
             (n.state(s) == SockState::PeerClosed).then_some(())
         });
-        assert!(!net.ready_now(), "a half-closed socket must not wake the loop");
+        assert!(
+            !net.ready_now(),
+            "a half-closed socket must not wake the loop"
+        );
     }
 
     #[test]
     fn accept_queue_is_bounded_and_drains() {
         let mut net = HostNet::bind(localhost()).unwrap();
-        let clients: Vec<TcpStream> =
-            (0..ACCEPT_QUEUE + 4).map(|_| TcpStream::connect(net.control_addr()).unwrap()).collect();
+        let clients: Vec<TcpStream> = (0..ACCEPT_QUEUE + 4)
+            .map(|_| TcpStream::connect(net.control_addr()).unwrap())
+            .collect();
         // Nobody calls accept (an engine at its limit, or a stub): once the
         // queue is full the listener is not watched, so the loop sleeps.
-        until(&mut net, "queue full", |n| (n.accepted.len() == ACCEPT_QUEUE).then_some(()));
+        until(&mut net, "queue full", |n| {
+            (n.accepted.len() == ACCEPT_QUEUE).then_some(())
+        });
         assert!(!net.ready_now());
         let mut handed = 0;
         until(&mut net, "all accepted", |n| {
@@ -1164,7 +1297,12 @@ mod tests {
             go_rx.recv().unwrap();
             net.wait(None);
             net.pump();
-            tx.send(if net.accept().is_some() { "connection" } else { "spurious" }).unwrap();
+            tx.send(if net.accept().is_some() {
+                "connection"
+            } else {
+                "spurious"
+            })
+            .unwrap();
         });
         waker.write_all(&[1]).unwrap();
         assert_eq!(rx.recv_timeout(GUARD), Ok("woken"));
@@ -1182,15 +1320,22 @@ mod tests {
         let l = net.listen(localhost()).unwrap();
         let data = TcpStream::connect(net.local_addr(l).unwrap()).unwrap();
         data.set_read_timeout(Some(GUARD)).unwrap();
-        until(&mut net, "data connection", |n| (n.state(l) == SockState::Established).then_some(()));
+        until(&mut net, "data connection", |n| {
+            (n.state(l) == SockState::Established).then_some(())
+        });
         // One more control connection that was never handed to the engine.
         let queued = TcpStream::connect(net.control_addr()).unwrap();
         queued.set_read_timeout(Some(GUARD)).unwrap();
-        until(&mut net, "queued", |n| (!n.accepted.is_empty()).then_some(()));
+        until(&mut net, "queued", |n| {
+            (!n.accepted.is_empty()).then_some(())
+        });
         net.shutdown(b"421 bye\r\n", Duration::from_secs(2));
         assert_eq!(read_to_end(control).unwrap(), b"421 bye\r\n");
         assert_eq!(read_to_end(queued).unwrap(), b"421 bye\r\n");
-        assert_eq!(read_to_end(data).map_err(|e| e.kind()), Err(ErrorKind::ConnectionReset));
+        assert_eq!(
+            read_to_end(data).map_err(|e| e.kind()),
+            Err(ErrorKind::ConnectionReset)
+        );
         assert_eq!(net.open_sockets(), 0);
     }
 }

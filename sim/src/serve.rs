@@ -38,7 +38,9 @@ pub fn run<S: Storage>(net: &mut HostNet, fs: &mut S, config: Config<'_>, stop: 
         let now = ftpd::Instant::from_millis(start.elapsed().as_millis() as u64);
         let poll = server.poll(now, net, fs);
         if !poll.progressed && !stop.load(Ordering::SeqCst) {
-            let deadline = poll.next_wake.map(|w| start + Duration::from_millis(w.millis()));
+            let deadline = poll
+                .next_wake
+                .map(|w| start + Duration::from_millis(w.millis()));
             net.wait(deadline);
         }
     }

@@ -34,7 +34,11 @@ pub fn datetime_from_system_time(t: SystemTime) -> Option<DateTime> {
         Err(e) => {
             let d = e.duration();
             let whole = i64::try_from(d.as_secs()).ok()?;
-            if d.subsec_nanos() > 0 { -whole - 1 } else { -whole }
+            if d.subsec_nanos() > 0 {
+                -whole - 1
+            } else {
+                -whole
+            }
         }
     };
     datetime_from_unix(secs)
@@ -66,36 +70,67 @@ mod tests {
     use std::time::Duration;
 
     fn dt(year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> DateTime {
-        DateTime { year, month, day, hour, minute, second }
+        DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+        }
     }
 
     #[test]
     fn epoch_and_known_instants() {
         assert_eq!(datetime_from_unix(0), Some(dt(1970, 1, 1, 0, 0, 0)));
         // `date -u -d @951782400` = Tue Feb 29 00:00:00 UTC 2000 (leap day).
-        assert_eq!(datetime_from_unix(951_782_400), Some(dt(2000, 2, 29, 0, 0, 0)));
+        assert_eq!(
+            datetime_from_unix(951_782_400),
+            Some(dt(2000, 2, 29, 0, 0, 0))
+        );
         // 2038-01-19 03:14:07, the last 32-bit second.
-        assert_eq!(datetime_from_unix(2_147_483_647), Some(dt(2038, 1, 19, 3, 14, 7)));
+        assert_eq!(
+            datetime_from_unix(2_147_483_647),
+            Some(dt(2038, 1, 19, 3, 14, 7))
+        );
         // 2100 is not a leap year: Feb 28 is followed by Mar 1.
-        assert_eq!(datetime_from_unix(4_107_456_000), Some(dt(2100, 2, 28, 0, 0, 0)));
-        assert_eq!(datetime_from_unix(4_107_542_400), Some(dt(2100, 3, 1, 0, 0, 0)));
-        assert_eq!(datetime_from_unix(1_767_225_599), Some(dt(2025, 12, 31, 23, 59, 59)));
+        assert_eq!(
+            datetime_from_unix(4_107_456_000),
+            Some(dt(2100, 2, 28, 0, 0, 0))
+        );
+        assert_eq!(
+            datetime_from_unix(4_107_542_400),
+            Some(dt(2100, 3, 1, 0, 0, 0))
+        );
+        assert_eq!(
+            datetime_from_unix(1_767_225_599),
+            Some(dt(2025, 12, 31, 23, 59, 59))
+        );
     }
 
     #[test]
     fn before_1970() {
         assert_eq!(datetime_from_unix(-1), Some(dt(1969, 12, 31, 23, 59, 59)));
         let t = UNIX_EPOCH - Duration::from_millis(500);
-        assert_eq!(datetime_from_system_time(t), Some(dt(1969, 12, 31, 23, 59, 59)));
+        assert_eq!(
+            datetime_from_system_time(t),
+            Some(dt(1969, 12, 31, 23, 59, 59))
+        );
         // 1900-01-01 00:00:00
-        assert_eq!(datetime_from_unix(-2_208_988_800), Some(dt(1900, 1, 1, 0, 0, 0)));
+        assert_eq!(
+            datetime_from_unix(-2_208_988_800),
+            Some(dt(1900, 1, 1, 0, 0, 0))
+        );
     }
 
     #[test]
     fn out_of_range_years_are_none() {
         // 10000-01-01 00:00:00
         assert_eq!(datetime_from_unix(253_402_300_800), None);
-        assert_eq!(datetime_from_unix(253_402_300_799), Some(dt(9999, 12, 31, 23, 59, 59)));
+        assert_eq!(
+            datetime_from_unix(253_402_300_799),
+            Some(dt(9999, 12, 31, 23, 59, 59))
+        );
     }
 
     #[test]

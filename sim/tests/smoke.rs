@@ -47,7 +47,12 @@ impl Sim {
         };
         let addr: SocketAddr = addr.parse().expect("ADDR:PORT");
         assert_ne!(addr.port(), 0);
-        Sim { child, addr, stdout_rest: Some(out), stderr_path }
+        Sim {
+            child,
+            addr,
+            stdout_rest: Some(out),
+            stderr_path,
+        }
     }
 
     fn connect(&self) -> Client {
@@ -70,7 +75,11 @@ impl Sim {
             thread::sleep(Duration::from_millis(10));
         };
         let mut rest = String::new();
-        self.stdout_rest.take().unwrap().read_to_string(&mut rest).unwrap();
+        self.stdout_rest
+            .take()
+            .unwrap()
+            .read_to_string(&mut rest)
+            .unwrap();
         (status, rest)
     }
 
@@ -98,7 +107,10 @@ impl Client {
     fn connect(addr: SocketAddr) -> Client {
         let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(GUARD)).unwrap();
-        Client { ctrl: BufReader::new(s), peer: addr }
+        Client {
+            ctrl: BufReader::new(s),
+            peer: addr,
+        }
     }
 
     /// One reply, multi-line replies joined: (code, full text).
@@ -106,16 +118,25 @@ impl Client {
         let mut text = String::new();
         let mut first = String::new();
         self.ctrl.read_line(&mut first).unwrap();
-        assert!(first.ends_with("\r\n"), "reply line without CRLF: {first:?}");
+        assert!(
+            first.ends_with("\r\n"),
+            "reply line without CRLF: {first:?}"
+        );
         text.push_str(&first);
-        let code: u16 = first.get(..3).and_then(|c| c.parse().ok()).unwrap_or_else(|| {
-            panic!("not a reply: {first:?}");
-        });
+        let code: u16 = first
+            .get(..3)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| {
+                panic!("not a reply: {first:?}");
+            });
         if first.as_bytes().get(3) == Some(&b'-') {
             let end = format!("{code} ");
             loop {
                 let mut line = String::new();
-                assert!(self.ctrl.read_line(&mut line).unwrap() > 0, "EOF in a multi-line reply");
+                assert!(
+                    self.ctrl.read_line(&mut line).unwrap() > 0,
+                    "EOF in a multi-line reply"
+                );
                 text.push_str(&line);
                 if line.starts_with(&end) {
                     break;
@@ -126,7 +147,10 @@ impl Client {
     }
 
     fn cmd(&mut self, line: &str) -> (u16, String) {
-        self.ctrl.get_mut().write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        self.ctrl
+            .get_mut()
+            .write_all(format!("{line}\r\n").as_bytes())
+            .unwrap();
         self.reply()
     }
 
@@ -146,7 +170,11 @@ impl Client {
     fn epsv(&mut self) -> TcpStream {
         let text = self.expect("EPSV", 229);
         // 229 Entering Extended Passive Mode (|||port|)
-        let inner = text.split("(|||").nth(1).and_then(|t| t.split('|').next()).unwrap();
+        let inner = text
+            .split("(|||")
+            .nth(1)
+            .and_then(|t| t.split('|').next())
+            .unwrap();
         let port: u16 = inner.parse().unwrap();
         let d = TcpStream::connect((self.peer.ip(), port)).unwrap();
         d.set_read_timeout(Some(GUARD)).unwrap();
@@ -178,7 +206,12 @@ impl Client {
 }
 
 fn base_args(root: &Path) -> Vec<String> {
-    vec!["--listen".into(), "127.0.0.1:0".into(), "--root".into(), root.display().to_string()]
+    vec![
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--root".into(),
+        root.display().to_string(),
+    ]
 }
 
 fn start(dir: &Path, extra: &[&str]) -> Sim {
@@ -207,8 +240,14 @@ fn ftp_session_over_host_sockets() {
     let payload: Vec<u8> = (0..1_200_000u32).map(|i| (i % 251) as u8).collect();
     let (code, text) = c.store("STOR hello.bin", &payload);
     assert_eq!(code, 226, "{text}");
-    assert!(fs::read(root.join("hello.bin")).unwrap() == payload, "bytes on disk");
-    assert!(c.expect("SIZE hello.bin", 213).contains(&payload.len().to_string()));
+    assert!(
+        fs::read(root.join("hello.bin")).unwrap() == payload,
+        "bytes on disk"
+    );
+    assert!(
+        c.expect("SIZE hello.bin", 213)
+            .contains(&payload.len().to_string())
+    );
     assert!(c.fetch("RETR hello.bin") == payload, "bytes downloaded");
     // Resume: REST then RETR.
     c.expect("REST 1000000", 350);
@@ -222,7 +261,10 @@ fn ftp_session_over_host_sockets() {
     assert_eq!(code, 226);
     c.expect("CDUP", 250);
     let listing = String::from_utf8(c.fetch("LIST")).unwrap();
-    assert!(listing.contains("hello.bin") && listing.contains("sub dir"), "{listing}");
+    assert!(
+        listing.contains("hello.bin") && listing.contains("sub dir"),
+        "{listing}"
+    );
     let names = String::from_utf8(c.fetch("NLST")).unwrap();
     let mut names: Vec<&str> = names.lines().collect();
     names.sort();
@@ -241,11 +283,23 @@ fn ftp_session_over_host_sockets() {
 
     let (status, rest) = sim.stop(Signal::TERM);
     assert!(status.success(), "{status:?}");
-    assert!(!rest.contains("listening on"), "exactly one listening line: {rest:?}");
+    assert!(
+        !rest.contains("listening on"),
+        "exactly one listening line: {rest:?}"
+    );
     // One log line per command, with the session, on stderr and in --log.
     for text in [sim.stderr(), fs::read_to_string(&log).unwrap()] {
-        for cmd in ["USER test", "STOR hello.bin", "RETR hello.bin", "MKD sub dir", "QUIT"] {
-            assert!(text.lines().any(|l| l.contains("[1]") && l.contains(cmd)), "{cmd} in log:\n{text}");
+        for cmd in [
+            "USER test",
+            "STOR hello.bin",
+            "RETR hello.bin",
+            "MKD sub dir",
+            "QUIT",
+        ] {
+            assert!(
+                text.lines().any(|l| l.contains("[1]") && l.contains(cmd)),
+                "{cmd} in log:\n{text}"
+            );
         }
         assert!(!text.contains("PASS test"), "passwords are not logged");
     }
@@ -257,8 +311,10 @@ fn ipv6_listen_and_epsv() {
     let root = dir.path().join("root");
     fs::create_dir_all(&root).unwrap();
     fs::write(root.join("v6.txt"), b"over IPv6").unwrap();
-    let mut sim =
-        Sim::start(dir.path(), &["--listen", "[::1]:0", "--root", root.to_str().unwrap()]);
+    let mut sim = Sim::start(
+        dir.path(),
+        &["--listen", "[::1]:0", "--root", root.to_str().unwrap()],
+    );
     assert!(sim.addr.is_ipv6());
     let mut c = sim.connect();
     c.login("test", "test");
@@ -327,8 +383,14 @@ fn user_root_confines_listings() {
     c.login("bob", "pw");
     for cmd in ["NLST", "NLST /", "LIST", "MLSD"] {
         let listing = String::from_utf8(c.fetch(cmd)).unwrap();
-        assert!(listing.contains("readme.txt") && listing.contains("docs"), "{cmd}: {listing}");
-        assert!(!listing.contains("secret.txt"), "{cmd} shows the real root: {listing}");
+        assert!(
+            listing.contains("readme.txt") && listing.contains("docs"),
+            "{cmd}: {listing}"
+        );
+        assert!(
+            !listing.contains("secret.txt"),
+            "{cmd} shows the real root: {listing}"
+        );
     }
     c.expect("CWD docs", 250);
     assert_eq!(c.fetch("NLST"), b"");
@@ -362,7 +424,9 @@ fn stop_on_sigterm_and_sigint_says_421_and_exits_0() {
         assert!(rest.is_empty(), "nothing more on stdout: {rest:?}");
         assert_eq!(c.reply().0, 421, "{sig:?}: the session is told");
         let mut tail = Vec::new();
-        c.ctrl.read_to_end(&mut tail).expect("then an orderly close");
+        c.ctrl
+            .read_to_end(&mut tail)
+            .expect("then an orderly close");
         assert!(tail.is_empty());
     }
 }
@@ -372,7 +436,12 @@ fn missing_root_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-dir");
     let out = Command::new(env!("CARGO_BIN_EXE_sim"))
-        .args(["--listen", "127.0.0.1:0", "--root", missing.to_str().unwrap()])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            missing.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
