@@ -49,7 +49,7 @@ pub struct Cli {
           value_parser = clap::value_parser!(u16).range(1..=MAX_SESSIONS as i64))]
     pub max_sessions: u16,
 
-    /// Passive data ports, inclusive range A-B.
+    /// Passive data ports, inclusive range A-B [default: 50000-50099].
     #[arg(long, value_name = "A-B", value_parser = parse_port_range)]
     pub pasv_ports: Option<(u16, u16)>,
 
@@ -316,7 +316,7 @@ mod tests {
         assert_eq!(config.anonymous_root, Some("/"));
         assert_eq!(config.max_sessions, 4);
         assert_eq!(config.idle_timeout_ms, 300_000);
-        assert_eq!(config.pasv_ports, Config::default().pasv_ports);
+        assert_eq!(config.pasv_ports, (50000, 50099), "as the --pasv-ports help says");
         assert_eq!(config.pasv_address, None);
     }
 
