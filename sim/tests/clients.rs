@@ -370,3 +370,79 @@ fn curl_missing(b: Backend) {
 }
 
 on_every_backend!(curl_list, curl_download, curl_upload, curl_resume, curl_pasv, curl_active, curl_quote, curl_missing);
+
+// ---------------------------------------------------------------------------
+// lftp
+// ---------------------------------------------------------------------------
+
+/// The tree lftp mirrors both ways: nested directories, long names, a UTF-8
+/// name, a name with spaces, empty directories, a 5 MB random file.
+fn mirror_tree() -> common::Tree {
+    let mut t = common::Tree::new();
+    let mut file = |p: &str, d: Vec<u8>| {
+        t.insert(p.to_string(), Some(d));
+    };
+    file("firmware-v1.2.3.bin", random_bytes(100_003, 20));
+    file("Report 2026 (final).pdf", random_bytes(250_000, 21));
+    file("Grüße.txt", "Grüße, Welt!\n".as_bytes().to_vec());
+    file("big.bin", random_bytes(5 * 1024 * 1024, 22));
+    file("nested/a/b/c/deep.txt", b"deep down\n".to_vec());
+    file("nested/a/b/other.dat", random_bytes(70_000, 23));
+    file("nested/a/x y/z.txt", b"spaces in a directory name\n".to_vec());
+    file("nested/zero.bin", Vec::new());
+    for d in ["empty", "nested", "nested/a", "nested/a/b", "nested/a/b/c", "nested/a/x y", "nested/empty-too"] {
+        t.insert(d.to_string(), None);
+    }
+    t
+}
+
+/// Runs an lftp script against the server as user test, failing on any error.
+fn lftp(srv: &common::Server, script: &str) -> common::Output {
+    let full = format!(
+        "set ftp:passive-mode on; set net:max-retries 1; set net:timeout 10; \
+         set net:reconnect-interval-base 1; set net:persist-retries 0; set cmd:fail-exit yes; \
+         open -u test,test ftp://{}; {script}",
+        srv.addr
+    );
+    run(Command::new("lftp").env("LC_ALL", "C.UTF-8").arg("-c").arg(&full), common::TOOL_TIMEOUT)
+        .success(&format!("lftp -c {full:?}"))
+}
+
+/// `mirror` (download) of a seeded tree, compared byte for byte.
+fn lftp_mirror_download(b: Backend) {
+    if !have_tool("lftp") {
+        return;
+    }
+    let Some(fx) = Fixture::new(b) else { return };
+    let tree = mirror_tree();
+    fx.put_tree("/src", &tree);
+    let srv = fx.start(&[]);
+    let dest = fx.scratch().join("down");
+    lftp(&srv, &format!("mirror /src {}", dest.display()));
+    assert_same_tree("lftp mirror", &common::read_tree(&dest), &tree);
+    srv.stop();
+    fx.assert_clean();
+}
+
+/// `mirror -R` (upload) of a local tree: the storage then holds the same tree
+/// (read with mtools on FAT, after fsck), and mirroring it back down gives it again.
+fn lftp_mirror_upload(b: Backend) {
+    if !have_tool("lftp") {
+        return;
+    }
+    let Some(fx) = Fixture::new(b) else { return };
+    let tree = mirror_tree();
+    let local = fx.scratch().join("up");
+    common::write_tree(&local, &tree);
+    fx.mkdir("/dst");
+    let srv = fx.start(&[]);
+    lftp(&srv, &format!("mirror -R {} /dst/tree", local.display()));
+    let back = fx.scratch().join("back");
+    lftp(&srv, &format!("mirror /dst/tree {}", back.display()));
+    assert_same_tree("lftp mirror -R then mirror", &common::read_tree(&back), &tree);
+    srv.stop();
+    fx.assert_clean();
+    assert_same_tree("storage after lftp mirror -R", &fx.read_tree("/dst/tree"), &tree);
+}
+
+on_every_backend!(lftp_mirror_download, lftp_mirror_upload);
