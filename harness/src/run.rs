@@ -215,6 +215,9 @@ pub async fn run_one(ctx: &Context, target: &Target, s: &Scenario, opts: &Option
     let body = played.transcript.render(true);
     let snap = snapshot::path(&opts.scenarios_dir.join("snapshots"), &s.snapshot_name());
     let input = format!("scenarios/{}.ftp", s.id);
+    // A transcript whose checks failed is never accepted as a snapshot: it
+    // would bless wrong behaviour. It still gets a `.snap.new` to look at.
+    let accept = opts.accept && outcome.failures.is_empty() && !snapshot::is_ci();
     match snapshot::compare(&snap, &body) {
         Err(e) => outcome.verdict = Verdict::Error(format!("reading {}: {e}", snap.display())),
         Ok(c) => {
@@ -230,12 +233,12 @@ pub async fn run_one(ctx: &Context, target: &Target, s: &Scenario, opts: &Option
                 Compared::New => {
                     outcome.verdict = Verdict::New;
                     outcome.diff = Some(snapshot::diff("", &snapshot::normalise(&body)));
-                    outcome.written = if opts.accept && !snapshot::is_ci() { write(true) } else { write(false) };
+                    outcome.written = write(accept);
                 }
                 Compared::Differs(old) => {
                     outcome.verdict = Verdict::Mismatch;
                     outcome.diff = Some(snapshot::diff(&old, &snapshot::normalise(&body)));
-                    outcome.written = if opts.accept && !snapshot::is_ci() { write(true) } else { write(false) };
+                    outcome.written = write(accept);
                 }
             }
         }

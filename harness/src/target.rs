@@ -282,11 +282,21 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
+/// A passive port range of its own for each server, below Linux's ephemeral
+/// range (32768 and up), so that servers started side by side (cargo test
+/// and the CLI, or several test threads) do not compete for ports.
+fn pasv_range(control_port: u16) -> String {
+    let base = 20000 + 100 * (control_port % 127);
+    format!("{base}-{}", base + 99)
+}
+
 /// Spawn `sim --listen ADDR --root|--image PATH`; ready when it accepts.
 pub async fn spawn_sim(bin: &Path, listen: SocketAddr, storage_flag: &str, path: &Path) -> anyhow::Result<Server> {
     let mut child = Command::new(bin)
         .arg("--listen")
         .arg(listen.to_string())
+        .arg("--pasv-ports")
+        .arg(pasv_range(listen.port()))
         .arg(storage_flag)
         .arg(path)
         .stdin(Stdio::null())

@@ -61,6 +61,10 @@ impl Transcript {
     pub fn render_entry(&self, e: &Entry, redacted: bool) -> Vec<String> {
         let r = |s: &str| if redacted { redact(s) } else { s.to_string() };
         match e {
+            // `C:` is a command as the scenario wrote it, shown as is; `C*` is
+            // one the harness completed (PORT *), redacted and shown as `C:`.
+            Entry::Line { conn, mark: "C:", text } => vec![format!("{}C: {text}", self.prefix(conn)).trim_end().to_string()],
+            Entry::Line { conn, mark: "C*", text } => vec![format!("{}C: {}", self.prefix(conn), r(text)).trim_end().to_string()],
             Entry::Line { conn, mark, text } => vec![format!("{}{mark} {}", self.prefix(conn), r(text)).trim_end().to_string()],
             Entry::Listing { conn, lines } => {
                 let mut ls: Vec<String> = lines.iter().map(|l| r(l)).collect();
@@ -159,6 +163,8 @@ mod tests {
     fn listing_sorted_after_redaction_and_prefix_when_asked() {
         let mut t = Transcript::new(true);
         t.push("a", "C:", "PASV");
+        t.push("a", "C:", "PORT 127,0,0,2,4,1");
+        t.push("a", "C*", "PORT 127,0,0,1,4,1");
         t.push("a", "S:", "227 Entering Passive Mode (127,0,0,1,195,80).");
         t.entries.push(Entry::Listing {
             conn: "a".into(),
@@ -167,13 +173,13 @@ mod tests {
         t.entries.push(Entry::Failure { conn: "a".into(), text: "expected 250, got 550".into() });
         assert_eq!(
             t.render(true),
-            "[a] C: PASV\n[a] S: 227 Entering Passive Mode ([ADDR],[PORT]).\n\
+            "[a] C: PASV\n[a] C: PORT 127,0,0,2,4,1\n[a] C: PORT [ADDR],[PORT]\n[a] S: 227 Entering Passive Mode ([ADDR],[PORT]).\n\
              [a] D| -rw-r--r-- 1 u g 5 [DATE] zeta\n[a] D| drwxr-xr-x 1 u g 0 [DATE] alpha\n\
              !! [a] expected 250, got 550\n"
         );
         assert_eq!(t.failures().count(), 1);
         let t2 = Transcript { prefixed: false, ..t };
-        assert!(t2.render(false).starts_with("C: PASV\nS: 227 Entering Passive Mode (127,0,0,1,195,80).\n"));
+        assert!(t2.render(false).starts_with("C: PASV\nC: PORT 127,0,0,2,4,1\nC: PORT 127,0,0,1,4,1\nS: 227 Entering Passive Mode (127,0,0,1,195,80).\n"));
     }
 
     #[test]
