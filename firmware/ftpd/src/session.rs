@@ -18,7 +18,7 @@
 //! # Memory
 //!
 //! A session holds its working directory and one more path (`aux`): the
-//! `RNFR` source, or the directory being listed. RFC 959 requires RNTO to
+//! `RNFR` source (virtual), or the directory being listed (storage path). RFC 959 requires RNTO to
 //! follow RNFR at once, so both never need it at the same time.
 
 use core::net::{IpAddr, SocketAddr};
@@ -102,7 +102,8 @@ enum Op<F> {
         ascii: bool,
         cr: bool,
     },
-    /// Listing of the directory in `aux`, `index` entries already sent.
+    /// Listing of the directory whose *storage* path is in `aux`, `index`
+    /// entries already sent.
     List {
         format: Format,
         index: usize,
@@ -1236,7 +1237,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.send(ctx, |w| {
                     w.first(R::FileStatus, format_args!("Status of {v}:"))
                 });
-                self.aux = v;
+                self.aux = s;
                 self.xfer = Some(Transfer {
                     op: Op::List {
                         format: Format::List,
@@ -1676,7 +1677,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 last_progress: ctx.now,
             });
         } else {
-            self.aux = v;
+            self.aux = s;
             self.start(Op::List { format, index: 0 }, sock, ctx.now);
         }
         Handled::Done

@@ -922,6 +922,21 @@ fn paths_never_leave_the_user_root() {
     t.expect("SIZE ../../../home/mine.txt", "550 ");
 }
 
+#[test]
+fn listings_never_leave_the_user_root() {
+    let mut t = T::new();
+    t.expect("USER jail", "331");
+    t.expect("PASS pw", "230");
+    let d = t.pasv();
+    t.expect("NLST", "150");
+    assert_eq!(t.net.take(d), "mine.txt\r\n");
+    let d = t.pasv();
+    t.expect("NLST ../..", "150");
+    assert_eq!(t.net.take(d), "mine.txt\r\n");
+    let r = t.cmd("STAT /");
+    assert!(r.contains("mine.txt") && !r.contains("readme.txt"), "{r}");
+}
+
 // ---- information ---------------------------------------------------------------
 
 #[test]
