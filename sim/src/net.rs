@@ -88,6 +88,10 @@ impl Stream {
     fn new(sock: TcpStream) -> io::Result<Stream> {
         sock.set_nonblocking(true)?;
         sock.set_nodelay(true)?;
+        // Keep TCP urgent data in the stream: clients send ABOR (ftplib) or
+        // `IAC IP IAC DM` (lftp) as urgent data, and the engine expects the
+        // bytes in order, as smoltcp (which ignores URG) delivers them.
+        SockRef::from(&sock).set_out_of_band_inline(true)?;
         Ok(Stream {
             sock,
             rx: VecDeque::new(),
