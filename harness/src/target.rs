@@ -292,7 +292,17 @@ fn pasv_range(control_port: u16) -> String {
 
 /// Spawn `sim --listen ADDR --root|--image PATH`; ready when it accepts.
 pub async fn spawn_sim(bin: &Path, listen: SocketAddr, storage_flag: &str, path: &Path) -> anyhow::Result<Server> {
-    let mut child = Command::new(bin)
+    let mut cmd = Command::new(bin);
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe and touches nothing of the parent.
+    unsafe {
+        // If the harness dies without stopping its server (SIGKILL, a
+        // crash), the kernel ends the server too: no stray servers.
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+        });
+    }
+    let mut child = cmd
         .arg("--listen")
         .arg(listen.to_string())
         .arg("--pasv-ports")
