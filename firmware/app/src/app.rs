@@ -170,17 +170,14 @@ impl<'a, S: Storage> App<'a, S> {
     /// board sleeps until then or until its NIC interrupts.
     pub fn poll<D: Device + ?Sized>(&mut self, now_ms: u64, device: &mut D) -> Option<u64> {
         let now = Instant::from_millis(now_ms);
-        let mut engine_wake = None;
         for _ in 0..MAX_ROUNDS {
-            self.net.poll_iface(now_ms, device);
+            // Frames in and out: any traffic may have changed a socket.
+            let traffic = self.net.poll_iface(now_ms, device);
             let served = self.net.maintain(now_ms);
             let p = self.server.poll(now, &mut self.net, &mut self.storage);
-            engine_wake = p.next_wake;
-            if !p.progressed && !served {
-                // Send what the last engine poll queued (closes, replies).
-                self.net.poll_iface(now_ms, device);
+            if !traffic && !served && !p.progressed {
                 let net_wake = self.net.poll_at(now_ms);
-                let engine_wake = engine_wake.map(Instant::millis);
+                let engine_wake = p.next_wake.map(Instant::millis);
                 return match (net_wake, engine_wake) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -188,7 +185,6 @@ impl<'a, S: Storage> App<'a, S> {
             }
         }
         // Still busy: come back at once.
-        let _ = engine_wake;
         Some(now_ms)
     }
 

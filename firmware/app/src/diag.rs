@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(&lines[0][..72], &(32u8..104).collect::<std::vec::Vec<_>>()[..]);
         assert_eq!(&lines[0][72..], b"\r\n");
         assert_eq!(lines[1][0], b'!');
-        assert_eq!(lines[1][71], b' ' + (1 + 71) % 95);
+        assert_eq!(lines[1][71], b'h', "line 2 runs from '!' to 'h'");
         // After 95 lines the pattern starts over.
         assert_eq!(lines[95], lines[0]);
     }
