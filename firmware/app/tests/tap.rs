@@ -228,7 +228,6 @@ fn tcp_reaches_the_board_over_ipv4_and_ipv6() {
 }
 
 #[test]
-#[ignore = "needs the engine's Server::poll (firmware/ftpd); un-ignore when it lands"]
 fn ftp_greeting_and_listing_over_tap() {
     if !can_run("ftp_greeting_and_listing_over_tap") {
         return;

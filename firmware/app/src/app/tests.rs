@@ -151,7 +151,6 @@ fn sockets_listen_from_the_start_and_an_idle_app_sleeps() {
 }
 
 #[test]
-#[ignore = "needs the engine's Server::poll (firmware/ftpd); un-ignore when it lands"]
 fn greeting_over_ipv4_and_ipv6() {
     let mut r = Rig::new(MemFs::default());
     let c4 = r.peer.connect(addr("192.0.2.2:21"));
@@ -161,7 +160,6 @@ fn greeting_over_ipv4_and_ipv6() {
 }
 
 #[test]
-#[ignore = "needs the engine's Server::poll (firmware/ftpd); un-ignore when it lands"]
 fn the_client_past_the_limit_gets_421_and_gets_in_once_one_leaves() {
     let mut r = Rig::new(MemFs::default());
     let clients: Vec<SocketHandle> = (0..MAX_SESSIONS)
@@ -174,10 +172,12 @@ fn the_client_past_the_limit_gets_421_and_gets_in_once_one_leaves() {
     let extra = r.peer.connect(addr("192.0.2.2:21"));
     assert!(r.reply(extra).starts_with("421"), "refused with 421, not a SYN timeout");
     r.until("refused client closed", |r| !r.peer.tcp(extra).may_recv());
+    r.peer.tcp(extra).close();
     assert_eq!(r.app.sessions(), MAX_SESSIONS);
 
     assert!(r.command(clients[0], "QUIT").starts_with("221"));
     r.until("session ended", |r| r.app.sessions() == MAX_SESSIONS - 1);
+    r.peer.tcp(clients[0]).close();
     // The refused client's control socket and the ended session's return
     // to the listening pool.
     r.run(50);
@@ -186,7 +186,6 @@ fn the_client_past_the_limit_gets_421_and_gets_in_once_one_leaves() {
 }
 
 #[test]
-#[ignore = "needs the engine's Server::poll (firmware/ftpd); un-ignore when it lands"]
 fn passive_retr_over_ipv4_and_extended_passive_stor_over_ipv6() {
     let file: Vec<u8> = (0..20_000u32).map(|i| (i * 31 % 251) as u8).collect();
     let mut r = Rig::new(MemFs::default().with_file("/data.bin", &file));
@@ -197,6 +196,7 @@ fn passive_retr_over_ipv4_and_extended_passive_stor_over_ipv6() {
     r.peer.send(c, b"RETR data.bin\r\n");
     assert!(r.reply(c).starts_with("150"));
     assert_eq!(r.drain(d), file);
+    r.peer.tcp(d).close();
     assert!(r.reply(c).starts_with("226"));
 
     let c6 = r.login("[2001:db8::2]:21");
@@ -218,6 +218,8 @@ fn passive_retr_over_ipv4_and_extended_passive_stor_over_ipv6() {
 
     for c in [c, c6] {
         assert!(r.command(c, "QUIT").starts_with("221"));
+        r.until("server closes", |r| !r.peer.tcp(c).may_recv());
+        r.peer.tcp(c).close();
     }
     r.until("all sockets back", |r| {
         r.app.census()
