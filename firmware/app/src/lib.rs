@@ -53,13 +53,14 @@
 //! measurement build, not the one that ships.
 //!
 //! Why these sizes: a control connection holds at most one command line
-//! ([`ftpd::MAX_LINE`] = 512 bytes) and the engine writes a reply only when
-//! all of it fits, so the control TX buffer must hold the longest reply
-//! (a path of [`ftpd::MAX_PATH`] plus text). Data windows of 2 KB are what
-//! the budget allows; the engine's buffer matches them so one storage read
-//! fills one socket. Five control sockets = [`MAX_SESSIONS`] + 1, so that the
-//! client past the limit is connected and hears `421`; five data sockets =
-//! one per session + 1 for a socket still closing (FIN-WAIT, LAST-ACK).
+//! ([`ftpd::MAX_LINE`] = 512 bytes), and the engine writes a reply only when
+//! [`ftpd::MAX_REPLY`] (512) bytes are free in the control TX buffer, so 1024
+//! lets one reply be queued while the previous one is unacknowledged. Data
+//! windows of 2 KB are what the budget allows; the engine's buffer matches
+//! them so one storage read fills one socket. Five control sockets =
+//! [`MAX_SESSIONS`] + 1, so that the client past the limit is connected and
+//! hears `421`; five data sockets = one per session + 1 for a socket still
+//! closing (FIN-WAIT, LAST-ACK).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub mod app;
@@ -100,6 +101,10 @@ pub const SOCKETS: usize = CONTROL_SOCKETS + DATA_SOCKETS + DIAG_SOCKETS;
 /// What [`Resources`] may take on a 32-bit target, without and with the
 /// diagnostic services.
 pub const RESOURCES_BUDGET: usize = if cfg!(feature = "diag") { 39 * 1024 } else { 34 * 1024 };
+
+const _: () = assert!(CONTROL_RX >= ftpd::MAX_LINE, "a control socket must hold a command line");
+const _: () = assert!(CONTROL_TX >= ftpd::MAX_REPLY, "the engine replies only when MAX_REPLY bytes are free");
+const _: () = assert!(DATA_TX >= ftpd::MAX_LINE, "the engine lists only when a line fits");
 
 #[cfg(target_pointer_width = "32")]
 const _: () = assert!(

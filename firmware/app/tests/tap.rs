@@ -132,7 +132,7 @@ fn remove_leftovers() {
 /// The board running `run_tap` in its namespace, stopped on drop.
 struct Board {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<std::io::Result<EmptyFs>>>,
+    thread: Option<JoinHandle<std::io::Result<BenchFs>>>,
 }
 
 impl Board {
@@ -142,7 +142,7 @@ impl Board {
         let flag = stop.clone();
         let thread = ns.spawn(move || {
             let settings = Settings::new(NetConfig::TEST_NET);
-            host::run_tap(TAP, &settings, EmptyFs, &flag, &mut |line| {
+            host::run_tap(TAP, &settings, BenchFs, &flag, &mut |line| {
                 eprintln!("{line}");
                 let _ = ready_tx.send(());
             })
@@ -245,8 +245,77 @@ fn ftp_greeting_and_listing_over_tap() {
     for url in ["ftp://test:test@192.0.2.2/", "ftp://test:test@[2001:db8::2]/"] {
         let curl = ns.exec(&["curl", "-sS", "--max-time", "10", "--list-only", url]);
         assert!(curl.status.success(), "curl {url}: {}", String::from_utf8_lossy(&curl.stderr));
-        assert!(curl.stdout.is_empty(), "the root is empty: {:?}", String::from_utf8_lossy(&curl.stdout));
+        assert_eq!(String::from_utf8_lossy(&curl.stdout).trim_end(), "big.bin", "NLST of {url}");
     }
+}
+
+/// RETR and STOR of 16 MB with curl next to the raw-TCP ceiling (chargen,
+/// discard) on the same TAP path. Prints the figures; asserts only that
+/// every byte arrives.
+#[cfg(feature = "diag")]
+#[test]
+fn transfer_figures_over_tap() {
+    if !can_run("transfer_figures_over_tap") || !installed("curl") {
+        return;
+    }
+    let ns = Netns::create();
+    let _board = Board::start(&ns);
+    let out = ns.exec(&[
+        "curl", "-sS", "--max-time", "60", "-o", "/dev/null", "-w", "%{size_download} %{speed_download}",
+        "ftp://test:test@192.0.2.2/big.bin",
+    ]);
+    assert!(out.status.success(), "RETR: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut it = text.split_whitespace().map(|x| x.parse::<f64>().unwrap());
+    let (size, retr) = (it.next().unwrap(), it.next().unwrap());
+    assert_eq!(size as u64, BIG);
+
+    let upload = std::env::temp_dir().join(format!("ftpd-app-tap-{}.bin", std::process::id()));
+    std::fs::write(&upload, (0..BIG).map(big_byte).collect::<Vec<u8>>()).unwrap();
+    let out = ns.exec(&[
+        "curl", "-sS", "--max-time", "60", "-T", upload.to_str().unwrap(), "-w", "%{size_upload} %{speed_upload}",
+        "ftp://test:test@192.0.2.2/up.bin",
+    ]);
+    let _ = std::fs::remove_file(&upload);
+    assert!(out.status.success(), "STOR: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut it = text.split_whitespace().map(|x| x.parse::<f64>().unwrap());
+    let (size, stor) = (it.next().unwrap(), it.next().unwrap());
+    assert_eq!(size as u64, BIG);
+
+    let (chargen, discard) = ns
+        .spawn(|| {
+            let mut buf = vec![0u8; 64 << 10];
+            let mut s = TcpStream::connect_timeout(&"192.0.2.2:19".parse().unwrap(), TIMEOUT).unwrap();
+            s.set_read_timeout(Some(TIMEOUT)).unwrap();
+            let t = std::time::Instant::now();
+            for _ in 0..BIG / buf.len() as u64 {
+                s.read_exact(&mut buf).unwrap();
+            }
+            let chargen = BIG as f64 / t.elapsed().as_secs_f64();
+            let mut s = TcpStream::connect_timeout(&"192.0.2.2:9".parse().unwrap(), TIMEOUT).unwrap();
+            let t = std::time::Instant::now();
+            for _ in 0..BIG / buf.len() as u64 {
+                s.write_all(&buf).unwrap();
+            }
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            s.set_read_timeout(Some(TIMEOUT)).unwrap();
+            assert_eq!(s.read(&mut buf).unwrap(), 0, "discard closes after us");
+            (chargen, BIG as f64 / t.elapsed().as_secs_f64())
+        })
+        .join()
+        .unwrap();
+    let mb = |x: f64| x / 1e6;
+    eprintln!(
+        "16 MB over TAP (this build's profile): RETR {:.1} MB/s, chargen {:.1} MB/s ({:.0} %); \
+         STOR {:.1} MB/s, discard {:.1} MB/s ({:.0} %)",
+        mb(retr),
+        mb(chargen),
+        100.0 * retr / chargen,
+        mb(stor),
+        mb(discard),
+        100.0 * stor / discard
+    );
 }
 
 /// Cable pull: the TAP link goes down under a running stream (the chargen
@@ -288,35 +357,62 @@ fn the_board_survives_a_cable_pull() {
     assert!(board.running());
 }
 
-/// A storage with an empty root and nothing else.
-struct EmptyFs;
+/// A storage with one generated file, `/big.bin` ([`BIG`] bytes), whose
+/// writes go nowhere: the file system costs nothing in a throughput figure.
+struct BenchFs;
 
-impl Storage for EmptyFs {
-    type File = ();
-    fn open_read(&mut self, _: &str, _: u64) -> FsResult<()> {
-        Err(Error::NotFound)
+const BIG: u64 = 16 << 20;
+
+fn big_byte(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
+impl Storage for BenchFs {
+    /// Read position, or `None` for a sink.
+    type File = Option<u64>;
+    fn open_read(&mut self, path: &str, offset: u64) -> FsResult<Option<u64>> {
+        match path {
+            "/big.bin" => Ok(Some(offset)),
+            "/" => Err(Error::IsADirectory),
+            _ => Err(Error::NotFound),
+        }
     }
-    fn open_write(&mut self, _: &str, _: WriteMode) -> FsResult<()> {
-        Err(Error::PermissionDenied)
+    fn open_write(&mut self, path: &str, _: WriteMode) -> FsResult<Option<u64>> {
+        match path {
+            "/" => Err(Error::IsADirectory),
+            _ => Ok(None),
+        }
     }
-    fn read(&mut self, _: &mut (), _: &mut [u8]) -> FsResult<usize> {
-        Ok(0)
+    fn read(&mut self, file: &mut Option<u64>, buf: &mut [u8]) -> FsResult<usize> {
+        let pos = file.as_mut().ok_or(Error::Io)?;
+        let n = (BIG.saturating_sub(*pos) as usize).min(buf.len());
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            *b = big_byte(*pos + i as u64);
+        }
+        *pos += n as u64;
+        Ok(n)
     }
-    fn write(&mut self, _: &mut (), _: &[u8]) -> FsResult<()> {
-        Err(Error::PermissionDenied)
+    fn write(&mut self, _: &mut Option<u64>, _: &[u8]) -> FsResult<()> {
+        Ok(())
     }
-    fn close(&mut self, _: ()) -> FsResult<()> {
+    fn close(&mut self, _: Option<u64>) -> FsResult<()> {
         Ok(())
     }
     fn metadata(&mut self, path: &str) -> FsResult<Metadata> {
-        if path == "/" {
-            Ok(Metadata { kind: Kind::Dir, size: 0, modified: None })
-        } else {
-            Err(Error::NotFound)
+        match path {
+            "/" => Ok(Metadata { kind: Kind::Dir, size: 0, modified: None }),
+            "/big.bin" => Ok(Metadata { kind: Kind::File, size: BIG, modified: None }),
+            _ => Err(Error::NotFound),
         }
     }
-    fn list(&mut self, path: &str, _: usize, _: &mut dyn FnMut(&DirEntry<'_>) -> bool) -> FsResult<()> {
-        self.metadata(path).map(drop)
+    fn list(&mut self, path: &str, skip: usize, f: &mut dyn FnMut(&DirEntry<'_>) -> bool) -> FsResult<()> {
+        if self.metadata(path)?.kind != Kind::Dir {
+            return Err(Error::NotADirectory);
+        }
+        if skip == 0 {
+            f(&DirEntry { name: "big.bin", meta: self.metadata("/big.bin")? });
+        }
+        Ok(())
     }
     fn mkdir(&mut self, _: &str) -> FsResult<()> {
         Err(Error::PermissionDenied)
