@@ -233,6 +233,23 @@ const MAX_WAIT: Duration = Duration::from_millis(100);
 /// `stop` is set, then returns the storage. `log` gets one line per board
 /// event (start, link down/up, stop); the engine logs its session events
 /// through the `log` facade when its `log` feature is on.
+///
+/// The caller prepares the host side of the cable, as `tests/tap.rs` does:
+///
+/// ```text
+/// ip netns add NS
+/// ip netns exec NS ip tuntap add dev ftpd0 mode tap
+/// ip netns exec NS ip addr add 192.0.2.1/24 dev ftpd0
+/// ip netns exec NS ip -6 addr add 2001:db8::1/64 dev ftpd0 nodad
+/// ip netns exec NS ip link set ftpd0 up
+/// ip netns exec NS sim --tap ftpd0 ...      # calls run_tap("ftpd0", ..)
+/// ```
+///
+/// The board then answers at [`crate::NetConfig::TEST_NET`]'s 192.0.2.2 and
+/// 2001:db8::2. Pulling the cable is `ip link set ftpd0 down` (frames are
+/// dropped, the board keeps running); note that the kernel drops the host
+/// side's IPv6 address on link down unless
+/// `net.ipv6.conf.ftpd0.keep_addr_on_down=1`.
 pub fn run_tap<S: Storage>(
     ifname: &str,
     settings: &Settings,

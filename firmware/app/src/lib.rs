@@ -9,7 +9,7 @@
 //!   interface, IPv4 and IPv6, with socket pools in caller-provided storage.
 //! - [`App`]: the configuration (accounts, limits, passive ports), the
 //!   engine, the adapter and the storage in one poll loop.
-//! - [`diag`] (feature `diag`): raw-TCP discard and chargen services, the
+//! - `diag` (feature `diag`): raw-TCP discard and chargen services, the
 //!   network ceiling for the benchmarks.
 //! - `host` (feature `std`): the virtual board's TAP glue, `host::run_tap`.
 //!

@@ -16,7 +16,7 @@
 //! - **data** sockets: [`Net::listen`] and [`Net::connect`] take a free one.
 //!   Sized for one per session plus slack for sockets still closing.
 //! - **service** sockets (feature `diag`): the raw-TCP discard and chargen
-//!   services, served by the adapter itself, see [`crate::diag`].
+//!   services, served by the adapter itself (see the `diag` module).
 //!
 //! # Closing
 //!
@@ -127,7 +127,7 @@ impl<'a, const K: usize> SmolNet<'a, K> {
     /// An adapter over `iface`, with room for `K` sockets in `storage`
     /// (which must hold at least `K` entries). Add sockets with
     /// [`SmolNet::add_control`], [`SmolNet::add_data`] (and
-    /// [`SmolNet::add_service`]) before the first poll.
+    /// `SmolNet::add_service`) before the first poll.
     pub fn new(iface: Interface, storage: &'a mut [SocketStorage<'a>], control_port: u16) -> Self {
         assert!(storage.len() >= K, "socket storage smaller than the adapter's K");
         assert!(K <= u8::MAX as usize);
