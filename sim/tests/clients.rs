@@ -36,7 +36,7 @@ const CURLE_REMOTE_FILE_NOT_FOUND: i32 = 78;
 fn curl(args: &[&str]) -> common::Output {
     run(
         Command::new("curl")
-            .args(["-sS", "--max-time", "90", "--connect-timeout", "10"])
+            .args(["-sSv", "--max-time", "90", "--connect-timeout", "10"])
             .args(args),
         common::TOOL_TIMEOUT,
     )
@@ -268,7 +268,7 @@ fn curl_resume(b: Backend) {
 
     let local = fx.scratch().join("down.bin");
     fs::write(&local, &whole_down[..600_000]).unwrap();
-    curl(&[
+    let out = curl(&[
         "-C",
         "-",
         "-o",
@@ -277,15 +277,11 @@ fn curl_resume(b: Backend) {
     ])
     .success("curl -C - download");
     assert_same_bytes("resumed download", &fs::read(&local).unwrap(), &whole_down);
-    assert!(
-        fx.log().contains("REST 600000"),
-        "curl did not resume with REST 600000; server log:\n{}",
-        fx.log()
-    );
+    out.assert_sent("REST 600000");
 
     let local = fx.scratch().join("up.bin");
     fs::write(&local, &whole_up).unwrap();
-    curl(&[
+    let out = curl(&[
         "-C",
         "-",
         "-T",
@@ -293,11 +289,7 @@ fn curl_resume(b: Backend) {
         &format!("{url}/r/up.bin"),
     ])
     .success("curl -C - upload");
-    assert!(
-        fx.log().contains("APPE "),
-        "curl did not resume the upload with APPE; server log:\n{}",
-        fx.log()
-    );
+    out.assert_sent("APPE up.bin");
 
     // Fetch it back through the server too.
     let back = fx.scratch().join("back.bin");
@@ -344,7 +336,7 @@ fn curl_pasv(b: Backend) {
     )
     .success("curl PASV get");
     assert_same_bytes("PASV download", &fs::read(&local).unwrap(), &data);
-    curl(
+    let out = curl(
         &[
             &pasv[..],
             &["-T", local.to_str().unwrap(), &format!("{url}/p/out.bin")],
@@ -352,11 +344,11 @@ fn curl_pasv(b: Backend) {
         .concat(),
     )
     .success("curl PASV put");
-    let log = fx.log();
-    assert!(log.contains("] PASV"), "curl did not use PASV; log:\n{log}");
+    out.assert_sent("PASV");
     assert!(
-        !log.contains("] EPSV"),
-        "curl used EPSV despite --disable-epsv; log:\n{log}"
+        !out.sent("EPSV"),
+        "curl used EPSV despite --disable-epsv:\n{}",
+        out.stderr_str()
     );
     srv.stop();
     fx.assert_clean();
@@ -394,7 +386,7 @@ fn curl_active(b: Backend) {
         )
         .success("curl active get");
         assert_same_bytes("active download", &fs::read(&local).unwrap(), &data);
-        curl(
+        let out = curl(
             &[
                 extra,
                 &[
@@ -406,21 +398,17 @@ fn curl_active(b: Backend) {
             .concat(),
         )
         .success("curl active put");
-        let log = fx.log();
-        let want = if n == 1 {
-            "] EPRT |1|127.0.0.1|"
+        out.assert_sent(if n == 1 {
+            "EPRT |1|127.0.0.1|"
         } else {
-            "] PORT 127,0,0,1,"
-        };
+            "PORT 127,0,0,1,"
+        });
         assert!(
-            log.contains(want),
-            "curl did not send {want:?}; log:\n{log}"
+            !out.sent("EPSV") && !out.sent("PASV"),
+            "passive mode used in an active transfer:\n{}",
+            out.stderr_str()
         );
     }
-    assert!(
-        !fx.log().contains("] EPSV") && !fx.log().contains("] PASV"),
-        "passive mode used in active tests"
-    );
     srv.stop();
     fx.assert_clean();
     assert_same_bytes("EPRT upload", &fx.read("/a/out1.bin").unwrap(), &data);
@@ -562,11 +550,7 @@ fn curl_missing(b: Backend) {
         "missing file (RETR): {}",
         out.stderr_str()
     );
-    assert!(
-        fx.log().contains("] RETR nope2.txt"),
-        "curl did not send RETR; log:\n{}",
-        fx.log()
-    );
+    out.assert_sent("RETR nope2.txt");
     let out = curl(&["-o", "/dev/null", &format!("{url}/nodir/file.txt")]);
     assert_eq!(
         out.code(),

@@ -126,6 +126,24 @@ impl Output {
     pub fn stderr_str(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
+    /// Did a verbose client (`curl -v`) send a command line starting with `prefix`?
+    /// (curl shows them on stderr as `> COMMAND`.)
+    pub fn sent(&self, prefix: &str) -> bool {
+        self.stderr_str()
+            .lines()
+            .any(|l| l.strip_prefix("> ").is_some_and(|c| c.starts_with(prefix)))
+    }
+
+    /// Panics unless the client sent a command line starting with `prefix`.
+    #[track_caller]
+    pub fn assert_sent(&self, prefix: &str) {
+        assert!(
+            self.sent(prefix),
+            "the client did not send `{prefix}...`:\n{}",
+            self.stderr_str()
+        );
+    }
+
     /// Panics with the command's output unless it exited 0.
     pub fn success(self, what: &str) -> Output {
         assert!(
@@ -333,11 +351,6 @@ impl Fixture {
     /// The server's log file.
     pub fn log_path(&self) -> PathBuf {
         self.tmp.path().join("sim.log")
-    }
-
-    /// The server's log so far.
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     fn format_image(&self) {
