@@ -1,0 +1,501 @@
+//! A small write-back block cache with read-ahead, between embedded-sdmmc and
+//! the device.
+//!
+//! embedded-sdmmc keeps one 512-byte block of its own and asks the device for
+//! one block at a time. On an SD card every command costs far more than the
+//! 512 bytes it moves, so this layer turns that trickle into multi-block
+//! commands:
+//!
+//! - the cache is `LINES` lines of `LINE_BLOCKS` consecutive blocks, aligned
+//!   on multiples of `LINE_BLOCKS`;
+//! - a read miss fills the whole line with one multi-block read (read-ahead:
+//!   the next blocks of a file, of a directory or of the FAT are usually
+//!   next);
+//! - a write of a whole block never reads; writes stay in the line (write
+//!   back) until the line is evicted or [`BlockCache::flush`] runs, and then go
+//!   out as one multi-block write per run of dirty blocks. FAT blocks, which
+//!   the library rewrites for every cluster it allocates, reach the card once;
+//! - eviction is least-recently-used.
+//!
+//! Nothing is durable until [`BlockCache::flush`]: the storage layer flushes
+//! at every point where the file system must be consistent on the medium
+//! (closing a written file, after each directory change), so ordering between
+//! those points is this cache's choice (ascending block numbers).
+//!
+//! RAM: `LINES * LINE_BLOCKS * 512` bytes plus a few words per line.
+
+use core::cell::RefCell;
+use core::fmt;
+
+use embedded_sdmmc::{Block, BlockCount, BlockDevice, BlockIdx};
+
+/// A device error, or an access outside the device (a corrupt cluster number
+/// can point anywhere).
+#[derive(Debug)]
+pub enum DiskError<E> {
+    Device(E),
+    OutOfRange,
+}
+
+impl<E: fmt::Display> fmt::Display for DiskError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiskError::Device(e) => write!(f, "{e}"),
+            DiskError::OutOfRange => f.write_str("block outside the device"),
+        }
+    }
+}
+
+impl<E: core::error::Error> core::error::Error for DiskError<E> {}
+
+/// Counters of what the cache did, to measure its effect.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Block accesses served from the cache.
+    pub hits: u32,
+    /// Block accesses that needed the device.
+    pub misses: u32,
+    /// Read commands sent to the device, and the blocks they moved.
+    pub read_cmds: u32,
+    pub read_blocks: u32,
+    /// Write commands sent to the device, and the blocks they moved.
+    pub write_cmds: u32,
+    pub write_blocks: u32,
+}
+
+struct Line<const B: usize> {
+    /// First block of the line; meaningful when `used`.
+    base: u32,
+    used: bool,
+    /// Bit i: block `base + i` holds data.
+    valid: u64,
+    /// Bit i: block `base + i` differs from the device.
+    dirty: u64,
+    /// Last access, for LRU.
+    stamp: u32,
+    data: [Block; B],
+}
+
+impl<const B: usize> Line<B> {
+    fn new() -> Self {
+        Line { base: 0, used: false, valid: 0, dirty: 0, stamp: 0, data: core::array::from_fn(|_| Block::new()) }
+    }
+}
+
+struct State<const L: usize, const B: usize> {
+    lines: [Line<B>; L],
+    clock: u32,
+    stats: CacheStats,
+}
+
+/// See the module docs.
+pub struct BlockCache<D, const LINES: usize, const LINE_BLOCKS: usize> {
+    dev: D,
+    /// Blocks on the device.
+    size: u32,
+    state: RefCell<State<LINES, LINE_BLOCKS>>,
+}
+
+fn bit(i: usize) -> u64 {
+    1u64 << i
+}
+
+impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockCache<D, LINES, LINE_BLOCKS> {
+    const SHAPE_OK: () = assert!(
+        LINES >= 1 && LINE_BLOCKS >= 1 && LINE_BLOCKS <= 64,
+        "a cache needs at least one line of 1 to 64 blocks"
+    );
+
+    /// Wraps `dev`; asks it for its size once.
+    pub fn new(dev: D) -> Result<Self, DiskError<D::Error>> {
+        let () = Self::SHAPE_OK;
+        let size = dev.num_blocks().map_err(DiskError::Device)?.0;
+        Ok(BlockCache {
+            dev,
+            size,
+            state: RefCell::new(State {
+                lines: core::array::from_fn(|_| Line::new()),
+                clock: 0,
+                stats: CacheStats::default(),
+            }),
+        })
+    }
+
+    /// Blocks on the device.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.state.borrow().stats
+    }
+
+    /// The device underneath. Reading it directly bypasses unflushed data.
+    pub fn inner(&self) -> &D {
+        &self.dev
+    }
+
+    /// Gives the device back. Unflushed data is lost: flush first.
+    pub fn into_inner(self) -> D {
+        self.dev
+    }
+
+    /// Calls `f` with block `idx`.
+    pub fn read_block<R>(&self, idx: u32, f: impl FnOnce(&Block) -> R) -> Result<R, DiskError<D::Error>> {
+        let mut st = self.state.borrow_mut();
+        let (l, i) = self.locate(&mut st, idx, true)?;
+        Ok(f(&st.lines[l].data[i]))
+    }
+
+    /// Calls `f` to change block `idx` (read first if needed).
+    pub fn modify_block<R>(&self, idx: u32, f: impl FnOnce(&mut Block) -> R) -> Result<R, DiskError<D::Error>> {
+        let mut st = self.state.borrow_mut();
+        let (l, i) = self.locate(&mut st, idx, true)?;
+        let line = &mut st.lines[l];
+        line.dirty |= bit(i);
+        Ok(f(&mut line.data[i]))
+    }
+
+    /// Calls `f` to write all of block `idx`; its old content is not read
+    /// (`f` gets a zeroed block).
+    pub fn overwrite_block(&self, idx: u32, f: impl FnOnce(&mut Block)) -> Result<(), DiskError<D::Error>> {
+        let mut st = self.state.borrow_mut();
+        let (l, i) = self.locate(&mut st, idx, false)?;
+        let line = &mut st.lines[l];
+        line.data[i].fill(0);
+        f(&mut line.data[i]);
+        line.valid |= bit(i);
+        line.dirty |= bit(i);
+        Ok(())
+    }
+
+    /// Writes every dirty block to the device, lowest block numbers first.
+    pub fn flush(&self) -> Result<(), DiskError<D::Error>> {
+        let mut st = self.state.borrow_mut();
+        let st = &mut *st;
+        loop {
+            let next = (0..LINES)
+                .filter(|&l| st.lines[l].used && st.lines[l].dirty != 0)
+                .min_by_key(|&l| st.lines[l].base);
+            let Some(l) = next else { return Ok(()) };
+            Self::write_back(&self.dev, &mut st.lines[l], &mut st.stats)?;
+        }
+    }
+
+    /// Drops every clean line (after the device was changed behind our back).
+    pub fn invalidate_clean(&self) {
+        for line in self.state.borrow_mut().lines.iter_mut() {
+            if line.dirty == 0 {
+                line.used = false;
+            }
+        }
+    }
+
+    /// Finds (or loads) the line holding `idx`: returns (line, index in line).
+    /// With `need_data`, the block's content is read if the cache lacks it.
+    fn locate(&self, st: &mut State<LINES, LINE_BLOCKS>, idx: u32, need_data: bool) -> Result<(usize, usize), DiskError<D::Error>> {
+        if idx >= self.size {
+            return Err(DiskError::OutOfRange);
+        }
+        let b = LINE_BLOCKS as u32;
+        let base = idx - idx % b;
+        let i = (idx - base) as usize;
+        st.clock = st.clock.wrapping_add(1);
+        let clock = st.clock;
+        let found = (0..LINES).find(|&l| st.lines[l].used && st.lines[l].base == base);
+        let l = match found {
+            Some(l) => l,
+            None => {
+                let l = self.evict(st)?;
+                let line = &mut st.lines[l];
+                line.base = base;
+                line.used = true;
+                line.valid = 0;
+                line.dirty = 0;
+                l
+            }
+        };
+        let line = &mut st.lines[l];
+        line.stamp = clock;
+        if need_data && line.valid & bit(i) == 0 {
+            st.stats.misses += 1;
+            // Read the run of missing blocks around `i` (the whole line after
+            // a fresh load), never past the device's end.
+            let in_dev = (self.size - base).min(b) as usize;
+            let mut lo = i;
+            while lo > 0 && line.valid & bit(lo - 1) == 0 {
+                lo -= 1;
+            }
+            let mut hi = i + 1;
+            while hi < in_dev && line.valid & bit(hi) == 0 {
+                hi += 1;
+            }
+            self.dev
+                .read(&mut line.data[lo..hi], BlockIdx(base + lo as u32))
+                .map_err(DiskError::Device)?;
+            st.stats.read_cmds += 1;
+            st.stats.read_blocks += (hi - lo) as u32;
+            for k in lo..hi {
+                line.valid |= bit(k);
+            }
+        } else if need_data {
+            st.stats.hits += 1;
+        }
+        Ok((l, i))
+    }
+
+    /// Frees a line: an unused one, else the least recently used (written
+    /// back first if dirty).
+    fn evict(&self, st: &mut State<LINES, LINE_BLOCKS>) -> Result<usize, DiskError<D::Error>> {
+        if let Some(l) = (0..LINES).find(|&l| !st.lines[l].used) {
+            return Ok(l);
+        }
+        let clock = st.clock;
+        let l = (0..LINES)
+            .max_by_key(|&l| clock.wrapping_sub(st.lines[l].stamp))
+            .unwrap_or(0);
+        Self::write_back(&self.dev, &mut st.lines[l], &mut st.stats)?;
+        st.lines[l].used = false;
+        Ok(l)
+    }
+
+    /// Writes a line's dirty blocks: each stretch from a dirty block to the
+    /// last dirty block reachable through valid blocks is one command (clean
+    /// valid blocks in between are rewritten rather than splitting the
+    /// command).
+    fn write_back(dev: &D, line: &mut Line<LINE_BLOCKS>, stats: &mut CacheStats) -> Result<(), DiskError<D::Error>> {
+        let mut i = 0;
+        while i < LINE_BLOCKS {
+            if line.dirty & bit(i) == 0 {
+                i += 1;
+                continue;
+            }
+            let mut last = i;
+            let mut j = i + 1;
+            while j < LINE_BLOCKS && line.valid & bit(j) != 0 {
+                if line.dirty & bit(j) != 0 {
+                    last = j;
+                }
+                j += 1;
+            }
+            dev.write(&line.data[i..=last], BlockIdx(line.base + i as u32))
+                .map_err(DiskError::Device)?;
+            stats.write_cmds += 1;
+            stats.write_blocks += (last + 1 - i) as u32;
+            for k in i..=last {
+                line.dirty &= !bit(k);
+            }
+            i = last + 1;
+        }
+        Ok(())
+    }
+}
+
+impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockDevice for BlockCache<D, LINES, LINE_BLOCKS> {
+    type Error = DiskError<D::Error>;
+
+    fn read(&self, blocks: &mut [Block], start: BlockIdx) -> Result<(), Self::Error> {
+        for (k, out) in blocks.iter_mut().enumerate() {
+            self.read_block(start.0 + k as u32, |b| out.contents = b.contents)?;
+        }
+        Ok(())
+    }
+
+    fn write(&self, blocks: &[Block], start: BlockIdx) -> Result<(), Self::Error> {
+        for (k, block) in blocks.iter().enumerate() {
+            self.overwrite_block(start.0 + k as u32, |b| b.contents = block.contents)?;
+        }
+        Ok(())
+    }
+
+    fn num_blocks(&self) -> Result<BlockCount, Self::Error> {
+        Ok(BlockCount(self.size))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::cell::RefCell as StdRefCell;
+    use std::vec::Vec;
+
+    /// A RAM disk that logs every command.
+    pub struct RamDisk {
+        pub blocks: StdRefCell<Vec<[u8; 512]>>,
+        pub log: StdRefCell<Vec<(char, u32, usize)>>,
+        pub fail_writes: core::cell::Cell<bool>,
+    }
+
+    #[derive(Debug)]
+    pub struct RamError;
+    impl fmt::Display for RamError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("ram disk error")
+        }
+    }
+    impl core::error::Error for RamError {}
+
+    impl RamDisk {
+        pub fn new(n: usize) -> Self {
+            let blocks = (0..n).map(|i| [i as u8; 512]).collect();
+            RamDisk { blocks: StdRefCell::new(blocks), log: StdRefCell::new(Vec::new()), fail_writes: false.into() }
+        }
+        pub fn take_log(&self) -> Vec<(char, u32, usize)> {
+            core::mem::take(&mut *self.log.borrow_mut())
+        }
+    }
+
+    impl BlockDevice for RamDisk {
+        type Error = RamError;
+        fn read(&self, blocks: &mut [Block], start: BlockIdx) -> Result<(), RamError> {
+            self.log.borrow_mut().push(('r', start.0, blocks.len()));
+            let data = self.blocks.borrow();
+            for (k, b) in blocks.iter_mut().enumerate() {
+                b.contents = *data.get(start.0 as usize + k).ok_or(RamError)?;
+            }
+            Ok(())
+        }
+        fn write(&self, blocks: &[Block], start: BlockIdx) -> Result<(), RamError> {
+            if self.fail_writes.get() {
+                return Err(RamError);
+            }
+            self.log.borrow_mut().push(('w', start.0, blocks.len()));
+            let mut data = self.blocks.borrow_mut();
+            for (k, b) in blocks.iter().enumerate() {
+                *data.get_mut(start.0 as usize + k).ok_or(RamError)? = b.contents;
+            }
+            Ok(())
+        }
+        fn num_blocks(&self) -> Result<BlockCount, RamError> {
+            Ok(BlockCount(self.blocks.borrow().len() as u32))
+        }
+    }
+
+    fn first_byte(c: &BlockCache<RamDisk, 2, 4>, idx: u32) -> u8 {
+        c.read_block(idx, |b| b[0]).unwrap()
+    }
+
+    #[test]
+    fn read_miss_fills_the_aligned_line_in_one_command() {
+        let c: BlockCache<_, 2, 4> = BlockCache::new(RamDisk::new(64)).unwrap();
+        assert_eq!(first_byte(&c, 5), 5);
+        assert_eq!(c.inner().take_log(), vec![('r', 4, 4)]);
+        for i in 4..8 {
+            assert_eq!(first_byte(&c, i), i as u8);
+        }
+        assert!(c.inner().take_log().is_empty());
+        let s = c.stats();
+        assert_eq!((s.misses, s.hits, s.read_cmds, s.read_blocks), (1, 4, 1, 4));
+    }
+
+    #[test]
+    fn lines_stop_at_the_device_end_and_out_of_range_is_an_error() {
+        let c: BlockCache<_, 2, 4> = BlockCache::new(RamDisk::new(6)).unwrap();
+        assert_eq!(first_byte(&c, 5), 5);
+        assert_eq!(c.inner().take_log(), vec![('r', 4, 2)]);
+        assert!(matches!(c.read_block(6, |_| ()), Err(DiskError::OutOfRange)));
+        assert!(matches!(c.overwrite_block(100, |_| ()), Err(DiskError::OutOfRange)));
+    }
+
+    #[test]
+    fn whole_block_writes_never_read_and_coalesce_on_flush() {
+        let c: BlockCache<_, 2, 4> = BlockCache::new(RamDisk::new(64)).unwrap();
+        for i in 8..12 {
+            c.overwrite_block(i, |b| b.fill(0xA0 + i as u8)).unwrap();
+        }
+        assert!(c.inner().take_log().is_empty(), "nothing reaches the device before a flush");
+        c.flush().unwrap();
+        assert_eq!(c.inner().take_log(), vec![('w', 8, 4)]);
+        assert_eq!(c.inner().blocks.borrow()[9], [0xA9; 512]);
+        // Flushing again writes nothing.
+        c.flush().unwrap();
+        assert!(c.inner().take_log().is_empty());
+    }
+
+    #[test]
+    fn partial_lines_read_only_the_missing_run() {
+        let c: BlockCache<_, 2, 4> = BlockCache::new(RamDisk::new(64)).unwrap();
+        c.overwrite_block(9, |b| b.fill(0xEE)).unwrap();
+        // Block 8 is missing: reading it reads 8 alone (9 is cached).
+        assert_eq!(first_byte(&c, 8), 8);
+        assert_eq!(c.inner().take_log(), vec![('r', 8, 1)]);
+        // 10 and 11 are read together.
+        assert_eq!(first_byte(&c, 11), 11);
+        assert_eq!(c.inner().take_log(), vec![('r', 10, 2)]);
+        assert_eq!(first_byte(&c, 9), 0xEE);
+        c.flush().unwrap();
+        assert_eq!(c.inner().take_log(), vec![('w', 9, 1)]);
+    }
+
+    #[test]
+    fn dirty_runs_with_clean_gaps_are_one_command() {
+        let c: BlockCache<_, 1, 8> = BlockCache::new(RamDisk::new(64)).unwrap();
+        c.read_block(0, |_| ()).unwrap();
+        c.inner().take_log();
+        c.modify_block(1, |b| b[0] = 0x11).unwrap();
+        c.modify_block(3, |b| b[0] = 0x33).unwrap();
+        c.modify_block(6, |b| b[0] = 0x66).unwrap();
+        c.flush().unwrap();
+        assert_eq!(c.inner().take_log(), vec![('w', 1, 6)]);
+        let data = c.inner().blocks.borrow();
+        assert_eq!((data[1][0], data[2][0], data[3][0], data[6][0]), (0x11, 2, 0x33, 0x66));
+        assert_eq!(data[1][1], 1, "the rest of a modified block is kept");
+    }
+
+    #[test]
+    fn dirty_blocks_separated_by_missing_blocks_are_separate_commands() {
+        let c: BlockCache<_, 1, 8> = BlockCache::new(RamDisk::new(64)).unwrap();
+        c.overwrite_block(0, |b| b.fill(1)).unwrap();
+        c.overwrite_block(2, |b| b.fill(2)).unwrap();
+        c.flush().unwrap();
+        assert_eq!(c.inner().take_log(), vec![('w', 0, 1), ('w', 2, 1)]);
+    }
+
+    #[test]
+    fn lru_eviction_writes_back_the_oldest_line() {
+        let c: BlockCache<_, 2, 4> = BlockCache::new(RamDisk::new(64)).unwrap();
+        c.overwrite_block(0, |b| b.fill(0xAA)).unwrap(); // line 0..4
+        c.read_block(4, |_| ()).unwrap(); // line 4..8
+        c.read_block(0, |_| ()).unwrap(); // touch line 0
+        c.inner().take_log();
+        c.read_block(8, |_| ()).unwrap(); // evicts 4..8 (clean): no write
+        assert_eq!(c.inner().take_log(), vec![('r', 8, 4)]);
+        c.read_block(12, |_| ()).unwrap(); // evicts 0..4 (dirty): written first
+        assert_eq!(c.inner().take_log(), vec![('w', 0, 1), ('r', 12, 4)]);
+        assert_eq!(c.inner().blocks.borrow()[0], [0xAA; 512]);
+    }
+
+    #[test]
+    fn flush_goes_in_ascending_block_order() {
+        let c: BlockCache<_, 3, 2> = BlockCache::new(RamDisk::new(64)).unwrap();
+        c.overwrite_block(40, |_| ()).unwrap();
+        c.overwrite_block(2, |_| ()).unwrap();
+        c.overwrite_block(20, |_| ()).unwrap();
+        c.flush().unwrap();
+        assert_eq!(c.inner().take_log(), vec![('w', 2, 1), ('w', 20, 1), ('w', 40, 1)]);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_data_dirty() {
+        let c: BlockCache<_, 2, 4> = BlockCache::new(RamDisk::new(64)).unwrap();
+        c.overwrite_block(3, |b| b.fill(7)).unwrap();
+        c.inner().fail_writes.set(true);
+        assert!(matches!(c.flush(), Err(DiskError::Device(RamError))));
+        c.inner().fail_writes.set(false);
+        c.flush().unwrap();
+        assert_eq!(c.inner().blocks.borrow()[3], [7; 512]);
+    }
+
+    #[test]
+    fn block_device_interface_round_trips() {
+        let c: BlockCache<_, 2, 4> = BlockCache::new(RamDisk::new(64)).unwrap();
+        let mut blocks = [Block::new(), Block::new(), Block::new()];
+        blocks[1].fill(0x42);
+        c.write(&blocks, BlockIdx(7)).unwrap();
+        let mut back = [Block::new(), Block::new()];
+        c.read(&mut back, BlockIdx(7)).unwrap();
+        assert_eq!(back[0][0], 0);
+        assert_eq!(back[1][0], 0x42);
+        assert_eq!(c.num_blocks().unwrap(), BlockCount(64));
+    }
+}

@@ -1,0 +1,244 @@
+//! Host helpers (feature `std`): a disk-image file as a block device, the
+//! host clock as the FAT time source, making an image, mounting one.
+
+use std::fmt;
+use std::vec;
+use std::vec::Vec;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use embedded_sdmmc::{Block, BlockCount, BlockDevice, BlockIdx, TimeSource, Timestamp};
+
+use crate::layout::{FatType, MountError};
+use crate::mkfs::{self, FormatError, Options};
+use crate::volume::FatStorage;
+
+/// A disk-image file as a block device (512-byte blocks; a partial last
+/// block is ignored). Writes go to the file at once (the OS page cache), so
+/// they survive the process being killed.
+#[derive(Debug)]
+pub struct FileBlockDevice {
+    file: File,
+    blocks: u32,
+}
+
+impl FileBlockDevice {
+    /// Opens an image read-write.
+    pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
+        Self::from_file(OpenOptions::new().read(true).write(true).open(path)?)
+    }
+
+    pub fn from_file(file: File) -> io::Result<Self> {
+        let len = file.metadata()?.len();
+        let blocks = u32::try_from(len / 512)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "image larger than 2 TiB"))?;
+        Ok(FileBlockDevice { file, blocks })
+    }
+
+    /// Makes written data durable on the host's disk (`fsync`).
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn check(&self, start: BlockIdx, n: usize) -> io::Result<u64> {
+        if u64::from(start.0) + n as u64 > u64::from(self.blocks) {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "block outside the image"));
+        }
+        Ok(u64::from(start.0) * 512)
+    }
+}
+
+#[cfg(unix)]
+fn read_at(f: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, buf, at)
+}
+
+#[cfg(unix)]
+fn write_at(f: &File, buf: &[u8], at: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, at)
+}
+
+#[cfg(windows)]
+fn read_at(f: &File, mut buf: &mut [u8], mut at: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_read(f, buf, at)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+        at += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn write_at(f: &File, mut buf: &[u8], mut at: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(f, buf, at)?;
+        buf = &buf[n..];
+        at += n as u64;
+    }
+    Ok(())
+}
+
+impl BlockDevice for FileBlockDevice {
+    type Error = io::Error;
+
+    fn read(&self, blocks: &mut [Block], start: BlockIdx) -> io::Result<()> {
+        let at = self.check(start, blocks.len())?;
+        if let [one] = blocks {
+            return read_at(&self.file, &mut one.contents, at);
+        }
+        // One system call for the whole run.
+        let mut buf = vec![0u8; blocks.len() * 512];
+        read_at(&self.file, &mut buf, at)?;
+        for (b, chunk) in blocks.iter_mut().zip(buf.chunks_exact(512)) {
+            b.contents.copy_from_slice(chunk);
+        }
+        Ok(())
+    }
+
+    fn write(&self, blocks: &[Block], start: BlockIdx) -> io::Result<()> {
+        let at = self.check(start, blocks.len())?;
+        if let [one] = blocks {
+            return write_at(&self.file, &one.contents, at);
+        }
+        let mut buf = Vec::with_capacity(blocks.len() * 512);
+        for b in blocks {
+            buf.extend_from_slice(&b.contents);
+        }
+        write_at(&self.file, &buf, at)
+    }
+
+    fn num_blocks(&self) -> io::Result<BlockCount> {
+        Ok(BlockCount(self.blocks))
+    }
+}
+
+/// The host's clock, in UTC.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StdClock;
+
+/// Days since 1970-01-01 to (year, month 1-12, day 1-31), proleptic
+/// Gregorian.
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468; // shift the epoch to 0000-03-01
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097; // day of the 400-year era
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the March-based year
+    let mp = (5 * doy + 2) / 153; // March = 0
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A `Timestamp` for `secs` seconds after the Unix epoch.
+pub fn timestamp_from_unix(secs: u64) -> Timestamp {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil(days);
+    Timestamp {
+        year_since_1970: (year - 1970).clamp(0, 255) as u8,
+        zero_indexed_month: (month - 1) as u8,
+        zero_indexed_day: (day - 1) as u8,
+        hours: (rem / 3600) as u8,
+        minutes: (rem / 60 % 60) as u8,
+        seconds: (rem % 60) as u8,
+    }
+}
+
+impl TimeSource for StdClock {
+    fn get_timestamp(&self) -> Timestamp {
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        timestamp_from_unix(secs)
+    }
+}
+
+/// A FAT image on the host, mounted: 8 files at once, a 64 KiB block cache.
+pub type ImageStorage = FatStorage<FileBlockDevice, StdClock, 8, 8, 16>;
+
+/// Why an image could not be made or mounted.
+#[derive(Debug)]
+pub enum ImageError {
+    Io(io::Error),
+    /// The size is not a whole number of 512-byte sectors.
+    Size(u64),
+    Format(FormatError<io::Error>),
+    Mount(MountError<io::Error>),
+}
+
+impl fmt::Display for ImageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageError::Io(e) => write!(f, "{e}"),
+            ImageError::Size(n) => write!(f, "image size {n} is not a multiple of 512 bytes"),
+            ImageError::Format(e) => write!(f, "{e}"),
+            ImageError::Mount(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ImageError {}
+
+impl From<io::Error> for ImageError {
+    fn from(e: io::Error) -> Self {
+        ImageError::Io(e)
+    }
+}
+
+/// Creates (or replaces) `path` as an SD-card-like image of `size_bytes`:
+/// an MBR with one partition from 1 MiB to the end, formatted `fat_type`.
+/// No root, no external tools; the file is sparse where it is zero.
+pub fn format_image(path: impl AsRef<Path>, size_bytes: u64, fat_type: FatType) -> Result<(), ImageError> {
+    format_image_with(path, size_bytes, Options::new(fat_type))
+}
+
+/// [`format_image`] with every option (a bare volume, a label...).
+pub fn format_image_with(path: impl AsRef<Path>, size_bytes: u64, mut options: Options) -> Result<(), ImageError> {
+    if size_bytes % 512 != 0 || size_bytes == 0 {
+        return Err(ImageError::Size(size_bytes));
+    }
+    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+    file.set_len(size_bytes)?;
+    let dev = FileBlockDevice::from_file(file)?;
+    options.zeroed = true;
+    if options.volume_id == Options::new(options.fat_type).volume_id {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        options.volume_id = (now ^ (now >> 32)) as u32;
+    }
+    mkfs::format(&dev, &options).map_err(ImageError::Format)?;
+    dev.sync()?;
+    Ok(())
+}
+
+/// Opens and mounts a FAT image (partitioned or bare).
+pub fn mount_image(path: impl AsRef<Path>) -> Result<ImageStorage, ImageError> {
+    let dev = FileBlockDevice::open(path)?;
+    FatStorage::mount(dev, StdClock).map_err(ImageError::Mount)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar() {
+        let t = timestamp_from_unix(0);
+        assert_eq!((t.year_since_1970, t.zero_indexed_month, t.zero_indexed_day), (0, 0, 0));
+        // 2026-03-14 15:09:26 UTC
+        let t = timestamp_from_unix(1_773_500_966);
+        assert_eq!(
+            (t.year_since_1970 as i64 + 1970, t.zero_indexed_month + 1, t.zero_indexed_day + 1),
+            (2026, 3, 14)
+        );
+        assert_eq!((t.hours, t.minutes, t.seconds), (15, 9, 26));
+        // A leap day.
+        let t = timestamp_from_unix(951_782_400); // 2000-02-29
+        assert_eq!((t.zero_indexed_month + 1, t.zero_indexed_day + 1), (2, 29));
+        assert_eq!(civil(-1), (1969, 12, 31));
+    }
+}
