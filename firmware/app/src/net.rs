@@ -25,6 +25,8 @@
 //! (if any) sent, or `TIME-WAIT` (all our data and our FIN acknowledged; the
 //! 10 s wait is skipped, as `listen`/`connect` may reuse such a socket). A
 //! socket still sending (`FIN-WAIT-1`, `CLOSING`, `LAST-ACK`) is never reused.
+//! An active connection given back before the peer answered (`SYN-SENT`) is
+//! dropped at once, without an RST: the peer never knew of it.
 //! Two limits keep a closing socket from being lost for good: after a close,
 //! smoltcp aborts the connection when the peer is silent for
 //! [`LINGER_SILENCE_MS`], and the adapter aborts any socket still closing
@@ -355,9 +357,11 @@ fn reusable(sock: &tcp::Socket) -> bool {
     }
 }
 
-/// Drops whatever the socket still had to send (an RST that cannot be
-/// routed) by passing it through `LISTEN`, which resets it.
+/// Closes the socket without a word to the peer: drops whatever it still
+/// had to send (a SYN, an RST that cannot be routed) by passing it through
+/// `LISTEN`, which resets it.
 fn forget(sock: &mut tcp::Socket) {
+    sock.abort();
     let _ = sock.listen(IpListenEndpoint { addr: None, port: 1 });
     sock.close();
 }
@@ -521,7 +525,11 @@ impl<'a, const K: usize> SmolNet<'a, K> {
         let slot = self.slots[s.slot as usize].as_mut().expect("live slot");
         slot.usage = Usage::Closing { since: now };
         let sock = self.sockets.get_mut::<tcp::Socket>(slot.handle);
-        if abort {
+        if sock.state() == State::SynSent {
+            // The peer never answered: nothing to tell it (RFC 9293 3.10.4),
+            // and the SYN may not even be routable.
+            forget(sock);
+        } else if abort {
             sock.abort();
         } else {
             sock.close();

@@ -442,3 +442,15 @@ fn stale_handles_are_dead_and_slots_get_new_handles() {
     assert_eq!(r.peek_all(a), Err(NetError::Reset));
     assert!(r.net.send_drained(a));
 }
+
+#[test]
+fn an_unroutable_active_connection_does_not_spin() {
+    let mut r = Rig::new(1, 1);
+    let s = r.net.connect("192.0.2.2".parse().unwrap(), addr("198.51.100.1:2000")).unwrap();
+    r.run(100);
+    assert_eq!(r.net.state(s), SockState::Connecting);
+    let wake = r.net.poll_at(r.now);
+    assert!(wake.is_none_or(|t| t > r.now), "wake {wake:?} at {}", r.now);
+    r.net.abort(s);
+    r.until("reclaimed", |r| r.net.census().data_free == 1);
+}
