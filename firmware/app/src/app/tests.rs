@@ -269,3 +269,29 @@ fn discard_and_chargen_services() {
     let again = r.peer.connect(SocketAddr::new(addr("192.0.2.2:0").ip(), CHARGEN_PORT));
     r.until("chargen again", |r| r.peer.tcp(again).can_recv());
 }
+
+#[test]
+fn active_mode_retr_over_ipv4_and_ipv6() {
+    let file: Vec<u8> = (0..9_000u32).map(|i| (i % 13) as u8).collect();
+    let mut r = Rig::new(MemFs::default().with_file("/f.bin", &file));
+    for (control, port_cmd, port) in [
+        ("192.0.2.2:21", "PORT 192,0,2,1,7,208", 2000),
+        ("[2001:db8::2]:21", "EPRT |2|2001:db8::1|2001|", 2001),
+    ] {
+        let c = r.login(control);
+        let l = r.peer.listen(port);
+        assert!(r.command(c, port_cmd).starts_with("200"), "{port_cmd}");
+        r.peer.send(c, b"RETR f.bin\r\n");
+        assert!(r.reply(c).starts_with("150"));
+        assert_eq!(r.drain(l), file);
+        r.peer.tcp(l).close();
+        assert!(r.reply(c).starts_with("226"));
+        assert!(r.command(c, "QUIT").starts_with("221"));
+        r.until("server closes", |r| !r.peer.tcp(c).may_recv());
+        r.peer.tcp(c).close();
+    }
+    r.until("all sockets back", |r| {
+        r.app.census()
+            == Census { control_listening: CONTROL_SOCKETS, data_free: DATA_SOCKETS, owned: 0, closing: 0 }
+    });
+}
