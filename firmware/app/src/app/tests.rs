@@ -295,3 +295,48 @@ fn active_mode_retr_over_ipv4_and_ipv6() {
             == Census { control_listening: CONTROL_SOCKETS, data_free: DATA_SOCKETS, owned: 0, closing: 0 }
     });
 }
+
+#[test]
+fn four_sessions_transfer_at_once_and_then_again() {
+    let file: Vec<u8> = (0..30_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let mut r = Rig::new(MemFs::default().with_file("/f.bin", &file));
+    let clients: Vec<SocketHandle> = (0..MAX_SESSIONS).map(|_| r.login("192.0.2.2:21")).collect();
+    // Two rounds: the second finds the first round's data sockets reclaimed.
+    for round in 0..2 {
+        let data: Vec<SocketHandle> = clients
+            .iter()
+            .map(|&c| {
+                let port = pasv_port(&r.command(c, "PASV"));
+                let d = r.peer.connect(SocketAddr::new(addr("192.0.2.2:0").ip(), port));
+                r.peer.send(c, b"RETR f.bin\r\n");
+                d
+            })
+            .collect();
+        for &c in &clients {
+            assert!(r.reply(c).starts_with("150"), "round {round}");
+        }
+        let mut got = vec![Vec::new(); data.len()];
+        r.until("all four downloads", |r| {
+            let mut done = true;
+            for (d, g) in data.iter().zip(got.iter_mut()) {
+                let sock = r.peer.tcp(*d);
+                while sock.can_recv() {
+                    sock.recv(|b| {
+                        g.extend_from_slice(b);
+                        (b.len(), ())
+                    })
+                    .unwrap();
+                }
+                done &= !sock.may_recv();
+            }
+            done
+        });
+        for (d, g) in data.iter().zip(&got) {
+            assert_eq!(g, &file, "round {round}");
+            r.peer.tcp(*d).close();
+        }
+        for &c in &clients {
+            assert!(r.reply(c).starts_with("226"), "round {round}");
+        }
+    }
+}
