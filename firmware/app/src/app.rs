@@ -11,8 +11,8 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
 
 use crate::net::{Census, SmolNet};
 use crate::{
-    CONTROL_RX, CONTROL_SOCKETS, CONTROL_TX, DATA_RX, DATA_SOCKETS, DATA_TX, ENGINE_BUF,
-    FTP_PORT, MAX_SESSIONS, SOCKETS,
+    CONTROL_RX, CONTROL_SOCKETS, CONTROL_TX, DATA_RX, DATA_SOCKETS, DATA_TX, ENGINE_BUF, FTP_PORT,
+    MAX_SESSIONS, SOCKETS,
 };
 
 /// The board's network identity.
@@ -149,7 +149,15 @@ impl<'a, S: Storage> App<'a, S> {
         storage: S,
         now_ms: u64,
     ) -> Self {
-        let Resources { sockets, control_rx, control_tx, data_rx, data_tx, engine, .. } = resources;
+        let Resources {
+            sockets,
+            control_rx,
+            control_tx,
+            data_rx,
+            data_tx,
+            engine,
+            ..
+        } = resources;
         let iface = interface(&settings.net, device, now_ms);
         let mut net = SmolNet::new(iface, &mut sockets[..], settings.control_port);
         for (rx, tx) in control_rx.iter_mut().zip(control_tx.iter_mut()) {
@@ -161,7 +169,11 @@ impl<'a, S: Storage> App<'a, S> {
         #[cfg(feature = "diag")]
         resources_diag(&mut net, &mut resources.diag);
         let server = Server::new(ftp_config(settings), &mut engine[..]);
-        App { net, server, storage }
+        App {
+            net,
+            server,
+            storage,
+        }
     }
 
     /// Runs the network and the engine until neither has anything left to do

@@ -25,7 +25,10 @@ pub enum Service {
     Discard,
     /// `line` is the first character of the current line (0..95), `col`
     /// the position in it (0..74, CR LF at 72 and 73).
-    Chargen { line: u8, col: u8 },
+    Chargen {
+        line: u8,
+        col: u8,
+    },
 }
 
 const LINE: u8 = 72;
@@ -132,9 +135,14 @@ mod tests {
     #[test]
     fn chargen_pattern_is_rfc_864() {
         let (mut line, mut col) = (0, 0);
-        let out: std::vec::Vec<u8> = (0..74 * 96).map(|_| next_char(&mut line, &mut col)).collect();
+        let out: std::vec::Vec<u8> = (0..74 * 96)
+            .map(|_| next_char(&mut line, &mut col))
+            .collect();
         let lines: std::vec::Vec<&[u8]> = out.chunks(74).collect();
-        assert_eq!(&lines[0][..72], &(32u8..104).collect::<std::vec::Vec<_>>()[..]);
+        assert_eq!(
+            &lines[0][..72],
+            &(32u8..104).collect::<std::vec::Vec<_>>()[..]
+        );
         assert_eq!(&lines[0][72..], b"\r\n");
         assert_eq!(lines[1][0], b'!');
         assert_eq!(lines[1][71], b'h', "line 2 runs from '!' to 'h'");

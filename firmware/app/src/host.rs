@@ -38,12 +38,18 @@ impl Tap {
     /// (which needs CAP_NET_ADMIN in this network namespace).
     pub fn open(name: &str) -> io::Result<Tap> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad interface name"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "bad interface name",
+            ));
         }
         // SAFETY: plain syscalls on a NUL-terminated path and on a zeroed
         // `ifreq` we own; the fd is wrapped at once so it is always closed.
         let fd = unsafe {
-            let fd = libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC);
+            let fd = libc::open(
+                c"/dev/net/tun".as_ptr(),
+                libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            );
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -78,7 +84,11 @@ impl Tap {
 
     /// Waits until a frame can be read or `timeout` passes.
     pub fn wait(&self, timeout: Duration) -> io::Result<()> {
-        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
         // SAFETY: one pollfd we own.
         if unsafe { libc::poll(&mut pfd, 1, ms) } < 0 {
@@ -130,17 +140,35 @@ impl Device for Tap {
 
     fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         // SAFETY: reading into a buffer we own, at most its length.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), self.rx.as_mut_ptr().cast(), self.rx.len()) };
+        let n = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                self.rx.as_mut_ptr().cast(),
+                self.rx.len(),
+            )
+        };
         if n <= 0 {
             return None; // EAGAIN: nothing queued.
         }
-        let rx = RxToken { frame: &self.rx[..n as usize] };
-        let tx = TxToken { fd: &self.fd, buf: &mut self.tx, dropped: &mut self.dropped, link_up: &mut self.link_up };
+        let rx = RxToken {
+            frame: &self.rx[..n as usize],
+        };
+        let tx = TxToken {
+            fd: &self.fd,
+            buf: &mut self.tx,
+            dropped: &mut self.dropped,
+            link_up: &mut self.link_up,
+        };
         Some((rx, tx))
     }
 
     fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<TxToken<'_>> {
-        Some(TxToken { fd: &self.fd, buf: &mut self.tx, dropped: &mut self.dropped, link_up: &mut self.link_up })
+        Some(TxToken {
+            fd: &self.fd,
+            buf: &mut self.tx,
+            dropped: &mut self.dropped,
+            link_up: &mut self.link_up,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -197,7 +225,9 @@ fn millis(start: std::time::Instant) -> u64 {
 
 /// The calendar time now, in UTC, for the engine's listings.
 pub fn utc_now() -> DateTime {
-    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     utc_from_unix(secs)
 }
 
@@ -265,8 +295,12 @@ pub fn run_tap<S: Storage>(
     log(&format!(
         "ftpd-app: serving FTP on {ifname} (mtu {}) at{}{} port {}",
         tap.mtu,
-        net.ipv4.map(|(ip, len)| format!(" {ip}/{len}")).unwrap_or_default(),
-        net.ipv6.map(|(ip, len)| format!(" {ip}/{len}")).unwrap_or_default(),
+        net.ipv4
+            .map(|(ip, len)| format!(" {ip}/{len}"))
+            .unwrap_or_default(),
+        net.ipv6
+            .map(|(ip, len)| format!(" {ip}/{len}"))
+            .unwrap_or_default(),
         settings.control_port,
     ));
     #[cfg(feature = "diag")]
@@ -282,7 +316,11 @@ pub fn run_tap<S: Storage>(
         let wake = app.poll(now, &mut tap);
         if tap.link_up() != link_up {
             link_up = tap.link_up();
-            log(if link_up { "ftpd-app: link up" } else { "ftpd-app: link down (frames are dropped)" });
+            log(if link_up {
+                "ftpd-app: link up"
+            } else {
+                "ftpd-app: link down (frames are dropped)"
+            });
         }
         let delay = wake.map_or(MAX_WAIT, |w| Duration::from_millis(w.saturating_sub(now)));
         if !delay.is_zero() {
@@ -304,10 +342,16 @@ mod tests {
     #[test]
     fn unix_time_to_calendar() {
         let d = utc_from_unix(0);
-        assert_eq!((d.year, d.month, d.day, d.hour, d.minute, d.second), (1970, 1, 1, 0, 0, 0));
+        assert_eq!(
+            (d.year, d.month, d.day, d.hour, d.minute, d.second),
+            (1970, 1, 1, 0, 0, 0)
+        );
         // 2024-02-29T12:34:56Z, a leap day.
         let d = utc_from_unix(1_709_210_096);
-        assert_eq!((d.year, d.month, d.day, d.hour, d.minute, d.second), (2024, 2, 29, 12, 34, 56));
+        assert_eq!(
+            (d.year, d.month, d.day, d.hour, d.minute, d.second),
+            (2024, 2, 29, 12, 34, 56)
+        );
         // 2000-03-01T00:00:00Z, after a century leap day.
         let d = utc_from_unix(951_868_800);
         assert_eq!((d.year, d.month, d.day), (2000, 3, 1));

@@ -100,11 +100,24 @@ pub const SOCKETS: usize = CONTROL_SOCKETS + DATA_SOCKETS + DIAG_SOCKETS;
 
 /// What [`Resources`] may take on a 32-bit target, without and with the
 /// diagnostic services.
-pub const RESOURCES_BUDGET: usize = if cfg!(feature = "diag") { 39 * 1024 } else { 34 * 1024 };
+pub const RESOURCES_BUDGET: usize = if cfg!(feature = "diag") {
+    39 * 1024
+} else {
+    34 * 1024
+};
 
-const _: () = assert!(CONTROL_RX >= ftpd::MAX_LINE, "a control socket must hold a command line");
-const _: () = assert!(CONTROL_TX >= ftpd::MAX_REPLY, "the engine replies only when MAX_REPLY bytes are free");
-const _: () = assert!(DATA_TX >= ftpd::MAX_LINE, "the engine lists only when a line fits");
+const _: () = assert!(
+    CONTROL_RX >= ftpd::MAX_LINE,
+    "a control socket must hold a command line"
+);
+const _: () = assert!(
+    CONTROL_TX >= ftpd::MAX_REPLY,
+    "the engine replies only when MAX_REPLY bytes are free"
+);
+const _: () = assert!(
+    DATA_TX >= ftpd::MAX_LINE,
+    "the engine lists only when a line fits"
+);
 
 #[cfg(target_pointer_width = "32")]
 const _: () = assert!(

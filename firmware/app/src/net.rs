@@ -131,7 +131,10 @@ impl<'a, const K: usize> SmolNet<'a, K> {
     /// [`SmolNet::add_control`], [`SmolNet::add_data`] (and
     /// `SmolNet::add_service`) before the first poll.
     pub fn new(iface: Interface, storage: &'a mut [SocketStorage<'a>], control_port: u16) -> Self {
-        assert!(storage.len() >= K, "socket storage smaller than the adapter's K");
+        assert!(
+            storage.len() >= K,
+            "socket storage smaller than the adapter's K"
+        );
         assert!(K <= u8::MAX as usize);
         SmolNet {
             iface,
@@ -161,7 +164,12 @@ impl<'a, const K: usize> SmolNet<'a, K> {
     /// Adds a diagnostic service socket (discard or chargen, see
     /// [`crate::diag`]); it listens on the service's port.
     #[cfg(feature = "diag")]
-    pub fn add_service(&mut self, service: crate::diag::Service, rx: &'a mut [u8], tx: &'a mut [u8]) {
+    pub fn add_service(
+        &mut self,
+        service: crate::diag::Service,
+        rx: &'a mut [u8],
+        tx: &'a mut [u8],
+    ) {
         let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
         s.set_nagle_enabled(false);
         s.set_ack_delay(None);
@@ -169,9 +177,18 @@ impl<'a, const K: usize> SmolNet<'a, K> {
     }
 
     fn add(&mut self, socket: tcp::Socket<'a>, role: Role, usage: Usage) {
-        let free = self.slots.iter().position(Option::is_none).expect("more sockets than K");
+        let free = self
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .expect("more sockets than K");
         let handle = self.sockets.add(socket);
-        self.slots[free] = Some(Slot { handle, role, usage, generation: 0 });
+        self.slots[free] = Some(Slot {
+            handle,
+            role,
+            usage,
+            generation: 0,
+        });
         self.maintain(self.now_ms);
     }
 
@@ -188,17 +205,25 @@ impl<'a, const K: usize> SmolNet<'a, K> {
     }
 
     /// Runs the interface: receives and sends what it can.
-    pub fn poll_iface<D: smoltcp::phy::Device + ?Sized>(&mut self, now_ms: u64, device: &mut D) -> bool {
+    pub fn poll_iface<D: smoltcp::phy::Device + ?Sized>(
+        &mut self,
+        now_ms: u64,
+        device: &mut D,
+    ) -> bool {
         let now = smoltcp::time::Instant::from_millis(now_ms as i64);
         self.now_ms = now_ms;
-        self.iface.poll(now, device, &mut self.sockets) == smoltcp::iface::PollResult::SocketStateChanged
+        self.iface.poll(now, device, &mut self.sockets)
+            == smoltcp::iface::PollResult::SocketStateChanged
     }
 
     /// When the interface wants to be polled again (ms on the caller's
     /// clock): smoltcp's timers and the adapter's linger deadlines.
     pub fn poll_at(&mut self, now_ms: u64) -> Option<u64> {
         let now = smoltcp::time::Instant::from_millis(now_ms as i64);
-        let mut at = self.iface.poll_at(now, &self.sockets).map(|t| t.total_millis().max(0) as u64);
+        let mut at = self
+            .iface
+            .poll_at(now, &self.sockets)
+            .map(|t| t.total_millis().max(0) as u64);
         for slot in self.slots.iter().flatten() {
             if let Usage::Closing { since } = slot.usage {
                 let deadline = [LINGER_MS, LINGER_MS + RST_GRACE_MS]
@@ -279,7 +304,9 @@ impl<'a, const K: usize> SmolNet<'a, K> {
     /// The slot of a live handle.
     fn live(&self, s: Sock) -> Option<&Slot> {
         match self.slots.get(s.slot as usize) {
-            Some(Some(slot)) if slot.usage == Usage::Owned && slot.generation == s.generation => Some(slot),
+            Some(Some(slot)) if slot.usage == Usage::Owned && slot.generation == s.generation => {
+                Some(slot)
+            }
             _ => None,
         }
     }
@@ -299,13 +326,23 @@ impl<'a, const K: usize> SmolNet<'a, K> {
         let slot = self.slots[i].as_mut().expect("slot exists");
         slot.generation = slot.generation.wrapping_add(1);
         slot.usage = Usage::Owned;
-        Sock { slot: i as u8, generation: slot.generation }
+        Sock {
+            slot: i as u8,
+            generation: slot.generation,
+        }
     }
 
     fn free_data_slot(&self) -> Option<usize> {
-        self.slots
-            .iter()
-            .position(|s| matches!(s, Some(Slot { role: Role::Data, usage: Usage::Free, .. })))
+        self.slots.iter().position(|s| {
+            matches!(
+                s,
+                Some(Slot {
+                    role: Role::Data,
+                    usage: Usage::Free,
+                    ..
+                })
+            )
+        })
     }
 
     /// True if some socket of ours uses local port `port` for listening or
@@ -325,7 +362,8 @@ impl<'a, const K: usize> SmolNet<'a, K> {
                 return false;
             }
             let sock = self.sockets.get::<tcp::Socket>(slot.handle);
-            sock.listen_endpoint().port == port || sock.local_endpoint().is_some_and(|e| e.port == port)
+            sock.listen_endpoint().port == port
+                || sock.local_endpoint().is_some_and(|e| e.port == port)
         })
     }
 
@@ -362,7 +400,10 @@ fn reusable(sock: &tcp::Socket) -> bool {
 /// `LISTEN`, which resets it.
 fn forget(sock: &mut tcp::Socket) {
     sock.abort();
-    let _ = sock.listen(IpListenEndpoint { addr: None, port: 1 });
+    let _ = sock.listen(IpListenEndpoint {
+        addr: None,
+        port: 1,
+    });
     sock.close();
 }
 
@@ -395,7 +436,10 @@ impl<'a, const K: usize> Net for SmolNet<'a, K> {
         let i = self.free_data_slot().ok_or(NetError::Exhausted)?;
         let handle = self.slots[i].expect("slot exists").handle;
         let sock = self.sockets.get_mut::<tcp::Socket>(handle);
-        let endpoint = IpListenEndpoint { addr: Some(addr.ip().into()), port: addr.port() };
+        let endpoint = IpListenEndpoint {
+            addr: Some(addr.ip().into()),
+            port: addr.port(),
+        };
         sock.listen(endpoint).map_err(|_| NetError::Unreachable)?;
         Ok(self.own(i))
     }
@@ -418,7 +462,9 @@ impl<'a, const K: usize> Net for SmolNet<'a, K> {
     }
 
     fn state(&self, s: Sock) -> SockState {
-        let Some(sock) = self.socket(s) else { return SockState::Closed };
+        let Some(sock) = self.socket(s) else {
+            return SockState::Closed;
+        };
         match sock.state() {
             State::Listen | State::SynReceived => SockState::Listening,
             State::SynSent => SockState::Connecting,
@@ -447,7 +493,10 @@ impl<'a, const K: usize> Net for SmolNet<'a, K> {
 
     fn peek(&mut self, s: Sock, buf: &mut [u8]) -> Result<usize, NetError> {
         let sock = self.socket_mut(s).ok_or(NetError::Reset)?;
-        if matches!(sock.state(), State::Listen | State::SynReceived | State::SynSent) {
+        if matches!(
+            sock.state(),
+            State::Listen | State::SynReceived | State::SynSent
+        ) {
             return Ok(0);
         }
         if sock.recv_queue() > 0 {
@@ -462,7 +511,9 @@ impl<'a, const K: usize> Net for SmolNet<'a, K> {
     }
 
     fn consume(&mut self, s: Sock, mut n: usize) {
-        let Some(sock) = self.socket_mut(s) else { return };
+        let Some(sock) = self.socket_mut(s) else {
+            return;
+        };
         // The ring buffer may wrap: at most two contiguous pieces.
         for _ in 0..2 {
             if n == 0 {

@@ -8,8 +8,8 @@ use std::rc::Rc;
 use std::string::String;
 use std::vec::Vec;
 
-use ftpd::storage::{DirEntry, Error, Kind, Metadata, Result as FsResult, WriteMode};
 use ftpd::Storage;
+use ftpd::storage::{DirEntry, Error, Kind, Metadata, Result as FsResult, WriteMode};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
@@ -19,7 +19,6 @@ use crate::NetConfig;
 
 /// The board's addresses: [`NetConfig::TEST_NET`].
 pub const BOARD: NetConfig = NetConfig::TEST_NET;
-
 
 /// The peer's addresses.
 pub const PEER: NetConfig = NetConfig {
@@ -51,7 +50,17 @@ pub struct End {
 
 pub fn wire() -> (End, End, Rc<RefCell<Wire>>) {
     let w = Rc::new(RefCell::new(Wire::default()));
-    (End { wire: w.clone(), side: 0 }, End { wire: w.clone(), side: 1 }, w)
+    (
+        End {
+            wire: w.clone(),
+            side: 0,
+        },
+        End {
+            wire: w.clone(),
+            side: 1,
+        },
+        w,
+    )
 }
 
 impl Device for End {
@@ -109,17 +118,30 @@ pub struct Peer {
 impl Peer {
     pub fn new(mut dev: End) -> Peer {
         let iface = crate::app::interface(&PEER, &mut dev, 0);
-        let storage: &'static mut [SocketStorage<'static>] = Vec::from_iter((0..16).map(|_| SocketStorage::EMPTY)).leak();
-        Peer { iface, sockets: SocketSet::new(storage), dev, next_port: 40000 }
+        let storage: &'static mut [SocketStorage<'static>] =
+            Vec::from_iter((0..16).map(|_| SocketStorage::EMPTY)).leak();
+        Peer {
+            iface,
+            sockets: SocketSet::new(storage),
+            dev,
+            next_port: 40000,
+        }
     }
 
     pub fn poll(&mut self, now: u64) {
-        self.iface.poll(Instant::from_millis(now as i64), &mut self.dev, &mut self.sockets);
+        self.iface.poll(
+            Instant::from_millis(now as i64),
+            &mut self.dev,
+            &mut self.sockets,
+        );
     }
 
     /// A new TCP socket with 8 KB buffers.
     pub fn socket(&mut self) -> SocketHandle {
-        let s = tcp::Socket::new(tcp::SocketBuffer::new(leak(8192)), tcp::SocketBuffer::new(leak(8192)));
+        let s = tcp::Socket::new(
+            tcp::SocketBuffer::new(leak(8192)),
+            tcp::SocketBuffer::new(leak(8192)),
+        );
         self.sockets.add(s)
     }
 
@@ -198,7 +220,11 @@ impl Storage for MemFs {
         match self.nodes.get(path) {
             Some(Some(_)) => {
                 self.open += 1;
-                Ok(MemFile { path: path.into(), pos: offset as usize, write: false })
+                Ok(MemFile {
+                    path: path.into(),
+                    pos: offset as usize,
+                    write: false,
+                })
             }
             Some(None) => Err(Error::IsADirectory),
             None => Err(Error::NotFound),
@@ -229,11 +255,17 @@ impl Storage for MemFs {
         };
         self.nodes.insert(path.into(), Some(data));
         self.open += 1;
-        Ok(MemFile { path: path.into(), pos, write: true })
+        Ok(MemFile {
+            path: path.into(),
+            pos,
+            write: true,
+        })
     }
 
     fn read(&mut self, file: &mut MemFile, buf: &mut [u8]) -> FsResult<usize> {
-        let Some(Some(data)) = self.nodes.get(&file.path) else { return Err(Error::Io) };
+        let Some(Some(data)) = self.nodes.get(&file.path) else {
+            return Err(Error::Io);
+        };
         let rest = data.get(file.pos..).unwrap_or(&[]);
         let n = rest.len().min(buf.len());
         buf[..n].copy_from_slice(&rest[..n]);
@@ -243,7 +275,9 @@ impl Storage for MemFs {
 
     fn write(&mut self, file: &mut MemFile, data: &[u8]) -> FsResult<()> {
         assert!(file.write);
-        let Some(Some(d)) = self.nodes.get_mut(&file.path) else { return Err(Error::Io) };
+        let Some(Some(d)) = self.nodes.get_mut(&file.path) else {
+            return Err(Error::Io);
+        };
         d.truncate(file.pos);
         d.extend_from_slice(data);
         file.pos += data.len();
@@ -261,25 +295,45 @@ impl Storage for MemFs {
             (_, Some(Some(d))) => (Kind::File, d.len() as u64),
             (_, None) => return Err(Error::NotFound),
         };
-        Ok(Metadata { kind, size, modified: None })
+        Ok(Metadata {
+            kind,
+            size,
+            modified: None,
+        })
     }
 
-    fn list(&mut self, path: &str, skip: usize, f: &mut dyn FnMut(&DirEntry<'_>) -> bool) -> FsResult<()> {
+    fn list(
+        &mut self,
+        path: &str,
+        skip: usize,
+        f: &mut dyn FnMut(&DirEntry<'_>) -> bool,
+    ) -> FsResult<()> {
         if self.metadata(path)?.kind != Kind::Dir {
             return Err(Error::NotADirectory);
         }
-        let prefix = if path == "/" { String::from("/") } else { format!("{path}/") };
+        let prefix = if path == "/" {
+            String::from("/")
+        } else {
+            format!("{path}/")
+        };
         let children = self
             .nodes
             .iter()
             .filter(|(p, _)| p.starts_with(&prefix) && !p[prefix.len()..].contains('/'));
         for (p, node) in children.skip(skip) {
             let meta = Metadata {
-                kind: if node.is_some() { Kind::File } else { Kind::Dir },
+                kind: if node.is_some() {
+                    Kind::File
+                } else {
+                    Kind::Dir
+                },
                 size: node.as_ref().map_or(0, |d| d.len() as u64),
                 modified: None,
             };
-            if !f(&DirEntry { name: &p[prefix.len()..], meta }) {
+            if !f(&DirEntry {
+                name: &p[prefix.len()..],
+                meta,
+            }) {
                 break;
             }
         }

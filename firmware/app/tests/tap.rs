@@ -16,8 +16,8 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ftpd::storage::{DirEntry, Error, Kind, Metadata, Result as FsResult, WriteMode};
 use ftpd::Storage;
+use ftpd::storage::{DirEntry, Error, Kind, Metadata, Result as FsResult, WriteMode};
 use ftpd_app::{NetConfig, Settings, host};
 
 const PREFIX: &str = "ftpd-test-app-";
@@ -28,7 +28,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 fn missing_privilege() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        return Some("not root (creating a network namespace and a TAP device needs CAP_NET_ADMIN)".into());
+        return Some(
+            "not root (creating a network namespace and a TAP device needs CAP_NET_ADMIN)".into(),
+        );
     }
     if !std::path::Path::new("/dev/net/tun").exists() {
         return Some("/dev/net/tun is missing".into());
@@ -41,7 +43,9 @@ fn missing_privilege() -> Option<String> {
 
 /// True when the test may go on; otherwise fails under CI, warns elsewhere.
 fn can_run(test: &str) -> bool {
-    let Some(why) = missing_privilege() else { return true };
+    let Some(why) = missing_privilege() else {
+        return true;
+    };
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{test}: cannot run the TAP test under CI: {why}");
     }
@@ -54,11 +58,18 @@ fn installed(tool: &str) -> bool {
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -71,15 +82,43 @@ impl Netns {
     fn create() -> Netns {
         remove_leftovers();
         static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("{PREFIX}{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "{PREFIX}{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
         ip(&["netns", "add", &name]).unwrap();
         let ns = Netns { name };
         let n = ns.name.as_str();
         for cmd in [
             &["netns", "exec", n, "ip", "link", "set", "lo", "up"][..],
-            &["netns", "exec", n, "ip", "tuntap", "add", "dev", TAP, "mode", "tap"],
-            &["netns", "exec", n, "ip", "addr", "add", "192.0.2.1/24", "dev", TAP],
-            &["netns", "exec", n, "ip", "-6", "addr", "add", "2001:db8::1/64", "dev", TAP, "nodad"],
+            &[
+                "netns", "exec", n, "ip", "tuntap", "add", "dev", TAP, "mode", "tap",
+            ],
+            &[
+                "netns",
+                "exec",
+                n,
+                "ip",
+                "addr",
+                "add",
+                "192.0.2.1/24",
+                "dev",
+                TAP,
+            ],
+            &[
+                "netns",
+                "exec",
+                n,
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                "2001:db8::1/64",
+                "dev",
+                TAP,
+                "nodad",
+            ],
             &["netns", "exec", n, "ip", "link", "set", TAP, "up"],
         ] {
             ip(cmd).unwrap();
@@ -97,7 +136,9 @@ impl Netns {
 
     /// Runs `f` in a new thread inside the namespace.
     fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-        let ns = Netns { name: self.name.clone() };
+        let ns = Netns {
+            name: self.name.clone(),
+        };
         std::thread::spawn(move || {
             ns.enter();
             std::mem::forget(ns); // not the owner: must not delete it
@@ -106,7 +147,11 @@ impl Netns {
     }
 
     fn exec(&self, cmd: &[&str]) -> std::process::Output {
-        Command::new("ip").args(["netns", "exec", &self.name]).args(cmd).output().unwrap()
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .output()
+            .unwrap()
     }
 }
 
@@ -118,10 +163,14 @@ impl Drop for Netns {
 
 /// Deletes namespaces of earlier runs of this test whose process is gone.
 fn remove_leftovers() {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        let Some(rest) = name.strip_prefix(PREFIX) else { continue };
+        let Some(rest) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
         let pid = rest.split('-').next().unwrap_or("");
         if !pid.is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             let _ = ip(&["netns", "del", name]);
@@ -147,7 +196,10 @@ impl Board {
                 let _ = ready_tx.send(());
             })
         });
-        let mut board = Board { stop, thread: Some(thread) };
+        let mut board = Board {
+            stop,
+            thread: Some(thread),
+        };
         if ready.recv_timeout(TIMEOUT).is_err() {
             let err = board.finish();
             panic!("the board did not start: {err:?}");
@@ -182,7 +234,8 @@ impl Drop for Board {
 fn first_line(ns: &Netns, to: &str) -> Result<String, String> {
     let to: SocketAddr = to.parse().unwrap();
     ns.spawn(move || {
-        let mut s = TcpStream::connect_timeout(&to, TIMEOUT).map_err(|e| format!("connect {to}: {e}"))?;
+        let mut s =
+            TcpStream::connect_timeout(&to, TIMEOUT).map_err(|e| format!("connect {to}: {e}"))?;
         s.set_read_timeout(Some(TIMEOUT)).unwrap();
         let mut line = Vec::new();
         let mut byte = [0u8; 1];
@@ -190,7 +243,12 @@ fn first_line(ns: &Netns, to: &str) -> Result<String, String> {
             match s.read(&mut byte) {
                 Ok(0) => break,
                 Ok(_) => line.push(byte[0]),
-                Err(e) => return Err(format!("read from {to}: {e} (got {:?})", String::from_utf8_lossy(&line))),
+                Err(e) => {
+                    return Err(format!(
+                        "read from {to}: {e} (got {:?})",
+                        String::from_utf8_lossy(&line)
+                    ));
+                }
             }
         }
         Ok(String::from_utf8_lossy(&line).into_owned())
@@ -209,7 +267,11 @@ fn tcp_reaches_the_board_over_ipv4_and_ipv6() {
     if installed("ping") {
         for to in ["192.0.2.2", "2001:db8::2"] {
             let ping = ns.exec(&["ping", "-c", "1", "-W", "5", to]);
-            assert!(ping.status.success(), "ping {to}: {}", String::from_utf8_lossy(&ping.stdout));
+            assert!(
+                ping.status.success(),
+                "ping {to}: {}",
+                String::from_utf8_lossy(&ping.stdout)
+            );
         }
     } else {
         eprintln!("*** ping is not installed: ICMP echo not checked ***");
@@ -222,8 +284,14 @@ fn tcp_reaches_the_board_over_ipv4_and_ipv6() {
         assert!(r.is_ok(), "TCP connect to {to}: {r:?}");
     }
     // Nothing listens on port 22: refused at once, not a timeout.
-    let r = ns.spawn(|| TcpStream::connect_timeout(&"192.0.2.2:22".parse().unwrap(), TIMEOUT)).join().unwrap();
-    assert_eq!(r.err().map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionRefused));
+    let r = ns
+        .spawn(|| TcpStream::connect_timeout(&"192.0.2.2:22".parse().unwrap(), TIMEOUT))
+        .join()
+        .unwrap();
+    assert_eq!(
+        r.err().map(|e| e.kind()),
+        Some(std::io::ErrorKind::ConnectionRefused)
+    );
     assert!(board.running());
 }
 
@@ -242,10 +310,21 @@ fn ftp_greeting_and_listing_over_tap() {
         eprintln!("*** curl is not installed: FTP listing not checked ***");
         return;
     }
-    for url in ["ftp://test:test@192.0.2.2/", "ftp://test:test@[2001:db8::2]/"] {
+    for url in [
+        "ftp://test:test@192.0.2.2/",
+        "ftp://test:test@[2001:db8::2]/",
+    ] {
         let curl = ns.exec(&["curl", "-sS", "--max-time", "10", "--list-only", url]);
-        assert!(curl.status.success(), "curl {url}: {}", String::from_utf8_lossy(&curl.stderr));
-        assert_eq!(String::from_utf8_lossy(&curl.stdout).trim_end(), "big.bin", "NLST of {url}");
+        assert!(
+            curl.status.success(),
+            "curl {url}: {}",
+            String::from_utf8_lossy(&curl.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&curl.stdout).trim_end(),
+            "big.bin",
+            "NLST of {url}"
+        );
     }
 }
 
@@ -261,10 +340,21 @@ fn transfer_figures_over_tap() {
     let ns = Netns::create();
     let _board = Board::start(&ns);
     let out = ns.exec(&[
-        "curl", "-sS", "--max-time", "60", "-o", "/dev/null", "-w", "%{size_download} %{speed_download}",
+        "curl",
+        "-sS",
+        "--max-time",
+        "60",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{size_download} %{speed_download}",
         "ftp://test:test@192.0.2.2/big.bin",
     ]);
-    assert!(out.status.success(), "RETR: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "RETR: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut it = text.split_whitespace().map(|x| x.parse::<f64>().unwrap());
     let (size, retr) = (it.next().unwrap(), it.next().unwrap());
@@ -273,11 +363,22 @@ fn transfer_figures_over_tap() {
     let upload = std::env::temp_dir().join(format!("ftpd-app-tap-{}.bin", std::process::id()));
     std::fs::write(&upload, (0..BIG).map(big_byte).collect::<Vec<u8>>()).unwrap();
     let out = ns.exec(&[
-        "curl", "-sS", "--max-time", "60", "-T", upload.to_str().unwrap(), "-w", "%{size_upload} %{speed_upload}",
+        "curl",
+        "-sS",
+        "--max-time",
+        "60",
+        "-T",
+        upload.to_str().unwrap(),
+        "-w",
+        "%{size_upload} %{speed_upload}",
         "ftp://test:test@192.0.2.2/up.bin",
     ]);
     let _ = std::fs::remove_file(&upload);
-    assert!(out.status.success(), "STOR: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "STOR: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut it = text.split_whitespace().map(|x| x.parse::<f64>().unwrap());
     let (size, stor) = (it.next().unwrap(), it.next().unwrap());
@@ -286,14 +387,16 @@ fn transfer_figures_over_tap() {
     let (chargen, discard) = ns
         .spawn(|| {
             let mut buf = vec![0u8; 64 << 10];
-            let mut s = TcpStream::connect_timeout(&"192.0.2.2:19".parse().unwrap(), TIMEOUT).unwrap();
+            let mut s =
+                TcpStream::connect_timeout(&"192.0.2.2:19".parse().unwrap(), TIMEOUT).unwrap();
             s.set_read_timeout(Some(TIMEOUT)).unwrap();
             let t = std::time::Instant::now();
             for _ in 0..BIG / buf.len() as u64 {
                 s.read_exact(&mut buf).unwrap();
             }
             let chargen = BIG as f64 / t.elapsed().as_secs_f64();
-            let mut s = TcpStream::connect_timeout(&"192.0.2.2:9".parse().unwrap(), TIMEOUT).unwrap();
+            let mut s =
+                TcpStream::connect_timeout(&"192.0.2.2:9".parse().unwrap(), TIMEOUT).unwrap();
             let t = std::time::Instant::now();
             for _ in 0..BIG / buf.len() as u64 {
                 s.write_all(&buf).unwrap();
@@ -336,13 +439,15 @@ fn the_board_survives_a_cable_pull() {
         s.set_read_timeout(Some(TIMEOUT)).unwrap();
         let mut buf = vec![0u8; 1_000_000];
         let t = std::time::Instant::now();
-        s.read_exact(&mut buf).map_err(|e| format!("before the pull: {e}"))?;
+        s.read_exact(&mut buf)
+            .map_err(|e| format!("before the pull: {e}"))?;
         eprintln!("chargen over TAP: 1 MB in {:?}", t.elapsed());
         read_tx.send(()).unwrap();
         pulled.recv().unwrap();
         // Read through whatever the kernel buffered, then new data.
         for _ in 0..3 {
-            s.read_exact(&mut buf).map_err(|e| format!("after the pull: {e}"))?;
+            s.read_exact(&mut buf)
+                .map_err(|e| format!("after the pull: {e}"))?;
         }
         s.write_all(b"bye").map_err(|e| e.to_string())?;
         Ok(())
@@ -400,17 +505,33 @@ impl Storage for BenchFs {
     }
     fn metadata(&mut self, path: &str) -> FsResult<Metadata> {
         match path {
-            "/" => Ok(Metadata { kind: Kind::Dir, size: 0, modified: None }),
-            "/big.bin" => Ok(Metadata { kind: Kind::File, size: BIG, modified: None }),
+            "/" => Ok(Metadata {
+                kind: Kind::Dir,
+                size: 0,
+                modified: None,
+            }),
+            "/big.bin" => Ok(Metadata {
+                kind: Kind::File,
+                size: BIG,
+                modified: None,
+            }),
             _ => Err(Error::NotFound),
         }
     }
-    fn list(&mut self, path: &str, skip: usize, f: &mut dyn FnMut(&DirEntry<'_>) -> bool) -> FsResult<()> {
+    fn list(
+        &mut self,
+        path: &str,
+        skip: usize,
+        f: &mut dyn FnMut(&DirEntry<'_>) -> bool,
+    ) -> FsResult<()> {
         if self.metadata(path)?.kind != Kind::Dir {
             return Err(Error::NotADirectory);
         }
         if skip == 0 {
-            f(&DirEntry { name: "big.bin", meta: self.metadata("/big.bin")? });
+            f(&DirEntry {
+                name: "big.bin",
+                meta: self.metadata("/big.bin")?,
+            });
         }
         Ok(())
     }

@@ -26,7 +26,13 @@ impl Rig {
         let resources = Box::leak(Box::new(Resources::new()));
         let settings = Settings::new(NetConfig::TEST_NET);
         let app = App::new(resources, &settings, &mut board, fs, 0);
-        Rig { app, board, peer: Peer::new(peer_end), now: 0, text: HashMap::new() }
+        Rig {
+            app,
+            board,
+            peer: Peer::new(peer_end),
+            now: 0,
+            text: HashMap::new(),
+        }
     }
 
     fn step(&mut self) {
@@ -65,7 +71,10 @@ impl Rig {
             let mut start = 0;
             while let Some(end) = buf[start..].find("\r\n") {
                 let line = &buf[start..start + end];
-                if line.len() >= 4 && line.as_bytes()[..3].iter().all(u8::is_ascii_digit) && line.as_bytes()[3] == b' ' {
+                if line.len() >= 4
+                    && line.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+                    && line.as_bytes()[3] == b' '
+                {
                     out = Some(line.to_string());
                     *buf = buf[start + end + 2..].to_string();
                     return true;
@@ -114,7 +123,10 @@ impl Rig {
 /// The port of a `227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)` reply.
 fn pasv_port(reply: &str) -> u16 {
     let inside = &reply[reply.find('(').unwrap() + 1..reply.find(')').unwrap()];
-    let n: Vec<u16> = inside.split(',').map(|x| x.trim().parse().unwrap()).collect();
+    let n: Vec<u16> = inside
+        .split(',')
+        .map(|x| x.trim().parse().unwrap())
+        .collect();
     n[4] * 256 + n[5]
 }
 
@@ -134,7 +146,11 @@ fn the_engine_config_is_the_documented_default_with_the_board_settings() {
     assert_eq!(c.pasv_ports, (50000, 50009));
     assert_eq!(c.pasv_address, Some(Ipv4Addr::new(127, 0, 0, 1)));
     assert_eq!(c.anonymous_root, Some("/"));
-    assert!(c.accounts.iter().any(|a| a.user == "test" && a.pass == "test" && a.writable));
+    assert!(
+        c.accounts
+            .iter()
+            .any(|a| a.user == "test" && a.pass == "test" && a.writable)
+    );
 }
 
 #[test]
@@ -170,7 +186,10 @@ fn the_client_past_the_limit_gets_421_and_gets_in_once_one_leaves() {
         })
         .collect();
     let extra = r.peer.connect(addr("192.0.2.2:21"));
-    assert!(r.reply(extra).starts_with("421"), "refused with 421, not a SYN timeout");
+    assert!(
+        r.reply(extra).starts_with("421"),
+        "refused with 421, not a SYN timeout"
+    );
     r.until("refused client closed", |r| !r.peer.tcp(extra).may_recv());
     r.peer.tcp(extra).close();
     assert_eq!(r.app.sessions(), MAX_SESSIONS);
@@ -192,7 +211,9 @@ fn passive_retr_over_ipv4_and_extended_passive_stor_over_ipv6() {
 
     let c = r.login("192.0.2.2:21");
     let port = pasv_port(&r.command(c, "PASV"));
-    let d = r.peer.connect(SocketAddr::new(addr("192.0.2.2:0").ip(), port));
+    let d = r
+        .peer
+        .connect(SocketAddr::new(addr("192.0.2.2:0").ip(), port));
     r.peer.send(c, b"RETR data.bin\r\n");
     assert!(r.reply(c).starts_with("150"));
     assert_eq!(r.drain(d), file);
@@ -201,7 +222,9 @@ fn passive_retr_over_ipv4_and_extended_passive_stor_over_ipv6() {
 
     let c6 = r.login("[2001:db8::2]:21");
     let port = epsv_port(&r.command(c6, "EPSV"));
-    let d6 = r.peer.connect(SocketAddr::new(addr("[2001:db8::2]:0").ip(), port));
+    let d6 = r
+        .peer
+        .connect(SocketAddr::new(addr("[2001:db8::2]:0").ip(), port));
     r.peer.send(c6, b"STOR up.bin\r\n");
     assert!(r.reply(c6).starts_with("150"));
     let upload: Vec<u8> = (0..12_000u32).map(|i| (i % 97) as u8).collect();
@@ -223,7 +246,12 @@ fn passive_retr_over_ipv4_and_extended_passive_stor_over_ipv6() {
     }
     r.until("all sockets back", |r| {
         r.app.census()
-            == Census { control_listening: CONTROL_SOCKETS, data_free: DATA_SOCKETS, owned: 0, closing: 0 }
+            == Census {
+                control_listening: CONTROL_SOCKETS,
+                data_free: DATA_SOCKETS,
+                owned: 0,
+                closing: 0,
+            }
     });
     assert_eq!(r.app.storage().open_files(), 0);
 }
@@ -234,7 +262,9 @@ fn discard_and_chargen_services() {
     use crate::diag::{CHARGEN_PORT, DISCARD_PORT};
     let mut r = Rig::new(MemFs::default());
 
-    let d = r.peer.connect(SocketAddr::new(addr("192.0.2.2:0").ip(), DISCARD_PORT));
+    let d = r
+        .peer
+        .connect(SocketAddr::new(addr("192.0.2.2:0").ip(), DISCARD_PORT));
     r.until("connected", |r| r.peer.state(d) == tcp::State::Established);
     let mut sent = 0;
     r.until("100 KB discarded", |r| {
@@ -244,9 +274,13 @@ fn discard_and_chargen_services() {
         sent >= 100_000 && r.peer.tcp(d).send_queue() == 0
     });
     r.peer.tcp(d).close();
-    r.until("discard closes too", |r| r.peer.state(d) == tcp::State::TimeWait);
+    r.until("discard closes too", |r| {
+        r.peer.state(d) == tcp::State::TimeWait
+    });
 
-    let c = r.peer.connect(SocketAddr::new(addr("[2001:db8::2]:0").ip(), CHARGEN_PORT));
+    let c = r
+        .peer
+        .connect(SocketAddr::new(addr("[2001:db8::2]:0").ip(), CHARGEN_PORT));
     let mut got = Vec::new();
     r.until("100 KB of characters", |r| {
         let sock = r.peer.tcp(c);
@@ -266,7 +300,9 @@ fn discard_and_chargen_services() {
     r.peer.tcp(c).abort();
     // Both services listen again.
     r.run(20);
-    let again = r.peer.connect(SocketAddr::new(addr("192.0.2.2:0").ip(), CHARGEN_PORT));
+    let again = r
+        .peer
+        .connect(SocketAddr::new(addr("192.0.2.2:0").ip(), CHARGEN_PORT));
     r.until("chargen again", |r| r.peer.tcp(again).can_recv());
 }
 
@@ -292,7 +328,12 @@ fn active_mode_retr_over_ipv4_and_ipv6() {
     }
     r.until("all sockets back", |r| {
         r.app.census()
-            == Census { control_listening: CONTROL_SOCKETS, data_free: DATA_SOCKETS, owned: 0, closing: 0 }
+            == Census {
+                control_listening: CONTROL_SOCKETS,
+                data_free: DATA_SOCKETS,
+                owned: 0,
+                closing: 0,
+            }
     });
 }
 
@@ -307,7 +348,9 @@ fn four_sessions_transfer_at_once_and_then_again() {
             .iter()
             .map(|&c| {
                 let port = pasv_port(&r.command(c, "PASV"));
-                let d = r.peer.connect(SocketAddr::new(addr("192.0.2.2:0").ip(), port));
+                let d = r
+                    .peer
+                    .connect(SocketAddr::new(addr("192.0.2.2:0").ip(), port));
                 r.peer.send(c, b"RETR f.bin\r\n");
                 d
             })

@@ -30,7 +30,13 @@ impl Rig {
         for _ in 0..data {
             net.add_data(leak(2048), leak(2048));
         }
-        Rig { net, board, peer: Peer::new(peer_end), wire, now: 0 }
+        Rig {
+            net,
+            board,
+            peer: Peer::new(peer_end),
+            wire,
+            now: 0,
+        }
     }
 
     /// One millisecond of both stacks running.
@@ -87,7 +93,9 @@ impl Rig {
     fn data_pair(&mut self, port: u16) -> (SocketHandle, Sock) {
         let s = self.net.listen(addr(&format!("192.0.2.2:{port}"))).unwrap();
         let c = self.peer.connect(addr(&format!("192.0.2.2:{port}")));
-        self.until("data connection", |r| r.net.state(s) == SockState::Established);
+        self.until("data connection", |r| {
+            r.net.state(s) == SockState::Established
+        });
         (c, s)
     }
 
@@ -109,7 +117,15 @@ fn accept_hands_out_each_established_control_connection_once() {
     let local = r.peer.tcp(c).local_endpoint().unwrap();
     assert_eq!(r.net.peer_addr(s), Some(SocketAddr::from(local)));
     assert_eq!(r.net.accept(), None, "one connection, one accept");
-    assert_eq!(r.net.census(), Census { control_listening: 1, data_free: 1, owned: 1, closing: 0 });
+    assert_eq!(
+        r.net.census(),
+        Census {
+            control_listening: 1,
+            data_free: 1,
+            owned: 1,
+            closing: 0
+        }
+    );
 }
 
 #[test]
@@ -117,7 +133,10 @@ fn accept_over_ipv6() {
     let mut r = Rig::new(1, 1);
     let (_, s) = r.accepted("[2001:db8::2]:21");
     assert_eq!(r.net.local_addr(s), Some(addr("[2001:db8::2]:21")));
-    assert_eq!(r.net.peer_addr(s).unwrap().ip(), addr("[2001:db8::1]:0").ip());
+    assert_eq!(
+        r.net.peer_addr(s).unwrap().ip(),
+        addr("[2001:db8::1]:0").ip()
+    );
 }
 
 #[test]
@@ -132,9 +151,13 @@ fn control_backlog_is_the_free_control_sockets_and_refills_after_close() {
 
     // The engine closes the first session; the client closes too.
     r.net.close(s1);
-    r.until("FIN at the client", |r| r.peer.state(c1) == tcp::State::CloseWait);
+    r.until("FIN at the client", |r| {
+        r.peer.state(c1) == tcp::State::CloseWait
+    });
     r.peer.tcp(c1).close();
-    r.until("socket listens again", |r| r.net.census().control_listening == 1);
+    r.until("socket listens again", |r| {
+        r.net.census().control_listening == 1
+    });
     assert_eq!(r.net.census().closing, 0);
     let (c4, _) = r.accepted("192.0.2.2:21");
     assert_eq!(r.peer.state(c4), tcp::State::Established);
@@ -160,7 +183,11 @@ fn data_listener_takes_exactly_one_connection() {
     assert_eq!(r.net.state(s), SockState::Listening);
     assert_eq!(r.net.local_addr(s), Some(addr("192.0.2.2:50000")));
     assert_eq!(r.net.peer_addr(s), None);
-    assert_eq!(r.peek_all(s), Ok(Vec::new()), "nothing to read while listening");
+    assert_eq!(
+        r.peek_all(s),
+        Ok(Vec::new()),
+        "nothing to read while listening"
+    );
     assert_eq!(r.net.send_capacity(s), 0);
     assert_eq!(r.net.send(s, b"x"), Ok(0));
 
@@ -170,7 +197,9 @@ fn data_listener_takes_exactly_one_connection() {
     assert_eq!(r.net.peer_addr(s), Some(SocketAddr::from(c1_local)));
 
     let c2 = r.peer.connect(addr("192.0.2.2:50000"));
-    r.until("second client refused", |r| r.peer.state(c2) == tcp::State::Closed);
+    r.until("second client refused", |r| {
+        r.peer.state(c2) == tcp::State::Closed
+    });
     assert_eq!(r.peer.state(c1), tcp::State::Established);
 }
 
@@ -183,7 +212,9 @@ fn data_listener_over_ipv6_and_only_on_its_address() {
     r.until("IPv4 refused", |r| r.peer.state(c4) == tcp::State::Closed);
     assert_eq!(r.net.state(s), SockState::Listening);
     let c6 = r.peer.connect(addr("[2001:db8::2]:50001"));
-    r.until("IPv6 accepted", |r| r.net.state(s) == SockState::Established);
+    r.until("IPv6 accepted", |r| {
+        r.net.state(s) == SockState::Established
+    });
     assert_eq!(r.peer.state(c6), tcp::State::Established);
 }
 
@@ -191,12 +222,24 @@ fn data_listener_over_ipv6_and_only_on_its_address() {
 fn listen_errors() {
     let mut r = Rig::new(1, 2);
     assert_eq!(r.net.listen(addr("192.0.2.2:21")), Err(NetError::AddrInUse));
-    assert_eq!(r.net.listen(addr("192.0.2.99:50000")), Err(NetError::Unreachable));
-    assert_eq!(r.net.listen(addr("192.0.2.2:0")), Err(NetError::Unreachable));
+    assert_eq!(
+        r.net.listen(addr("192.0.2.99:50000")),
+        Err(NetError::Unreachable)
+    );
+    assert_eq!(
+        r.net.listen(addr("192.0.2.2:0")),
+        Err(NetError::Unreachable)
+    );
     let a = r.net.listen(addr("192.0.2.2:50000")).unwrap();
-    assert_eq!(r.net.listen(addr("192.0.2.2:50000")), Err(NetError::AddrInUse));
+    assert_eq!(
+        r.net.listen(addr("192.0.2.2:50000")),
+        Err(NetError::AddrInUse)
+    );
     let _b = r.net.listen(addr("192.0.2.2:50001")).unwrap();
-    assert_eq!(r.net.listen(addr("192.0.2.2:50002")), Err(NetError::Exhausted));
+    assert_eq!(
+        r.net.listen(addr("192.0.2.2:50002")),
+        Err(NetError::Exhausted)
+    );
     // A listener closed before anyone came is free at once.
     r.net.close(a);
     assert!(r.net.listen(addr("192.0.2.2:50000")).is_ok());
@@ -206,7 +249,10 @@ fn listen_errors() {
 fn active_connection_and_refusal() {
     let mut r = Rig::new(1, 2);
     let l = r.peer.listen(2000);
-    let s = r.net.connect("192.0.2.2".parse().unwrap(), addr("192.0.2.1:2000")).unwrap();
+    let s = r
+        .net
+        .connect("192.0.2.2".parse().unwrap(), addr("192.0.2.1:2000"))
+        .unwrap();
     assert_eq!(r.net.state(s), SockState::Connecting);
     assert_eq!(r.peek_all(s), Ok(Vec::new()));
     r.until("connected", |r| {
@@ -218,7 +264,10 @@ fn active_connection_and_refusal() {
     assert!(local.port() >= EPHEMERAL_PORTS.0);
 
     // Nobody listens on 2001: RST, the connection is gone.
-    let refused = r.net.connect("192.0.2.2".parse().unwrap(), addr("192.0.2.1:2001")).unwrap();
+    let refused = r
+        .net
+        .connect("192.0.2.2".parse().unwrap(), addr("192.0.2.1:2001"))
+        .unwrap();
     r.until("refused", |r| r.net.state(refused) == SockState::Closed);
     assert_eq!(r.peek_all(refused), Err(NetError::Reset));
 }
@@ -227,9 +276,14 @@ fn active_connection_and_refusal() {
 fn active_connection_over_ipv6_and_address_checks() {
     let mut r = Rig::new(1, 1);
     let board6 = "2001:db8::2".parse().unwrap();
-    assert_eq!(r.net.connect(board6, addr("192.0.2.1:2000")), Err(NetError::Unreachable), "family mismatch");
     assert_eq!(
-        r.net.connect("192.0.2.7".parse().unwrap(), addr("192.0.2.1:2000")),
+        r.net.connect(board6, addr("192.0.2.1:2000")),
+        Err(NetError::Unreachable),
+        "family mismatch"
+    );
+    assert_eq!(
+        r.net
+            .connect("192.0.2.7".parse().unwrap(), addr("192.0.2.1:2000")),
         Err(NetError::Unreachable),
         "not our address"
     );
@@ -254,7 +308,11 @@ fn peek_does_not_consume_and_consume_drops_exactly_n() {
     assert_eq!(&four, b"PASS");
     assert_eq!(r.net.recv(s, &mut four), Ok(4));
     assert_eq!(&four, b" b\r\n");
-    assert_eq!(r.net.recv(s, &mut four), Ok(0), "nothing yet is not an error");
+    assert_eq!(
+        r.net.recv(s, &mut four),
+        Ok(0),
+        "nothing yet is not an error"
+    );
 }
 
 #[test]
@@ -334,7 +392,10 @@ fn close_sends_queued_data_then_fin_and_reclaims_when_tcp_is_done() {
     assert_eq!(r.net.send(s, b"x"), Err(NetError::Reset));
     // ...but the socket is not reusable while TCP still works on it.
     assert_eq!(r.net.census().closing, 1);
-    assert_eq!(r.net.listen(addr("192.0.2.2:50001")), Err(NetError::Exhausted));
+    assert_eq!(
+        r.net.listen(addr("192.0.2.2:50001")),
+        Err(NetError::Exhausted)
+    );
 
     let mut got = Vec::new();
     r.until("all data and FIN", |r| {
@@ -362,8 +423,15 @@ fn a_socket_still_sending_is_never_reused() {
     assert_eq!(r.net.send(s, &[7; 1000]), Ok(1000));
     r.net.close(s);
     r.run(3000);
-    assert_eq!(r.net.census().closing, 1, "data unacknowledged: still closing");
-    assert_eq!(r.net.listen(addr("192.0.2.2:50001")), Err(NetError::Exhausted));
+    assert_eq!(
+        r.net.census().closing,
+        1,
+        "data unacknowledged: still closing"
+    );
+    assert_eq!(
+        r.net.listen(addr("192.0.2.2:50001")),
+        Err(NetError::Exhausted)
+    );
     // The cable comes back before the linger limits: the data gets through.
     r.wire.borrow_mut().down = false;
     r.until("data and FIN delivered", |r| {
@@ -413,7 +481,10 @@ fn a_peer_that_reads_too_slowly_gives_a_closing_socket_back_after_the_linger_lim
     assert_eq!(r.net.census().data_free, 1);
     r.run(10);
     assert_eq!(r.peer.state(c), tcp::State::Closed, "aborted with RST");
-    assert!(r.net.poll_at(r.now).is_none_or(|t| t > r.now), "no busy wake-up left behind");
+    assert!(
+        r.net.poll_at(r.now).is_none_or(|t| t > r.now),
+        "no busy wake-up left behind"
+    );
 }
 
 #[test]
@@ -446,7 +517,10 @@ fn stale_handles_are_dead_and_slots_get_new_handles() {
 #[test]
 fn an_unroutable_active_connection_does_not_spin() {
     let mut r = Rig::new(1, 1);
-    let s = r.net.connect("192.0.2.2".parse().unwrap(), addr("198.51.100.1:2000")).unwrap();
+    let s = r
+        .net
+        .connect("192.0.2.2".parse().unwrap(), addr("198.51.100.1:2000"))
+        .unwrap();
     r.run(100);
     assert_eq!(r.net.state(s), SockState::Connecting);
     let wake = r.net.poll_at(r.now);
