@@ -17,6 +17,7 @@
 //! - [`replay`]: captured sessions (pcap, pcapng, text logs) replayed.
 //! - [`record`]: a proxy that writes a live session as a scenario.
 
+pub mod capture;
 pub mod client;
 pub mod fixture;
 pub mod image;

@@ -285,7 +285,7 @@ fn free_port() -> std::io::Result<u16> {
 /// A passive port range of its own for each server, below Linux's ephemeral
 /// range (32768 and up), so that servers started side by side (cargo test
 /// and the CLI, or several test threads) do not compete for ports.
-fn pasv_range(control_port: u16) -> String {
+pub fn pasv_range(control_port: u16) -> String {
     let base = 20000 + 100 * (control_port % 127);
     format!("{base}-{}", base + 99)
 }
