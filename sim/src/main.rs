@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
+use ftpd_app::{NetConfig, Settings};
 use ftpd::{Config, Storage};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -29,22 +30,18 @@ fn main() -> ExitCode {
     }
     let accounts = cli.accounts();
     let config = cli.config(&accounts);
-    let result = match (cli.network(), cli.storage()) {
-        (NetworkMode::Host(addr), StorageMode::Dir(dir)) => match HostFs::new(&dir) {
+    let result = match cli.storage() {
+        StorageMode::Dir(dir) => match HostFs::new(&dir) {
             Ok(fs) => {
                 log::info!("serving directory {}", fs.root().display());
-                serve_host(addr, fs, config)
+                serve(&cli, fs, config)
             }
             Err(e) => Err(format!("--root {}: {e}", dir.display())),
         },
-        (NetworkMode::Host(_), StorageMode::Image(img)) => Err(format!(
+        StorageMode::Image(img) => Err(format!(
             "--image {}: FAT images are not available yet (the ftpd-fat crate has no host \
              image support yet); serve a directory with --root DIR",
             img.display()
-        )),
-        (NetworkMode::Tap(ifname), _) => Err(format!(
-            "--tap {ifname}: the TAP network mode (the firmware application on smoltcp) is not \
-             available yet; use --listen ADDR for host sockets"
         )),
     };
     match result {
@@ -54,6 +51,38 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Serves `fs` on the network the command line chose.
+fn serve<S: Storage>(cli: &Cli, fs: S, config: Config<'_>) -> Result<(), String> {
+    match cli.network() {
+        NetworkMode::Host(addr) => serve_host(addr, fs, config),
+        NetworkMode::Tap(ifname) => serve_tap(&ifname, fs),
+    }
+}
+
+/// The virtual board: the firmware application (`ftpd-app`, smoltcp) on a
+/// TAP device, with the board's own configuration and socket budget. The
+/// TAP device and its host-side address must exist in this process's network
+/// namespace (the harness prepares them).
+fn serve_tap<S: Storage>(ifname: &str, fs: S) -> Result<(), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+            .map_err(|e| format!("signals: {e}"))?;
+    }
+    let settings = Settings::new(NetConfig::TEST_NET);
+    let ip = settings.net.ipv4.map(|(ip, _)| ip).ok_or("the board has no IPv4 address")?;
+    let mut out = io::stdout().lock();
+    writeln!(out, "listening on ftp://{ip}:{}", settings.control_port)
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("stdout: {e}"))?;
+    drop(out);
+    ftpd_app::host::run_tap(ifname, &settings, fs, &stop, &mut |line| log::info!("{line}"))
+        .map_err(|e| format!("--tap {ifname}: {e}"))?;
+    log::info!("stopped");
+    Ok(())
 }
 
 /// Host sockets: bind, announce, serve until SIGINT/SIGTERM.
