@@ -224,7 +224,7 @@ async fn cmd_serve(
     let mut server = t.start(&ctx, &tree, storage.as_ref()).await?;
     let addr = match &record {
         None => server.addr,
-        Some(out) => harness::record::start(server.addr, out.clone()).await?,
+        Some(out) => harness::record::start_with(server.addr, out.clone(), fixture.clone()).await?,
     };
     let ns = server.netns.as_ref().map(|n| format!(" netns {n}")).unwrap_or_default();
     println!("READY ftp://{addr}{ns}");
