@@ -1,14 +1,229 @@
+//! The FTP server firmware for QEMU's lm3s6965evb (and the EK-LM3S6965).
+//!
+//! Boot: clocks (50 MHz), console, SysTick; the SD card (retried with a
+//! message until a card answers and holds a FAT volume); the Ethernet MAC;
+//! the banner; then the shared application (`ftpd_app::App`) in a poll loop
+//! that sleeps with WFI between events.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("the firmware builds for thumbv7m-none-eabi only");
+    eprintln!("board-lm3s6965 is firmware: build it for thumbv7m-none-eabi (cargo build in its directory)");
 }
+
 #[cfg(target_os = "none")]
 mod fw {
-    use cortex_m_rt::entry;
-    use lm3s6965 as _;
+    use core::net::{Ipv4Addr, Ipv6Addr};
+
+    use board_lm3s6965::hw::enet::{self, Enet};
+    use board_lm3s6965::hw::gpio::SdChipSelect;
+    use board_lm3s6965::hw::ssi::Ssi0;
+    use board_lm3s6965::hw::time::{self, Delay};
+    use board_lm3s6965::hw::{stack, sysctl, uart};
+    use board_lm3s6965::nostorage::NoStorage;
+    use board_lm3s6965::params::BootParams;
+    use board_lm3s6965::sd::{CardInfo, SdCard};
+    use board_lm3s6965::{print, println, volume, VERSION};
+    use cortex_m_rt::{ExceptionFrame, entry, exception};
+    use embedded_sdmmc::{Block, BlockDevice, BlockIdx};
+    use ftpd_app::{App, NetConfig, Resources, Settings};
+    use lm3s6965::interrupt;
+
+    type Sd = SdCard<Ssi0, SdChipSelect, Delay>;
+
+    /// Seconds between retries of a failed boot step.
+    const RETRY_MS: u64 = 2_000;
+
     #[entry]
-    fn main() -> ! { loop {} }
+    fn main() -> ! {
+        stack::paint();
+        sysctl::init_clocks();
+        uart::init();
+        let cp = cortex_m::Peripherals::take().unwrap();
+        time::init(cp.SYST);
+        println!();
+        println!("ftpd lm3s6965 v{VERSION}: booting");
+
+        let params = BootParams::read();
+        let mac = sysctl::mac_address();
+        let mut eth = Enet::new(mac);
+
+        let sd: Sd = SdCard::new(Ssi0::new(), SdChipSelect::new(), Delay);
+        let (card, layout) = bring_up_sd(&sd);
+
+        // The link: QEMU models no PHY and gives no link indication.
+        if !eth.link_up() {
+            println!("boot: Ethernet link down; waiting");
+            while !eth.link_up() {
+                sleep_ms(RETRY_MS);
+            }
+        }
+
+        let p = params.unwrap_or_default();
+        let (ip, prefix) = p.ip.unwrap_or((Ipv4Addr::new(192, 0, 2, 2), 24));
+        let seed = (time::now_ms() << 24) ^ cortex_m::peripheral::SYST::get_current() as u64
+            ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
+        let net = NetConfig {
+            mac,
+            ipv4: Some((ip, prefix)),
+            ipv4_gateway: p.gateway,
+            ipv6: Some((Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2), 64)),
+            ipv6_gateway: None,
+            random_seed: seed,
+        };
+        let mut settings = Settings::new(net);
+        settings.control_port = p.ftp_port;
+        settings.pasv_address = p.pasv_address;
+        if let Some(r) = p.pasv_ports {
+            settings.pasv_ports = r;
+        }
+
+        let res = Resources::take().unwrap();
+        let storage = NoStorage;
+        let mut app = App::new(res, &settings, &mut eth, storage, time::now_ms());
+
+        println!(
+            "ftpd lm3s6965 v{VERSION} ready: ftp://{ip}:{}/ mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            settings.control_port, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+        );
+        println!(
+            "  ip {ip}/{prefix} gw {} pasv {}:{}-{} ({})",
+            OptAddr(settings.net.ipv4_gateway),
+            OptAddr(settings.pasv_address),
+            settings.pasv_ports.0,
+            settings.pasv_ports.1,
+            if params.is_some() { "boot parameters" } else { "defaults" }
+        );
+        println!(
+            "  sd {} MiB ({:?}, capacity from {:?}), {layout}",
+            card.bytes() >> 20,
+            card.card_type,
+            card.capacity_source
+        );
+        println!(
+            "  ram: {} bytes free for the stack of {} (64 KiB SRAM), stack used so far {}",
+            stack::free_ram() - stack::high_water(),
+            stack::free_ram(),
+            stack::high_water()
+        );
+
+        let mut reported_peak = 0;
+        let mut next_report = 0;
+        loop {
+            let now = time::now_ms();
+            let wake = app.poll(now, &mut eth);
+
+            if now >= next_report {
+                next_report = now + 1_000;
+                let peak = stack::high_water();
+                if peak > reported_peak {
+                    reported_peak = peak;
+                    println!("stack: peak {peak} bytes of {}", stack::free_ram());
+                }
+            }
+            if let Some(c) = uart::read_byte() {
+                console_command(c, &app, &sd);
+            }
+
+            // Sleep until the next deadline, a frame or a console byte.
+            let deadline = wake.unwrap_or(u64::MAX).min(next_report);
+            loop {
+                if Enet::rx_pending() || time::now_ms() >= deadline || uart::rx_pending() {
+                    break;
+                }
+                time::idle(|| Enet::rx_pending() || uart::rx_pending());
+            }
+        }
+    }
+
+    /// One-letter console commands: `s` prints statistics.
+    fn console_command(c: u8, app: &App<'_, NoStorage>, sd: &Sd) {
+        if c == b's' {
+            let st = &enet::STATS;
+            let o = core::sync::atomic::Ordering::Relaxed;
+            let sds = sd.stats();
+            println!(
+                "stats: up {} ms, sessions {}, stack peak {} of {}, eth rx {} drop {} tx {} irq {} fifo-resets {}, sd cmds {} rd {} wr {} errs {}",
+                time::now_ms(),
+                app.sessions(),
+                stack::high_water(),
+                stack::free_ram(),
+                st.rx_frames.load(o),
+                st.rx_dropped.load(o),
+                st.tx_frames.load(o),
+                st.irqs.load(o),
+                st.rx_fifo_resets.load(o),
+                sds.commands,
+                sds.blocks_read,
+                sds.blocks_written,
+                sds.errors
+            );
+        }
+    }
+
+    /// Initialises the card and checks block 0, retrying (with a console
+    /// message each time) until both work.
+    fn bring_up_sd(sd: &Sd) -> (CardInfo, volume::Layout) {
+        loop {
+            match sd.init() {
+                Err(e) => println!("boot: SD card: {e}; retrying in {} s", RETRY_MS / 1000),
+                Ok(info) => {
+                    sd.with_bus(|b| b.set_fast());
+                    let mut b0 = [Block::new()];
+                    match sd.read(&mut b0, BlockIdx(0)) {
+                        Err(e) => println!("boot: SD card: reading block 0: {e}; retrying in {} s", RETRY_MS / 1000),
+                        Ok(()) => match volume::classify(&b0[0].contents) {
+                            Ok(layout) => return (info, layout),
+                            Err(e) => println!(
+                                "boot: SD card ({} MiB): {e}; retrying in {} s",
+                                info.bytes() >> 20,
+                                RETRY_MS / 1000
+                            ),
+                        },
+                    }
+                }
+            }
+            sleep_ms(RETRY_MS);
+        }
+    }
+
+    fn sleep_ms(ms: u64) {
+        let until = time::now_ms() + ms;
+        while time::now_ms() < until {
+            time::idle(|| false);
+        }
+    }
+
+    struct OptAddr(Option<Ipv4Addr>);
+    impl core::fmt::Display for OptAddr {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.0 {
+                Some(a) => write!(f, "{a}"),
+                None => write!(f, "-"),
+            }
+        }
+    }
+
+    #[exception]
+    fn SysTick() {
+        time::on_tick();
+    }
+
+    #[interrupt]
+    fn ETHERNET() {
+        enet::on_irq();
+    }
+
+    #[exception]
+    unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
+        println!("\nHARD FAULT at pc {:#010x}: {:?}; resetting", ef.pc(), ef);
+        cortex_m::peripheral::SCB::sys_reset();
+    }
+
     #[panic_handler]
-    fn p(_: &core::panic::PanicInfo) -> ! { loop {} }
+    fn panic(info: &core::panic::PanicInfo) -> ! {
+        cortex_m::interrupt::disable();
+        print!("\nPANIC: {info}; resetting\n");
+        cortex_m::peripheral::SCB::sys_reset();
+    }
 }

@@ -13,8 +13,8 @@ unsafe extern "C" {
 }
 
 fn bounds() -> (usize, usize) {
-    // SAFETY: linker symbols; only their addresses are used.
-    unsafe { (&raw const _stack_end as usize, &raw const _stack_start as usize) }
+    // Linker symbols: only their addresses are used.
+    (&raw const _stack_end as usize, &raw const _stack_start as usize)
 }
 
 /// Bytes of SRAM left for the stack (everything that is not static data).

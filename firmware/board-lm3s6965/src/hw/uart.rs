@@ -77,3 +77,8 @@ macro_rules! println {
         $crate::print!("\n");
     }};
 }
+
+/// True when a received byte waits.
+pub fn rx_pending() -> bool {
+    FR.read() & FR_RXFE == 0
+}

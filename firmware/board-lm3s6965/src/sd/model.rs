@@ -49,6 +49,8 @@ struct State {
     acmd41_calls: u32,
     reading: Option<u64>,
     writing: Option<Write>,
+    /// QEMU 10.0.2: the illegal-command bit shows again in the next R1.
+    late_illegal: bool,
 }
 
 /// The card; clones share it.
@@ -75,6 +77,7 @@ impl SimCard {
             acmd41_calls: 0,
             reading: None,
             writing: None,
+            late_illegal: false,
         })))
     }
 
@@ -207,8 +210,7 @@ impl State {
             (_, 17) | (_, 18) if self.ready => match self.block_of(arg) {
                 None => resp.push(out_of_range),
                 Some(b) => {
-                    self.out.push_back(0xFF);
-                    self.out.push_back(self.r1());
+                    self.push_response(vec![self.r1()]);
                     self.queue_block(b);
                     if idx == 18 {
                         self.reading = Some(b + 1);
@@ -224,6 +226,17 @@ impl State {
                 }
             },
             _ => resp.push(0x04),
+        }
+        self.push_response(resp);
+    }
+
+    fn push_response(&mut self, mut resp: Vec<u8>) {
+        if self.flavor == Flavor::Qemu10 {
+            let illegal = resp[0] == 0x04;
+            if self.late_illegal {
+                resp[0] |= 0x04;
+            }
+            self.late_illegal = illegal;
         }
         self.out.push_back(0xFF); // Ncr
         self.out.extend(resp);
