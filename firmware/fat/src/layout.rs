@@ -111,16 +111,15 @@ fn u32_at(s: &[u8; 512], i: usize) -> u32 {
 }
 
 /// Does this sector look like a FAT boot sector (as opposed to a partition
-/// table)? Checks the jump instruction and the basic BPB fields, not the
-/// geometry.
+/// table)? A boot sector starts with a jump and has either a plausible
+/// sector size or a `FAT` type string; a partition table's boot code has
+/// neither. Whether its numbers make sense is [`parse_bpb`]'s job, so that a
+/// damaged boot sector is reported as damaged.
 pub fn looks_like_boot_sector(s: &[u8; 512]) -> bool {
     let jump = (s[0] == 0xEB && s[2] == 0x90) || s[0] == 0xE9;
-    let bps = u16_at(s, 11);
-    let spc = s[13];
-    jump && matches!(bps, 512 | 1024 | 2048 | 4096)
-        && spc.is_power_of_two()
-        && u16_at(s, 14) >= 1
-        && (1..=4).contains(&s[16])
+    let bps = matches!(u16_at(s, 11), 512 | 1024 | 2048 | 4096);
+    let label = s[54..57] == *b"FAT" || s[82..85] == *b"FAT";
+    jump && (bps || label)
 }
 
 /// Checks a boot sector; `available` is how many sectors the volume may use
