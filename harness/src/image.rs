@@ -1,37 +1,28 @@
 //! Disk images for the SD card: what `harness image create` makes and what
 //! the `host-fat` target formats fresh for every scenario.
 //!
-//! Formatting is `ftpd_fat::format_image` (crate `ftpd-fat`, feature `std`),
-//! the project's own FAT code, so that the image is what the device would
-//! make. Until that function lands, both uses fail with the reason below and
-//! the `host-fat` target is reported as unable to run.
+//! Formatting is `ftpd_fat::host::format_image` (crate `ftpd-fat`, feature
+//! `std`), the project's own FAT code, so that the image is what the device
+//! would make; `fsck.fat -n` and mtools read it back.
 
 use std::path::Path;
 
-/// FAT flavour of a new image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FatType {
-    Fat16,
-    Fat32,
-}
+pub use ftpd_fat::FatType;
 
-const NOT_YET: &str = "ftpd_fat::format_image is not available yet (crate ftpd-fat, feature `std`); \
-                       until it lands, host-fat cannot run and `image create` cannot format";
-
-/// Can images be made?
+/// Can images be made? (Always, now that `ftpd_fat::host::format_image` is
+/// here; kept so that a target can say why not if that ever changes.)
 pub fn available() -> Result<(), String> {
-    Err(NOT_YET.to_string())
+    Ok(())
 }
 
-/// Create and format an image of `size` bytes (FAT32 from 64 MiB up, FAT16
-/// below).
+/// Create and format an image of `size` bytes: FAT32 from 64 MiB up, FAT16
+/// below (an MBR with one partition, as on an SD card).
 pub fn create(path: &Path, size: u64) -> Result<(), String> {
     create_with(path, size, if size >= 64 << 20 { FatType::Fat32 } else { FatType::Fat16 })
 }
 
 pub fn create_with(path: &Path, size: u64, fat: FatType) -> Result<(), String> {
-    let _ = (path, size, fat);
-    Err(NOT_YET.to_string())
+    ftpd_fat::host::format_image(path, size, fat).map_err(|e| format!("formatting {}: {e}", path.display()))
 }
 
 /// QEMU wants a power-of-two SD image; say so before it does.
@@ -51,6 +42,17 @@ pub fn check_size(size: u64) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn created_image_is_fat32_with_a_partition_table() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sd.img");
+        create(&p, 64 << 20).unwrap();
+        let b = std::fs::read(&p).unwrap();
+        assert_eq!(b.len(), 64 << 20);
+        assert_eq!(&b[510..512], &[0x55, 0xaa], "MBR signature");
+        assert_eq!(b[446 + 4], 0x0c, "one FAT32 (LBA) partition");
+    }
 
     #[test]
     fn sizes() {

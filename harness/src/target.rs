@@ -80,12 +80,14 @@ pub struct Context {
     pub sim_bin: Option<PathBuf>,
     /// Resolved once per run.
     resolved: Arc<Mutex<Option<Result<PathBuf, String>>>>,
+    /// Whether `sim --image` serves, found out once per run.
+    image_ok: Arc<Mutex<Option<Result<(), String>>>>,
 }
 
 impl Context {
     pub fn new(sim_bin: Option<PathBuf>) -> Self {
         let sim_bin = sim_bin.or_else(|| std::env::var_os("HARNESS_SIM_BIN").map(PathBuf::from));
-        Context { sim_bin, resolved: Arc::default() }
+        Context { sim_bin, resolved: Arc::default(), image_ok: Arc::default() }
     }
 
     /// The `sim` binary: given, or built with cargo (quietly, once), or found
@@ -96,6 +98,46 @@ impl Context {
             return r.clone();
         }
         let found = self.find_sim();
+        *r = Some(found.clone());
+        found
+    }
+
+    /// Does this `sim` serve a FAT image? Asked once: format a fresh image,
+    /// start `sim --image` on it, and see whether it serves or says why not.
+    pub fn sim_serves_images(&self) -> Result<(), String> {
+        let mut r = self.image_ok.lock().unwrap();
+        if let Some(r) = r.as_ref() {
+            return r.clone();
+        }
+        let found = (|| {
+            let bin = self.sim_binary()?;
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let img = dir.path().join("probe.img");
+            crate::image::create(&img, IMAGE_SIZE)?;
+            let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().map_err(|e| e.to_string())?));
+            // A runtime of its own on a thread of its own: the probe may be
+            // called from inside the caller's runtime.
+            std::thread::scope(|sc| {
+                sc.spawn(|| {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+                    rt.block_on(async {
+                        match spawn_sim(&bin, listen, "--image", &img).await {
+                            Ok(server) => {
+                                server.stop().await;
+                                Ok(())
+                            }
+                            Err(e) => {
+                                let msg = format!("{e:#}");
+                                let why = msg.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(&msg).to_string();
+                                Err(format!("`sim --image` does not serve here: {why}"))
+                            }
+                        }
+                    })
+                })
+                .join()
+                .unwrap_or_else(|_| Err("probing `sim --image` panicked".into()))
+            })
+        })();
         *r = Some(found.clone());
         found
     }
@@ -168,6 +210,7 @@ impl Target {
                 ctx.sim_binary().map_err(|reason| Unavailable { reason, missing_tool: false })?;
                 if storage == Storage::Image {
                     crate::image::available().map_err(|reason| Unavailable { reason, missing_tool: false })?;
+                    ctx.sim_serves_images().map_err(|reason| Unavailable { reason, missing_tool: false })?;
                 }
                 Ok(())
             }
