@@ -177,7 +177,7 @@ impl Control {
     pub async fn poll_extra(&mut self, limit: Duration) -> Option<Result<Reply, ReadError>> {
         match timeout(limit, self.reader.fill_buf()).await {
             Err(_) => None,
-            Ok(Ok(b)) if b.is_empty() => Some(Err(ReadError::Closed(String::new()))),
+            Ok(Ok([])) => Some(Err(ReadError::Closed(String::new()))),
             Ok(Ok(_)) => Some(self.read_reply(limit.max(Duration::from_millis(500))).await),
             Ok(Err(e)) => Some(Err(ReadError::Io(e))),
         }

@@ -60,9 +60,9 @@ pub fn checksum(bytes: &[u8]) -> String {
 /// Split `"quoted path" rest` or `word rest`.
 fn take_path(s: &str) -> Result<(String, &str), String> {
     let s = s.trim_start();
-    if s.starts_with('"') {
-        let end = s[1..].find('"').ok_or_else(|| format!("unterminated path in `{s}`"))?;
-        Ok((s[1..end + 1].to_string(), &s[end + 2..]))
+    if let Some(body) = s.strip_prefix('"') {
+        let end = body.find('"').ok_or_else(|| format!("unterminated path in `{s}`"))?;
+        Ok((body[..end].to_string(), &body[end + 1..]))
     } else {
         let end = s.find(char::is_whitespace).unwrap_or(s.len());
         Ok((s[..end].to_string(), &s[end..]))

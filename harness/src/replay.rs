@@ -263,10 +263,8 @@ pub fn needed_tree(s: &Session) -> Tree {
             "RNTO" if ok => {
                 made.insert(path);
             }
-            "RMD" | "XRMD" if ok => {
-                if !made.contains(&path) {
-                    dirs.insert(path);
-                }
+            "RMD" | "XRMD" if ok && !made.contains(&path) => {
+                dirs.insert(path);
             }
             "MKD" | "XMKD" | "STOR" | "APPE" if ok => {
                 made.insert(path);
@@ -454,6 +452,7 @@ async fn play_session(s: &Session, addr: std::net::SocketAddr, login: Option<&(S
     let mut rows = Vec::new();
     for e in &s.exchanges {
         let mut row = Row { conn: e.conn, command: e.command.clone(), captured: firsts(&e.replies), replayed: vec![], agree: true, notes: vec![] };
+        #[allow(clippy::map_entry)] // the insert depends on an await in between
         if !conns.contains_key(&e.conn) {
             // Open the connection and read its greeting.
             match Control::connect(addr, t).await {
