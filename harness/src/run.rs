@@ -208,7 +208,17 @@ pub async fn run_one(ctx: &Context, target: &Target, s: &Scenario, opts: &Option
         }
     };
     let observer: Option<player::Observer<'_>> = if verbose { Some(&mut show) } else { None };
-    let played = player::play(s, server.addr, &tree, observer).await;
+    let played = match server.netns.clone() {
+        None => player::play(s, server.addr, &tree, observer).await,
+        Some(ns) => match crate::target::play_in_netns(&ns, s, server.addr, &tree, verbose).await {
+            Ok(p) => p,
+            Err(e) => {
+                server.stop().await;
+                outcome.verdict = Verdict::Error(format!("{e:#}"));
+                return (outcome, String::new());
+            }
+        },
+    };
     let log = server.stop().await;
     outcome.elapsed = played.elapsed;
     outcome.failures = played.failures();

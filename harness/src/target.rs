@@ -436,3 +436,43 @@ pub async fn seed_over_ftp(addr: SocketAddr, tree: &Tree) -> anyhow::Result<()> 
     let _ = c.read_reply(t).await;
     Ok(())
 }
+
+/// Play a scenario from inside the network namespace `netns` (a name under
+/// `/run/netns`, as `ip netns add` makes): a thread of its own enters the
+/// namespace and runs the player there, so targets whose address lives only
+/// in a namespace (sim on TAP, QEMU on TAP) need nothing else from the
+/// runner. `verbose` prints the dialogue as it happens.
+pub async fn play_in_netns(
+    netns: &str,
+    scenario: &crate::scenario::Scenario,
+    addr: SocketAddr,
+    tree: &Tree,
+    verbose: bool,
+) -> anyhow::Result<crate::player::Played> {
+    let (ns, s, t) = (netns.to_string(), scenario.clone(), tree.clone());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<crate::player::Played> {
+        enter_netns(&ns)?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let mut show = |tr: &crate::transcript::Transcript, e: &crate::transcript::Entry| {
+            for l in tr.render_entry(e, false) {
+                eprintln!("    {l}");
+            }
+        };
+        let observer: Option<crate::player::Observer<'_>> = if verbose { Some(&mut show) } else { None };
+        Ok(rt.block_on(crate::player::play(&s, addr, &t, observer)))
+    })
+    .await?
+}
+
+/// Move the calling thread into the network namespace `name`.
+fn enter_netns(name: &str) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd;
+    let path = Path::new("/run/netns").join(name);
+    let f = std::fs::File::open(&path).with_context(|| format!("network namespace {name} ({})", path.display()))?;
+    // SAFETY: setns on a valid namespace fd affects only this thread.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        bail!("entering network namespace {name}: {} (needs root)", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
