@@ -31,9 +31,13 @@
 //!   cut in between leaves lost clusters, never an entry pointing at free
 //!   ones;
 //! - delete and rmdir mark the entry deleted, flush, then free the chain;
-//! - rename writes the new entry, flushes, then deletes the old one (a cut in
-//!   between leaves both names on one file, as with FatFs); when old and new
-//!   slots share one block, both changes go out in that one block write;
+//! - rename within a directory rewrites the entry in place when the new name
+//!   fits in the old slots, so that (inside one block) a single block write
+//!   changes the name. Otherwise the old entry is deleted and flushed before
+//!   the new one is written: a cut in between loses the name, and fsck
+//!   recovers the clusters, where the opposite order (FatFs's) leaves two
+//!   entries sharing clusters, which later writes would corrupt. A moved
+//!   directory's `..` is fixed last;
 //! - a directory grows by a cluster that is zeroed and flushed before it is
 //!   linked; a new directory's cluster is filled and flushed before its entry
 //!   is written.
@@ -929,7 +933,13 @@ where
         let long = needs_long.then_some(&units[..units_len]);
         let slots = long.map_or(0, |u| dirent::lfn_slots(u.len())) as u32 + 1;
         let reuse = same_dir.then_some((src.first, src.slots));
-        let (start, gap) = self.room(dst_parent, slots, reuse)?;
+        // In the same directory the new entry takes the old one's place when
+        // it fits there (ending on the same slot); else the first room.
+        let (start, gap) = if same_dir && slots <= src.slots {
+            (src.first + src.slots - slots, None)
+        } else {
+            self.room(dst_parent, slots, reuse)?
+        };
         let mut entry = src.entry;
         entry.name = alias;
         entry.case = 0;
@@ -940,13 +950,16 @@ where
                 .all(|&i| i / per_block == start / per_block);
         let space = self.space;
         self.with(|d| {
-            dir::write_entry(d, &g, dst_parent, start, gap, long, &entry)?;
-            fat::write_fsinfo(d, &g, &space)?;
+            dir::delete_slots(d, &g, src_parent, src.first, src.slots, None)?;
             if !one_block {
+                // The old entry goes first: a cut in between loses the name
+                // (fsck recovers the clusters) where the other order would
+                // leave two entries sharing the clusters. In one block, one
+                // write does both.
                 d.flush()?;
             }
-            let keep = same_dir.then_some((start, slots));
-            dir::delete_slots(d, &g, src_parent, src.first, src.slots, keep)?;
+            dir::write_entry(d, &g, dst_parent, start, gap, long, &entry)?;
+            fat::write_fsinfo(d, &g, &space)?;
             d.flush()?;
             if let Some(moved) = moved_dir {
                 dir::set_parent(d, &g, moved, dst_parent)?;
