@@ -581,3 +581,76 @@ fn describe(p: &Payload) -> String {
 pub fn fmt_duration(d: Duration) -> String {
     if d.as_millis().is_multiple_of(1000) { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    /// A fake server: for each command line received, the canned answer for
+    /// its verb (or `500 ?`); `greeting` first.
+    async fn fake(greeting: &'static str, answers: &'static [(&'static str, &'static str)]) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let (r, mut w) = s.into_split();
+            w.write_all(greeting.as_bytes()).await.unwrap();
+            let mut lines = BufReader::new(r).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let verb = line.split(' ').next().unwrap_or("").to_string();
+                let ans = answers.iter().find(|(v, _)| *v == verb).map_or("500 ?\r\n", |(_, a)| a);
+                if w.write_all(ans.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        a
+    }
+
+    async fn run(text: &str, addr: SocketAddr) -> Played {
+        let s = Scenario::parse("t/t", text).unwrap();
+        play(&s, addr, &Tree::default(), None).await
+    }
+
+    #[tokio::test]
+    async fn wrong_code_bare_lf_short_line_and_extra_reply_are_failures() {
+        let addr = fake("220 hi\r\n", &[("NOOP", "200\r\n"), ("PWD", "257 \"/\" ok\n"), ("SYST", "215 UNIX\r\n215 again\r\n")]).await;
+        let p = run("description: d\n---\nconnect\n< 220\n> NOOP\n< 200\n> PWD\n< 250\n> SYST\n< 215\n", addr).await;
+        let f = p.failures().join("\n");
+        assert!(f.contains("without text"), "{f}");
+        assert!(f.contains("ended with LF"), "{f}");
+        assert!(f.contains("expected 250, got 257"), "{f}");
+        assert!(f.contains("no step asked for"), "{f}");
+        assert_eq!(p.failures().len(), 4, "{f}");
+    }
+
+    #[tokio::test]
+    async fn a_clean_session_has_no_failure_and_a_stable_transcript() {
+        let addr = fake("220 hi\r\n", &[("NOOP", "200 ok\r\n"), ("QUIT", "221 bye\r\n")]).await;
+        let p = run("description: d\n---\nconnect\n> NOOP\n< 2xx\n> QUIT\n< 221\n", addr).await;
+        assert!(p.failures().is_empty(), "{:?}", p.failures());
+        assert_eq!(p.transcript.render(true), "-- connect\nS: 220 hi\nC: NOOP\nS: 200 ok\nC: QUIT\nS: 221 bye\n");
+    }
+
+    #[tokio::test]
+    async fn transfer_without_data_connection_and_silence_are_reported() {
+        let addr = fake("220 hi\r\n", &[("RETR", "150 here it comes\r\n")]).await;
+        let p = run("description: d\ntimeout: 300ms\n---\nconnect\n< 220\n> RETR x\n< 150\nrecv any\n< 226\n", addr).await;
+        let f = p.failures().join("\n");
+        assert!(f.contains("no data connection"), "{f}");
+        assert!(f.contains("expected 226, no reply within 300ms"), "{f}");
+    }
+
+    #[tokio::test]
+    async fn wrong_greeting_and_a_server_that_does_not_close() {
+        let addr = fake("421 go away\r\n", &[]).await;
+        let p = run("description: d\ntimeout: 1s\n---\nconnect\n< 220\nexpect close\n> NOOP\n> NOOP\n", addr).await;
+        let f = p.failures();
+        assert_eq!(f[0], "expected 220, got 421 go away", "{f:?}");
+        // The fake keeps the socket open, so `expect close` times out; the two
+        // NOOPs are answered 500 and are not failures of their own.
+        assert!(f.iter().any(|x| x.contains("did not close")), "{f:?}");
+    }
+}

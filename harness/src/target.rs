@@ -128,7 +128,9 @@ impl Context {
                             }
                             Err(e) => {
                                 let msg = format!("{e:#}");
-                                let why = msg.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(&msg).to_string();
+                                let last = msg.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(&msg);
+                                // Drop the log line's timestamp and level.
+                                let why = last.split_once(" ERROR ").map_or(last, |(_, w)| w).to_string();
                                 Err(format!("`sim --image` does not serve here: {why}"))
                             }
                         }
