@@ -119,3 +119,17 @@ fn serve_prints_ready_and_serves() {
     result.unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn image_create_formats_and_refuses_sizes_qemu_cannot_use() {
+    let d = tempfile::tempdir().unwrap();
+    let img = d.path().join("sd.img");
+    let out = harness().args(["image", "create"]).arg(&img).args(["--size", "64M"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::metadata(&img).unwrap().len(), 64 << 20);
+    let bad = d.path().join("bad.img");
+    let out = harness().args(["image", "create"]).arg(&bad).args(["--size", "48M"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a power of two"));
+    assert!(!bad.exists());
+}
