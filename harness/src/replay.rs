@@ -205,6 +205,28 @@ fn split_cmd(cmd: &str) -> (String, String) {
     (verb, arg)
 }
 
+/// The captured server's home directory: the first `PWD` reply of the
+/// session. A server that shows the real path (vsftpd without chroot:
+/// `/srv/ftp`) is replayed as if that path were `/`.
+pub fn captured_home(s: &Session) -> Option<String> {
+    s.exchanges
+        .iter()
+        .find(|e| e.command.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("PWD") || c.eq_ignore_ascii_case("XPWD")))
+        .and_then(|e| e.replies.last())
+        .filter(|r| r.0 == 257)
+        .and_then(|r| r.1[0].split('"').nth(1).map(|p| p.replace("\"\"", "\"")))
+        .filter(|h| h != "/" && h.starts_with('/'))
+}
+
+/// `path` with the captured home replaced by `/`.
+pub fn rebase(path: &str, home: Option<&str>) -> String {
+    match home {
+        Some(h) if path == h => "/".to_string(),
+        Some(h) if path.starts_with(h) && path[h.len()..].starts_with('/') => path[h.len()..].to_string(),
+        _ => path.to_string(),
+    }
+}
+
 /// The path argument of a listing command, options (`-la`) removed.
 fn list_path(arg: &str) -> &str {
     let a = arg.trim();
@@ -213,6 +235,7 @@ fn list_path(arg: &str) -> &str {
 
 /// The files and directories a fresh target needs for this session.
 pub fn needed_tree(s: &Session) -> Tree {
+    let home = captured_home(s);
     let mut cwd: HashMap<usize, String> = HashMap::new();
     let mut made: BTreeSet<String> = BTreeSet::new(); // created by the session
     let mut dirs: BTreeSet<String> = BTreeSet::new();
@@ -224,7 +247,7 @@ pub fn needed_tree(s: &Session) -> Tree {
         let (verb, arg) = split_cmd(cmd);
         let ok = e.replies.last().is_some_and(|r| r.0 / 100 == 2 || r.0 / 100 == 3);
         let here = cwd.entry(e.conn).or_insert_with(|| "/".to_string()).clone();
-        let path = resolve(&here, arg.trim());
+        let path = resolve(&here, &rebase(arg.trim(), home.as_deref()));
         let need_file = |path: &str, data: Option<Vec<u8>>, files: &mut Vec<(String, Vec<u8>)>, made: &BTreeSet<String>| {
             if !made.contains(path) && !files.iter().any(|(p, _)| p == path) && path != "/" {
                 files.push((path.to_string(), data.unwrap_or_default()));
@@ -233,7 +256,7 @@ pub fn needed_tree(s: &Session) -> Tree {
         match verb.as_str() {
             "PWD" | "XPWD" if ok => {
                 if let Some(p) = e.replies.last().and_then(|r| r.1[0].split('"').nth(1)) {
-                    cwd.insert(e.conn, p.replace("\"\"", "\""));
+                    cwd.insert(e.conn, rebase(&p.replace("\"\"", "\""), home.as_deref()));
                 }
             }
             "CWD" | "XCWD" if ok => {
@@ -326,6 +349,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// For scenario inputs: the player's transcript and failures.
     pub scenario: Option<(String, Vec<String>)>,
+    /// What was created on the target before the replay.
+    pub prepared: Vec<String>,
 }
 
 fn agree(mode: Compare, a: &[(u16, String)], b: &[(u16, String)]) -> bool {
@@ -357,7 +382,11 @@ impl Outcome {
             return t.clone();
         }
         let w = 46;
-        let mut s = format!("  {}   {}\n", cut("captured", w), "replayed");
+        let mut s = String::new();
+        if !self.prepared.is_empty() {
+            s.push_str(&format!("created on the target first: {}\n", self.prepared.join(", ")));
+        }
+        s.push_str(&format!("  {}   {}\n", cut("captured", w), "replayed"));
         for r in &self.rows {
             let tag = if self.connections > 1 { format!("[{}] ", r.conn + 1) } else { String::new() };
             match &r.command {
@@ -421,14 +450,23 @@ pub async fn replay(ctx: &Context, target: &Target, input: &Input, mode: Compare
                 connections: 1,
                 elapsed: start.elapsed(),
                 scenario: Some((played.transcript.render(false), played.failures())),
+                prepared: vec![],
             })
         }
         Input::Session(s) => {
             let tree = needed_tree(s);
             let server = target.start(ctx, &tree, None).await.context("starting the target with the captured files")?;
-            let rows = play_session(s, server.addr, login).await;
+            let rows = play_session(s, server.addr, login, captured_home(s).as_deref()).await;
             server.stop().await;
-            Ok(Outcome { rows, mode, connections: s.connections, elapsed: start.elapsed(), scenario: None }).map(|mut o| {
+            let prepared = tree
+                .entries
+                .iter()
+                .map(|e| match e {
+                    Entry::Dir(d) => format!("/{d}/"),
+                    Entry::File(f, b) => format!("/{f} ({} bytes)", b.len()),
+                })
+                .collect();
+            Ok(Outcome { rows, mode, connections: s.connections, elapsed: start.elapsed(), scenario: None, prepared }).map(|mut o| {
                 for r in &mut o.rows {
                     r.agree = agree(mode, &r.captured, &r.replayed) && r.agree;
                 }
@@ -446,7 +484,7 @@ fn flat(r: &Reply) -> (u16, String) {
     (r.code, r.lines.join(" / "))
 }
 
-async fn play_session(s: &Session, addr: std::net::SocketAddr, login: Option<&(String, String)>) -> Vec<Row> {
+async fn play_session(s: &Session, addr: std::net::SocketAddr, login: Option<&(String, String)>, home: Option<&str>) -> Vec<Row> {
     let t = Duration::from_secs(10);
     let mut conns: HashMap<usize, Option<LiveConn>> = HashMap::new();
     let mut rows = Vec::new();
@@ -489,6 +527,14 @@ async fn play_session(s: &Session, addr: std::net::SocketAddr, login: Option<&(S
         };
         let (verb, arg) = split_cmd(cmd);
         let mut wire = cmd.clone();
+        if let Some(h) = home {
+            // Absolute paths under the captured home become paths under `/`.
+            let rebased = rebase(arg.trim(), Some(h));
+            if rebased != arg.trim() && arg.trim().starts_with('/') {
+                wire = format!("{verb} {rebased}");
+                row.notes.push(format!("sent as `{wire}` (the captured home {h} is / here)"));
+            }
+        }
         if let Some((u, p)) = login {
             if verb == "USER" {
                 wire = format!("USER {u}");
@@ -553,6 +599,20 @@ async fn play_session(s: &Session, addr: std::net::SocketAddr, login: Option<&(S
                 }
             }
         }
+        // A captured USER that logged in at once (a server without
+        // passwords for anonymous) against a target that asks for one: send
+        // a PASS, as any client would, so the rest of the session can go on.
+        if verb == "USER" && e.replies.last().is_some_and(|r| r.0 / 100 == 2) && row.replayed.last().is_some_and(|r| r.0 == 331) {
+            if let Some(Some(live)) = conns.get_mut(&e.conn) {
+                let pass = login.map_or("harness@example.com", |(_, p)| p.as_str());
+                if live.ctl.send_line(&format!("PASS {pass}")).await.is_ok() {
+                    match live.ctl.read_reply(t).await {
+                        Ok(r) => row.notes.push(format!("the target asked for a password: sent PASS, got {}", r.lines[0])),
+                        Err(err) => row.notes.push(format!("the target asked for a password: sent PASS, {err}")),
+                    }
+                }
+            }
+        }
         rows.push(row);
     }
     rows
@@ -598,6 +658,19 @@ async fn move_data(live: &mut LiveConn, dir: Direction, cap: Option<&DataCapture
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn captured_home_is_rebased() {
+        assert_eq!(rebase("/srv/ftp/sub/f", Some("/srv/ftp")), "/sub/f");
+        assert_eq!(rebase("/srv/ftp", Some("/srv/ftp")), "/");
+        assert_eq!(rebase("/srv/ftpx", Some("/srv/ftp")), "/srv/ftpx");
+        assert_eq!(rebase("rel", Some("/srv/ftp")), "rel");
+        let pwd = Exchange { conn: 0, command: Some("PWD".into()), replies: vec![(257, vec!["257 \"/srv/ftp\" is here".into()])], data: None };
+        let cwd = Exchange { conn: 0, command: Some("CWD sub".into()), replies: vec![(250, vec!["250 ok".into()])], data: None };
+        let s = Session { name: "t".into(), connections: 1, exchanges: vec![pwd, cwd] };
+        assert_eq!(captured_home(&s).as_deref(), Some("/srv/ftp"));
+        assert_eq!(needed_tree(&s).entries, vec![Entry::Dir("sub".into())]);
+    }
 
     #[test]
     fn resolve_stays_inside() {
