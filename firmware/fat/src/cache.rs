@@ -23,6 +23,13 @@
 //! those points is this cache's choice (ascending block numbers).
 //!
 //! RAM: `LINES * LINE_BLOCKS * 512` bytes plus a few words per line.
+//!
+//! Measured (`cargo run -p ftpd-fat --release --example throughput`, a
+//! 16 MiB upload in 1460-byte pieces to a 64 MiB FAT32 image with 512-byte
+//! clusters, then a download): with one 1-block line, 163 856 write and
+//! 34 025 read commands; 4 x 2 blocks, 16 904 and 17 142; 8 x 16 blocks,
+//! 2 088 and 2 373 (about 16 blocks per command). The library alone would
+//! send one command per block and rewrite two FAT blocks per cluster.
 
 use core::cell::RefCell;
 use core::fmt;
@@ -244,15 +251,24 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockCache<D,
         Ok((l, i))
     }
 
-    /// Frees a line: an unused one, else the least recently used (written
-    /// back first if dirty).
+    /// Frees a line. Unused lines first; then clean lines (free to drop);
+    /// then lines written whole (a finished stretch of file data: one
+    /// command writes it); then anything. Oldest first within each kind, so
+    /// that the FAT blocks the library rewrites for every cluster stay put
+    /// while file data streams through.
     fn evict(&self, st: &mut State<LINES, LINE_BLOCKS>) -> Result<usize, DiskError<D::Error>> {
         if let Some(l) = (0..LINES).find(|&l| !st.lines[l].used) {
             return Ok(l);
         }
         let clock = st.clock;
+        let full = if LINE_BLOCKS == 64 { u64::MAX } else { (1u64 << LINE_BLOCKS) - 1 };
+        let kind = |line: &Line<LINE_BLOCKS>| match line.dirty {
+            0 => 0,
+            d if d == full => 1,
+            _ => 2,
+        };
         let l = (0..LINES)
-            .max_by_key(|&l| clock.wrapping_sub(st.lines[l].stamp))
+            .min_by_key(|&l| (kind(&st.lines[l]), core::cmp::Reverse(clock.wrapping_sub(st.lines[l].stamp))))
             .unwrap_or(0);
         Self::write_back(&self.dev, &mut st.lines[l], &mut st.stats)?;
         st.lines[l].used = false;
@@ -452,16 +468,24 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn lru_eviction_writes_back_the_oldest_line() {
-        let c: BlockCache<_, 2, 4> = BlockCache::new(RamDisk::new(64)).unwrap();
-        c.overwrite_block(0, |b| b.fill(0xAA)).unwrap(); // line 0..4
-        c.read_block(4, |_| ()).unwrap(); // line 4..8
-        c.read_block(0, |_| ()).unwrap(); // touch line 0
+    fn eviction_prefers_clean_then_whole_then_oldest_lines() {
+        let c: BlockCache<_, 3, 2> = BlockCache::new(RamDisk::new(64)).unwrap();
+        c.overwrite_block(0, |b| b.fill(0xAA)).unwrap(); // line 0..2, half dirty (oldest)
+        c.overwrite_block(2, |_| ()).unwrap(); // line 2..4, written whole
+        c.overwrite_block(3, |_| ()).unwrap();
+        c.read_block(4, |_| ()).unwrap(); // line 4..6, clean (newest)
         c.inner().take_log();
-        c.read_block(8, |_| ()).unwrap(); // evicts 4..8 (clean): no write
-        assert_eq!(c.inner().take_log(), vec![('r', 8, 4)]);
-        c.read_block(12, |_| ()).unwrap(); // evicts 0..4 (dirty): written first
-        assert_eq!(c.inner().take_log(), vec![('w', 0, 1), ('r', 12, 4)]);
+        // The clean line goes first, though it is the newest.
+        c.read_block(8, |_| ()).unwrap();
+        assert_eq!(c.inner().take_log(), vec![('r', 8, 2)]);
+        // Then the line written whole, though line 0..2 is older.
+        c.modify_block(8, |_| ()).unwrap(); // no clean line left
+        c.read_block(10, |_| ()).unwrap();
+        assert_eq!(c.inner().take_log(), vec![('w', 2, 2), ('r', 10, 2)]);
+        // Then the oldest.
+        c.modify_block(10, |_| ()).unwrap();
+        c.read_block(12, |_| ()).unwrap();
+        assert_eq!(c.inner().take_log(), vec![('w', 0, 1), ('r', 12, 2)]);
         assert_eq!(c.inner().blocks.borrow()[0], [0xAA; 512]);
     }
 

@@ -95,6 +95,28 @@ pub fn next(d: &impl Blocks, g: &Geometry, c: u32) -> Result<Next, Error> {
     }
 }
 
+/// How many clusters after `c` follow it one by one (`c + 1`, `c + 2`...),
+/// as far as the FAT block holding `c`'s entry tells: readers then skip the
+/// FAT for that stretch.
+pub fn contiguous_after(d: &impl Blocks, g: &Geometry, c: u32) -> Result<u32, Error> {
+    let per_block = 512 / entry_size(g);
+    let (blk, _) = place(g, c, 0);
+    let block_end = ((c / per_block + 1) * per_block).min(g.end());
+    d.view(blk, |b| {
+        let mut n = 0;
+        let mut k = c;
+        while k < block_end {
+            let at = ((k % per_block) * entry_size(g)) as usize;
+            if decode(g, b, at) != k + 1 || !g.valid_cluster(k + 1) {
+                break;
+            }
+            n += 1;
+            k += 1;
+        }
+        n
+    })
+}
+
 /// The cluster `n` links after `first` (`n` = 0: `first` itself).
 pub fn nth(d: &impl Blocks, g: &Geometry, first: u32, n: u32) -> Result<u32, Error> {
     if !g.valid_cluster(first) {

@@ -199,7 +199,7 @@ pub fn format_image(path: impl AsRef<Path>, size_bytes: u64, fat_type: FatType) 
 
 /// [`format_image`] with every option (a bare volume, a label...).
 pub fn format_image_with(path: impl AsRef<Path>, size_bytes: u64, mut options: Options) -> Result<(), ImageError> {
-    if size_bytes % 512 != 0 || size_bytes == 0 {
+    if !size_bytes.is_multiple_of(512) || size_bytes == 0 {
         return Err(ImageError::Size(size_bytes));
     }
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;

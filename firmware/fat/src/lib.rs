@@ -40,6 +40,22 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+/// `log::warn!` with the `log` feature, nothing without.
+macro_rules! warn {
+    ($($arg:tt)*) => {
+        #[cfg(feature = "log")]
+        log::warn!($($arg)*);
+    };
+}
+
+/// `log::info!` with the `log` feature, nothing without.
+macro_rules! info {
+    ($($arg:tt)*) => {
+        #[cfg(feature = "log")]
+        log::info!($($arg)*);
+    };
+}
+
 pub mod cache;
 mod dir;
 pub mod dirent;

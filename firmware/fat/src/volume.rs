@@ -126,6 +126,8 @@ struct Reader {
     /// Cluster holding `index * cluster_bytes` (0: not positioned yet).
     cluster: u32,
     index: u32,
+    /// Clusters after `cluster` known to follow it directly.
+    run: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -214,10 +216,7 @@ impl ShortStr {
     }
 }
 
-fn lib_err<E: core::fmt::Debug>(e: embedded_sdmmc::Error<E>) -> Error
-where
-    E: core::error::Error,
-{
+fn lib_err<E: core::error::Error>(e: embedded_sdmmc::Error<E>) -> Error {
     use embedded_sdmmc::Error as L;
     match e {
         L::NotEnoughSpace | L::DiskFull => Error::NoSpace,
@@ -323,6 +322,14 @@ where
             cluster_bytes: geo.cluster_bytes,
             capacity: u64::from(geo.cluster_count) * u64::from(geo.cluster_bytes),
         };
+        info!(
+            "mounted {:?} ({}), {} clusters of {} bytes, {} free",
+            info.fat_type,
+            if info.partitioned { "partition" } else { "bare volume" },
+            geo.cluster_count,
+            geo.cluster_bytes,
+            space.free
+        );
         Ok(FatStorage {
             vm,
             volume,
@@ -664,6 +671,7 @@ where
             pos: offset as u32,
             cluster: 0,
             index: 0,
+            run: 0,
         });
         Ok(FatFile { slot: slot as u8, serial })
     }
@@ -791,7 +799,10 @@ where
             result = result.and(Err(lib_err(e)));
         }
         if w.broken {
-            let _ = self.repair(w.key);
+            warn!("a write failed: checking the file's clusters");
+            if self.repair(w.key).is_err() {
+                warn!("could not repair the file's clusters");
+            }
         }
         let g = self.geo;
         let space = self.space;
@@ -991,14 +1002,24 @@ fn read_file(d: &impl Blocks, g: &Geometry, r: &mut Reader, buf: &mut [u8]) -> R
             }
             r.cluster = r.first;
             r.index = 0;
+            r.run = fat::contiguous_after(d, g, r.cluster)?;
         }
         while r.index < index {
+            if r.run > 0 {
+                // Contiguous: no need to ask the FAT.
+                let step = r.run.min(index - r.index);
+                r.cluster += step;
+                r.index += step;
+                r.run -= step;
+                continue;
+            }
             match fat::next(d, g, r.cluster)? {
                 Next::Cluster(c) => r.cluster = c,
                 // The chain is shorter than the size says.
                 Next::End => return Err(Error::Io),
             }
             r.index += 1;
+            r.run = fat::contiguous_after(d, g, r.cluster)?;
         }
         let off = r.pos % g.cluster_bytes;
         let blk = g.cluster_block(r.cluster) + off / 512;

@@ -158,7 +158,7 @@ impl Image {
         let (ok, out) = run(Command::new(fsck).arg("-n").arg(&part));
         let noise: Vec<&str> = out
             .lines()
-            .filter(|l| !l.starts_with("fsck.fat ") && !(l.contains(" files, ") && l.ends_with(" clusters")))
+            .filter(|l| !(l.starts_with("fsck.fat ") || (l.contains(" files, ") && l.ends_with(" clusters"))))
             .collect();
         assert!(ok && noise.is_empty(), "fsck.fat -n is not clean:\n{out}");
         fs::remove_file(part).unwrap();
@@ -187,7 +187,7 @@ impl Image {
             }
             let short = format!("{}.{}", short[..8].trim_end(), short[9..].trim_end());
             let short = short.trim_end_matches('.').to_string();
-            let long = line.splitn(2, ':').nth(1).and_then(|r| r.get(3..)).map(|l| l.trim().to_string());
+            let long = line.split_once(':').and_then(|(_, r)| r.get(3..)).map(|l| l.trim().to_string());
             v.push((short.clone(), long.filter(|l| !l.is_empty()).unwrap_or(short)));
         }
         Some(v)

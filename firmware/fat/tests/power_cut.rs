@@ -161,7 +161,7 @@ fn fsck(path: &Path) -> Option<Vec<String>> {
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     Some(
         text.lines()
-            .filter(|l| !l.starts_with("fsck.fat ") && !(l.contains(" files, ") && l.ends_with(" clusters")))
+            .filter(|l| !(l.starts_with("fsck.fat ") || (l.contains(" files, ") && l.ends_with(" clusters"))))
             .filter(|l| !l.trim().is_empty() && !l.starts_with("Leaving filesystem unchanged"))
             .map(str::to_string)
             .collect(),
