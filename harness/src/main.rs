@@ -176,10 +176,10 @@ async fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if !details.is_empty() {
         println!("{details}");
     }
-    print!("{}", report.table());
     if !report.passed() && !harness::snapshot::is_ci() && report.outcomes.iter().any(|o| o.written.is_some()) {
-        println!("review new snapshots with `cargo insta review` (or rerun with --accept after reading the diffs)");
+        println!("review new snapshots with `cargo insta review` (or rerun with --accept after reading the diffs)\n");
     }
+    print!("{}", report.table());
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
