@@ -120,4 +120,17 @@ fn curl_session_captured_with_tcpdump_replays_and_agrees() {
     // And the whole capture, from the CLI, agrees (exit 0).
     let out = Command::new(env!("CARGO_BIN_EXE_harness")).arg("replay").arg(&pcap).arg("--strict").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // The same capture as pcapng (what Wireshark and tshark write).
+    if target::have_tool("editcap") {
+        let ng = dir.path().join("s.pcapng");
+        assert!(Command::new("editcap").args(["-F", "pcapng"]).arg(&pcap).arg(&ng).status().unwrap().success());
+        assert_eq!(&std::fs::read(&ng).unwrap()[..4], b"\x0a\x0d\x0d\x0a", "a pcapng section header");
+        let out = Command::new(env!("CARGO_BIN_EXE_harness")).arg("replay").arg(&ng).arg("--strict").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    } else {
+        let msg = "the pcapng part needs editcap (apt-get install -y tshark)";
+        assert!(std::env::var("CI").is_err(), "{msg}");
+        eprintln!("\n!!!!!!!!!! SKIPPED: {msg} !!!!!!!!!!\n");
+    }
 }
