@@ -38,11 +38,13 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(format!("--root {}: {e}", dir.display())),
         },
-        StorageMode::Image(img) => Err(format!(
-            "--image {}: FAT images are not available yet (the ftpd-fat crate has no host \
-             image support yet); serve a directory with --root DIR",
-            img.display()
-        )),
+        StorageMode::Image(img) => match ftpd_fat::host::mount_image(&img) {
+            Ok(fs) => {
+                log::info!("serving FAT image {}", img.display());
+                serve(&cli, fs, config)
+            }
+            Err(e) => Err(format!("--image {}: {e}", img.display())),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
