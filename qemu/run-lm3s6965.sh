@@ -32,9 +32,10 @@
 #   --qemu BINARY       qemu-system-arm to use  [QEMU]
 #   --print             print the command line (one argument per line), do not run
 #
-# Boot parameters (address, gateway, passive address and ports) reach the
-# firmware through QEMU's generic loader, which writes them into the top of
-# SRAM before the CPU starts (firmware/board-lm3s6965/src/params.rs).
+# Boot parameters (address, gateway, passive address and ports, the time of
+# day) reach the firmware through QEMU's generic loader, which writes them
+# into the top of SRAM before the CPU starts
+# (firmware/board-lm3s6965/src/params.rs).
 # Works with QEMU 7.2 (Debian bookworm) and 10.0.2 (bookworm-backports).
 set -euo pipefail
 
@@ -147,6 +148,7 @@ params=(
     "$(word "$pasv_address")"
     "$(printf '0x%08x' $(( (21 << 16) | prefix )))"
     "$(printf '0x%08x' $(( (pasv_hi << 16) | pasv_lo )))"
+    "$(printf '0x%08x' "$(date +%s)")" # the board has no clock of its own
 )
 loaders=()
 for i in "${!params[@]}"; do

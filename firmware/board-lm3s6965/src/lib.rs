@@ -12,20 +12,18 @@
 //! | `hw::sysctl`, `hw::time` | RCC (50 MHz), SysTick | monotonic milliseconds, delays, WFI idle |
 //! | `hw::stack` | SRAM | painted stack, high-water mark |
 //! | [`params`] | top of SRAM | boot parameters written by QEMU's generic loader |
-//! | [`volume`] | block 0 | MBR / bare FAT / unformatted, for the boot report |
+//! | [`clock`] | - | calendar time from the boot parameters, FAT timestamps |
 //!
 //! The hardware modules exist only when building for the board
 //! (`target_os = "none"`); the rest is unit-tested on the host
 //! (`cargo test --target x86_64-unknown-linux-gnu`).
 #![cfg_attr(not(test), no_std)]
 
+pub mod clock;
 pub mod frame;
 pub mod params;
 pub mod sd;
-pub mod volume;
-
-/// Placeholder storage until the FAT backend is wired in.
-pub mod nostorage;
+pub mod storage_ref;
 
 #[cfg(target_os = "none")]
 pub mod hw;

@@ -20,22 +20,45 @@ mod fw {
     use board_lm3s6965::hw::ssi::Ssi0;
     use board_lm3s6965::hw::time::{self, Delay};
     use board_lm3s6965::hw::{stack, sysctl, uart};
-    use board_lm3s6965::nostorage::NoStorage;
+    use board_lm3s6965::clock::Clock;
     use board_lm3s6965::params::BootParams;
-    use board_lm3s6965::sd::{CardInfo, SdCard};
-    use board_lm3s6965::{print, println, volume, VERSION};
+    use board_lm3s6965::sd::{CardInfo, SdCard, Shared};
+    use board_lm3s6965::storage_ref::StorageRef;
+    use board_lm3s6965::{VERSION, print, println};
     use cortex_m_rt::{ExceptionFrame, entry, exception};
-    use embedded_sdmmc::{Block, BlockDevice, BlockIdx};
+    use ftpd::Storage;
     use ftpd_app::{App, NetConfig, Resources, Settings};
+    use ftpd_fat::FatStorage;
     use lm3s6965::interrupt;
 
     type Sd = SdCard<Ssi0, SdChipSelect, Delay>;
+    type Fs = FatStorage<Shared<'static, Sd>, Clock, 4, 2, 2>;
+    type AppFs = StorageRef<'static, Fs>;
 
     /// Seconds between retries of a failed boot step.
     const RETRY_MS: u64 = 2_000;
 
+    /// What the boot steps hand to the main loop.
+    struct Booted {
+        params: Option<BootParams>,
+        mac: [u8; 6],
+        clock: Clock,
+        sd: &'static Sd,
+        card: CardInfo,
+        fs: &'static mut Fs,
+        eth: &'static mut Enet,
+    }
+
     #[entry]
     fn main() -> ! {
+        // Two frames one after the other, so the stack of the boot steps
+        // (mounting the volume is the deepest) is not added to the loop's.
+        let b = boot();
+        run(b)
+    }
+
+    #[inline(never)]
+    fn boot() -> Booted {
         stack::paint();
         sysctl::init_clocks();
         uart::init();
@@ -46,10 +69,23 @@ mod fw {
 
         let params = BootParams::read();
         let mac = sysctl::mac_address();
-        let mut eth = Enet::new(mac);
+        // Large state lives in statics (.bss), not on the stack.
+        let eth: &'static mut Enet = cortex_m::singleton!(: Enet = Enet::new(mac)).unwrap();
 
-        let sd: Sd = SdCard::new(Ssi0::new(), SdChipSelect::new(), Delay);
-        let (card, layout) = bring_up_sd(&sd);
+        let p = params.unwrap_or_default();
+        let clock = Clock::new(p.unix_time, time::now_ms);
+        let sd: &'static Sd = cortex_m::singleton!(: Sd = SdCard::new(Ssi0::new(), SdChipSelect::new(), Delay)).unwrap();
+        let (card, fs) = bring_up_storage(sd, clock);
+        Booted { params, mac, clock, sd, card, fs, eth }
+    }
+
+    #[inline(never)]
+    fn run(b: Booted) -> ! {
+        let Booted { params, mac, clock, sd, card, fs, eth } = b;
+        let p = params.unwrap_or_default();
+        let vol = fs.info();
+        let free = fs.free_space();
+        let boot_stack = stack::high_water();
 
         // The link: QEMU models no PHY and gives no link indication.
         if !eth.link_up() {
@@ -59,7 +95,6 @@ mod fw {
             }
         }
 
-        let p = params.unwrap_or_default();
         let (ip, prefix) = p.ip.unwrap_or((Ipv4Addr::new(192, 0, 2, 2), 24));
         let seed = (time::now_ms() << 24) ^ cortex_m::peripheral::SYST::get_current() as u64
             ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
@@ -79,8 +114,8 @@ mod fw {
         }
 
         let res = Resources::take().unwrap();
-        let storage = NoStorage;
-        let mut app = App::new(res, &settings, &mut eth, storage, time::now_ms());
+        let mut app = App::new(res, &settings, eth, StorageRef(fs), time::now_ms());
+        app.set_utc(clock.utc());
 
         println!(
             "ftpd lm3s6965 v{VERSION} ready: ftp://{ip}:{}/ mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
@@ -95,13 +130,21 @@ mod fw {
             if params.is_some() { "boot parameters" } else { "defaults" }
         );
         println!(
-            "  sd {} MiB ({:?}, capacity from {:?}), {layout}",
+            "  sd {} MiB ({:?}, capacity from {:?}), {:?} {}, {} MiB, {} KiB free, cluster {} B",
             card.bytes() >> 20,
             card.card_type,
-            card.capacity_source
+            card.capacity_source,
+            vol.fat_type,
+            if vol.partitioned { "in MBR partition" } else { "without partition table" },
+            vol.capacity >> 20,
+            free.unwrap_or(0) >> 10,
+            vol.cluster_bytes
         );
+        if !clock.known() {
+            println!("  time of day unknown (no boot parameters): files dated 2000-01-01");
+        }
         println!(
-            "  ram: {} bytes free for the stack of {} (64 KiB SRAM), stack used so far {}",
+            "  ram: {} bytes free for the stack of {} (64 KiB SRAM), stack used so far {} (boot steps {boot_stack})",
             stack::free_ram() - stack::high_water(),
             stack::free_ram(),
             stack::high_water()
@@ -111,10 +154,11 @@ mod fw {
         let mut next_report = 0;
         loop {
             let now = time::now_ms();
-            let wake = app.poll(now, &mut eth);
+            let wake = app.poll(now, eth);
 
             if now >= next_report {
                 next_report = now + 1_000;
+                app.set_utc(clock.utc());
                 let peak = stack::high_water();
                 if peak > reported_peak {
                     reported_peak = peak;
@@ -137,15 +181,17 @@ mod fw {
     }
 
     /// One-letter console commands: `s` prints statistics.
-    fn console_command(c: u8, app: &App<'_, NoStorage>, sd: &Sd) {
+    fn console_command(c: u8, app: &App<'_, AppFs>, sd: &Sd) {
         if c == b's' {
             let st = &enet::STATS;
             let o = core::sync::atomic::Ordering::Relaxed;
             let sds = sd.stats();
+            let cache = app.storage().0.cache_stats();
             println!(
-                "stats: up {} ms, sessions {}, stack peak {} of {}, eth rx {} drop {} tx {} irq {} fifo-resets {}, sd cmds {} rd {} wr {} errs {}",
+                "stats: up {} ms, sessions {}, open files {}, stack peak {} of {}, eth rx {} drop {} tx {} irq {} fifo-resets {}, sd cmds {} rd {} wr {} errs {}, cache {:?}",
                 time::now_ms(),
                 app.sessions(),
+                app.storage().open_files(),
                 stack::high_water(),
                 stack::free_ram(),
                 st.rx_frames.load(o),
@@ -156,30 +202,28 @@ mod fw {
                 sds.commands,
                 sds.blocks_read,
                 sds.blocks_written,
-                sds.errors
+                sds.errors,
+                cache
             );
         }
     }
 
-    /// Initialises the card and checks block 0, retrying (with a console
-    /// message each time) until both work.
-    fn bring_up_sd(sd: &Sd) -> (CardInfo, volume::Layout) {
+    /// Initialises the card and mounts its FAT volume, retrying (with a
+    /// console message each time) until both work.
+    #[inline(never)]
+    fn bring_up_storage(sd: &'static Sd, clock: Clock) -> (CardInfo, &'static mut Fs) {
         loop {
             match sd.init() {
                 Err(e) => println!("boot: SD card: {e}; retrying in {} s", RETRY_MS / 1000),
                 Ok(info) => {
                     sd.with_bus(|b| b.set_fast());
-                    let mut b0 = [Block::new()];
-                    match sd.read(&mut b0, BlockIdx(0)) {
-                        Err(e) => println!("boot: SD card: reading block 0: {e}; retrying in {} s", RETRY_MS / 1000),
-                        Ok(()) => match volume::classify(&b0[0].contents) {
-                            Ok(layout) => return (info, layout),
-                            Err(e) => println!(
-                                "boot: SD card ({} MiB): {e}; retrying in {} s",
-                                info.bytes() >> 20,
-                                RETRY_MS / 1000
-                            ),
-                        },
+                    match FatStorage::mount(Shared(sd), clock) {
+                        Ok(fs) => return (info, cortex_m::singleton!(: Fs = fs).unwrap()),
+                        Err(e) => println!(
+                            "boot: SD card ({} MiB): {e}; retrying in {} s [stack {} of {}]",
+                            info.bytes() >> 20,
+                            RETRY_MS / 1000, stack::high_water(), stack::free_ram()
+                        ),
                     }
                 }
             }

@@ -15,6 +15,7 @@
 //! | 12 | address advertised in passive replies, 0 = the local address |
 //! | 16 | prefix length (bits 7:0), FTP control port (bits 31:16, 0 = 21) |
 //! | 20 | first passive port (bits 15:0), last passive port (bits 31:16), 0 = default |
+//! | 24 | Unix time (seconds, UTC) when QEMU started, 0 = unknown |
 
 use core::net::Ipv4Addr;
 
@@ -23,7 +24,7 @@ pub const ADDR: usize = 0x2000_FF00;
 /// "FTPB" read as a little-endian word.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"FTPB");
 /// Number of 32-bit words in the block.
-pub const WORDS: usize = 6;
+pub const WORDS: usize = 7;
 
 /// Network settings for this boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,11 +36,13 @@ pub struct BootParams {
     pub pasv_address: Option<Ipv4Addr>,
     pub ftp_port: u16,
     pub pasv_ports: Option<(u16, u16)>,
+    /// Unix time at boot (the board has no clock of its own under QEMU).
+    pub unix_time: Option<u64>,
 }
 
 impl Default for BootParams {
     fn default() -> Self {
-        BootParams { ip: None, gateway: None, pasv_address: None, ftp_port: 21, pasv_ports: None }
+        BootParams { ip: None, gateway: None, pasv_address: None, ftp_port: 21, pasv_ports: None, unix_time: None }
     }
 }
 
@@ -63,6 +66,7 @@ impl BootParams {
             pasv_address: addr(w[3]),
             ftp_port: if port == 0 { 21 } else { port },
             pasv_ports: (lo != 0 && hi >= lo).then_some((lo, hi)),
+            unix_time: (w[6] != 0).then_some(w[6] as u64),
         })
     }
 
@@ -79,6 +83,7 @@ impl BootParams {
             a(self.pasv_address),
             prefix as u32 | (self.ftp_port as u32) << 16,
             lo as u32 | (hi as u32) << 16,
+            self.unix_time.unwrap_or(0) as u32,
         ]
     }
 
@@ -106,6 +111,7 @@ mod tests {
             pasv_address: Some(Ipv4Addr::new(127, 0, 0, 1)),
             ftp_port: 21,
             pasv_ports: Some((50000, 50009)),
+            unix_time: Some(1_709_210_096),
         };
         assert_eq!(BootParams::decode(&p.encode()), Some(p));
         assert_eq!(BootParams::decode(&BootParams::default().encode()), Some(BootParams::default()));

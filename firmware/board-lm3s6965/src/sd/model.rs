@@ -81,6 +81,32 @@ impl SimCard {
         })))
     }
 
+    /// A card holding a copy of a disk image.
+    pub fn from_image(flavor: Flavor, image: &[u8]) -> Self {
+        let card = SimCard::new(flavor, Some(image.len() as u64));
+        {
+            let mut s = card.0.borrow_mut();
+            for (i, chunk) in image.chunks(512).enumerate() {
+                if chunk.iter().any(|&b| b != 0) {
+                    let mut blk = [0u8; 512];
+                    blk.copy_from_slice(chunk);
+                    s.data.insert(i as u64, blk);
+                }
+            }
+        }
+        card
+    }
+
+    /// The card's contents as a disk image.
+    pub fn image(&self) -> Vec<u8> {
+        let s = self.0.borrow();
+        let mut v = vec![0u8; s.size.unwrap_or(0) as usize];
+        for (&i, b) in &s.data {
+            v[i as usize * 512..][..512].copy_from_slice(b);
+        }
+        v
+    }
+
     pub fn bus(&self) -> (SimSpi, SimCs) {
         (SimSpi(self.clone()), SimCs(self.clone()))
     }
@@ -387,6 +413,21 @@ impl embedded_hal::digital::OutputPin for SimCs {
     }
 }
 
+thread_local! {
+    static DELAYED_NS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+impl NoDelay {
+    /// Nanoseconds of delay asked for on this thread since the last call.
+    pub fn take_total_ns() -> u64 {
+        DELAYED_NS.with(|c| c.replace(0))
+    }
+}
+
+/// Returns at once but counts what was asked for, so tests can tell a driver
+/// that waits where it should not.
 impl embedded_hal::delay::DelayNs for NoDelay {
-    fn delay_ns(&mut self, _: u32) {}
+    fn delay_ns(&mut self, ns: u32) {
+        DELAYED_NS.with(|c| c.set(c.get() + ns as u64));
+    }
 }
