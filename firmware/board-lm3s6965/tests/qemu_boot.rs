@@ -28,8 +28,19 @@ fn qemu_dir() -> PathBuf {
     crate_dir().join("../../qemu")
 }
 
+/// A file for this test run under target/qemu-tests (files of earlier runs
+/// are removed the first time).
 fn scratch(name: &str) -> PathBuf {
+    static CLEAN: OnceLock<()> = OnceLock::new();
     let d = crate_dir().join("target/qemu-tests");
+    CLEAN.get_or_init(|| {
+        let me = format!("{}-", std::process::id());
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if !e.file_name().to_string_lossy().starts_with(&me) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    });
     std::fs::create_dir_all(&d).unwrap();
     d.join(format!("{}-{name}", std::process::id()))
 }
@@ -497,4 +508,74 @@ fn elf32_sections(elf: &[u8]) -> Vec<(String, u32, u32)> {
             (name, u32_at(h + 0x0C), u32_at(h + 0x14))
         })
         .collect()
+}
+
+/// A network namespace made for one test, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn create() -> Result<Netns, String> {
+        let name = format!("ftpdq{}", std::process::id());
+        let ip = |args: &[&str]| -> Result<(), String> {
+            let o = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
+            if o.status.success() { Ok(()) } else { Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim())) }
+        };
+        ip(&["netns", "add", &name])?;
+        let ns = Netns(name);
+        let n = ns.0.as_str();
+        ip(&["-n", n, "link", "set", "lo", "up"])?;
+        ip(&["-n", n, "tuntap", "add", "dev", "tapq0", "mode", "tap"])?;
+        ip(&["-n", n, "addr", "add", "192.0.2.1/24", "dev", "tapq0"])?;
+        ip(&["-n", n, "link", "set", "tapq0", "up"])?;
+        Ok(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// `-nic tap` inside a namespace of our own (192.0.2.0/24): the board answers
+/// on 192.0.2.2:21 from the TAP side. Needs root (CAP_NET_ADMIN).
+#[test]
+fn tap_networking_in_a_namespace() {
+    let ns = match Netns::create() {
+        Ok(ns) => ns,
+        Err(e) => {
+            eprintln!("!!!!!!!! TAP TEST NOT RUN: cannot make a network namespace with a TAP device: {e} !!!!!!!!");
+            return;
+        }
+    };
+    for (qemu, version) in qemus() {
+        eprintln!("== {version}");
+        let img = scratch("tap.img");
+        mkimage(&img, false);
+        let console = scratch("tap.console");
+        let _ = std::fs::remove_file(&console);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.0])
+            .arg(qemu_dir().join("run-lm3s6965.sh"))
+            .args(["--qemu", qemu.to_str().unwrap(), "--image", img.to_str().unwrap(), "--net", "tap:tapq0"])
+            .args(["--serial", console.to_str().unwrap(), "--kernel"])
+            .arg(firmware())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut b = Board { child, console, ftp: 21, pasv: (50000, 50099) };
+        let c = b.wait_for("ready:", 1, BOOT_TIMEOUT);
+        assert!(c.contains("ftp://192.0.2.2:21/"), "{c}");
+        // A client inside the namespace: bash's /dev/tcp.
+        let script = "exec 3<>/dev/tcp/192.0.2.2/21 && IFS= read -r -t 10 l <&3 && echo \"$l\" && \
+                      printf 'USER test\\r\\nPASS test\\r\\nEPSV\\r\\nQUIT\\r\\n' >&3 && \
+                      for i in 1 2 3 4 5; do IFS= read -r -t 10 l <&3 && echo \"$l\"; done";
+        let out = Command::new("ip").args(["netns", "exec", &ns.0, "bash", "-c", script]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        eprintln!("{text}");
+        assert!(text.starts_with("220"), "{text}");
+        assert!(text.contains("230"), "{text}");
+        assert!(text.contains("229 "), "{text}");
+        assert!(text.contains("221"), "{text}");
+    }
 }
