@@ -705,7 +705,8 @@ fn ftplib_all(b: Backend) {
         Command::new("python3")
             .arg(script)
             .arg(srv.addr.ip().to_string())
-            .arg(srv.port().to_string()),
+            .arg(srv.port().to_string())
+            .arg(if b.is_fat() { "fat" } else { "dir" }),
         Duration::from_secs(300),
     );
     print!("{}", out.stdout_str());

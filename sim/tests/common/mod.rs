@@ -56,12 +56,9 @@ macro_rules! on_every_backend {
             use super::*;
             #[test]
             fn dir() { super::$name(common::Backend::Dir) }
-            // Until `sim --image` is wired (it answers "not available yet").
             #[test]
-            #[ignore = "sim --image is not available yet"]
             fn fat() { super::$name(common::Backend::Fat) }
             #[test]
-            #[ignore = "sim --image is not available yet"]
             fn fat_mbr() { super::$name(common::Backend::FatMbr) }
         }
     )*};
