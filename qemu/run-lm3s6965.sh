@@ -24,6 +24,8 @@
 #   --ip ADDR/PREFIX    the board's address (default 10.0.2.15/24 user,
 #                       192.0.2.2/24 tap)
 #   --gateway IP        default route (default 10.0.2.2 user, none tap)
+#   --forward H:G       user mode: also forward 127.0.0.1:H to the board's port G
+#                       (repeatable; e.g. the diag build's discard 9 / chargen 19)
 #   --mac MAC           NIC address (default 52:54:00:12:34:56)
 #   --serial stdio|FILE the console (UART0)  [QEMU_SERIAL]
 #   --qmp PATH          QMP server on a unix socket: cable pull with
@@ -54,6 +56,7 @@ qmp=""
 monitor=""
 print=0
 kernel=""
+forwards=()
 
 die() { echo "run-lm3s6965.sh: $*" >&2; exit 2; }
 
@@ -67,6 +70,8 @@ while (($#)); do
         --ip) ip="$2"; shift 2 ;;
         --gateway) gateway="$2"; shift 2 ;;
         --mac) mac="$2"; shift 2 ;;
+        --forward) [[ "$2" =~ ^[0-9]+:[0-9]+$ ]] || die "--forward wants HOSTPORT:GUESTPORT, got $2"
+                   forwards+=("$2"); shift 2 ;;
         --serial) serial="$2"; shift 2 ;;
         --qmp) qmp="$2"; shift 2 ;;
         --monitor) monitor="$2"; shift 2 ;;
@@ -117,6 +122,9 @@ case "$net" in
         nic="user,model=stellaris,mac=$mac,hostfwd=tcp:127.0.0.1:$ftp_port-:21"
         for ((p = pasv_lo; p <= pasv_hi; p++)); do
             nic+=",hostfwd=tcp:127.0.0.1:$p-:$p"
+        done
+        for f in "${forwards[@]}"; do
+            nic+=",hostfwd=tcp:127.0.0.1:${f%%:*}-:${f##*:}"
         done
         ;;
     tap:*)

@@ -114,7 +114,7 @@ mod fw {
         }
 
         let res = Resources::take().unwrap();
-        let mut app = App::new(res, &settings, eth, StorageRef(fs), time::now_ms());
+        let mut app = make_app(res, &settings, eth, fs);
         app.set_utc(clock.utc());
 
         println!(
@@ -178,6 +178,18 @@ mod fw {
                 time::idle(|| Enet::rx_pending() || uart::rx_pending());
             }
         }
+    }
+
+    /// Builds the application in its own frame, so the temporaries of its
+    /// construction are not part of the main loop's frame.
+    #[inline(never)]
+    fn make_app(
+        res: &'static mut Resources<'static>,
+        settings: &Settings,
+        eth: &mut Enet,
+        fs: &'static mut Fs,
+    ) -> App<'static, AppFs> {
+        App::new(res, settings, eth, StorageRef(fs), time::now_ms())
     }
 
     /// One-letter console commands: `s` prints statistics.
