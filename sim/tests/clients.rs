@@ -252,6 +252,64 @@ fn curl_upload(b: Backend) {
     assert!(!fx.exists("/up/anon.txt"), "anonymous upload left a file");
 }
 
+/// Every 226 after STOR means the bytes and the directory entry are in the
+/// storage: uploads, then the server is killed (SIGKILL, no chance to flush),
+/// and the storage holds every uploaded byte (and the FAT image is clean).
+fn curl_upload_then_crash(b: Backend) {
+    if !have_tool("curl") {
+        return;
+    }
+    let Some(fx) = Fixture::new(b) else { return };
+    fx.put("/old.bin", &random_bytes(100_000, 60));
+    let srv = fx.start(&[]);
+    let url = srv.url("test", "test");
+    let local = fx.scratch().join("local");
+    let files = [
+        ("/crash/firmware-v1.2.3.bin", random_bytes(1_000_000, 61)),
+        ("/crash/Report 2026 (final).pdf", random_bytes(4321, 62)),
+        ("/old.bin", random_bytes(2000, 63)),
+    ];
+    for (p, data) in &files {
+        fs::write(&local, data).unwrap();
+        curl(&[
+            "--ftp-create-dirs",
+            "-T",
+            local.to_str().unwrap(),
+            &format!("{url}{}", pct(p)),
+        ])
+        .success(&format!("curl -T {p}"));
+    }
+    curl(&[
+        "-Q",
+        "RNFR /crash/Report 2026 (final).pdf",
+        "-Q",
+        "RNTO /crash/renamed.pdf",
+        &format!("{url}/"),
+    ])
+    .success("curl rename");
+    srv.kill();
+    fx.assert_clean();
+    assert_same_bytes(
+        "after the crash",
+        &fx.read(files[0].0).expect("uploaded file"),
+        &files[0].1,
+    );
+    assert_same_bytes(
+        "after the crash",
+        &fx.read("/crash/renamed.pdf").expect("renamed file"),
+        &files[1].1,
+    );
+    assert_same_bytes(
+        "after the crash",
+        &fx.read("/old.bin").expect("overwritten file"),
+        &files[2].1,
+    );
+    assert!(
+        !fx.exists("/crash/Report 2026 (final).pdf"),
+        "the old name survived the rename"
+    );
+}
+
 /// `-C -` resumes a download from a partial local file and an upload onto a
 /// partial remote file; the final bytes must be the whole file.
 fn curl_resume(b: Backend) {
@@ -573,6 +631,7 @@ on_every_backend!(
     curl_list,
     curl_download,
     curl_upload,
+    curl_upload_then_crash,
     curl_resume,
     curl_pasv,
     curl_active,
@@ -602,7 +661,15 @@ fn mirror_tree() -> common::Tree {
         b"spaces in a directory name\n".to_vec(),
     );
     file("nested/zero.bin", Vec::new());
+    // A directory that outgrows many clusters (each long name takes several entries).
+    for i in 0..60 {
+        file(
+            &format!("many/a rather long file name, number {i:02}.txt"),
+            format!("file {i}\n").into_bytes(),
+        );
+    }
     for d in [
+        "many",
         "empty",
         "nested",
         "nested/a",

@@ -636,6 +636,13 @@ impl Server {
         format!("ftp://{user}:{pass}@{}", self.addr)
     }
 
+    /// Kills the server outright (SIGKILL), as a power cut would.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+    }
+
     /// Stops the server as Ctrl-C does (SIGTERM), waiting for it to exit;
     /// panics if it does not stop cleanly.
     pub fn stop(mut self) {
