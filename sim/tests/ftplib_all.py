@@ -546,6 +546,7 @@ def data_connections():
     expect("EPRT to another address is refused", ftp, f"EPRT |1|127.0.0.2|{lport}|", ("500", "501", "504"))
     expect("EPRT with an unknown protocol is 522", ftp, f"EPRT |3|127.0.0.1|{lport}|", "522")
     expect("PORT syntax error is 501", ftp, "PORT 1,2,3", "501")
+    expect("PORT to a privileged port is refused (RFC 2577)", ftp, "PORT 127,0,0,1,0,21", ("500", "501", "504"))
     ftp.quit()
 
     # EPSV ALL
