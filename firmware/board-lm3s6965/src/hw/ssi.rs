@@ -4,7 +4,7 @@
 //! The PL022 rule that matters under QEMU: TX stalls while the 8-entry RX
 //! FIFO is full, and DR writes into a full TX FIFO are dropped. So every
 //! transfer reads one RX byte per byte written, keeping at most [`DEPTH`]
-//! bytes in flight. CR0 is written before anything else (QEMU derives the
+//! bytes in flight (bursts of 8: write, wait for BSY to clear, read 8). CR0 is written before anything else (QEMU derives the
 //! data mask from CR0.DSS; before that every byte would be 0).
 
 use core::convert::Infallible;
@@ -21,8 +21,8 @@ const SR: Reg = Reg(BASE + 0x0C);
 const CPSR: Reg = Reg(BASE + 0x10);
 const IMSC: Reg = Reg(BASE + 0x14);
 
-const SR_TNF: u32 = 1 << 1;
 const SR_RNE: u32 = 1 << 2;
+const SR_BSY: u32 = 1 << 4;
 const CR1_SSE: u32 = 1 << 1;
 /// FIFO depth of the PL022 (both directions).
 pub const DEPTH: usize = 8;
@@ -65,27 +65,24 @@ impl Ssi0 {
         }
     }
 
-    #[inline(always)]
-    fn pop(&mut self) -> u8 {
-        while SR.read() & SR_RNE == 0 {}
-        DR.read() as u8
-    }
-
     /// Clocks `len` bytes out of `tx(i)` and hands each received byte to
-    /// `rx(i, byte)`, with at most DEPTH bytes in flight.
+    /// `rx(i, byte)`, in bursts of at most DEPTH bytes: the TX FIFO is empty
+    /// between bursts (everything sent has been read back), so a burst fits
+    /// without checking TNF; once BSY clears, the burst's bytes are all in
+    /// the RX FIFO. Two register accesses per byte plus one per burst.
     #[inline(always)]
     fn pump(&mut self, len: usize, tx: impl Fn(usize) -> u8, mut rx: impl FnMut(usize, u8)) {
-        let mut sent = 0;
-        let mut got = 0;
-        while got < len {
-            // Fill the TX FIFO, never more than DEPTH ahead of what was read.
-            while sent < len && sent - got < DEPTH && SR.read() & SR_TNF != 0 {
-                DR.write(tx(sent) as u32);
-                sent += 1;
+        let mut at = 0;
+        while at < len {
+            let n = (len - at).min(DEPTH);
+            for i in at..at + n {
+                DR.write(tx(i) as u32);
             }
-            let b = self.pop();
-            rx(got, b);
-            got += 1;
+            while SR.read() & SR_BSY != 0 {}
+            for i in at..at + n {
+                rx(i, DR.read() as u8);
+            }
+            at += n;
         }
     }
 }
@@ -120,18 +117,19 @@ impl SpiBus<u8> for Ssi0 {
         Ok(())
     }
     fn transfer_in_place(&mut self, words: &mut [u8]) -> Result<(), Infallible> {
-        // Reads and writes the same slice: keep the bytes to send ahead of
-        // the bytes received by copying the pending ones out first.
-        let len = words.len();
-        let mut sent = 0;
-        let mut got = 0;
-        while got < len {
-            while sent < len && sent - got < DEPTH && SR.read() & SR_TNF != 0 {
-                DR.write(words[sent] as u32);
-                sent += 1;
+        // A burst's bytes are all written before any is read back, so the
+        // slice can be read and overwritten in place.
+        let mut at = 0;
+        while at < words.len() {
+            let n = (words.len() - at).min(DEPTH);
+            for &b in &words[at..at + n] {
+                DR.write(b as u32);
             }
-            words[got] = self.pop();
-            got += 1;
+            while SR.read() & SR_BSY != 0 {}
+            for b in &mut words[at..at + n] {
+                *b = DR.read() as u8;
+            }
+            at += n;
         }
         Ok(())
     }
