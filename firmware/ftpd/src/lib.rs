@@ -25,7 +25,7 @@
 //!     if !poll.progressed { sleep_until(poll.next_wake) }
 //! }
 //! ```
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "testing")), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -36,6 +36,8 @@ pub mod proto;
 mod server;
 pub mod session;
 pub mod storage;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 
 pub use config::{Account, Config};
