@@ -51,7 +51,7 @@ pub enum Rx {
 /// impossible.
 pub fn rx_word_count(first: u32) -> Option<usize> {
     let field = (first & 0xFFFF) as usize;
-    if field < 6 || field > MAX_RX_FIELD {
+    if !(6..=MAX_RX_FIELD).contains(&field) {
         return None;
     }
     Some(field.div_ceil(4))

@@ -166,7 +166,7 @@ mod fw {
                 }
             }
             if let Some(c) = uart::read_byte() {
-                console_command(c, &app, &sd);
+                console_command(c, &app, sd);
             }
 
             // Sleep until the next deadline, a frame or a console byte.
@@ -223,6 +223,7 @@ mod fw {
     /// Initialises the card and mounts its FAT volume, retrying (with a
     /// console message each time) until both work.
     #[inline(never)]
+    #[allow(clippy::mut_from_ref)] // the &mut comes from a singleton, not from `sd`
     fn bring_up_storage(sd: &'static Sd, clock: Clock) -> (CardInfo, &'static mut Fs) {
         loop {
             match sd.init() {

@@ -384,7 +384,7 @@ fn boots_serves_ftp_and_sleeps_when_idle() {
         let share = (b.cpu_time() - c0).as_secs_f64() / t0.elapsed().as_secs_f64();
         eprintln!("idle QEMU CPU share: {:.0} %", share * 100.0);
         assert!(share < 0.5, "an idle board keeps QEMU at {:.0} % CPU: the idle loop spins", share * 100.0);
-        let peak = b.console().lines().filter_map(|l| l.strip_prefix("stack: peak ")).last().map(String::from);
+        let peak = b.console().lines().filter_map(|l| l.strip_prefix("stack: peak ")).next_back().map(String::from);
         eprintln!("stack: peak {}", peak.unwrap_or_default());
         drop(b);
 

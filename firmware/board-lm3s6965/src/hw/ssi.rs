@@ -38,6 +38,7 @@ pub struct Ssi0(());
 impl Ssi0 {
     /// Master, SPI mode 0, 8 bits, ~400 kHz on the real chip (the speed for
     /// SD card identification). QEMU ignores the clock settings.
+    #[allow(clippy::new_without_default)] // programs the hardware
     pub fn new() -> Self {
         GPIOA_AFSEL.modify(|v| v | (1 << 2) | (1 << 4) | (1 << 5));
         GPIOA_DEN.modify(|v| v | (1 << 2) | (1 << 4) | (1 << 5));
