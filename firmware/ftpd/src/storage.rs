@@ -178,3 +178,54 @@ pub trait Storage {
         0
     }
 }
+
+/// A storage lent by reference is a storage: a board can keep its volume in
+/// a `static` and hand the application `&mut` to it.
+impl<S: Storage + ?Sized> Storage for &mut S {
+    type File = S::File;
+
+    fn open_read(&mut self, path: &str, offset: u64) -> Result<Self::File> {
+        (**self).open_read(path, offset)
+    }
+    fn open_write(&mut self, path: &str, mode: WriteMode) -> Result<Self::File> {
+        (**self).open_write(path, mode)
+    }
+    fn read(&mut self, file: &mut Self::File, buf: &mut [u8]) -> Result<usize> {
+        (**self).read(file, buf)
+    }
+    fn write(&mut self, file: &mut Self::File, data: &[u8]) -> Result<()> {
+        (**self).write(file, data)
+    }
+    fn close(&mut self, file: Self::File) -> Result<()> {
+        (**self).close(file)
+    }
+    fn metadata(&mut self, path: &str) -> Result<Metadata> {
+        (**self).metadata(path)
+    }
+    fn list(
+        &mut self,
+        path: &str,
+        skip: usize,
+        f: &mut dyn FnMut(&DirEntry<'_>) -> bool,
+    ) -> Result<()> {
+        (**self).list(path, skip, f)
+    }
+    fn mkdir(&mut self, path: &str) -> Result<()> {
+        (**self).mkdir(path)
+    }
+    fn rmdir(&mut self, path: &str) -> Result<()> {
+        (**self).rmdir(path)
+    }
+    fn remove(&mut self, path: &str) -> Result<()> {
+        (**self).remove(path)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        (**self).rename(from, to)
+    }
+    fn free_space(&mut self) -> Option<u64> {
+        (**self).free_space()
+    }
+    fn open_files(&self) -> usize {
+        (**self).open_files()
+    }
+}
