@@ -877,6 +877,26 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         true
     }
 
+    /// The (virtual, storage) paths of a command that changes the tree:
+    /// read-only logins get `550`, unusable paths `553`, and the root itself
+    /// `root_error` (it can be neither created, removed nor renamed).
+    fn target_for_change<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+        root_error: storage::Error,
+    ) -> Option<(PathBuf, PathBuf)> {
+        if self.deny(ctx) {
+            return None;
+        }
+        let (v, s) = self.resolve(ctx, arg)?;
+        if v.is_root() {
+            self.fail(ctx, root_error);
+            return None;
+        }
+        Some((v, s))
+    }
+
     fn cwd_to<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -905,15 +925,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
     ) {
-        if self.deny(ctx) {
-            return;
-        }
-        let Some((v, s)) = self.resolve(ctx, arg) else {
+        let Some((v, s)) = self.target_for_change(ctx, arg, storage::Error::AlreadyExists) else {
             return;
         };
-        if v.is_root() {
-            return self.fail(ctx, storage::Error::AlreadyExists);
-        }
         match ctx.fs.mkdir(s.as_str()) {
             Ok(()) => self.reply(
                 ctx,
@@ -930,15 +944,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         arg: &str,
         what: Modify,
     ) {
-        if self.deny(ctx) {
-            return;
-        }
-        let Some((v, s)) = self.resolve(ctx, arg) else {
+        let Some((v, s)) = self.target_for_change(ctx, arg, storage::Error::PermissionDenied)
+        else {
             return;
         };
-        if v.is_root() {
-            return self.fail(ctx, storage::Error::PermissionDenied);
-        }
         let r = match what {
             Modify::Rmd => ctx.fs.rmdir(s.as_str()),
             Modify::Dele => ctx.fs.remove(s.as_str()),
@@ -967,15 +976,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
     ) {
-        if self.deny(ctx) {
-            return;
-        }
-        let Some((v, s)) = self.resolve(ctx, arg) else {
+        let Some((v, s)) = self.target_for_change(ctx, arg, storage::Error::PermissionDenied)
+        else {
             return;
         };
-        if v.is_root() {
-            return self.fail(ctx, storage::Error::PermissionDenied);
-        }
         match ctx.fs.metadata(s.as_str()) {
             Ok(_) => {
                 self.aux = v;
@@ -991,19 +995,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
     ) {
-        if self.deny(ctx) {
-            return;
-        }
-        let Some((v, to)) = self.resolve(ctx, arg) else {
+        let Some((v, to)) = self.target_for_change(ctx, arg, storage::Error::AlreadyExists) else {
             return;
         };
         let root = self.root(ctx.config);
         let Ok(from) = path::to_storage(root, &self.aux) else {
             return self.fail(ctx, storage::Error::NameTooLong);
         };
-        if v.is_root() {
-            return self.fail(ctx, storage::Error::AlreadyExists);
-        }
         // A directory cannot move into itself.
         if is_within(&v, &self.aux) {
             return self.fail(ctx, storage::Error::PermissionDenied);
