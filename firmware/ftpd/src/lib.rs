@@ -18,7 +18,7 @@
 //!
 //! ## Driving it
 //!
-//! ```ignore
+//! ```text
 //! let mut server: Server<MyNet, MyFs, 4> = Server::new(&config, &mut data_buf);
 //! loop {
 //!     let poll = server.poll(Instant::from_millis(clock.ms()), &mut net, &mut fs);

@@ -648,7 +648,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         #[cfg(feature = "log")]
         {
             let text = core::str::from_utf8(line).unwrap_or("<not UTF-8>");
-            if text.len() >= 5 && text[..5].eq_ignore_ascii_case("PASS ") {
+            if line.get(..5).is_some_and(|v| v.eq_ignore_ascii_case(b"PASS ")) {
                 log::info!("[{}] PASS ****", self.id);
             } else {
                 log::info!("[{}] {}", self.id, text);
@@ -1636,7 +1636,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
         };
         if meta.kind == Kind::File && format == Format::Mlsd {
-            self.fail(ctx, storage::Error::NotADirectory);
+            // RFC 3659 §7.1: MLSD names a directory; MLST is for files.
+            self.reply(ctx, R::ArgumentSyntaxError, format_args!("Not a directory; use MLST for a file."));
             return Handled::Done;
         }
         let sock = match self.data_for_transfer(ctx) {

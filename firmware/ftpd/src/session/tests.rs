@@ -365,6 +365,15 @@ fn command_split_across_packets_is_reassembled() {
 }
 
 #[test]
+fn utf8_names_are_fine_everywhere_in_a_line() {
+    let mut t = T::login();
+    // A multi-byte character across the fifth byte (the log checks for "PASS ").
+    t.expect("MKD été", "257 \"/été\" created.");
+    t.expect("RMD été", "250 ");
+    t.expect("MKD 日本語", "257 ");
+}
+
+#[test]
 fn telnet_iac_is_ignored() {
     let mut t = T::login();
     assert_eq!(t.send_raw(b"\xff\xf4\xff\xf2NOOP\r\n"), "200 NOOP ok.\r\n");
@@ -1018,7 +1027,7 @@ fn nlst_and_mlsd() {
         "type=file;size=5000;modify=20240102030405;perm=adfrw; file.bin\r\n"
     );
     t.pasv();
-    t.expect("MLSD readme.txt", "550 Not a directory.");
+    t.expect("MLSD readme.txt", "501 Not a directory; use MLST for a file.");
 }
 
 #[test]
