@@ -30,6 +30,13 @@ mod tests {
     #[test]
     fn year_2000() {
         let t = FixedTime.get_timestamp();
-        assert_eq!((t.year_since_1970 as u16 + 1970, t.zero_indexed_month + 1, t.zero_indexed_day + 1), (2000, 1, 1));
+        assert_eq!(
+            (
+                t.year_since_1970 as u16 + 1970,
+                t.zero_indexed_month + 1,
+                t.zero_indexed_day + 1
+            ),
+            (2000, 1, 1)
+        );
     }
 }

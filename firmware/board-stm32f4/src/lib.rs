@@ -11,7 +11,7 @@
 //! | `hw::time` | SysTick | monotonic milliseconds, WFI idle |
 //! | `hw::mem` | SRAM + CCM | static RAM use, stack in CCM with a high-water mark |
 //! | [`phy`] | - | the LAN8720A's registers: identification, link state and speed |
-//! | [`sd`] | - | SD protocol facts shared by the driver and its tests: card status, errors |
+//! | [`sd`] | - | SD protocol facts for the SDIO driver: CSD/CID decoding, card status, errors |
 //! | [`netcfg`] | - | the addresses fixed at build time (`FTPD_*`, see build.rs), the MAC from the chip's unique ID |
 //! | [`fat_time`] | - | the FAT time source (the board has no calendar clock) |
 //! | [`storage_ref`] | - | the FAT volume in a `static`, lent to the application |

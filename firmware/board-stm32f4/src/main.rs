@@ -11,7 +11,9 @@
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("board-stm32f4 is firmware: build it for thumbv7em-none-eabihf (cargo build in its directory)");
+    eprintln!(
+        "board-stm32f4 is firmware: build it for thumbv7em-none-eabihf (cargo build in its directory)"
+    );
 }
 
 #[cfg(target_os = "none")]
@@ -73,7 +75,10 @@ mod fw {
         console::init(dp.USART6, gpioc.pc6, gpioc.pc7, &clocks);
         time::init(cp.SYST);
         println!();
-        println!("ftpd stm32f4 v{VERSION}: booting (STM32F407 at {} MHz)", clocks.hclk().to_MHz());
+        println!(
+            "ftpd stm32f4 v{VERSION}: booting (STM32F407 at {} MHz)",
+            clocks.hclk().to_MHz()
+        );
 
         // The Discovery's audio codec (CS43L22) shares PC10 and PC12 with the
         // SD card: hold it in reset (PD4 low).
@@ -81,7 +86,11 @@ mod fw {
 
         let mac = netcfg::MAC.unwrap_or_else(|| netcfg::mac_from_uid(unique_id()));
         let eth = bring_up_ethernet(
-            PartsIn { mac: dp.ETHERNET_MAC, mmc: dp.ETHERNET_MMC, dma: dp.ETHERNET_DMA },
+            PartsIn {
+                mac: dp.ETHERNET_MAC,
+                mmc: dp.ETHERNET_MMC,
+                dma: dp.ETHERNET_DMA,
+            },
             eth::Pins {
                 ref_clk: gpioa.pa1,
                 mdio: gpioa.pa2,
@@ -126,7 +135,11 @@ mod fw {
 
         let (ip, prefix) = netcfg::IPV4;
         let (phy_addr, phy_id) = eth.phy();
-        println!("ftpd stm32f4 v{VERSION} ready: ftp://{ip}:{}/ mac {}", settings.control_port, Mac(mac));
+        println!(
+            "ftpd stm32f4 v{VERSION} ready: ftp://{ip}:{}/ mac {}",
+            settings.control_port,
+            Mac(mac)
+        );
         println!(
             "  ip {ip}/{prefix} gw {} pasv {}:{}-{}, ipv6 {}",
             OptAddr(settings.net.ipv4_gateway),
@@ -135,7 +148,10 @@ mod fw {
             settings.pasv_ports.1,
             netcfg::IPV6.0
         );
-        println!("  eth {phy_id} at MDIO {phy_addr}, link {}", LinkText(eth.link()));
+        println!(
+            "  eth {phy_id} at MDIO {phy_addr}, link {}",
+            LinkText(eth.link())
+        );
         println!(
             "  sd {} MiB ({} {}, {}-bit {} MHz), {:?} {}, {} MiB, {} KiB free, cluster {} B",
             card.bytes() >> 20,
@@ -144,7 +160,11 @@ mod fw {
             card.bus_width,
             card.clock_hz / 1_000_000,
             vol.fat_type,
-            if vol.partitioned { "in MBR partition" } else { "without partition table" },
+            if vol.partitioned {
+                "in MBR partition"
+            } else {
+                "without partition table"
+            },
             vol.capacity >> 20,
             free.unwrap_or(0) >> 10,
             vol.cluster_bytes
@@ -217,13 +237,19 @@ mod fw {
     }
 
     /// Initialises the card and mounts its FAT volume, retrying (with a
-    /// console message each time) until both work.
+    /// console message each time) until both work. The volume goes into a
+    /// `static` (a singleton), not through the stack.
+    #[allow(clippy::mut_from_ref)]
     fn bring_up_storage(sd: &'static SdCard) -> (CardInfo, &'static mut Fs) {
         loop {
             match sd.init() {
                 Err(e) => println!(
                     "boot: SD card: {e} (card detect: {}); retrying in {} s",
-                    if sd.detected() { "a card is in the slot" } else { "slot empty" },
+                    if sd.detected() {
+                        "a card is in the slot"
+                    } else {
+                        "slot empty"
+                    },
                     RETRY_MS / 1000
                 ),
                 Ok(info) => match FatStorage::mount(sd, FixedTime) {

@@ -67,7 +67,11 @@ pub struct Mac(pub [u8; 6]);
 impl core::fmt::Display for Mac {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
     }
 }
 
@@ -94,7 +98,10 @@ mod tests {
         assert_eq!(s.net.ipv4, Some(IPV4));
         assert_eq!(s.control_port, FTP_PORT);
         assert_eq!(s.net.random_seed, 7);
-        assert_eq!(Mac([2, 0x12, 0x34, 0x56, 0x78, 0x9a]).to_string(), "02:12:34:56:78:9a");
+        assert_eq!(
+            Mac([2, 0x12, 0x34, 0x56, 0x78, 0x9a]).to_string(),
+            "02:12:34:56:78:9a"
+        );
         assert_eq!(OptAddr(None).to_string(), "-");
     }
 }

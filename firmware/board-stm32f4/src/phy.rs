@@ -36,7 +36,7 @@ impl PhyId {
     /// Something answered at this MDIO address (an empty address reads all
     /// ones: MDIO is pulled up).
     pub fn present(self) -> bool {
-        !(self.0 == 0xFFFF && self.1 == 0xFFFF) && !(self.0 == 0 && self.1 == 0)
+        !matches!((self.0, self.1), (0xFFFF, 0xFFFF) | (0, 0))
     }
     /// Microchip (SMSC) LAN8720A, any revision.
     pub fn is_lan8720a(self) -> bool {
@@ -46,7 +46,11 @@ impl PhyId {
 
 impl fmt::Display for PhyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = if self.is_lan8720a() { "LAN8720A" } else { "unknown PHY" };
+        let name = if self.is_lan8720a() {
+            "LAN8720A"
+        } else {
+            "unknown PHY"
+        };
         write!(f, "{name} (id {:04x}:{:04x})", self.0, self.1)
     }
 }
@@ -106,15 +110,33 @@ mod tests {
     #[test]
     fn link_states() {
         let up = BSR_LINK | BSR_AUTONEG_DONE | 0x7809;
-        assert_eq!(link(up, SSR_AUTODONE | 0b110 << 2), Some(LinkSpeed::FullDuplex100));
-        assert_eq!(link(up, SSR_AUTODONE | 0b010 << 2), Some(LinkSpeed::HalfDuplex100));
-        assert_eq!(link(up, SSR_AUTODONE | 0b101 << 2), Some(LinkSpeed::FullDuplex10));
-        assert_eq!(link(up, SSR_AUTODONE | 0b001 << 2), Some(LinkSpeed::HalfDuplex10));
+        assert_eq!(
+            link(up, SSR_AUTODONE | 0b110 << 2),
+            Some(LinkSpeed::FullDuplex100)
+        );
+        assert_eq!(
+            link(up, SSR_AUTODONE | 0b010 << 2),
+            Some(LinkSpeed::HalfDuplex100)
+        );
+        assert_eq!(
+            link(up, SSR_AUTODONE | 0b101 << 2),
+            Some(LinkSpeed::FullDuplex10)
+        );
+        assert_eq!(
+            link(up, SSR_AUTODONE | 0b001 << 2),
+            Some(LinkSpeed::HalfDuplex10)
+        );
         // Down, negotiating, or nonsense.
         assert_eq!(link(up & !BSR_LINK, SSR_AUTODONE | 0b110 << 2), None);
         assert_eq!(link(up, 0b110 << 2), None);
-        assert_eq!(link(up & !BSR_AUTONEG_DONE, SSR_AUTODONE | 0b110 << 2), None);
+        assert_eq!(
+            link(up & !BSR_AUTONEG_DONE, SSR_AUTODONE | 0b110 << 2),
+            None
+        );
         assert_eq!(link(up, SSR_AUTODONE | 0b111 << 2), None);
-        assert_eq!(LinkSpeed::FullDuplex100.to_string(), "100 Mbit/s full duplex");
+        assert_eq!(
+            LinkSpeed::FullDuplex100.to_string(),
+            "100 Mbit/s full duplex"
+        );
     }
 }

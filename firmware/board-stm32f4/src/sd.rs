@@ -69,7 +69,11 @@ pub struct ProductName([u8; 5]);
 impl fmt::Display for ProductName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for &b in &self.0 {
-            let c = if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' };
+            let c = if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '?'
+            };
             write!(f, "{c}")?;
         }
         Ok(())
@@ -85,7 +89,10 @@ impl LongResponse {
     /// Bits `hi..=lo` of the register (at most 32 of them).
     pub fn bits(&self, hi: u32, lo: u32) -> u32 {
         let r = &self.0;
-        let all = (u128::from(r[0]) << 96) | (u128::from(r[1]) << 64) | (u128::from(r[2]) << 32) | u128::from(r[3]);
+        let all = (u128::from(r[0]) << 96)
+            | (u128::from(r[1]) << 64)
+            | (u128::from(r[2]) << 32)
+            | u128::from(r[3]);
         ((all >> lo) & ((1u128 << (hi - lo + 1)) - 1)) as u32
     }
 
@@ -167,7 +174,10 @@ pub fn status_error_name(status: u32) -> Option<&'static str> {
         (15, "write-protected erase skipped"),
         (3, "authentication sequence error"),
     ];
-    NAMES.iter().find(|(bit, _)| status & STATUS_ERRORS & (1 << bit) != 0).map(|(_, n)| *n)
+    NAMES
+        .iter()
+        .find(|(bit, _)| status & STATUS_ERRORS & (1 << bit) != 0)
+        .map(|(_, n)| *n)
 }
 
 /// Why the card could not be used or a transfer failed.
@@ -222,7 +232,9 @@ impl fmt::Display for SdError {
                 "CMD{cmd} failed: {} (card status {status:#010x})",
                 status_error_name(status).unwrap_or("error")
             ),
-            SdError::VoltageNotAccepted(r) => write!(f, "card does not accept 3.3 V (CMD8 answered {r:#x})"),
+            SdError::VoltageNotAccepted(r) => {
+                write!(f, "card does not accept 3.3 V (CMD8 answered {r:#x})")
+            }
             SdError::PowerUpTimeout => f.write_str("card stayed busy powering up (ACMD41)"),
             SdError::DataCrc => f.write_str("data CRC error"),
             SdError::DataTimeout => f.write_str("data timeout"),
@@ -231,7 +243,9 @@ impl fmt::Display for SdError {
             SdError::StartBit => f.write_str("start bit missing on a data line"),
             SdError::TransferStuck => f.write_str("data transfer did not complete"),
             SdError::BusyTimeout => f.write_str("card stayed busy after a write"),
-            SdError::OutOfRange { block, count } => write!(f, "blocks {block}..+{count} beyond the card"),
+            SdError::OutOfRange { block, count } => {
+                write!(f, "blocks {block}..+{count} beyond the card")
+            }
             SdError::NotReady => f.write_str("card not initialised"),
             SdError::Busy => f.write_str("card in use"),
         }
@@ -246,7 +260,11 @@ impl SdError {
     pub fn transient(self) -> bool {
         matches!(
             self,
-            SdError::DataCrc | SdError::RxOverrun | SdError::TxUnderrun | SdError::StartBit | SdError::CmdCrc(_)
+            SdError::DataCrc
+                | SdError::RxOverrun
+                | SdError::TxUnderrun
+                | SdError::StartBit
+                | SdError::CmdCrc(_)
         )
     }
 }
@@ -269,7 +287,12 @@ mod tests {
     /// A CSD from its 16 bytes as printed (most significant first).
     fn response(hex: &str) -> LongResponse {
         let v = u128::from_str_radix(hex, 16).unwrap();
-        LongResponse([(v >> 96) as u32, (v >> 64) as u32, (v >> 32) as u32, v as u32 & !1])
+        LongResponse([
+            (v >> 96) as u32,
+            (v >> 64) as u32,
+            (v >> 32) as u32,
+            v as u32 & !1,
+        ])
     }
 
     #[test]
@@ -285,14 +308,24 @@ mod tests {
         // Fields placed at their specified bit positions: a 2 GB card with
         // 1024-byte read blocks (READ_BL_LEN 10), C_SIZE 4095, C_SIZE_MULT 7.
         let v: u128 = (10u128 << 80) | (4095u128 << 62) | (7u128 << 47);
-        let r = LongResponse([(v >> 96) as u32, (v >> 64) as u32, (v >> 32) as u32, v as u32]);
+        let r = LongResponse([
+            (v >> 96) as u32,
+            (v >> 64) as u32,
+            (v >> 32) as u32,
+            v as u32,
+        ]);
         assert_eq!(r.bits(83, 80), 10);
         assert_eq!(r.bits(73, 62), 4095);
         assert_eq!(r.bits(49, 47), 7);
         assert_eq!(r.csd_blocks(), Some(4096 * 512 * 2));
         // 512-byte blocks, C_SIZE 1000, C_SIZE_MULT 3: 1001 * 32 blocks.
         let v: u128 = (9u128 << 80) | (1000u128 << 62) | (3u128 << 47);
-        let r = LongResponse([(v >> 96) as u32, (v >> 64) as u32, (v >> 32) as u32, v as u32]);
+        let r = LongResponse([
+            (v >> 96) as u32,
+            (v >> 64) as u32,
+            (v >> 32) as u32,
+            v as u32,
+        ]);
         assert_eq!(r.csd_blocks(), Some(1001 * 32));
         // Unknown structure.
         assert_eq!(LongResponse([3 << 30, 0, 0, 0]).csd_blocks(), None);
@@ -322,7 +355,10 @@ mod tests {
         assert!(!ready((7 << 9) | (1 << 8)));
         assert_eq!(current_state(7 << 9), state::PROGRAMMING);
         // Errors: the most significant one is named.
-        assert_eq!(status_error_name(ok | 1 << 31 | 1 << 22), Some("out of range"));
+        assert_eq!(
+            status_error_name(ok | 1 << 31 | 1 << 22),
+            Some("out of range")
+        );
         assert_eq!(status_error_name(ok | 1 << 22), Some("illegal command"));
         assert_eq!(status_error_name(ok | 1 << 26), Some("write protected"));
         // CARD_ECC_DISABLED (14), ERASE_RESET (13) and READY_FOR_DATA are
@@ -333,8 +369,14 @@ mod tests {
 
     #[test]
     fn messages() {
-        let e = SdError::CardStatus { cmd: 25, status: 1 << 26 };
-        assert_eq!(e.to_string(), "CMD25 failed: write protected (card status 0x04000000)");
+        let e = SdError::CardStatus {
+            cmd: 25,
+            status: 1 << 26,
+        };
+        assert_eq!(
+            e.to_string(),
+            "CMD25 failed: write protected (card status 0x04000000)"
+        );
         assert!(SdError::DataCrc.transient());
         assert!(!SdError::NoCard.transient());
         let info = CardInfo {

@@ -27,7 +27,12 @@ impl<S: Storage> Storage for StorageRef<'_, S> {
     fn metadata(&mut self, path: &str) -> Result<Metadata> {
         self.0.metadata(path)
     }
-    fn list(&mut self, path: &str, skip: usize, f: &mut dyn FnMut(&DirEntry<'_>) -> bool) -> Result<()> {
+    fn list(
+        &mut self,
+        path: &str,
+        skip: usize,
+        f: &mut dyn FnMut(&DirEntry<'_>) -> bool,
+    ) -> Result<()> {
         self.0.list(path, skip, f)
     }
     fn mkdir(&mut self, path: &str) -> Result<()> {

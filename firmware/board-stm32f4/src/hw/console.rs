@@ -18,12 +18,17 @@ const SR_RXNE: u32 = 1 << 5;
 const SR_TXE: u32 = 1 << 7;
 const SR_ORE: u32 = 1 << 3;
 
-/// Sets up USART6 for 115200 8N1. The HAL's handle is dropped on purpose:
-/// the peripheral stays configured and belongs to the console from now on.
+/// Sets up USART6 for 115200 8N1. The HAL's handle is dropped on purpose
+/// (dropping it changes nothing): the USART stays configured and belongs to
+/// the console from now on.
 pub fn init(usart: USART6, tx: PC6, rx: PC7, clocks: &Clocks) {
-    let serial: Serial<USART6> = Serial::new(usart, (tx, rx), Config::default().baudrate(115_200.bps()), clocks)
-        .unwrap_or_else(|_| panic!("USART6 configuration"));
-    core::mem::forget(serial);
+    let _: Serial<USART6> = Serial::new(
+        usart,
+        (tx, rx),
+        Config::default().baudrate(115_200.bps()),
+        clocks,
+    )
+    .unwrap_or_else(|_| panic!("USART6 configuration"));
 }
 
 fn regs() -> &'static pac::usart6::RegisterBlock {

@@ -117,6 +117,11 @@ fn count(c: &AtomicU32) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// [`Eth::start`]'s success: the running MAC, and whether the PHY was found.
+pub type Started = (Eth, Result<(), EthError>);
+/// [`Eth::start`]'s failure: why, and everything back for another try.
+pub type Refused = (EthError, PartsIn, Pins);
+
 /// The MAC, its DMA rings and the PHY.
 pub struct Eth {
     dma: EthernetDMA<'static, 'static>,
@@ -130,7 +135,10 @@ pub struct Eth {
 
 /// The descriptor rings: zero-initialised statics (.bss, in SRAM), handed
 /// out once.
-fn rings() -> Option<(&'static mut [RxRingEntry; RX_DESCRIPTORS], &'static mut [TxRingEntry; TX_DESCRIPTORS])> {
+fn rings() -> Option<(
+    &'static mut [RxRingEntry; RX_DESCRIPTORS],
+    &'static mut [TxRingEntry; TX_DESCRIPTORS],
+)> {
     use core::sync::atomic::AtomicBool;
     static TAKEN: AtomicBool = AtomicBool::new(false);
     static mut RX: [RxRingEntry; RX_DESCRIPTORS] = [RxRingEntry::INIT; RX_DESCRIPTORS];
@@ -139,7 +147,12 @@ fn rings() -> Option<(&'static mut [RxRingEntry; RX_DESCRIPTORS], &'static mut [
         return None;
     }
     // SAFETY: `TAKEN` lets exactly one caller through.
-    unsafe { Some((&mut *core::ptr::addr_of_mut!(RX), &mut *core::ptr::addr_of_mut!(TX))) }
+    unsafe {
+        Some((
+            &mut *core::ptr::addr_of_mut!(RX),
+            &mut *core::ptr::addr_of_mut!(TX),
+        ))
+    }
 }
 
 impl Eth {
@@ -153,7 +166,7 @@ impl Eth {
         mut pins: Pins,
         clocks: Clocks,
         mac_addr: [u8; 6],
-    ) -> Result<(Eth, Result<(), EthError>), (EthError, PartsIn, Pins)> {
+    ) -> Result<Started, Refused> {
         // nRST low for 1 ms (the LAN8720A wants 100 us), then give its
         // oscillator time to start the 50 MHz output.
         pins.nrst.set_low();
@@ -186,13 +199,21 @@ impl Eth {
         let mdio: Mdio = pins.mdio.into_alternate();
         let mdc: Mdc = pins.mdc.into_alternate();
         // The only error is HCLK below 25 MHz; it runs at 168 MHz.
-        let parts = stm32_eth::new_with_mii(parts, &mut rx[..], &mut tx[..], clocks, eth_pins, mdio, mdc)
-            .unwrap_or_else(|_| panic!("Ethernet MAC: HCLK too slow"));
+        let parts =
+            stm32_eth::new_with_mii(parts, &mut rx[..], &mut tx[..], clocks, eth_pins, mdio, mdc)
+                .unwrap_or_else(|_| panic!("Ethernet MAC: HCLK too slow"));
         let (mac, dma) = parts.split();
         set_address_filter(mac_addr);
         dma.enable_interrupt();
 
-        let mut eth = Eth { dma, mac, phy: 0, phy_id: PhyId(0xFFFF, 0xFFFF), link: None, scratch: [0; MTU] };
+        let mut eth = Eth {
+            dma,
+            mac,
+            phy: 0,
+            phy_id: PhyId(0xFFFF, 0xFFFF),
+            link: None,
+            scratch: [0; MTU],
+        };
         let phy = eth.find_phy();
         Ok((eth, phy))
     }
@@ -202,7 +223,10 @@ impl Eth {
     pub fn find_phy(&mut self) -> Result<(), EthError> {
         let mut ids = [PhyId(0xFFFF, 0xFFFF); 32];
         for (a, id) in ids.iter_mut().enumerate() {
-            *id = PhyId(self.mac.read(a as u8, regs::ID1), self.mac.read(a as u8, regs::ID2));
+            *id = PhyId(
+                self.mac.read(a as u8, regs::ID1),
+                self.mac.read(a as u8, regs::ID2),
+            );
         }
         let pick = |f: fn(PhyId) -> bool| ids.iter().position(|&id| f(id));
         let Some(addr) = pick(PhyId::is_lan8720a).or_else(|| pick(PhyId::present)) else {
@@ -219,7 +243,11 @@ impl Eth {
             }
         }
         self.mac.write(addr, regs::ANAR, regs::ANAR_ALL);
-        self.mac.write(addr, regs::BCR, regs::BCR_AUTONEG_ENABLE | regs::BCR_AUTONEG_RESTART);
+        self.mac.write(
+            addr,
+            regs::BCR,
+            regs::BCR_AUTONEG_ENABLE | regs::BCR_AUTONEG_RESTART,
+        );
         self.link = None;
         Ok(())
     }
@@ -283,7 +311,14 @@ fn ref_clock_running(dma: &pac::ETHERNET_DMA) -> bool {
         // RMII must be selected while the MAC is off or in reset.
         rcc.ahb1enr.modify(|_, w| w.ethmacen().clear_bit());
         syscfg.pmc.modify(|_, w| w.mii_rmii_sel().set_bit());
-        rcc.ahb1enr.modify(|_, w| w.ethmacen().set_bit().ethmactxen().set_bit().ethmacrxen().set_bit());
+        rcc.ahb1enr.modify(|_, w| {
+            w.ethmacen()
+                .set_bit()
+                .ethmactxen()
+                .set_bit()
+                .ethmacrxen()
+                .set_bit()
+        });
         rcc.ahb1rstr.modify(|_, w| w.ethmacrst().set_bit());
         rcc.ahb1rstr.modify(|_, w| w.ethmacrst().clear_bit());
     });
@@ -304,8 +339,10 @@ fn set_address_filter(mac: [u8; 6]) {
     // has finished; nothing else touches them.
     let regs = unsafe { &*pac::ETHERNET_MAC::ptr() };
     // The high half first: writing the low register latches the address.
-    regs.maca0hr.write(|w| unsafe { w.bits(u32::from(mac[4]) | u32::from(mac[5]) << 8 | 1 << 31) });
-    regs.maca0lr.write(|w| w.bits(u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]])));
+    regs.maca0hr
+        .write(|w| unsafe { w.bits(u32::from(mac[4]) | u32::from(mac[5]) << 8 | 1 << 31) });
+    regs.maca0lr
+        .write(|w| w.bits(u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]])));
     // PAM (pass all multicast, bit 4); RA, PM and the rest cleared.
     regs.macffr.write(|w| unsafe { w.bits(1 << 4) });
 }
@@ -370,7 +407,13 @@ impl phy::Device for Eth {
             return None;
         }
         let pkt = take_rx(rx)?;
-        Some((RxToken(pkt), TxToken { ring: tx, scratch: &mut self.scratch }))
+        Some((
+            RxToken(pkt),
+            TxToken {
+                ring: tx,
+                scratch: &mut self.scratch,
+            },
+        ))
     }
 
     fn transmit(&mut self, _: Instant) -> Option<TxToken<'_>> {
@@ -378,7 +421,10 @@ impl phy::Device for Eth {
         if !tx.next_entry_available() {
             return None;
         }
-        Some(TxToken { ring: tx, scratch: &mut self.scratch })
+        Some(TxToken {
+            ring: tx,
+            scratch: &mut self.scratch,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

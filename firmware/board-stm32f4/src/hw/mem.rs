@@ -16,7 +16,10 @@ unsafe extern "C" {
 
 fn stack_bounds() -> (usize, usize) {
     // Linker symbols: only their addresses are used.
-    (&raw const _stack_end as usize, &raw const _stack_start as usize)
+    (
+        &raw const _stack_end as usize,
+        &raw const _stack_start as usize,
+    )
 }
 
 /// Bytes of SRAM taken by statics (.data, .bss, .uninit).

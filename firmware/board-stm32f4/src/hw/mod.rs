@@ -19,5 +19,11 @@ pub const HCLK_HZ: u32 = 168_000_000;
 pub fn unique_id() -> [u32; 3] {
     const UID: *const u32 = 0x1FFF_7A10 as *const u32;
     // SAFETY: read-only system memory, present on every STM32F4.
-    unsafe { [UID.read_volatile(), UID.add(1).read_volatile(), UID.add(2).read_volatile()] }
+    unsafe {
+        [
+            UID.read_volatile(),
+            UID.add(1).read_volatile(),
+            UID.add(2).read_volatile(),
+        ]
+    }
 }

@@ -8,7 +8,7 @@
 //! | CK | PC12 | |
 //! | CMD | PD2 | internal pull-up |
 //! | D0-D3 | PC8, PC9, PC10, PC11 | internal pull-ups |
-//! | card detect | PB15 | STM32F4DIS-BB: low while a card is in the slot; only reported |
+//! | card detect | PB15 | STM32F4DIS-BB socket switch, read with a pull-up and taken as "card present" when low (polarity not checked on a board); only reported in messages, never acted on |
 //!
 //! Why not stm32f4xx-hal's `Sdio`: it moves one block per command (CMD17 /
 //! CMD24, each followed by CMD16 and a CMD13 poll), its loops have no time
@@ -123,18 +123,45 @@ impl SdCard {
     /// is not touched until [`SdCard::init`].
     pub fn new(regs: SDIO, pins: Pins) -> Self {
         let _ck = pins.ck.into_alternate::<12>().speed(Speed::VeryHigh);
-        let _cmd = pins.cmd.into_alternate::<12>().speed(Speed::VeryHigh).internal_pull_up(true);
-        let _d0 = pins.d0.into_alternate::<12>().speed(Speed::VeryHigh).internal_pull_up(true);
-        let _d1 = pins.d1.into_alternate::<12>().speed(Speed::VeryHigh).internal_pull_up(true);
-        let _d2 = pins.d2.into_alternate::<12>().speed(Speed::VeryHigh).internal_pull_up(true);
-        let _d3 = pins.d3.into_alternate::<12>().speed(Speed::VeryHigh).internal_pull_up(true);
+        let _cmd = pins
+            .cmd
+            .into_alternate::<12>()
+            .speed(Speed::VeryHigh)
+            .internal_pull_up(true);
+        let _d0 = pins
+            .d0
+            .into_alternate::<12>()
+            .speed(Speed::VeryHigh)
+            .internal_pull_up(true);
+        let _d1 = pins
+            .d1
+            .into_alternate::<12>()
+            .speed(Speed::VeryHigh)
+            .internal_pull_up(true);
+        let _d2 = pins
+            .d2
+            .into_alternate::<12>()
+            .speed(Speed::VeryHigh)
+            .internal_pull_up(true);
+        let _d3 = pins
+            .d3
+            .into_alternate::<12>()
+            .speed(Speed::VeryHigh)
+            .internal_pull_up(true);
         let detect = pins.detect.into_pull_up_input();
         // SAFETY: SDIO's own enable and reset bits, before anything uses it.
         unsafe {
             SDIO::enable_unchecked();
             SDIO::reset_unchecked();
         }
-        SdCard { inner: RefCell::new(Inner { regs, detect, card: None, stats: SdStats::default() }) }
+        SdCard {
+            inner: RefCell::new(Inner {
+                regs,
+                detect,
+                card: None,
+                stats: SdStats::default(),
+            }),
+        }
     }
 
     /// Powers the card up and identifies it (SD specification 4.2), then
@@ -175,7 +202,10 @@ impl SdCard {
         let mut inner = self.inner.try_borrow_mut().map_err(|_| SdError::Busy)?;
         let (info, rca) = inner.card.ok_or(SdError::NotReady)?;
         if u64::from(start) + count as u64 > u64::from(info.blocks) {
-            return Err(SdError::OutOfRange { block: start, count });
+            return Err(SdError::OutOfRange {
+                block: start,
+                count,
+            });
         }
         let mut attempt = 1;
         loop {
@@ -203,18 +233,24 @@ impl BlockDevice for &SdCard {
         if blocks.is_empty() {
             return Ok(());
         }
-        self.transfer(start.0, blocks.len(), |inner, ty, rca| inner.read_blocks(ty.address(start.0), rca, blocks))
+        self.transfer(start.0, blocks.len(), |inner, ty, rca| {
+            inner.read_blocks(ty.address(start.0), rca, blocks)
+        })
     }
 
     fn write(&self, blocks: &[Block], start: BlockIdx) -> Result<(), SdError> {
         if blocks.is_empty() {
             return Ok(());
         }
-        self.transfer(start.0, blocks.len(), |inner, ty, rca| inner.write_blocks(ty.address(start.0), rca, blocks))
+        self.transfer(start.0, blocks.len(), |inner, ty, rca| {
+            inner.write_blocks(ty.address(start.0), rca, blocks)
+        })
     }
 
     fn num_blocks(&self) -> Result<BlockCount, SdError> {
-        self.info().map(|i| BlockCount(i.blocks)).ok_or(SdError::NotReady)
+        self.info()
+            .map(|i| BlockCount(i.blocks))
+            .ok_or(SdError::NotReady)
     }
 }
 
@@ -265,7 +301,9 @@ impl Inner {
             Resp::Short | Resp::ShortNoCrc => CMD_WAITRESP_SHORT,
             Resp::Long => CMD_WAITRESP_LONG,
         };
-        self.regs.cmd.write(|w| unsafe { w.bits(u32::from(idx) | wait | CMD_CPSMEN) });
+        self.regs
+            .cmd
+            .write(|w| unsafe { w.bits(u32::from(idx) | wait | CMD_CPSMEN) });
         let t0 = time::now_ms();
         let r = loop {
             let sta = self.sta();
@@ -278,7 +316,11 @@ impl Inner {
             } else if sta & CTIMEOUT != 0 {
                 break Err(SdError::CmdTimeout(idx));
             } else if sta & CCRCFAIL != 0 {
-                break if resp == Resp::ShortNoCrc { Ok(()) } else { Err(SdError::CmdCrc(idx)) };
+                break if resp == Resp::ShortNoCrc {
+                    Ok(())
+                } else {
+                    Err(SdError::CmdCrc(idx))
+                };
             }
             if time::now_ms() - t0 > 50 {
                 break Err(SdError::CmdStuck(idx));
@@ -300,7 +342,12 @@ impl Inner {
 
     fn long_response(&self) -> LongResponse {
         let r = &self.regs;
-        LongResponse([r.resp1.read().bits(), r.resp2.read().bits(), r.resp3.read().bits(), r.resp4.read().bits()])
+        LongResponse([
+            r.resp1.read().bits(),
+            r.resp2.read().bits(),
+            r.resp3.read().bits(),
+            r.resp4.read().bits(),
+        ])
     }
 
     fn identify(&mut self) -> Result<(CardInfo, u16), SdError> {
@@ -324,7 +371,11 @@ impl Inner {
                 Err(SdError::CmdTimeout(_)) if !v2 => return Err(SdError::NoCard),
                 r => r?,
             }
-            self.cmd(41, OCR_VOLTAGES | if v2 { OCR_HCS } else { 0 }, Resp::ShortNoCrc)?;
+            self.cmd(
+                41,
+                OCR_VOLTAGES | if v2 { OCR_HCS } else { 0 },
+                Resp::ShortNoCrc,
+            )?;
             let ocr = self.regs.resp1.read().bits();
             if ocr & OCR_POWERED_UP != 0 {
                 break ocr;
@@ -356,7 +407,14 @@ impl Inner {
         }
         self.set_clkcr(CLKDIV_24M | CLKCR_CLKEN | CLKCR_WIDBUS_4);
         self.wait_ready(rca, 100)?;
-        let info = CardInfo { card_type, blocks, bus_width: 4, clock_hz: FAST_HZ, manufacturer, product };
+        let info = CardInfo {
+            card_type,
+            blocks,
+            bus_width: 4,
+            clock_hz: FAST_HZ,
+            manufacturer,
+            product,
+        };
         Ok((info, rca))
     }
 
@@ -379,9 +437,13 @@ impl Inner {
     fn start_data(&self, blocks: usize, to_host: bool, timeout: u32) {
         self.clear(ALL_FLAGS);
         self.regs.dtimer.write(|w| w.bits(timeout));
-        self.regs.dlen.write(|w| unsafe { w.bits((blocks * 512) as u32) });
+        self.regs
+            .dlen
+            .write(|w| unsafe { w.bits((blocks * 512) as u32) });
         let dir = if to_host { DCTRL_TO_HOST } else { 0 };
-        self.regs.dctrl.write(|w| unsafe { w.bits(DCTRL_BLOCK_512 | dir | DCTRL_DTEN) });
+        self.regs
+            .dctrl
+            .write(|w| unsafe { w.bits(DCTRL_BLOCK_512 | dir | DCTRL_DTEN) });
     }
 
     /// After a failed transfer: data path off, FIFO emptied, flags cleared,
