@@ -72,13 +72,26 @@ mod fw {
         let gpiod = dp.GPIOD.split();
         let gpioe = dp.GPIOE.split();
 
-        console::init(dp.USART6, gpioc.pc6, gpioc.pc7, &clocks);
+        // A pull-up on RX, so an unconnected console reads idle, not noise.
+        console::init(
+            dp.USART6,
+            gpioc.pc6,
+            gpioc.pc7.internal_pull_up(true),
+            &clocks,
+        );
         time::init(cp.SYST);
         println!();
         println!(
             "ftpd stm32f4 v{VERSION}: booting (STM32F407 at {} MHz)",
             clocks.hclk().to_MHz()
         );
+        // SDIO and the RNG run on PLL48CLK, which must be exactly 48 MHz.
+        if clocks.pll48clk().map(|f| f.raw()) != Some(48_000_000) {
+            println!(
+                "boot: PLL48CLK is {:?}, not 48 MHz: SDIO timing will be off",
+                clocks.pll48clk()
+            );
+        }
 
         // The Discovery's audio codec (CS43L22) shares PC10 and PC12 with the
         // SD card: hold it in reset (PD4 low).
