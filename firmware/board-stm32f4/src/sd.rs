@@ -197,6 +197,9 @@ pub enum SdError {
     VoltageNotAccepted(u32),
     /// ACMD41 kept reporting "busy" for a second.
     PowerUpTimeout,
+    /// The CSD gives no size this driver understands (SD Ultra Capacity, or
+    /// a version 1.0 CSD with an invalid block length).
+    UnsupportedCsd,
     /// A data block failed its CRC.
     DataCrc,
     /// No data (or no CRC status after a written block) within the data
@@ -236,6 +239,9 @@ impl fmt::Display for SdError {
                 write!(f, "card does not accept 3.3 V (CMD8 answered {r:#x})")
             }
             SdError::PowerUpTimeout => f.write_str("card stayed busy powering up (ACMD41)"),
+            SdError::UnsupportedCsd => {
+                f.write_str("unsupported card (CSD structure beyond version 2.0)")
+            }
             SdError::DataCrc => f.write_str("data CRC error"),
             SdError::DataTimeout => f.write_str("data timeout"),
             SdError::RxOverrun => f.write_str("receive FIFO overrun"),

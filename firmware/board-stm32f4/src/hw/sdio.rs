@@ -396,7 +396,10 @@ impl Inner {
         self.cmd(3, 0, Resp::Short)?;
         let rca = (self.regs.resp1.read().bits() >> 16) as u16;
         self.cmd(9, u32::from(rca) << 16, Resp::Long)?;
-        let blocks = self.long_response().csd_blocks().ok_or(SdError::NotReady)?;
+        let blocks = self
+            .long_response()
+            .csd_blocks()
+            .ok_or(SdError::UnsupportedCsd)?;
         // Select the card (stand-by to transfer state).
         self.r1(7, u32::from(rca) << 16)?;
         // Every SD memory card supports the 4-bit bus (ACMD6, argument 2).
