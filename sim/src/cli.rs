@@ -22,7 +22,10 @@ pub struct Cli {
     pub listen: SocketAddr,
 
     /// Network mode of the virtual board: the firmware application on smoltcp
-    /// over this TAP device instead of host sockets (not available yet).
+    /// over this TAP device instead of host sockets. The TAP device and its
+    /// host-side address must exist in this process's network namespace; the
+    /// board answers at 192.0.2.2 and 2001:db8::2 (`harness serve --target sim`
+    /// prepares all of it).
     #[arg(long, value_name = "IFNAME", conflicts_with = "listen")]
     pub tap: Option<String>,
 
