@@ -83,8 +83,13 @@ pub fn ftp_config(settings: &Settings) -> Config<'static> {
 /// storage: socket storage, socket buffers, the engine's data buffer. A board
 /// keeps it in a `static` (see [`Resources::take`]); its size is the budget
 /// in the crate docs.
+///
+/// Its initial value is all zeros (bytes without a value count as zeros), so
+/// such a `static` goes to `.bss` and costs no flash for an initial image:
+/// smoltcp's empty [`SocketStorage`] is not zeros, so the socket slots are
+/// made by [`App::new`], not here.
 pub struct Resources<'a> {
-    sockets: [SocketStorage<'a>; SOCKETS],
+    sockets: SocketSlots<'a>,
     control_rx: [[u8; CONTROL_RX]; CONTROL_SOCKETS],
     control_tx: [[u8; CONTROL_TX]; CONTROL_SOCKETS],
     data_rx: [[u8; DATA_RX]; DATA_SOCKETS],
@@ -98,7 +103,7 @@ impl Resources<'_> {
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
         Resources {
-            sockets: [SocketStorage::EMPTY; SOCKETS],
+            sockets: SocketSlots::Unmade,
             control_rx: [[0; CONTROL_RX]; CONTROL_SOCKETS],
             control_tx: [[0; CONTROL_TX]; CONTROL_SOCKETS],
             data_rx: [[0; DATA_RX]; DATA_SOCKETS],
@@ -106,6 +111,32 @@ impl Resources<'_> {
             #[cfg(feature = "diag")]
             diag: crate::diag::Buffers::new(),
             engine: [0; ENGINE_BUF],
+        }
+    }
+}
+
+/// smoltcp's socket slots, made when the application starts.
+///
+/// `SocketStorage::EMPTY` has bytes that are not zero (the niche of its
+/// `Option`), so an array of them in a `static` would put the whole static,
+/// buffers included, in `.data`: 34 KB of flash for its initial image. With
+/// an explicit tag, `Unmade` is a zero tag and bytes without a value, which
+/// the compiler places in `.bss`; the `ftpd-footprint` crate checks that a
+/// firmware holding [`Resources`] has (almost) nothing in `.data`.
+#[repr(u8)]
+#[allow(clippy::large_enum_variant)] // `Unmade` is the point: it is all zeros
+enum SocketSlots<'a> {
+    Unmade = 0,
+    Made([SocketStorage<'a>; SOCKETS]),
+}
+
+impl<'a> SocketSlots<'a> {
+    /// Empty slots, made now (again, if they were made before).
+    fn make(&'a mut self) -> &'a mut [SocketStorage<'a>] {
+        *self = SocketSlots::Made([SocketStorage::EMPTY; SOCKETS]);
+        match self {
+            SocketSlots::Made(slots) => slots,
+            SocketSlots::Unmade => unreachable!("made just above"),
         }
     }
 }
@@ -159,7 +190,7 @@ impl<'a, S: Storage> App<'a, S> {
             ..
         } = resources;
         let iface = interface(&settings.net, device, now_ms);
-        let mut net = SmolNet::new(iface, &mut sockets[..], settings.control_port);
+        let mut net = SmolNet::new(iface, sockets.make(), settings.control_port);
         for (rx, tx) in control_rx.iter_mut().zip(control_tx.iter_mut()) {
             net.add_control(rx, tx);
         }

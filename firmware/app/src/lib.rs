@@ -39,11 +39,14 @@
 //! |---|---|---|
 //! | control sockets, RX + TX ([`CONTROL_RX`] + [`CONTROL_TX`]) | 5 × (512 + 1024) | 7 680 |
 //! | data sockets, RX + TX ([`DATA_RX`] + [`DATA_TX`]) | 5 × (2048 + 2048) | 20 480 |
-//! | smoltcp socket state (`SocketStorage`: TCP state, assembler, timers) | 10 × 392 | 3 920 |
+//! | smoltcp socket state (`SocketStorage`: TCP state, assembler, timers) | 10 × 392 + 8 (tag) | 3 928 |
 //! | engine shared data buffer ([`ENGINE_BUF`]) | 1 × 2048 | 2 048 |
-//! | **[`Resources`] total** | | **34 128** |
+//! | **[`Resources`] total** | | **34 136** |
 //! | [`AppNet`]: smoltcp `Interface` (576: neighbour cache, addresses, routes) + pools | | 840 |
 //! | with feature `diag`: 2 more sockets, 2 × 392 + 2048 + 64 + 64 + 2048 | | + 5 008 |
+//!
+//! [`Resources`] is all zeros until [`App::new`] makes the socket slots, so
+//! its `static` is in `.bss`: RAM only, no flash for an initial image.
 //!
 //! That leaves about 30 KB of the 64 KB for the rest of the QEMU firmware:
 //! the engine's session state (issue 6's floor: under 1 KB per session, so
