@@ -12,7 +12,7 @@ use core::fmt;
 use crate::MAX_PATH;
 
 /// A fixed-capacity path string: `/`-separated, always valid UTF-8.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct PathBuf {
     buf: [u8; MAX_PATH],
     len: u16,
@@ -83,6 +83,15 @@ impl PathBuf {
         Ok(p)
     }
 }
+
+/// Equal when the paths are (bytes past the end do not count).
+impl PartialEq for PathBuf {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for PathBuf {}
 
 impl fmt::Debug for PathBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -184,6 +193,12 @@ mod tests {
             to_storage("/pub/", &PathBuf::root()).unwrap().as_str(),
             "/pub"
         );
+    }
+
+    #[test]
+    fn equality_ignores_bytes_past_the_end() {
+        let a = resolve(&PathBuf::root(), "abc/../x").unwrap();
+        assert_eq!(a, PathBuf::from_normalised("/x").unwrap());
     }
 
     #[test]

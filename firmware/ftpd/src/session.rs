@@ -155,6 +155,8 @@ pub struct Session<K, F> {
     ctrl_gone: bool,
     /// Close once the last reply has been queued.
     closing: bool,
+    /// A transfer's failure reply that found no room in the control socket.
+    owed: Option<(R, &'static str, u64)>,
 }
 
 /// The reply for a storage error (see [`storage::Error`]).
@@ -214,6 +216,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             discarding: false,
             ctrl_gone: false,
             closing: false,
+            owed: None,
         })
     }
 
@@ -321,43 +324,48 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             };
         }
 
-        if let Hold::LoginDelay(until) = self.hold {
-            if ctx.now < until {
-                return Step {
-                    progressed,
-                    wake: Some(until),
-                    done: false,
-                };
-            }
-            if !self.room(ctx.net) {
-                return Step {
-                    progressed,
-                    wake: None,
-                    done: false,
-                };
-            }
-            self.hold = Hold::None;
-            self.failures = self.failures.saturating_add(1);
-            self.login = Login::Fresh;
-            progressed = true;
-            if self.failures >= ctx.config.max_login_failures {
-                crate::event!("[{}] too many failed logins, closing", self.id);
+        // A reply that found no room earlier goes first; nothing else is
+        // read until it is out.
+        if let Some((code, text, bytes)) = self.owed {
+            if self.room(ctx.net) {
+                self.owed = None;
+                progressed = true;
                 self.reply(
                     ctx,
-                    R::ServiceNotAvailable,
-                    format_args!("Too many failed logins, closing."),
+                    code,
+                    format_args!("{text} ({bytes} bytes transferred)"),
                 );
-                self.closing = true;
-            } else {
-                self.reply(ctx, R::NotLoggedIn, format_args!("Login incorrect."));
             }
         }
 
-        if !self.closing && !self.ctrl_gone {
+        let mut wake: Option<Instant> = None;
+        if let Hold::LoginDelay(until) = self.hold {
+            if ctx.now < until {
+                wake = Some(until);
+            } else if self.owed.is_none() && self.room(ctx.net) {
+                self.hold = Hold::None;
+                self.failures = self.failures.saturating_add(1);
+                self.login = Login::Fresh;
+                progressed = true;
+                if self.failures >= ctx.config.max_login_failures {
+                    crate::event!("[{}] too many failed logins, closing", self.id);
+                    self.reply(
+                        ctx,
+                        R::ServiceNotAvailable,
+                        format_args!("Too many failed logins, closing."),
+                    );
+                    self.closing = true;
+                } else {
+                    self.reply(ctx, R::NotLoggedIn, format_args!("Login incorrect."));
+                }
+            }
+        }
+
+        if !self.closing && !self.ctrl_gone && self.hold == Hold::None && self.owed.is_none() {
             progressed |= self.read_command(ctx);
         }
 
-        if self.closing {
+        if self.closing || (self.ctrl_gone && self.xfer.is_none()) {
             self.teardown(ctx.net, ctx.fs);
             return Step {
                 progressed: true,
@@ -366,13 +374,19 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             };
         }
 
-        // Timeouts.
+        // Timeouts. Only deadlines still ahead are reported, so a session
+        // that waits for room in its control socket never makes the loop
+        // spin; the idle timeout is the backstop for every kind of waiting.
         let cfg = ctx.config;
-        let mut wake: Option<Instant> = None;
-        let mut at = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
+        let now = ctx.now;
+        let mut at = |t: Instant| {
+            if t > now {
+                wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
+            }
+        };
         if let Some(t) = &self.xfer {
             let deadline = t.last_progress.after(cfg.data_timeout_ms);
-            if ctx.now >= deadline {
+            if now >= deadline {
                 progressed = true;
                 self.fail_transfer(
                     ctx,
@@ -382,28 +396,33 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             } else {
                 at(deadline);
             }
-        } else if let Some(since) = self.deferred_since {
-            at(since.after(cfg.data_timeout_ms));
-        } else {
-            let deadline = self.last_command.after(cfg.idle_timeout_ms);
-            if ctx.now >= deadline {
-                crate::event!("[{}] idle timeout", self.id);
-                if self.room(ctx.net) {
-                    self.reply(
-                        ctx,
-                        R::ServiceNotAvailable,
-                        format_args!("Timeout: closing control connection."),
-                    );
-                }
-                self.teardown(ctx.net, ctx.fs);
-                return Step {
-                    progressed: true,
-                    wake: None,
-                    done: true,
-                };
-            }
-            at(deadline);
+            return Step {
+                progressed,
+                wake,
+                done: false,
+            };
         }
+        if let Some(since) = self.deferred_since {
+            at(since.after(cfg.data_timeout_ms));
+        }
+        let deadline = self.last_command.after(cfg.idle_timeout_ms);
+        if now >= deadline {
+            crate::event!("[{}] idle timeout", self.id);
+            if self.room(ctx.net) {
+                self.reply(
+                    ctx,
+                    R::ServiceNotAvailable,
+                    format_args!("Timeout: closing control connection."),
+                );
+            }
+            self.teardown(ctx.net, ctx.fs);
+            return Step {
+                progressed: true,
+                wake: None,
+                done: true,
+            };
+        }
+        at(deadline);
         Step {
             progressed,
             wake,
@@ -542,11 +561,25 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
         let max = ctx.line.len().min(crate::MAX_LINE);
         match line::extract(&ctx.data[..n], &mut ctx.line[..max]) {
+            Frame::Partial if n == want => {
+                // A full peek buffer and still no line (Telnet noise inside
+                // a long line): as over-long as any other.
+                if self.xfer.is_some() {
+                    return false;
+                }
+                ctx.net.consume(self.ctrl, n);
+                self.discarding = true;
+                self.last_command = ctx.now;
+                self.reply(ctx, R::SyntaxError, format_args!("Command line too long."));
+                true
+            }
             Frame::Partial => {
-                if n == want {
-                    // Cannot happen with a line buffer shorter than `raw`,
-                    // but never spin on it.
+                // The client closed its side after an unterminated line:
+                // nothing will complete it.
+                if self.xfer.is_none() && ctx.net.state(self.ctrl) == SockState::PeerClosed {
                     ctx.net.consume(self.ctrl, n);
+                    self.ctrl_gone = true;
+                    return true;
                 }
                 false
             }
@@ -622,7 +655,16 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 return Handled::Done;
             }
         };
-        if self.xfer.is_some() && !cmd.allowed_during_transfer() {
+        // A `STAT <dir>` listing owns the control connection until its
+        // `213` end line; a data transfer lets ABOR, STAT, NOOP, QUIT by.
+        let listing_on_control = matches!(
+            self.xfer,
+            Some(Transfer {
+                sink: Sink::Control,
+                ..
+            })
+        );
+        if self.xfer.is_some() && (listing_on_control || !cmd.allowed_during_transfer()) {
             return Handled::Wait;
         }
         if self.deferred_since.is_none() {
@@ -648,7 +690,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         #[cfg(feature = "log")]
         {
             let text = core::str::from_utf8(line).unwrap_or("<not UTF-8>");
-            if line.get(..5).is_some_and(|v| v.eq_ignore_ascii_case(b"PASS ")) {
+            if line
+                .get(..5)
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"PASS "))
+            {
                 log::info!("[{}] PASS ****", self.id);
             } else {
                 log::info!("[{}] {}", self.id, text);
@@ -1305,7 +1350,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
         };
         self.drop_data(ctx.net);
-        let (lo, hi) = ctx.config.pasv_ports;
+        let (a, b) = ctx.config.pasv_ports;
+        let (lo, hi) = (a.min(b), a.max(b));
         let span = u32::from(hi.saturating_sub(lo)) + 1;
         let mut result = Err(NetError::Exhausted);
         for _ in 0..span {
@@ -1637,7 +1683,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         if meta.kind == Kind::File && format == Format::Mlsd {
             // RFC 3659 §7.1: MLSD names a directory; MLST is for files.
-            self.reply(ctx, R::ArgumentSyntaxError, format_args!("Not a directory; use MLST for a file."));
+            self.reply(
+                ctx,
+                R::ArgumentSyntaxError,
+                format_args!("Not a directory; use MLST for a file."),
+            );
             return Handled::Done;
         }
         let sock = match self.data_for_transfer(ctx) {
@@ -1708,7 +1758,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
         code: R,
-        text: &str,
+        text: &'static str,
     ) {
         if let Some(t) = self.xfer.take() {
             let bytes = t.bytes;
@@ -1719,11 +1769,16 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 bytes,
                 text
             );
-            self.reply(
-                ctx,
-                code,
-                format_args!("{text} ({bytes} bytes transferred)"),
-            );
+            if self.room(ctx.net) {
+                self.reply(
+                    ctx,
+                    code,
+                    format_args!("{text} ({bytes} bytes transferred)"),
+                );
+            } else {
+                // The client is not reading its replies: say it when it does.
+                self.owed = Some((code, text, bytes));
+            }
         }
     }
 

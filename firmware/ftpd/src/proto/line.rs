@@ -67,11 +67,9 @@ pub fn extract(raw: &[u8], out: &mut [u8]) -> Frame {
         }
         i += step;
     }
-    if len == out.len() {
-        Frame::TooLong { consumed: i }
-    } else {
-        Frame::Partial
-    }
+    // A full buffer at the end of the input is not too long yet: the
+    // terminator may be in the next segment.
+    Frame::Partial
 }
 
 /// While discarding an over-long line: how many bytes to drop, and whether
@@ -161,6 +159,8 @@ mod tests {
     fn too_long_is_reported_not_truncated() {
         let raw = [b'A'; 40];
         assert_eq!(one(&raw).0, Frame::TooLong { consumed: 16 });
+        // Exactly full at the end of the input: wait for the terminator.
+        assert_eq!(one(&[b'A'; 16]).0, Frame::Partial);
         let mut exact = [b'A'; 17];
         exact[16] = b'\n';
         assert_eq!(

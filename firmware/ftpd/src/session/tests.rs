@@ -1027,7 +1027,10 @@ fn nlst_and_mlsd() {
         "type=file;size=5000;modify=20240102030405;perm=adfrw; file.bin\r\n"
     );
     t.pasv();
-    t.expect("MLSD readme.txt", "501 Not a directory; use MLST for a file.");
+    t.expect(
+        "MLSD readme.txt",
+        "501 Not a directory; use MLST for a file.",
+    );
 }
 
 #[test]
@@ -1069,6 +1072,101 @@ fn a_large_listing_streams_in_pieces() {
     assert_eq!(got.lines().count(), 300);
     assert!(got.starts_with("f0000.dat\r\nf0001.dat\r\n") && got.ends_with("f0299.dat\r\n"));
     t.expect("NOOP", "226 Transfer complete (3300 bytes).");
+}
+
+// ---- found by fuzzing ----------------------------------------------------------------
+
+#[test]
+fn a_command_pipelined_behind_stat_of_a_directory_waits_for_its_end() {
+    let mut t = T::login();
+    let r = t.send_raw(b"STAT /sub\r\nNOOP\r\n");
+    assert!(r.ends_with("213 End of status.\r\n200 NOOP ok.\r\n"), "{r}");
+}
+
+#[test]
+fn a_failure_reply_waits_for_room_and_arrives_whole() {
+    let mut t = T::login();
+    t.expect("TYPE I", "200");
+    let d = t.pasv();
+    t.expect("STOR x.bin", "150");
+    // The client stops reading its control connection.
+    let c = t.ctrl;
+    t.net.socks[c].cap = 100;
+    t.net.socks[d].reset = true;
+    t.run();
+    assert_eq!(t.net.take(c), "", "no half reply");
+    t.net.socks[c].cap = 64 * 1024;
+    t.run();
+    let r = t.net.take(c);
+    assert!(r.starts_with("426 Data connection lost; transfer aborted. (0 bytes"), "{r}");
+    assert!(r.ends_with(")\r\n"));
+}
+
+#[test]
+fn a_client_that_stops_reading_after_a_wrong_password_still_times_out() {
+    let mut t = T::new();
+    t.expect("USER test", "331");
+    t.net.socks[t.ctrl].cap = 10;
+    t.cmd("PASS wrong");
+    t.advance(1_000);
+    let p = t.server.poll(Instant::from_millis(t.now), &mut t.net, &mut t.fs);
+    assert!(p.next_wake.is_some_and(|w| w.millis() > t.now), "{p:?}");
+    t.advance(60_000);
+    assert_eq!(t.server.sessions(), 0);
+    assert!(t.closed(t.ctrl));
+}
+
+#[test]
+fn fin_after_an_unterminated_line_ends_the_session() {
+    let mut t = T::login();
+    t.send_raw(b"NOO");
+    t.net.socks[t.ctrl].fin = true;
+    t.run();
+    assert_eq!(t.server.sessions(), 0);
+}
+
+#[test]
+fn a_deferred_command_without_room_for_its_425_does_not_spin() {
+    let mut t = T::login();
+    t.expect("EPSV", "229");
+    t.cmd("LIST");
+    t.net.socks[t.ctrl].cap = 0;
+    t.advance(10_000);
+    let p = t.server.poll(Instant::from_millis(t.now), &mut t.net, &mut t.fs);
+    assert!(!p.progressed);
+    assert!(p.next_wake.is_some_and(|w| w.millis() > t.now), "{p:?}");
+}
+
+#[test]
+fn telnet_noise_beyond_the_peek_buffer_is_an_over_long_line() {
+    let mut t = T::login();
+    let mut line = b"NOOP".to_vec();
+    for _ in 0..300 {
+        line.extend_from_slice(b"\xff\xf1");
+    }
+    line.extend_from_slice(b"\r\nPWD\r\n");
+    let r = t.send_raw(&line);
+    assert!(r.starts_with("500 Command line too long.\r\n"), "{r}");
+    assert!(r.ends_with("257 \"/\" is the current directory.\r\n"), "{r}");
+}
+
+#[test]
+fn a_line_exactly_filling_the_buffer_does_not_depend_on_segments() {
+    let mut t = T::login();
+    let line = format!("NOOP{}", " ".repeat(crate::MAX_LINE - 4));
+    assert_eq!(t.send_raw(line.as_bytes()), "");
+    assert_eq!(t.send_raw(b"\r\n"), "200 NOOP ok.\r\n");
+    assert_eq!(t.send_raw(format!("{line}\r\n").as_bytes()), "200 NOOP ok.\r\n");
+}
+
+#[test]
+fn reversed_passive_port_range_is_used_as_a_range() {
+    let mut t = T::with(Config { pasv_ports: (50009, 50000), ..config() }, fixture());
+    t.expect("USER test", "331");
+    t.expect("PASS test", "230");
+    let r = t.expect("EPSV", "229");
+    let port: u16 = r[r.find("|||").unwrap() + 3..r.rfind('|').unwrap()].parse().unwrap();
+    assert!((50000..=50009).contains(&port));
 }
 
 // ---- session lifecycle ---------------------------------------------------------------
