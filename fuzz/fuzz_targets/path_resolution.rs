@@ -9,7 +9,7 @@
 //!   fits `MAX_PATH`;
 //! - resolving the result again, from the root or the working directory,
 //!   gives it back (it is a fixed point), and `pop` + `push(file_name)` too
-//!   (compared as strings; see the `known-bugs` note below for `==`);
+//!   (compared as strings, and with `==`);
 //! - `to_storage` is the root followed by the virtual path, refused only
 //!   when that is too long, and never leaves the root (the jail): no `..`,
 //!   and the root is followed by `/` or nothing (`/pub` never becomes
@@ -58,12 +58,8 @@ fuzz_target!(|input: PathInput| {
     assert_eq!(again(resolve(&root_v, s)).as_deref(), Some(s), "{s:?} from /");
     assert_eq!(again(resolve(&cwd, s)).as_deref(), Some(s), "{s:?} from the cwd");
     assert_eq!(again(PathBuf::from_normalised(s)).as_deref(), Some(s));
-    if cfg!(feature = "known-bugs") {
-        // Known bug (fuzz/README.md, "Findings"): the derived `PartialEq`
-        // compares the whole buffer, including bytes past the end that
-        // `pop` left behind, so equal paths can compare unequal.
-        assert!(resolve(&root_v, s).ok() == Some(v.clone()), "{s:?}: equal paths compare unequal");
-    }
+    // Equal paths compare equal (bytes past the end do not count).
+    assert!(resolve(&root_v, s).ok() == Some(v.clone()), "{s:?}: equal paths compare unequal");
     // pop and file_name describe the same split.
     if v.is_root() {
         assert_eq!(v.file_name(), "");

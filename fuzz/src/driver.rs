@@ -191,16 +191,7 @@ impl<'a> World<'a> {
         for _ in 0..MAX_POLLS {
             let p = self.poll();
             if !p.progressed {
-                // Known bug (fuzz/README.md, "Findings"): a transfer
-                // command waiting for its data connection past the data
-                // timeout, on a control connection with no room for the
-                // 425, asks for a wake-up that is already due.
-                let tolerated = cfg!(not(feature = "known-bugs"))
-                    && self.conns.iter().any(|&s| {
-                        let k = &self.net.socks[s];
-                        !k.released && k.cap.saturating_sub(k.tx.len()) < ftpd::MAX_REPLY
-                    });
-                if let (Some(t), false) = (p.next_wake, tolerated) {
+                if let Some(t) = p.next_wake {
                     // A wake-up that is already due, with nothing done,
                     // makes the board's poll loop spin.
                     assert!(
@@ -221,15 +212,6 @@ impl<'a> World<'a> {
         for (&s, c) in self.ctl.iter_mut() {
             let sock = &mut self.net.socks[s];
             c.checker.feed(&sock.tx[c.seen..]);
-            if !c.checker.complete()
-                && sock.tx.len() >= sock.cap
-                && cfg!(not(feature = "known-bugs"))
-            {
-                // Known bug (fuzz/README.md, "Findings"): a failed
-                // transfer's reply is sent without checking that the
-                // control connection has room for it, and is cut.
-                c.checker.discard_partial();
-            }
             assert!(
                 c.checker.complete(),
                 "a reply was cut in the middle (control socket {s}, send buffer {} of {} bytes): \
@@ -401,11 +383,9 @@ impl<'a> World<'a> {
                 k.reset = true;
             }
         }
-        if fin && cfg!(not(feature = "known-bugs")) {
-            // Known bug (fuzz/README.md, "Findings"): a session holding a
-            // wrong password's 530 for a control connection with no room in
-            // its send buffer never times out. Clients that leave with FIN
-            // read what is left, here.
+        if fin {
+            // Clients that leave with FIN read what is left (one that stops
+            // reading is held until the idle timeout, by design).
             for k in self.net.socks.iter_mut() {
                 k.cap = CAPS[CAPS.len() - 1];
             }
@@ -419,13 +399,7 @@ impl<'a> World<'a> {
             // a stalled transfer. Follow the wake-ups it asks for, but
             // never wait for the idle timeout: a client that left must not
             // hold its session that long.
-            let mut limit = DATA_TIMEOUT_MS.max(LOGIN_FAIL_DELAY_MS) + 1;
-            if cfg!(not(feature = "known-bugs")) {
-                // Known bug (fuzz/README.md, "Findings"): a control
-                // connection closed with FIN after a partial command line
-                // stays open until the idle timeout.
-                limit = IDLE_TIMEOUT_MS + 1;
-            }
+            let limit = DATA_TIMEOUT_MS.max(LOGIN_FAIL_DELAY_MS) + 1;
             for _ in 0..256 {
                 if self.server.sessions() == 0 {
                     break;
