@@ -221,17 +221,19 @@ mod fw {
     }
 
     /// Initialises the card and mounts its FAT volume, retrying (with a
-    /// console message each time) until both work.
+    /// console message each time) until both work. The volume is mounted in
+    /// place, in its `static`: its state never passes through the stack.
     #[inline(never)]
     #[allow(clippy::mut_from_ref)] // the &mut comes from a singleton, not from `sd`
     fn bring_up_storage(sd: &'static Sd, clock: Clock) -> (CardInfo, &'static mut Fs) {
+        let fs: &'static mut Fs = cortex_m::singleton!(: Fs = FatStorage::new(Shared(sd), clock)).unwrap();
         loop {
             match sd.init() {
                 Err(e) => println!("boot: SD card: {e}; retrying in {} s", RETRY_MS / 1000),
                 Ok(info) => {
                     sd.with_bus(|b| b.set_fast());
-                    match FatStorage::mount(Shared(sd), clock) {
-                        Ok(fs) => return (info, cortex_m::singleton!(: Fs = fs).unwrap()),
+                    match fs.mount() {
+                        Ok(()) => return (info, fs),
                         Err(e) => println!(
                             "boot: SD card ({} MiB): {e}; retrying in {} s [stack {} of {}]",
                             info.bytes() >> 20,

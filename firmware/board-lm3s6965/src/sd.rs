@@ -830,7 +830,7 @@ mod tests {
             sd.init().unwrap();
             super::model::NoDelay::take_total_ns(); // ACMD41 polling may wait
             let clock = crate::clock::Clock::new(Some(1_709_210_096), || 0);
-            let mut fs = ftpd_fat::FatStorage::<_, _>::mount(Shared(&sd), clock).unwrap_or_else(|e| panic!("{flavor:?}: {e}"));
+            let mut fs = ftpd_fat::FatStorage::<_, _>::mounted(Shared(&sd), clock).unwrap_or_else(|e| panic!("{flavor:?}: {e}"));
             let data: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
             let mut f = fs.open_write("/Long file name.bin", ftpd::WriteMode::Truncate).unwrap();
             fs.write(&mut f, &data).unwrap();

@@ -250,10 +250,12 @@ mod fw {
     }
 
     /// Initialises the card and mounts its FAT volume, retrying (with a
-    /// console message each time) until both work. The volume goes into a
-    /// `static` (a singleton), not through the stack.
+    /// console message each time) until both work. The volume lives in a
+    /// `static` (a singleton) and is mounted there, in place: its state
+    /// never passes through the stack.
     #[allow(clippy::mut_from_ref)]
     fn bring_up_storage(sd: &'static SdCard) -> (CardInfo, &'static mut Fs) {
+        let fs: &'static mut Fs = cortex_m::singleton!(: Fs = FatStorage::new(sd, FixedTime)).unwrap();
         loop {
             match sd.init() {
                 Err(e) => println!(
@@ -265,8 +267,8 @@ mod fw {
                     },
                     RETRY_MS / 1000
                 ),
-                Ok(info) => match FatStorage::mount(sd, FixedTime) {
-                    Ok(fs) => return (info, cortex_m::singleton!(: Fs = fs).unwrap()),
+                Ok(info) => match fs.mount() {
+                    Ok(()) => return (info, fs),
                     Err(e) => println!(
                         "boot: SD card ({} MiB {}): {e}; retrying in {} s",
                         info.bytes() >> 20,

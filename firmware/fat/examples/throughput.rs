@@ -15,7 +15,7 @@ use ftpd_fat::{FatStorage, FatType};
 
 fn measure<const LINES: usize, const LINE_BLOCKS: usize>(image: &std::path::Path, label: &str, bytes: &[u8]) {
     host::format_image(image, std::fs::metadata(image).unwrap().len(), FatType::Fat32).unwrap();
-    let mount = || FatStorage::<_, _, 4, LINES, LINE_BLOCKS>::mount(FileBlockDevice::open(image).unwrap(), StdClock).unwrap();
+    let mount = || FatStorage::<_, _, 4, LINES, LINE_BLOCKS>::mounted(FileBlockDevice::open(image).unwrap(), StdClock).unwrap();
     let mut fs = mount();
     let t = Instant::now();
     let mut f = fs.open_write("/upload.bin", WriteMode::Truncate).unwrap();

@@ -115,17 +115,37 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockCache<D,
 
     /// Wraps `dev`; asks it for its size once.
     pub fn new(dev: D) -> Result<Self, DiskError<D::Error>> {
+        let mut cache = Self::detached(dev);
+        cache.restart()?;
+        Ok(cache)
+    }
+
+    /// Wraps `dev` without a word to it (it may not be ready yet): every
+    /// block is out of range until [`BlockCache::restart`].
+    pub fn detached(dev: D) -> Self {
         let () = Self::SHAPE_OK;
-        let size = dev.num_blocks().map_err(DiskError::Device)?.0;
-        Ok(BlockCache {
+        BlockCache {
             dev,
-            size,
+            size: 0,
             state: RefCell::new(State {
                 lines: core::array::from_fn(|_| Line::new()),
                 clock: 0,
                 stats: CacheStats::default(),
             }),
-        })
+        }
+    }
+
+    /// Starts afresh on a device that was (re)initialised: drops every line,
+    /// changed ones too, and asks the device for its size.
+    pub fn restart(&mut self) -> Result<(), DiskError<D::Error>> {
+        for line in self.state.get_mut().lines.iter_mut() {
+            line.used = false;
+            line.valid = 0;
+            line.dirty = 0;
+        }
+        self.size = 0;
+        self.size = self.dev.num_blocks().map_err(DiskError::Device)?.0;
+        Ok(())
     }
 
     /// Blocks on the device.
@@ -389,6 +409,21 @@ pub(crate) mod tests {
 
     fn first_byte(c: &BlockCache<RamDisk, 2, 4>, idx: u32) -> u8 {
         c.read_block(idx, |b| b[0]).unwrap()
+    }
+
+    #[test]
+    fn a_detached_cache_touches_nothing_until_restarted() {
+        let mut c: BlockCache<_, 2, 4> = BlockCache::detached(RamDisk::new(64));
+        assert!(c.inner().take_log().is_empty());
+        assert!(matches!(c.read_block(1, |_| ()), Err(DiskError::OutOfRange)));
+        c.restart().unwrap();
+        assert_eq!(c.size(), 64);
+        c.modify_block(5, |b| b[0] = 0xEE).unwrap();
+        // A restart forgets changes that were never flushed.
+        c.restart().unwrap();
+        assert_eq!(first_byte(&c, 5), 5);
+        c.flush().unwrap();
+        assert!(c.inner().take_log().iter().all(|&(op, ..)| op == 'r'));
     }
 
     #[test]

@@ -25,26 +25,60 @@ pub struct Disk<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> {
     cache: BlockCache<D, LINES, LINE_BLOCKS>,
     /// 1 for a bare volume, else 0.
     shift: u32,
-    mbr: Block,
+    /// The one partition block 0 describes (made up when it is read, rather
+    /// than kept as a 512-byte block); `None` before [`Disk::place`].
+    part: Option<Part>,
     /// The last device error, kept for diagnostics (storage errors only say
     /// "I/O error").
     last_error: RefCell<Option<DiskError<D::Error>>>,
 }
 
+/// The partition table entry of block 0.
+#[derive(Clone, Copy)]
+struct Part {
+    kind: u8,
+    start: u32,
+    sectors: u32,
+}
+
 impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> Disk<D, LINES, LINE_BLOCKS> {
+    /// The device with the volume at `loc`.
     pub fn new(cache: BlockCache<D, LINES, LINE_BLOCKS>, loc: &Location, fat_type: FatType) -> Self {
-        let shift = u32::from(loc.bare);
-        let mut mbr = Block::new();
-        let e = &mut mbr[446..462];
-        e[4] = match fat_type {
-            FatType::Fat32 => 0x0C,
-            FatType::Fat16 => 0x0E,
-        };
-        e[8..12].copy_from_slice(&(loc.start + shift).to_le_bytes());
-        e[12..16].copy_from_slice(&loc.sectors.to_le_bytes());
-        mbr[510] = 0x55;
-        mbr[511] = 0xAA;
-        Disk { cache, shift, mbr, last_error: RefCell::new(None) }
+        let mut disk = Self::unplaced(cache);
+        disk.place(loc, fat_type);
+        disk
+    }
+
+    /// The device before anyone knows where the volume is: block 0 reads as
+    /// an empty partition table until [`Disk::place`].
+    pub fn unplaced(cache: BlockCache<D, LINES, LINE_BLOCKS>) -> Self {
+        Disk { cache, shift: 0, part: None, last_error: RefCell::new(None) }
+    }
+
+    /// Says where the volume is (after `layout::locate` found it).
+    pub fn place(&mut self, loc: &Location, fat_type: FatType) {
+        self.shift = u32::from(loc.bare);
+        self.part = Some(Part {
+            kind: match fat_type {
+                FatType::Fat32 => 0x0C,
+                FatType::Fat16 => 0x0E,
+            },
+            start: loc.start + self.shift,
+            sectors: loc.sectors,
+        });
+    }
+
+    /// Block 0: a partition table with one entry, the volume.
+    fn mbr(&self, b: &mut [u8; 512]) {
+        b.fill(0);
+        if let Some(p) = self.part {
+            let e = &mut b[446..462];
+            e[4] = p.kind;
+            e[8..12].copy_from_slice(&p.start.to_le_bytes());
+            e[12..16].copy_from_slice(&p.sectors.to_le_bytes());
+        }
+        b[510] = 0x55;
+        b[511] = 0xAA;
     }
 
     /// Where the volume starts in this numbering.
@@ -58,6 +92,10 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> Disk<D, LINES
 
     pub fn cache(&self) -> &BlockCache<D, LINES, LINE_BLOCKS> {
         &self.cache
+    }
+
+    pub fn cache_mut(&mut self) -> &mut BlockCache<D, LINES, LINE_BLOCKS> {
+        &mut self.cache
     }
 
     pub fn into_cache(self) -> BlockCache<D, LINES, LINE_BLOCKS> {
@@ -90,7 +128,7 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockDevice f
         for (k, out) in blocks.iter_mut().enumerate() {
             let idx = start.0 + k as u32;
             if idx == 0 {
-                out.contents = self.mbr.contents;
+                self.mbr(&mut out.contents);
             } else {
                 self.cache.read_block(self.real(idx)?, |b| out.contents = b.contents)?;
             }
@@ -183,5 +221,19 @@ mod tests {
         disk.flush().unwrap();
         assert_eq!(disk.cache().inner().blocks.borrow()[9][0], 0x99);
         assert!(disk.write(&[Block::new()], BlockIdx(0)).is_err(), "the made-up table is read-only");
+    }
+
+    #[test]
+    fn an_unplaced_disk_shows_an_empty_partition_table() {
+        let cache: BlockCache<_, 2, 4> = BlockCache::new(RamDisk::new(100)).unwrap();
+        let mut disk = Disk::unplaced(cache);
+        let mut b = [Block::new()];
+        disk.read(&mut b, BlockIdx(0)).unwrap();
+        assert_eq!(&b[0][510..], &[0x55, 0xAA]);
+        assert!(b[0][446..510].iter().all(|&x| x == 0));
+        disk.place(&Location { start: 0, sectors: 100, bare: true }, FatType::Fat16);
+        disk.read(&mut b, BlockIdx(0)).unwrap();
+        assert_eq!(b[0][446 + 4], 0x0E);
+        assert_eq!(disk.view(1, |b| b[0]), Ok(0));
     }
 }

@@ -218,7 +218,7 @@ pub fn format_image_with(path: impl AsRef<Path>, size_bytes: u64, mut options: O
 /// Opens and mounts a FAT image (partitioned or bare).
 pub fn mount_image(path: impl AsRef<Path>) -> Result<ImageStorage, ImageError> {
     let dev = FileBlockDevice::open(path)?;
-    FatStorage::mount(dev, StdClock).map_err(ImageError::Mount)
+    FatStorage::mounted(dev, StdClock).map_err(ImageError::Mount)
 }
 
 #[cfg(test)]

@@ -332,6 +332,22 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// Before mounting: no clusters, so no cluster number is valid.
+    pub const NONE: Geometry = Geometry {
+        fat_type: FatType::Fat32,
+        sectors_per_cluster: 0,
+        cluster_bytes: 0,
+        fat_start: 0,
+        fat_size: 0,
+        num_fats: 0,
+        root_start: 0,
+        root_blocks: 0,
+        root_cluster: 0,
+        data_start: 0,
+        cluster_count: 0,
+        fsinfo: None,
+    };
+
     pub fn new(bpb: &Bpb, lba: u32) -> Self {
         let fat_start = lba + bpb.reserved;
         let root_start = fat_start + bpb.num_fats * bpb.fat_size;

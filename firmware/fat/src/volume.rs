@@ -70,6 +70,12 @@ type Vm<D, T, const FILES: usize, const LINES: usize, const LINE_BLOCKS: usize> 
 
 /// A FAT16/FAT32 volume on a block device, as a [`Storage`].
 ///
+/// Made in two steps, so that a board can keep it in a `static` and mount it
+/// there, without the whole state (several KB) passing through the stack:
+/// [`FatStorage::new`] (no I/O) then [`FatStorage::mount`] in place, which
+/// may be retried. On the host, [`FatStorage::mounted`] does both.
+/// Before a successful mount every operation fails with `Io`.
+///
 /// - `FILES`: files open at once (readers and writers together). Each costs
 ///   about 540 bytes (a writer buffers the last partial block).
 /// - `LINES` x `LINE_BLOCKS`: the block cache (see `cache`), 512 bytes per
@@ -81,7 +87,8 @@ where
     T: TimeSource + Clone,
 {
     vm: Vm<D, T, FILES, LINES, LINE_BLOCKS>,
-    volume: RawVolume,
+    /// The library's handle; `None` until mounted.
+    volume: Option<RawVolume>,
     geo: Geometry,
     time: T,
     space: Space,
@@ -290,38 +297,55 @@ where
     D: BlockDevice,
     T: TimeSource + Clone,
 {
-    /// Mounts the FAT volume on `device`: the first FAT16/FAT32 partition of
-    /// an MBR partition table, or a bare volume. `time` stamps new and
-    /// changed files.
+    /// The storage on `device`, not mounted yet: nothing is read or
+    /// written until [`FatStorage::mount`]. `time` stamps new and changed
+    /// files.
+    pub fn new(device: D, time: T) -> Self {
+        let disk = Disk::unplaced(BlockCache::detached(device));
+        FatStorage {
+            vm: VolumeManager::new_with_limits(disk, time.clone(), 0x4654_0000),
+            volume: None,
+            geo: Geometry::NONE,
+            time,
+            space: Space { free: 0, hint: 0 },
+            slots: [Slot::Free; FILES],
+            tails: [[0; 512]; FILES],
+            serial: 0,
+            info: VolumeInfo { fat_type: FatType::Fat32, partitioned: false, cluster_bytes: 0, capacity: 0 },
+        }
+    }
+
+    /// [`FatStorage::new`] and [`FatStorage::mount`] in one: the mounted
+    /// storage, by value (for the host; a board mounts in place).
+    pub fn mounted(device: D, time: T) -> core::result::Result<Self, MountError<D::Error>> {
+        let mut fs = Self::new(device, time);
+        fs.mount()?;
+        Ok(fs)
+    }
+
+    /// Mounts the FAT volume on the device, in place: the first FAT16/FAT32
+    /// partition of an MBR partition table, or a bare volume. After an error
+    /// it may be called again (say, once the card was initialised again): it
+    /// starts afresh, forgetting what the failed attempt read or changed.
+    /// On a mounted volume it does nothing.
     ///
     /// Mounting reads the whole FAT once (to know the free space exactly) and
     /// may write to it: entries past the last cluster are marked bad (see
     /// `fat::fence`) and FSInfo gets the true free count.
-    pub fn mount(device: D, time: T) -> core::result::Result<Self, MountError<D::Error>> {
-        let cache = BlockCache::<D, LINES, LINE_BLOCKS>::new(device).map_err(mount_dev_err)?;
-        let mut sector = [0u8; 512];
-        cache.read_block(0, |b| sector = b.contents).map_err(mount_dev_err)?;
-        let loc = layout::locate(&sector, cache.size())?;
-        if !loc.bare {
-            cache.read_block(loc.start, |b| sector = b.contents).map_err(mount_dev_err)?;
+    pub fn mount(&mut self) -> core::result::Result<(), MountError<D::Error>> {
+        if self.volume.is_some() {
+            return Ok(());
         }
-        let bpb = layout::parse_bpb(&sector, loc.sectors)?;
-        let disk = Disk::new(cache, &loc, bpb.fat_type);
-        let geo = Geometry::new(&bpb, disk.lba(&loc));
-        let space = Self::prepare(&disk, &geo)?;
-        let vm = VolumeManager::new_with_limits(disk, time.clone(), 0x4654_0000);
-        let volume = vm.open_raw_volume(VolumeIdx(0)).map_err(mount_lib_err)?;
-        vm.device(|d| {
+        let (geo, info, space) = self.vm.device(|d| Self::prepare(d))?;
+        let volume = self.vm.open_raw_volume(VolumeIdx(0)).map_err(mount_lib_err)?;
+        let written = self.vm.device(|d| {
             fat::write_fsinfo(d, &geo, &space)?;
             d.flush()
-        })
-        .map_err(|_| MountError::Damaged("cannot write the volume"))?;
-        let info = VolumeInfo {
-            fat_type: bpb.fat_type,
-            partitioned: !loc.bare,
-            cluster_bytes: geo.cluster_bytes,
-            capacity: u64::from(geo.cluster_count) * u64::from(geo.cluster_bytes),
-        };
+        });
+        if written.is_err() {
+            let _ = self.vm.close_volume(volume);
+            return Err(MountError::Damaged("cannot write the volume"));
+        }
         info!(
             "mounted {:?} ({}), {} clusters of {} bytes, {} free",
             info.fat_type,
@@ -330,34 +354,59 @@ where
             geo.cluster_bytes,
             space.free
         );
-        Ok(FatStorage {
-            vm,
-            volume,
-            geo,
-            time,
-            space,
-            slots: [Slot::Free; FILES],
-            tails: [[0; 512]; FILES],
-            serial: 0,
-            info,
-        })
+        self.volume = Some(volume);
+        self.geo = geo;
+        self.space = space;
+        self.info = info;
+        Ok(())
     }
 
-    /// Checks FSInfo, fences the FAT, counts free clusters, and hides the
-    /// count from the library (it sees "unknown" and keeps none).
-    fn prepare(disk: &Disk<D, LINES, LINE_BLOCKS>, geo: &Geometry) -> core::result::Result<Space, MountError<D::Error>> {
+    /// Whether [`FatStorage::mount`] succeeded.
+    pub fn is_mounted(&self) -> bool {
+        self.volume.is_some()
+    }
+
+    /// The library's volume handle, or `Io` before mounting.
+    fn volume(&self) -> Result<RawVolume> {
+        self.volume.ok_or(Error::Io)
+    }
+
+    /// The mount's own part, before the library sees the volume: finds the
+    /// volume and checks its boot sector, tells the disk where it is, checks
+    /// FSInfo, fences the FAT, counts free clusters, and hides the count from
+    /// the library (it sees "unknown" and keeps none).
+    fn prepare(
+        disk: &mut Disk<D, LINES, LINE_BLOCKS>,
+    ) -> core::result::Result<(Geometry, VolumeInfo, Space), MountError<D::Error>> {
+        let cache = disk.cache_mut();
+        cache.restart().map_err(mount_dev_err)?;
+        let size = cache.size();
+        // Both sectors are parsed where they lie in the cache: no copies on
+        // the stack.
+        let loc = cache.read_block(0, |b| layout::locate(&b.contents, size)).map_err(mount_dev_err)??;
+        let bpb = cache.read_block(loc.start, |b| layout::parse_bpb(&b.contents, loc.sectors)).map_err(mount_dev_err)??;
+        disk.place(&loc, bpb.fat_type);
+        let geo = Geometry::new(&bpb, disk.lba(&loc));
+        let info = VolumeInfo {
+            fat_type: bpb.fat_type,
+            partitioned: !loc.bare,
+            cluster_bytes: geo.cluster_bytes,
+            capacity: u64::from(geo.cluster_count) * u64::from(geo.cluster_bytes),
+        };
+        let disk = &*disk;
         let io = |_| mount_err(disk);
         if let Some(blk) = geo.fsinfo {
             if !disk.view(blk, layout::fsinfo_ok).map_err(io)? {
                 return Err(MountError::Damaged("the FAT32 FSInfo sector is damaged"));
             }
         }
-        fat::fence(disk, geo).map_err(io)?;
-        let space = fat::scan(disk, geo).map_err(io)?;
-        fat::write_fsinfo_count(disk, geo, u32::MAX, None).map_err(io)?;
-        Ok(space)
+        fat::fence(disk, &geo).map_err(io)?;
+        let space = fat::scan(disk, &geo).map_err(io)?;
+        fat::write_fsinfo_count(disk, &geo, u32::MAX, None).map_err(io)?;
+        Ok((geo, info, space))
     }
 
+    /// What was mounted (zeros before a mount).
     pub fn info(&self) -> VolumeInfo {
         self.info
     }
@@ -378,7 +427,9 @@ where
         self.vm.device(|d| d.flush())?;
         // close_volume refuses while files are open; the device is wanted
         // back either way.
-        let _ = self.vm.close_volume(self.volume);
+        if let Some(volume) = self.volume {
+            let _ = self.vm.close_volume(volume);
+        }
         let (disk, _) = self.vm.free();
         let cache = disk.into_cache();
         cache.flush().map_err(|_| Error::Io)?;
@@ -532,7 +583,7 @@ where
     /// Opens `parent_path/short` with the library, for appending.
     fn lib_open(&self, parent_path: &str, short: &ShortName) -> Result<RawFile> {
         let g = &self.geo;
-        let mut raw_dir = self.vm.open_root_dir(self.volume).map_err(lib_err)?;
+        let mut raw_dir = self.vm.open_root_dir(self.volume()?).map_err(lib_err)?;
         let mut cur = DirRef::root(g);
         for name in components(parent_path) {
             let step = self
@@ -643,6 +694,7 @@ where
     type File = FatFile;
 
     fn open_read(&mut self, path: &str, offset: u64) -> Result<FatFile> {
+        self.volume()?;
         let g = self.geo;
         let found = match self.with(|d| resolve(d, &g, path))? {
             Target::Root => return Err(Error::IsADirectory),
@@ -677,6 +729,7 @@ where
     }
 
     fn open_write(&mut self, path: &str, mode: WriteMode) -> Result<FatFile> {
+        self.volume()?;
         let slot = self.slots.iter().position(|s| matches!(s, Slot::Free)).ok_or(Error::Busy)?;
         let (parent_path, name) = split(path).ok_or(Error::IsADirectory)?;
         let g = self.geo;
@@ -814,6 +867,7 @@ where
     }
 
     fn metadata(&mut self, path: &str) -> Result<Metadata> {
+        self.volume()?;
         let g = self.geo;
         match self.with(|d| resolve(d, &g, path))? {
             Target::Root => Ok(Metadata { kind: Kind::Dir, size: 0, modified: None }),
@@ -822,6 +876,7 @@ where
     }
 
     fn list(&mut self, path: &str, skip: usize, f: &mut dyn FnMut(&DirEntry<'_>) -> bool) -> Result<()> {
+        self.volume()?;
         let g = self.geo;
         let dir = self.with(|d| resolve_dir(d, &g, path))?;
         let mut seen = 0usize;
@@ -841,6 +896,7 @@ where
     }
 
     fn mkdir(&mut self, path: &str) -> Result<()> {
+        self.volume()?;
         let (parent_path, name) = split(path).ok_or(Error::AlreadyExists)?;
         let g = self.geo;
         let parent = self.with(|d| resolve_dir(d, &g, parent_path))?;
@@ -873,6 +929,7 @@ where
     }
 
     fn rmdir(&mut self, path: &str) -> Result<()> {
+        self.volume()?;
         let g = self.geo;
         let (parent, found) = match self.with(|d| resolve(d, &g, path))? {
             Target::Root => return Err(Error::PermissionDenied),
@@ -886,6 +943,7 @@ where
     }
 
     fn remove(&mut self, path: &str) -> Result<()> {
+        self.volume()?;
         let g = self.geo;
         let (parent, found) = match self.with(|d| resolve(d, &g, path))? {
             Target::Root => return Err(Error::IsADirectory),
@@ -904,6 +962,7 @@ where
     }
 
     fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        self.volume()?;
         let g = self.geo;
         let (src_parent, src) = match self.with(|d| resolve(d, &g, from))? {
             Target::Root => return Err(Error::PermissionDenied),
@@ -981,6 +1040,7 @@ where
     }
 
     fn free_space(&mut self) -> Option<u64> {
+        self.volume?;
         Some(u64::from(self.space.free.saturating_sub(RESERVE)) * u64::from(self.geo.cluster_bytes))
     }
 

@@ -831,6 +831,38 @@ fn unformatted_and_damaged_images_get_clear_errors() {
 }
 
 #[test]
+fn mounting_in_place_fails_cleanly_and_can_be_retried() {
+    let img = Image::empty(40 * MIB);
+    let dev = host::FileBlockDevice::open(&img.path).unwrap();
+    let mut fs = ImageStorage::new(dev, host::StdClock);
+    assert!(!fs.is_mounted());
+    // Before a mount, nothing reaches the device.
+    assert_eq!(fs.metadata("/").unwrap_err(), Error::Io);
+    assert_eq!(fs.mkdir("/x").unwrap_err(), Error::Io);
+    assert_eq!(fs.open_read("/x", 0).unwrap_err(), Error::Io);
+    assert_eq!(fs.open_write("/x", WriteMode::Truncate).unwrap_err(), Error::Io);
+    assert_eq!(fs.list("/", 0, &mut |_| true).unwrap_err(), Error::Io);
+    assert_eq!(fs.free_space(), None);
+    assert!(matches!(fs.mount(), Err(MountError::Unformatted)));
+    assert!(!fs.is_mounted());
+
+    // The card is formatted behind its back (the same file, same size):
+    // the next attempt starts afresh and succeeds.
+    host::format_image(&img.path, 40 * MIB, FatType::Fat32).unwrap();
+    fs.mount().unwrap();
+    assert!(fs.is_mounted());
+    assert_eq!(fs.info().fat_type, FatType::Fat32);
+    assert!(fs.free_space().unwrap() > 30 * MIB);
+    fs.mkdir("/after a retry").unwrap();
+    put(&mut fs, "/after a retry/Grüße.txt", b"hello", WriteMode::Truncate).unwrap();
+    // Mounting a mounted volume changes nothing.
+    fs.mount().unwrap();
+    assert_eq!(fs.metadata("/AFTER A RETRY/GRÜßE.txt").unwrap().size, 5);
+    fs.unmount().unwrap();
+    img.fsck();
+}
+
+#[test]
 fn fat12_is_refused_by_name() {
     let Some(mkfs) = tool("mkfs.fat") else { return };
     let img = Image::empty(0);

@@ -209,7 +209,7 @@ fn cut_everywhere(fat: FatType, size: u64) {
     // How many blocks the whole script writes.
     fs::copy(&pristine, &work).unwrap();
     let budget = Rc::new(Cell::new(u64::MAX));
-    let mut fs = Fs::mount(Cut { inner: FileBlockDevice::open(&work).unwrap(), budget: budget.clone() }, StdClock)
+    let mut fs = Fs::mounted(Cut { inner: FileBlockDevice::open(&work).unwrap(), budget: budget.clone() }, StdClock)
         .unwrap();
     for op in &ops {
         run(&mut fs, op).unwrap();
@@ -225,7 +225,7 @@ fn cut_everywhere(fat: FatType, size: u64) {
         let mut in_flight = None;
         let mut cut = true;
         let dev = Cut { inner: FileBlockDevice::open(&work).unwrap(), budget };
-        if let Ok(mut fs) = Fs::mount(dev, StdClock) {
+        if let Ok(mut fs) = Fs::mounted(dev, StdClock) {
             cut = false;
             for op in &ops {
                 match run(&mut fs, op) {
