@@ -131,9 +131,15 @@ enum SocketSlots<'a> {
 }
 
 impl<'a> SocketSlots<'a> {
-    /// Empty slots, made now (again, if they were made before).
-    fn make(&'a mut self) -> &'a mut [SocketStorage<'a>] {
-        *self = SocketSlots::Made([SocketStorage::EMPTY; SOCKETS]);
+    /// Every slot empty. A constant, copied straight into place: built on
+    /// the stack, the array (4 KB on a 32-bit board) would add its size
+    /// twice to the deepest frame of a 64 KB board. The price is the
+    /// constant's 4 KB of flash, instead of the whole `Resources`' 34 KB.
+    const MADE: Self = SocketSlots::Made([SocketStorage::EMPTY; SOCKETS]);
+
+    /// The slots, all empty.
+    fn empty(&'a mut self) -> &'a mut [SocketStorage<'a>] {
+        *self = Self::MADE;
         match self {
             SocketSlots::Made(slots) => slots,
             SocketSlots::Unmade => unreachable!("made just above"),
@@ -173,6 +179,10 @@ const MAX_ROUNDS: usize = 32;
 impl<'a, S: Storage> App<'a, S> {
     /// Builds the interface on `device` (its capabilities: medium, MTU) and
     /// the sockets in `resources`, and starts listening.
+    ///
+    /// Never inlined, so its frame (a few hundred bytes: nothing large is
+    /// built on the stack here) is not added to the caller's poll loop.
+    #[inline(never)]
     pub fn new<D: Device + ?Sized>(
         resources: &'a mut Resources<'a>,
         settings: &Settings,
@@ -190,7 +200,7 @@ impl<'a, S: Storage> App<'a, S> {
             ..
         } = resources;
         let iface = interface(&settings.net, device, now_ms);
-        let mut net = SmolNet::new(iface, sockets.make(), settings.control_port);
+        let mut net = SmolNet::new(iface, sockets.empty(), settings.control_port);
         for (rx, tx) in control_rx.iter_mut().zip(control_tx.iter_mut()) {
             net.add_control(rx, tx);
         }
@@ -199,10 +209,12 @@ impl<'a, S: Storage> App<'a, S> {
         }
         #[cfg(feature = "diag")]
         resources_diag(&mut net, &mut resources.diag);
-        let server = Server::new(ftp_config(settings), &mut engine[..]);
+        // The engine's state (4 KB on a 32-bit board) is made by a call that
+        // writes it where the App is returned: built here and then moved, it
+        // would cost its size twice more in stack.
         App {
             net,
-            server,
+            server: new_server(ftp_config(settings), &mut engine[..]),
             storage,
         }
     }
@@ -256,6 +268,15 @@ impl<'a, S: Storage> App<'a, S> {
     pub fn into_storage(self) -> S {
         self.storage
     }
+}
+
+/// [`Server::new`], returned through the caller's slot (see [`App::new`]).
+#[inline(never)]
+fn new_server<'a, N: ftpd::Net, S: Storage, const MAX: usize>(
+    config: Config<'a>,
+    data_buf: &'a mut [u8],
+) -> Server<'a, N, S, MAX> {
+    Server::new(config, data_buf)
 }
 
 #[cfg(feature = "diag")]

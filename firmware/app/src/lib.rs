@@ -46,7 +46,10 @@
 //! | with feature `diag`: 2 more sockets, 2 × 392 + 2048 + 64 + 64 + 2048 | | + 5 008 |
 //!
 //! [`Resources`] is all zeros until [`App::new`] makes the socket slots, so
-//! its `static` is in `.bss`: RAM only, no flash for an initial image.
+//! its `static` is in `.bss`: RAM only, no flash for an initial image (the
+//! empty socket slots are copied from a 3.9 KB constant instead, see
+//! `SocketSlots`). [`App::new`] builds nothing large on the stack: the
+//! engine's state is written where the [`App`] is returned.
 //!
 //! That leaves about 30 KB of the 64 KB for the rest of the QEMU firmware:
 //! the engine's session state (issue 6's floor: under 1 KB per session, so
