@@ -18,7 +18,7 @@
 //!
 //! ## Driving it from a board
 //!
-//! ```ignore
+//! ```text
 //! let res = ftpd_app::Resources::take().unwrap();
 //! let settings = ftpd_app::Settings::new(ftpd_app::NetConfig { mac, ..ftpd_app::NetConfig::TEST_NET });
 //! let mut app = ftpd_app::App::new(res, &settings, &mut eth, sd_storage, clock.ms());
