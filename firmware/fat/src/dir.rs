@@ -138,6 +138,7 @@ pub fn walk<R>(
 }
 
 /// Changes the slots `from..from + count` of `dir`: `f(index, slot)`.
+/// Returns where the last of them is.
 pub fn write_slots(
     d: &impl Blocks,
     g: &Geometry,
@@ -145,10 +146,11 @@ pub fn write_slots(
     from: u32,
     count: u32,
     mut f: impl FnMut(u32, &mut [u8; SLOT_LEN]),
-) -> Result<(), Error> {
+) -> Result<Key, Error> {
     let end = from + count;
     let mut cur = Cursor::new(dir);
     let mut lo = 0u32;
+    let mut last = Key { block: 0, slot: 0 };
     while lo < end {
         let Some(blk) = cur.next_block(d, g)? else { return Err(Error::Io) };
         let hi = lo + SLOTS_PER_BLOCK as u32;
@@ -161,10 +163,11 @@ pub fn write_slots(
                     }
                 }
             })?;
+            last = Key { block: blk, slot: ((end.min(hi) - 1 - lo) as usize % SLOTS_PER_BLOCK) as u8 };
         }
         lo = hi;
     }
-    Ok(())
+    Ok(last)
 }
 
 /// A file or directory found in a directory.
@@ -392,30 +395,39 @@ pub fn grow(d: &impl Blocks, g: &Geometry, s: &mut Space, dir: DirRef, slots: u3
 }
 
 /// Writes an entry with an optional long name at `place` (an `At`).
+/// Returns it as [`find`] would find it.
 pub fn write_entry(
     d: &impl Blocks,
     g: &Geometry,
     dir: DirRef,
     start: u32,
     gap_from: Option<u32>,
-    long: Option<&[u16]>,
+    long: Option<&str>,
     entry: &ShortEntry,
-) -> Result<(), Error> {
-    let lslots = long.map_or(0, |u| dirent::lfn_slots(u.len())) as u32;
+) -> Result<Found, Error> {
+    let lslots = long.map_or(0, |name| dirent::lfn_slots(name.encode_utf16().count())) as u32;
     let sum = dirent::checksum(&entry.name);
     let from = gap_from.unwrap_or(start);
     let raw = entry.encode(g.fat32());
-    write_slots(d, g, dir, from, start - from + lslots + 1, |i, slot| {
+    let key = write_slots(d, g, dir, from, start - from + lslots + 1, |i, slot| {
         if i < start {
             slot[0] = DELETED;
         } else if i - start < lslots {
             let seq = (lslots - (i - start)) as usize;
-            if let Some(units) = long {
-                *slot = dirent::encode_lfn(units, seq, sum);
+            if let Some(name) = long {
+                *slot = dirent::encode_lfn_str(name, seq, sum);
             }
         } else {
             *slot = raw;
         }
+    })?;
+    Ok(Found {
+        // As `find` would read it back.
+        entry: ShortEntry::decode(&raw, g.fat32()),
+        index: start + lslots,
+        first: start,
+        slots: lslots + 1,
+        key,
     })
 }
 
@@ -433,7 +445,8 @@ pub fn delete_slots(
         if !kept {
             slot[0] = DELETED;
         }
-    })
+    })?;
+    Ok(())
 }
 
 /// The parent of a cluster-chain directory, from its `..` entry.

@@ -581,8 +581,20 @@ const LFN_OFFSETS: [usize; LFN_UNITS_PER_SLOT] = [1, 3, 5, 7, 9, 14, 16, 18, 20,
 /// Builds long-name slot number `seq` (1 = the one next to the short entry)
 /// of the name `units`, for the short name with checksum `sum`.
 pub fn encode_lfn(units: &[u16], seq: usize, sum: u8) -> [u8; SLOT_LEN] {
+    lfn_slot(units.len(), units.iter().copied().skip((seq - 1) * LFN_UNITS_PER_SLOT), seq, sum)
+}
+
+/// [`encode_lfn`] of `name` encoded as UTF-16, without a buffer for the
+/// whole name (0.5 KB of stack where entries are written).
+pub fn encode_lfn_str(name: &str, seq: usize, sum: u8) -> [u8; SLOT_LEN] {
+    lfn_slot(name.encode_utf16().count(), name.encode_utf16().skip((seq - 1) * LFN_UNITS_PER_SLOT), seq, sum)
+}
+
+/// Long-name slot `seq` of a name of `len` units, whose units from the
+/// slot's first on are `units`.
+fn lfn_slot(len: usize, mut units: impl Iterator<Item = u16>, seq: usize, sum: u8) -> [u8; SLOT_LEN] {
     let mut s = [0u8; SLOT_LEN];
-    let last = seq == lfn_slots(units.len());
+    let last = seq == lfn_slots(len);
     s[0] = seq as u8 | if last { LFN_LAST } else { 0 };
     s[11] = ATTR_LFN;
     s[12] = 0;
@@ -590,8 +602,8 @@ pub fn encode_lfn(units: &[u16], seq: usize, sum: u8) -> [u8; SLOT_LEN] {
     let start = (seq - 1) * LFN_UNITS_PER_SLOT;
     for (i, &off) in LFN_OFFSETS.iter().enumerate() {
         let pos = start + i;
-        let u = match pos.cmp(&units.len()) {
-            core::cmp::Ordering::Less => units[pos],
+        let u = match pos.cmp(&len) {
+            core::cmp::Ordering::Less => units.next().unwrap_or(0xFFFF),
             core::cmp::Ordering::Equal => 0x0000,
             core::cmp::Ordering::Greater => 0xFFFF,
         };
@@ -891,6 +903,17 @@ mod tests {
         assert!(!eq_ignore_case("Łódź", "Lodz"));
         // İ is its own upper case (its lower case is two characters).
         assert!(!eq_ignore_case("İstanbul", "istanbul"));
+    }
+
+    #[test]
+    fn long_name_slots_from_text_equal_those_from_units() {
+        for name in ["a", "exactly 13 ch", "fourteen chars", "Grüße aus Köln.txt", "emoji-😀-x.bin", &"n".repeat(255)] {
+            let mut u = [0u16; MAX_NAME_UNITS];
+            let n = encode_utf16(name, &mut u);
+            for seq in 1..=lfn_slots(n) {
+                assert_eq!(encode_lfn_str(name, seq, 0x5A), encode_lfn(&u[..n], seq, 0x5A), "{name} slot {seq}");
+            }
+        }
     }
 
     #[test]

@@ -522,10 +522,8 @@ where
         let units_len = dirent::validate(name).map_err(name_error)?;
         let alias = self.alias(parent, name, None)?;
         let needs_long = dirent::exact_short(name).is_none();
-        let mut units = [0u16; dirent::MAX_NAME_UNITS];
-        dirent::encode_utf16(name, &mut units);
-        let long = needs_long.then_some(&units[..units_len]);
-        let slots = long.map_or(0, |u| dirent::lfn_slots(u.len())) as u32 + 1;
+        let long = needs_long.then_some(name);
+        let slots = if needs_long { dirent::lfn_slots(units_len) as u32 } else { 0 } + 1;
         let (date, time) = self.now();
         let mut entry = ShortEntry::new(alias, attr, date, time);
         entry.cluster = cluster;
@@ -533,10 +531,14 @@ where
         let g = self.geo;
         let space = self.space;
         self.with(|d| {
-            dir::write_entry(d, &g, parent, start, gap, long, &entry)?;
+            // The entry as written, without looking it up again: a lookup
+            // here would put its long-name buffer (0.8 KB) on top of this
+            // frame, the deepest stack of an upload on a board.
+            let found = dir::write_entry(d, &g, parent, start, gap, long, &entry)?;
             fat::write_fsinfo(d, &g, &space)?;
             d.flush()?;
-            dir::find(d, &g, parent, name)?.ok_or(Error::Io)
+            debug_assert_eq!(dir::find(d, &g, parent, name), Ok(Some(found)), "a new entry reads back as written");
+            Ok(found)
         })
     }
 
@@ -998,10 +1000,8 @@ where
         }
         let alias = self.alias(dst_parent, name, same_dir.then_some(src.index))?;
         let needs_long = dirent::exact_short(name).is_none();
-        let mut units = [0u16; dirent::MAX_NAME_UNITS];
-        dirent::encode_utf16(name, &mut units);
-        let long = needs_long.then_some(&units[..units_len]);
-        let slots = long.map_or(0, |u| dirent::lfn_slots(u.len())) as u32 + 1;
+        let long = needs_long.then_some(name);
+        let slots = if needs_long { dirent::lfn_slots(units_len) as u32 } else { 0 } + 1;
         let reuse = same_dir.then_some((src.first, src.slots));
         // In the same directory the new entry takes the old one's place when
         // it fits there (ending on the same slot); else the first room.
