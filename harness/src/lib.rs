@@ -1,5 +1,5 @@
 //! The harness: plays scripted FTP client sessions against a target (the host
-//! server, and later the virtual board and QEMU), snapshots the transcripts,
+//! server, the virtual board and the firmware under QEMU), snapshots the transcripts,
 //! replays captured sessions and records new ones.
 //!
 //! It is a client and nothing else: it reaches every target over TCP, like
@@ -12,15 +12,19 @@
 //! - [`player`]: plays a scenario into a [`transcript::Transcript`].
 //! - [`redact`]: the one table of redactions.
 //! - [`snapshot`]: insta-format snapshot files, compared by the CLI.
-//! - [`target`]: what can serve (host-dir, host-fat; sim and qemu later).
+//! - [`target`]: what can serve (host-dir, host-fat, sim, qemu, qemu-10).
+//! - [`netns`]: the network namespaces the board targets live in.
+//! - [`board`]: QEMU binaries, the firmware, fixture images for the boards.
 //! - [`run`]: every scenario on every target, the table, the verdict.
 //! - [`replay`]: captured sessions (pcap, pcapng, text logs) replayed.
 //! - [`record`]: a proxy that writes a live session as a scenario.
 
+pub mod board;
 pub mod capture;
 pub mod client;
 pub mod fixture;
 pub mod image;
+pub mod netns;
 pub mod player;
 pub mod redact;
 pub mod run;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use harness::fixture::Tree;
 use harness::run::{self, Options};
-use harness::target::{self, Context, StorageArg, Target};
+use harness::target::{self, Context, StartOptions, StorageArg, Target};
 
 #[derive(Parser)]
 #[command(name = "harness", version, about = "Scripted FTP client sessions, snapshots, replay and record")]
@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Args, Clone, Default)]
 struct RunArgs {
-    /// Targets to run (globs over host-dir, host-fat, sim, qemu); default all.
+    /// Targets to run (globs over host-dir, host-fat, sim, qemu, qemu-10; `host`
+    /// is host-*); default all.
     #[arg(long = "target", short = 't')]
     targets: Vec<String>,
     /// Scenarios to run (globs over ids such as `filezilla/*`); default all.
@@ -56,14 +57,18 @@ enum Cmd {
     Run(RunArgs),
     /// List scenarios and targets.
     List(RunArgs),
-    /// Start a target and serve until Ctrl-C; prints `READY ftp://ADDR:PORT`.
+    /// Start a target and serve until Ctrl-C; prints `READY ftp://ADDR:PORT`
+    /// (plus ` netns NAME` for the boards on TAP: run clients with
+    /// `ip netns exec NAME ...`).
     Serve {
+        /// host (host-dir), host-fat, sim (the virtual board on TAP), qemu, qemu-10.
         #[arg(long, short = 't', default_value = "host")]
         target: String,
-        /// Serve this host directory.
+        /// Serve this host directory (host, sim).
         #[arg(long, conflicts_with = "image")]
         root: Option<PathBuf>,
-        /// Serve this FAT image.
+        /// Serve this FAT image (the SD card of sim and qemu; QEMU wants a
+        /// power-of-two size: `harness image create sd.img --size 64M`).
         #[arg(long)]
         image: Option<PathBuf>,
         /// Start with this fixture tree (when no --root/--image is given).
@@ -171,7 +176,16 @@ async fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
     opts.progress = !a.quiet;
     opts.accept = a.accept || std::env::var("INSTA_UPDATE").is_ok_and(|v| v == "always");
     let ctx = Context::new(a.common.sim_bin);
-    let report = run::run(&ctx, &opts).await;
+    // Ctrl-C or SIGTERM: dropping the run stops its server (QEMU, sim) and
+    // removes its namespace before the process exits.
+    let report = tokio::select! {
+        r = run::run(&ctx, &opts) => r,
+        sig = stop_signal() => {
+            eprintln!("\nharness: {sig}: stopping");
+            harness::netns::remove_all();
+            std::process::exit(130);
+        }
+    };
     let details = report.details();
     if !details.is_empty() {
         println!("{details}");
@@ -214,14 +228,38 @@ async fn cmd_serve(
         ("host-dir", Some(StorageArg::Image(_))) => "host-fat",
         (n, _) => n,
     };
-    let t = Target::by_name(name).ok_or_else(|| anyhow::anyhow!("unknown target `{target}` (host, host-dir, host-fat, sim, qemu)"))?;
+    let t = Target::by_name(name).ok_or_else(|| anyhow::anyhow!("unknown target `{target}` (host, host-dir, host-fat, sim, qemu, qemu-10)"))?;
     let dir = scenarios_dir(common);
     let tree = match &fixture {
         Some(f) => Tree::load(&dir.join("fixtures"), f).map_err(|e| anyhow::anyhow!(e))?,
         None => Tree::default(),
     };
     let ctx = Context::new(common.sim_bin.clone());
-    let mut server = t.start(&ctx, &tree, storage.as_ref()).await?;
+    if let Err(u) = t.probe(&ctx) {
+        let hint = if u.missing_tool && harness::snapshot::is_ci() { " (a failure under CI=true)" } else { "" };
+        anyhow::bail!("target {} cannot run here{hint}: {}", t.name, u.reason);
+    }
+    if record.is_some() && !matches!(t.kind, harness::target::Kind::Host(_)) {
+        anyhow::bail!("--record works with the host targets only for now (the proxy would have to live in the board's namespace); use --target host");
+    }
+    // The server's log (for the boards: one line per session event, or the
+    // QEMU console) goes to the terminal and to a file kept with the run.
+    let log = target::harness_dir().join(format!("serve-{}-{}.log", t.name, std::process::id()));
+    remove_old_serve_logs();
+    let opts = StartOptions { storage, log: Some(log.clone()), echo: true };
+    let started = tokio::select! {
+        r = t.start_with(&ctx, &tree, &opts) => r,
+        sig = stop_signal() => {
+            eprintln!("harness: {sig} while starting: stopping");
+            harness::netns::remove_all();
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut server = started?;
+    eprintln!("harness: {} log: {}", t.name, log.display());
+    if let Some(d) = t.describe() {
+        eprintln!("harness: {d}");
+    }
     let addr = match &record {
         None => server.addr,
         Some(out) => harness::record::start_with(server.addr, out.clone(), fixture.clone()).await?,
@@ -231,11 +269,13 @@ async fn cmd_serve(
     use std::io::Write;
     let _ = std::io::stdout().flush();
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("stopping");
+        sig = stop_signal() => {
+            eprintln!("harness: {sig}: stopping");
         }
         status = server.wait() => {
-            eprintln!("the server exited ({status:?}):\n{}", server.log());
+            // Its log is already on the terminal (and in the file).
+            server.stop().await;
+            eprintln!("harness: the server exited ({status:?}); its log: {}", log.display());
             return Ok(ExitCode::FAILURE);
         }
     }
@@ -243,8 +283,46 @@ async fn cmd_serve(
         harness::record::finish().await;
         eprintln!("recorded into {}", out.display());
     }
-    server.stop().await;
+    // As Ctrl-C would stop the server itself: `sim` unmounts its image.
+    server.stop_gracefully().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM, whichever comes first; its name.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut i), Ok(mut t)) => tokio::select! {
+            _ = i.recv() => "SIGINT",
+            _ = t.recv() => "SIGTERM",
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+/// Logs of `serve` processes that are gone: the newest 20 are kept (a
+/// person reads the last one after stopping), older ones go.
+fn remove_old_serve_logs() {
+    let Ok(dir) = std::fs::read_dir(target::harness_dir()) else { return };
+    let mut old = Vec::new();
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_prefix("serve-").and_then(|n| n.strip_suffix(".log").or_else(|| n.strip_suffix(".console"))) else {
+            continue;
+        };
+        let pid = stem.rsplit('-').next().unwrap_or("");
+        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let mtime = e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+            old.push((mtime, e.path()));
+        }
+    }
+    old.sort_by_key(|e| std::cmp::Reverse(e.0));
+    for (_, p) in old.into_iter().skip(20) {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 fn cmd_image(file: &std::path::Path, size: &str) -> anyhow::Result<ExitCode> {

@@ -442,8 +442,9 @@ pub async fn replay(ctx: &Context, target: &Target, input: &Input, mode: Compare
             let dir = crate::target::workspace_root().join("scenarios");
             let tree = crate::run::fixture_for(sc, &dir).unwrap_or_default();
             let server = target.start(ctx, &tree, None).await?;
-            let played = crate::player::play(sc, server.addr, &tree, None).await;
+            let played = crate::target::play_on(&server, sc, &tree, false).await;
             server.stop().await;
+            let played = played?;
             Ok(Outcome {
                 rows: vec![],
                 mode,
@@ -456,7 +457,24 @@ pub async fn replay(ctx: &Context, target: &Target, input: &Input, mode: Compare
         Input::Session(s) => {
             let tree = needed_tree(s);
             let server = target.start(ctx, &tree, None).await.context("starting the target with the captured files")?;
-            let rows = play_session(s, server.addr, login, captured_home(s).as_deref()).await;
+            // A board on TAP is reached from inside its namespace.
+            let rows = match server.netns.clone() {
+                None => play_session(s, server.addr, login, captured_home(s).as_deref()).await,
+                Some(ns) => {
+                    let (s2, login2, addr) = (s.clone(), login.cloned(), server.addr);
+                    let played = crate::netns::run_in(&ns, move || async move {
+                        play_session(&s2, addr, login2.as_ref(), captured_home(&s2).as_deref()).await
+                    })
+                    .await;
+                    match played {
+                        Ok(rows) => rows,
+                        Err(e) => {
+                            server.stop().await;
+                            return Err(e);
+                        }
+                    }
+                }
+            };
             server.stop().await;
             let prepared = tree
                 .entries

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::fixture::Tree;
-use crate::player;
 use crate::scenario::{self, glob_match, Scenario};
 use crate::snapshot::{self, Compared};
-use crate::target::{Context, Target, ALL};
+use crate::target::{Context, StartOptions, Target, ALL};
 
 /// What to run and how.
 #[derive(Clone, Debug)]
@@ -48,6 +47,10 @@ pub enum Verdict {
     Fail,
     /// The target or the harness could not play it.
     Error(String),
+    /// This target, as it runs here, cannot play this scenario, for the
+    /// reason given (QEMU on user networking and active mode). Named in
+    /// the table; a failure under `CI=true`.
+    NotApplicable(String),
 }
 
 impl Verdict {
@@ -58,6 +61,7 @@ impl Verdict {
             Verdict::Mismatch => "MISMATCH",
             Verdict::Fail => "FAIL",
             Verdict::Error(_) => "ERROR",
+            Verdict::NotApplicable(_) => "n/a",
         }
     }
 }
@@ -67,7 +71,12 @@ pub struct Outcome {
     pub scenario: String,
     pub target: String,
     pub verdict: Verdict,
+    /// How long the scenario's dialogue took.
     pub elapsed: Duration,
+    /// Start (boot) to stop, the dialogue included.
+    pub total: Duration,
+    /// The server's log (the board's session events, QEMU's console).
+    pub log: Option<PathBuf>,
     pub failures: Vec<String>,
     pub diff: Option<String>,
     pub written: Option<PathBuf>,
@@ -81,16 +90,29 @@ pub struct Skipped {
     pub is_failure: bool,
 }
 
+/// What ran as a target, and for how long.
+#[derive(Clone, Debug)]
+pub struct TargetRun {
+    pub target: String,
+    /// What exactly ran (QEMU version, networking), when that says more than the name.
+    pub detail: Option<String>,
+    pub scenarios: usize,
+    /// Wall time for all its scenarios, starts and stops included.
+    pub wall: Duration,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     pub outcomes: Vec<Outcome>,
     pub skipped: Vec<Skipped>,
     pub errors: Vec<String>,
+    pub targets: Vec<TargetRun>,
 }
 
 impl Report {
     pub fn passed(&self) -> bool {
-        self.errors.is_empty() && self.outcomes.iter().all(|o| o.verdict == Verdict::Ok) && !self.skipped.iter().any(|s| s.is_failure)
+        let ok = |v: &Verdict| *v == Verdict::Ok || (matches!(v, Verdict::NotApplicable(_)) && !snapshot::is_ci());
+        self.errors.is_empty() && self.outcomes.iter().all(|o| ok(&o.verdict)) && !self.skipped.iter().any(|s| s.is_failure)
     }
 
     /// The results table.
@@ -100,13 +122,25 @@ impl Report {
         for o in &self.outcomes {
             s.push_str(&format!("{:<w$}  {:<9} {:<9} {:>6.2}s\n", o.scenario, o.target, o.verdict.label(), o.elapsed.as_secs_f64()));
         }
+        for t in &self.targets {
+            let per = if t.scenarios > 0 { t.wall.as_secs_f64() / t.scenarios as f64 } else { 0.0 };
+            s.push_str(&format!(
+                "target {}: {} scenario{} in {:.1}s ({per:.2}s each, start and stop included){}\n",
+                t.target,
+                t.scenarios,
+                if t.scenarios == 1 { "" } else { "s" },
+                t.wall.as_secs_f64(),
+                t.detail.as_ref().map(|d| format!("; {d}")).unwrap_or_default()
+            ));
+        }
         for k in &self.skipped {
             s.push_str(&format!("target {} did not run{}: {}\n", k.target, if k.is_failure { " (FAILURE under CI)" } else { "" }, k.reason));
         }
         let n = |v: &str| self.outcomes.iter().filter(|o| o.verdict.label() == v).count();
-        s.push_str(&format!("({} mismatch, {} new, {} fail, {} error)\n", n("MISMATCH"), n("NEW"), n("FAIL"), n("ERROR")));
+        let na = if snapshot::is_ci() { 0 } else { n("n/a") };
+        s.push_str(&format!("({} mismatch, {} new, {} fail, {} error, {} n/a)\n", n("MISMATCH"), n("NEW"), n("FAIL"), n("ERROR"), n("n/a")));
         // Alone on the last line, in the form CI logs are read for.
-        s.push_str(&format!("{} passed, {} failed\n", n("ok"), self.outcomes.len() - n("ok")));
+        s.push_str(&format!("{} passed, {} failed\n", n("ok"), self.outcomes.len() - n("ok") - na));
         s
     }
 
@@ -115,7 +149,7 @@ impl Report {
         let mut s = String::new();
         for o in self.outcomes.iter().filter(|o| o.verdict != Verdict::Ok) {
             s.push_str(&format!("--- {} on {}: {}\n", o.scenario, o.target, o.verdict.label()));
-            if let Verdict::Error(e) = &o.verdict {
+            if let Verdict::Error(e) | Verdict::NotApplicable(e) = &o.verdict {
                 s.push_str(&format!("{e}\n"));
             }
             for f in &o.failures {
@@ -129,6 +163,9 @@ impl Report {
             }
             if let Some(p) = &o.written {
                 s.push_str(&format!("  wrote {}\n", p.display()));
+            }
+            if let Some(p) = &o.log {
+                s.push_str(&format!("  server log: {}\n", p.display()));
             }
         }
         for e in &self.errors {
@@ -170,6 +207,12 @@ pub fn fixture_for(s: &Scenario, scenarios_dir: &Path) -> Result<Tree, String> {
     }
 }
 
+/// Where a scenario's server log is kept: `target/harness/logs/TARGET/SET__NAME.log`
+/// (QEMU's console beside it, `.console`), overwritten by the next run.
+pub fn log_path(target: &str, scenario: &str) -> PathBuf {
+    crate::target::harness_dir().join("logs").join(target).join(format!("{}.log", scenario.replace('/', "__")))
+}
+
 /// Play one scenario on one started-fresh target and compare.
 pub async fn run_one(ctx: &Context, target: &Target, s: &Scenario, opts: &Options) -> (Outcome, String) {
     let mut outcome = Outcome {
@@ -177,6 +220,8 @@ pub async fn run_one(ctx: &Context, target: &Target, s: &Scenario, opts: &Option
         target: target.name.to_string(),
         verdict: Verdict::Ok,
         elapsed: Duration::ZERO,
+        total: Duration::ZERO,
+        log: None,
         failures: vec![],
         diff: None,
         written: None,
@@ -188,32 +233,32 @@ pub async fn run_one(ctx: &Context, target: &Target, s: &Scenario, opts: &Option
             return (outcome, String::new());
         }
     };
-    let server = match target.start(ctx, &tree, None).await {
+    if let Some(why) = target.cannot_play(s) {
+        outcome.verdict = Verdict::NotApplicable(why);
+        return (outcome, String::new());
+    }
+    let t0 = std::time::Instant::now();
+    let log_file = log_path(target.name, &s.id);
+    let start = StartOptions { log: Some(log_file.clone()), ..Default::default() };
+    let server = match target.start_with(ctx, &tree, &start).await {
         Ok(srv) => srv,
         Err(e) => {
+            outcome.verdict = Verdict::Error(format!("{e:#}"));
+            outcome.log = Some(log_file);
+            return (outcome, String::new());
+        }
+    };
+    outcome.log = server.log_path();
+    let played = match crate::target::play_on(&server, s, &tree, opts.verbose).await {
+        Ok(p) => p,
+        Err(e) => {
+            server.stop().await;
             outcome.verdict = Verdict::Error(format!("{e:#}"));
             return (outcome, String::new());
         }
     };
-    let verbose = opts.verbose;
-    let mut show = |t: &crate::transcript::Transcript, e: &crate::transcript::Entry| {
-        for l in t.render_entry(e, false) {
-            eprintln!("    {l}");
-        }
-    };
-    let observer: Option<player::Observer<'_>> = if verbose { Some(&mut show) } else { None };
-    let played = match server.netns.clone() {
-        None => player::play(s, server.addr, &tree, observer).await,
-        Some(ns) => match crate::target::play_in_netns(&ns, s, server.addr, &tree, verbose).await {
-            Ok(p) => p,
-            Err(e) => {
-                server.stop().await;
-                outcome.verdict = Verdict::Error(format!("{e:#}"));
-                return (outcome, String::new());
-            }
-        },
-    };
     let log = server.stop().await;
+    outcome.total = t0.elapsed();
     outcome.elapsed = played.elapsed;
     outcome.failures = played.failures();
     let body = played.transcript.render(true);
@@ -278,6 +323,7 @@ pub async fn run(ctx: &Context, opts: &Options) -> Report {
     let tty = std::io::stderr().is_terminal();
     let mut n = 0;
     for t in &targets {
+        let t0 = std::time::Instant::now();
         for s in &scenarios {
             n += 1;
             if opts.progress || opts.verbose {
@@ -295,6 +341,7 @@ pub async fn run(ctx: &Context, opts: &Options) -> Report {
             }
             report.outcomes.push(o);
         }
+        report.targets.push(TargetRun { target: t.name.to_string(), detail: t.describe(), scenarios: scenarios.len(), wall: t0.elapsed() });
     }
     if (opts.progress && tty) && !opts.verbose {
         eprint!("\r\x1b[2K");

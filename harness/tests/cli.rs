@@ -86,10 +86,28 @@ fn unparsable_scenario_names_file_and_line() {
 fn unavailable_targets_are_named() {
     let d = scenarios_dir();
     let mut c = harness();
-    let out = c.args(["run", "--quiet", "-t", "qemu", "--scenarios-dir"]).arg(d.path()).env_remove("CI").output().unwrap();
+    // A QEMU that does not exist: the target cannot run, and says why.
+    let out = c
+        .args(["run", "--quiet", "-t", "qemu", "--scenarios-dir"])
+        .arg(d.path())
+        .env("QEMU", "/nonexistent/qemu-system-arm")
+        .env_remove("CI")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_ne!(out.status.code(), Some(0));
-    assert!(text.contains("target qemu did not run"), "{text}");
+    assert!(text.contains("target qemu did not run: /nonexistent/qemu-system-arm is not installed"), "{text}");
+    // Under CI a missing QEMU is a failure, said so in the table.
+    let out = harness()
+        .args(["run", "--quiet", "-t", "host-dir", "-t", "qemu", "--scenarios-dir"])
+        .arg(d.path())
+        .env("QEMU", "/nonexistent/qemu-system-arm")
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("target qemu did not run (FAILURE under CI)"), "{text}");
 }
 
 #[test]

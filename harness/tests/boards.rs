@@ -1,0 +1,877 @@
+//! Real clients nobody here wrote against the boards: the virtual board
+//! (`sim`: ftpd-app on smoltcp over TAP) and the firmware under QEMU
+//! (`qemu`: the system's QEMU, `qemu-10`: the second one), each on a TAP
+//! device in a network namespace the harness creates and removes.
+//!
+//! For every board: curl (listings, downloads, uploads, active mode, and
+//! IPv6 on the virtual board), `lftp mirror` both ways (nested directories,
+//! long and UTF-8 names, a 5 MB file, compared byte for byte), Python's
+//! ftplib (sim/tests/ftplib_all.py, all of it, through ftplib_board.py), four
+//! sessions transferring at once (two RETR, two STOR, every checksum right,
+//! a fifth client refused with 421). After every test the board is stopped
+//! and its SD image is checked by tools nobody here wrote: `fsck.fat -n`
+//! clean, and `mcopy` reads back what was uploaded. Files a test needs on
+//! the card are put there with mtools before the board starts.
+//!
+//! Sizes: on the virtual board the concurrent transfers are 8 MiB files;
+//! on QEMU 2 MiB (QEMU 10.0.2 stores about 250 kB/s, 7.2 about 650 kB/s:
+//! 8 MiB would take minutes) and ABOR interrupts a 2 MB file instead of
+//! 12 MiB.
+//!
+//! Needs root (namespaces, TAP), curl, lftp, python3, dosfstools, mtools,
+//! and qemu-system-arm for the QEMU boards: without them the tests fail
+//! under `CI=true` and print a loud notice otherwise. One board runs at a
+//! time (two cores are shared); every QEMU and namespace is gone when a test
+//! ends, however it ends.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use harness::fixture::Tree as Fixture;
+use harness::target::{self, Context, Kind, Server, StartOptions, StorageArg, Target};
+
+const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
+
+// ---------------------------------------------------------------------------
+// Preconditions
+// ---------------------------------------------------------------------------
+
+fn under_ci() -> bool {
+    harness::snapshot::is_ci()
+}
+
+/// Fails under CI, says so loudly otherwise; the caller then returns.
+fn not_run(test: &str, why: &str) {
+    let msg = format!(
+        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+         !!! {test}: NOT RUN: {why}\n\
+         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    );
+    assert!(!under_ci(), "{msg}");
+    // Straight to stderr: the test harness captures eprintln! of passing tests.
+    let _ = std::io::stderr().write_all(msg.as_bytes());
+}
+
+fn ctx() -> &'static Context {
+    static C: OnceLock<Context> = OnceLock::new();
+    C.get_or_init(|| Context::new(None))
+}
+
+/// One board at a time: they share two cores with everything else.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static M: Mutex<()> = Mutex::new(());
+    M.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The target, if it and every tool the test needs can run here.
+fn board(name: &str, test: &str, tools: &[&str]) -> Option<Target> {
+    let t = Target::by_name(name).unwrap();
+    if let Some(why) = harness::netns::missing_privilege() {
+        not_run(test, &why);
+        return None;
+    }
+    if let Err(u) = t.probe(ctx()) {
+        not_run(test, &format!("target {name} cannot run here: {}", u.reason));
+        return None;
+    }
+    for tool in ["fsck.fat", "mcopy", "mmd"].iter().chain(tools) {
+        if !target::have_tool(tool) && !Path::new("/usr/sbin").join(tool).exists() && !Path::new("/sbin").join(tool).exists() {
+            not_run(test, &format!("`{tool}` is not installed (.ci/run installs it)"));
+            return None;
+        }
+    }
+    Some(t)
+}
+
+fn is_qemu(t: &Target) -> bool {
+    matches!(t.kind, Kind::Qemu(_))
+}
+
+/// One `#[test]` per board for a function `fn NAME(t: Target)`.
+macro_rules! on_every_board {
+    ($($name:ident: [$($tool:literal),*]),* $(,)?) => {$(
+        mod $name {
+            fn on(board: &str) {
+                let _one = super::one_at_a_time();
+                let test = concat!(stringify!($name), " on ");
+                if let Some(t) = super::board(board, &format!("{test}{board}"), &[$($tool),*]) {
+                    let t0 = std::time::Instant::now();
+                    super::$name(t);
+                    eprintln!("{test}{board}: {:.1} s", t0.elapsed().as_secs_f64());
+                }
+            }
+            #[test]
+            fn sim() { on("sim") }
+            #[test]
+            fn qemu() { on("qemu") }
+            #[test]
+            fn qemu_10() { on("qemu-10") }
+        }
+    )*};
+}
+
+// ---------------------------------------------------------------------------
+// Tools run to completion, trees, bytes
+// ---------------------------------------------------------------------------
+
+struct Output {
+    status: std::process::ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl Output {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    #[track_caller]
+    fn ok(self, what: &str) -> Output {
+        assert!(self.status.success(), "{what}: {}\n--- stdout\n{}\n--- stderr\n{}", self.status, self.stdout(), self.stderr());
+        self
+    }
+}
+
+/// Run with a time limit (killed after it), stdin from /dev/null.
+fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = r.read_to_end(&mut b);
+            b
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{shown} did not finish within {limit:?} and was killed\n--- stdout\n{}\n--- stderr\n{}",
+                    String::from_utf8_lossy(&out.join().unwrap_or_default()),
+                    String::from_utf8_lossy(&err.join().unwrap_or_default())
+                );
+            }
+        }
+    };
+    Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
+}
+
+/// Deterministic bytes, different per seed.
+fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[track_caller]
+fn same_bytes(what: &str, got: &[u8], want: &[u8]) {
+    if got != want {
+        let at = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+        panic!(
+            "{what}: got {} bytes ({}), expected {} ({}); first difference at byte {at}",
+            got.len(),
+            harness::fixture::checksum(got),
+            want.len(),
+            harness::fixture::checksum(want)
+        );
+    }
+}
+
+/// Relative path -> None for a directory, the bytes for a file.
+type Tree = BTreeMap<String, Option<Vec<u8>>>;
+
+fn read_tree(dir: &Path) -> Tree {
+    fn walk(base: &Path, dir: &Path, out: &mut Tree) {
+        for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().to_str().expect("UTF-8 name").to_string();
+            if e.file_type().unwrap().is_dir() {
+                out.insert(rel, None);
+                walk(base, &p, out);
+            } else {
+                out.insert(rel, Some(std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = Tree::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn write_tree(dir: &Path, tree: &Tree) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (rel, content) in tree {
+        let p = dir.join(rel);
+        match content {
+            None => std::fs::create_dir_all(&p).unwrap(),
+            Some(d) => {
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(&p, d).unwrap();
+            }
+        }
+    }
+}
+
+#[track_caller]
+fn same_tree(what: &str, got: &Tree, want: &Tree) {
+    let mut problems = Vec::new();
+    for (k, v) in want {
+        match (got.get(k), v) {
+            (None, _) => problems.push(format!("missing: {k}")),
+            (Some(None), None) => {}
+            (Some(Some(_)), None) => problems.push(format!("{k}: a file, expected a directory")),
+            (Some(None), Some(_)) => problems.push(format!("{k}: a directory, expected a file")),
+            (Some(Some(a)), Some(b)) if a != b => problems.push(format!("{k}: contents differ ({} bytes, expected {})", a.len(), b.len())),
+            _ => {}
+        }
+    }
+    for k in got.keys().filter(|k| !want.contains_key(*k)) {
+        problems.push(format!("unexpected: {k}"));
+    }
+    assert!(problems.is_empty(), "{what}: trees differ:\n  {}", problems.join("\n  "));
+}
+
+// ---------------------------------------------------------------------------
+// A board with its SD card
+// ---------------------------------------------------------------------------
+
+/// The SD image of one test, read and written with mtools while no board runs.
+struct Card {
+    dir: tempfile::TempDir,
+}
+
+impl Card {
+    /// A fresh card, formatted by `harness image create`'s code (FAT32 in
+    /// an MBR partition, 64 MiB: a power of two for QEMU).
+    fn new() -> Card {
+        let dir = tempfile::Builder::new().prefix("harness-boards-").tempdir().unwrap();
+        let c = Card { dir };
+        harness::image::create(&c.image(), target::IMAGE_SIZE).unwrap();
+        std::fs::create_dir(c.scratch()).unwrap();
+        c
+    }
+
+    fn image(&self) -> PathBuf {
+        self.dir.path().join("sd.img")
+    }
+
+    /// Client-side files.
+    fn scratch(&self) -> PathBuf {
+        self.dir.path().join("client")
+    }
+
+    /// mtools' `-i IMAGE@@OFFSET`: the first partition's start, from the MBR.
+    fn mtools(&self, tool: &str) -> Command {
+        let mut mbr = [0u8; 512];
+        std::fs::File::open(self.image()).unwrap().read_exact(&mut mbr).unwrap();
+        let lba = u32::from_le_bytes(mbr[454..458].try_into().unwrap()) as u64;
+        let mut c = Command::new(tool);
+        c.env("LC_ALL", "C.UTF-8").env("MTOOLS_SKIP_CHECK", "1").arg("-i").arg(format!("{}@@{}", self.image().display(), lba * 512));
+        c
+    }
+
+    /// Put `tree` under `/DIR` (no server involved).
+    fn put_tree(&self, dir: &str, tree: &Tree) {
+        let local = self.dir.path().join("seed").join(dir);
+        let _ = std::fs::remove_dir_all(&local);
+        write_tree(&local, tree);
+        run(self.mtools("mcopy").arg("-s").arg("-Q").arg(&local).arg("::/"), TOOL_TIMEOUT).ok(&format!("mcopy -s {dir} onto the card"));
+    }
+
+    /// Put one file at the root.
+    fn put(&self, name: &str, data: &[u8]) {
+        let src = self.dir.path().join("seed.tmp");
+        std::fs::write(&src, data).unwrap();
+        run(self.mtools("mcopy").arg("-o").arg(&src).arg(format!("::/{name}")), TOOL_TIMEOUT).ok(&format!("mcopy {name} onto the card"));
+        std::fs::remove_file(src).unwrap();
+    }
+
+    /// A file as the card holds it (`mcopy`).
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        let out = run(self.mtools("mcopy").arg(format!("::{path}")).arg("-"), TOOL_TIMEOUT);
+        out.status.success().then_some(out.stdout)
+    }
+
+    /// The tree under `/DIR` as the card holds it (`mcopy -s`).
+    fn read_tree(&self, dir: &str) -> Tree {
+        let dest = self.dir.path().join("extract");
+        let _ = std::fs::remove_dir_all(&dest);
+        std::fs::create_dir(&dest).unwrap();
+        run(self.mtools("mcopy").arg("-s").arg("-n").arg(format!("::/{dir}")).arg(&dest), TOOL_TIMEOUT).ok(&format!("mcopy -s /{dir} off the card"));
+        let name = dir.rsplit('/').next().unwrap();
+        read_tree(&dest.join(name))
+    }
+
+    /// `fsck.fat -n` on the partition: no error, nothing to repair.
+    fn assert_clean(&self) {
+        let mut mbr = vec![0u8; 512];
+        let mut f = std::fs::File::open(self.image()).unwrap();
+        f.read_exact(&mut mbr).unwrap();
+        let lba = u32::from_le_bytes(mbr[454..458].try_into().unwrap()) as u64;
+        let part = self.dir.path().join("partition.img");
+        {
+            use std::io::{Seek, SeekFrom};
+            f.seek(SeekFrom::Start(lba * 512)).unwrap();
+            let mut out = std::fs::File::create(&part).unwrap();
+            std::io::copy(&mut f, &mut out).unwrap();
+        }
+        let out = run(Command::new("fsck.fat").arg("-n").arg(&part), TOOL_TIMEOUT);
+        let _ = std::fs::remove_file(&part);
+        assert!(out.status.success(), "fsck.fat -n found problems:\n{}{}", out.stdout(), out.stderr());
+    }
+}
+
+/// A started board serving a [`Card`], in its namespace.
+struct Board {
+    rt: tokio::runtime::Runtime,
+    server: Option<Server>,
+    netns: String,
+    name: &'static str,
+}
+
+impl Board {
+    fn start(t: Target, card: &Card) -> Board {
+        // Worker threads keep reading the board's output while the test
+        // runs its clients.
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let opts = StartOptions {
+            storage: Some(StorageArg::Image(card.image())),
+            log: Some(card.dir.path().join("board.log")),
+            echo: false,
+        };
+        let server = rt
+            .block_on(t.start_with(ctx(), &Fixture::default(), &opts))
+            .unwrap_or_else(|e| panic!("starting {}: {e:#}", t.name));
+        let netns = server.netns.clone().expect("a board on TAP lives in a namespace");
+        Board { rt, server: Some(server), netns, name: t.name }
+    }
+
+    /// `ip netns exec NS program`.
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.netns, program]);
+        c
+    }
+
+    fn log(&self) -> String {
+        self.server.as_ref().map(|s| s.log()).unwrap_or_default()
+    }
+
+    /// Stop the board (SIGTERM: the virtual board unmounts; QEMU just ends)
+    /// and return its log. The namespace is gone afterwards.
+    fn stop(mut self) -> String {
+        let s = self.server.take().unwrap();
+        let log = self.rt.block_on(s.stop_gracefully());
+        assert!(!harness::netns::exists(&self.netns), "namespace {} still exists after the board stopped", self.netns);
+        log
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            if std::thread::panicking() {
+                eprintln!("--- {} log:\n{}", self.name, s.log());
+            }
+            self.rt.block_on(s.stop());
+        }
+    }
+}
+
+const URL: &str = "ftp://test:test@192.0.2.2";
+
+fn curl(b: &Board, args: &[&str]) -> Output {
+    run(b.cmd("curl").args(["-sSv", "--max-time", "120", "--connect-timeout", "10"]).args(args), TOOL_TIMEOUT)
+}
+
+/// Did curl (-v) send a command starting with `prefix`?
+fn sent(out: &Output, prefix: &str) -> bool {
+    out.stderr().lines().any(|l| l.strip_prefix("> ").is_some_and(|c| c.starts_with(prefix)))
+}
+
+/// Names of an `ls -l` listing.
+fn ls_names(listing: &str) -> Vec<String> {
+    let mut v: Vec<String> = listing
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            // perms links owner group size month day time|year name
+            let mut rest = l;
+            for _ in 0..8 {
+                let t = rest.trim_start_matches(' ');
+                rest = &t[t.find(' ').unwrap_or_else(|| panic!("short LIST line {l:?}"))..];
+            }
+            rest[1..].to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+// ---------------------------------------------------------------------------
+// curl
+// ---------------------------------------------------------------------------
+
+/// Listings, downloads and uploads with curl, passive (EPSV, PASV) and
+/// active (EPRT, PORT), as `test` and as anonymous; IPv6 on the virtual
+/// board. The card is read back after the board stops.
+fn curl_transfers(t: Target) {
+    let card = Card::new();
+    let down = bytes(300_000, 1);
+    card.put_tree(
+        "dir",
+        &Tree::from([
+            ("alpha.txt".into(), Some(b"alpha\n".to_vec())),
+            ("Report 2026 (final).pdf".into(), Some(bytes(3000, 2))),
+            ("sub".into(), None),
+            ("sub/inner.bin".into(), Some(b"x".to_vec())),
+            ("empty".into(), None),
+        ]),
+    );
+    card.put("down.bin", &down);
+    let b = Board::start(t, &card);
+    let local = card.scratch();
+
+    // LIST (EPSV) and NLST, for test and for anonymous.
+    for user in [URL.to_string(), "ftp://192.0.2.2".to_string()] {
+        let out = curl(&b, &[&format!("{user}/dir/")]).ok("curl LIST");
+        assert!(sent(&out, "EPSV"), "curl did not use EPSV:\n{}", out.stderr());
+        assert_eq!(ls_names(&out.stdout()), ["Report 2026 (final).pdf", "alpha.txt", "empty", "sub"], "{}", out.stdout());
+        let out = curl(&b, &["--list-only", &format!("{user}/dir/")]).ok("curl NLST");
+        let mut names: Vec<String> = out.stdout().lines().map(String::from).collect();
+        names.sort();
+        assert_eq!(names, ["Report 2026 (final).pdf", "alpha.txt", "empty", "sub"]);
+    }
+    // Downloads: EPSV, PASV, EPRT, PORT.
+    let modes: [(&str, &[&str]); 4] = [
+        ("EPSV", &[]),
+        ("PASV", &["--disable-epsv"]),
+        ("EPRT", &["--ftp-port", "192.0.2.1"]),
+        ("PORT", &["--ftp-port", "192.0.2.1", "--disable-eprt"]),
+    ];
+    for (mode, args) in modes {
+        let file = local.join(format!("down-{mode}.bin"));
+        let out = curl(&b, &[args, &["-o", file.to_str().unwrap(), &format!("{URL}/down.bin")]].concat()).ok(&format!("curl RETR over {mode}"));
+        assert!(sent(&out, mode), "curl did not send {mode}:\n{}", out.stderr());
+        same_bytes(&format!("RETR over {mode}"), &std::fs::read(&file).unwrap(), &down);
+    }
+    // Uploads: a new directory, a name with spaces, passive and active.
+    let up = bytes(200_000, 3);
+    let src = local.join("up.bin");
+    std::fs::write(&src, &up).unwrap();
+    curl(&b, &["--ftp-create-dirs", "-T", src.to_str().unwrap(), &format!("{URL}/new%20dir/up%20load.bin")]).ok("curl STOR");
+    curl(&b, &["--ftp-port", "192.0.2.1", "-T", src.to_str().unwrap(), &format!("{URL}/new%20dir/active.bin")]).ok("curl STOR over EPRT");
+    // Anonymous may read, not write.
+    let out = curl(&b, &["-T", src.to_str().unwrap(), "ftp://192.0.2.2/anon.bin"]);
+    assert_eq!(out.status.code(), Some(25), "anonymous upload: curl exit (25 = upload refused)\n{}", out.stderr());
+    // IPv6: EPSV and EPRT |2| (the QEMU board's stack is IPv4 only).
+    if t.name == "sim" {
+        let file = local.join("down-v6.bin");
+        let out = curl(&b, &["-g", "-o", file.to_str().unwrap(), "ftp://test:test@[2001:db8::2]/down.bin"]).ok("curl RETR over IPv6");
+        assert!(sent(&out, "EPSV"), "{}", out.stderr());
+        same_bytes("RETR over IPv6 (EPSV)", &std::fs::read(&file).unwrap(), &down);
+        let out = curl(&b, &["-g", "--ftp-port", "2001:db8::1", "-o", file.to_str().unwrap(), "ftp://test:test@[2001:db8::2]/down.bin"])
+            .ok("curl RETR over IPv6 EPRT");
+        assert!(out.stderr().contains("> EPRT |2|2001:db8::1|"), "{}", out.stderr());
+        same_bytes("RETR over IPv6 (EPRT)", &std::fs::read(&file).unwrap(), &down);
+        curl(&b, &["-g", "-T", src.to_str().unwrap(), "ftp://test:test@[2001:db8::2]/new%20dir/v6.bin"]).ok("curl STOR over IPv6");
+    }
+    let log = b.stop();
+    if t.name == "sim" {
+        assert!(log.contains("[1] connected from 192.0.2.1:"), "the board's log has no session events:\n{log}");
+    }
+    card.assert_clean();
+    let mut want = Tree::from([("up load.bin".into(), Some(up.clone())), ("active.bin".into(), Some(up.clone()))]);
+    if t.name == "sim" {
+        want.insert("v6.bin".into(), Some(up.clone()));
+    }
+    same_tree("/new dir on the card", &card.read_tree("new dir"), &want);
+    assert_eq!(card.read("/anon.bin"), None, "anonymous upload reached the card");
+}
+
+// ---------------------------------------------------------------------------
+// lftp mirror
+// ---------------------------------------------------------------------------
+
+/// Nested directories, long names, a UTF-8 name, names with spaces, empty
+/// directories, a directory of 60 long names, a 5 MB file.
+fn mirror_tree() -> Tree {
+    let mut t = Tree::new();
+    let mut file = |p: &str, d: Vec<u8>| {
+        t.insert(p.to_string(), Some(d));
+    };
+    file("firmware-v1.2.3.bin", bytes(100_003, 20));
+    file("Report 2026 (final).pdf", bytes(250_000, 21));
+    file("Grüße.txt", "Grüße, Welt!\n".as_bytes().to_vec());
+    file("big.bin", bytes(5 * 1024 * 1024, 22));
+    file("nested/a/b/c/deep.txt", b"deep down\n".to_vec());
+    file("nested/a/b/other.dat", bytes(70_000, 23));
+    file("nested/a/x y/z.txt", b"spaces in a directory name\n".to_vec());
+    file("nested/zero.bin", Vec::new());
+    file("a rather long directory name indeed/and a long file name inside it.txt", b"long\n".to_vec());
+    for i in 0..60 {
+        file(&format!("many/a rather long file name, number {i:02}.txt"), format!("file {i}\n").into_bytes());
+    }
+    for d in [
+        "many",
+        "empty",
+        "nested",
+        "nested/a",
+        "nested/a/b",
+        "nested/a/b/c",
+        "nested/a/x y",
+        "nested/empty-too",
+        "a rather long directory name indeed",
+    ] {
+        t.insert(d.to_string(), None);
+    }
+    t
+}
+
+fn lftp(b: &Board, script: &str) -> Output {
+    let full = format!(
+        "set ftp:passive-mode on; set net:max-retries 1; set net:timeout 20; set net:reconnect-interval-base 1; \
+         set net:persist-retries 0; set cmd:fail-exit yes; open -u test,test ftp://192.0.2.2; {script}"
+    );
+    run(b.cmd("lftp").env("LC_ALL", "C.UTF-8").arg("-c").arg(&full), TOOL_TIMEOUT).ok(&format!("lftp -c {full:?}"))
+}
+
+/// `mirror` of a tree put on the card, compared byte for byte; `mirror -R`
+/// of a local tree, read back from the card with mcopy after fsck.
+///
+/// The download takes about 45 s for the 5 MB file on every board: see
+/// the note on lftp and delayed ACKs in the report of this test's author
+/// (the board's 2 KB data TX buffer holds one full segment and 588 bytes;
+/// lftp does not drain its socket at once, so Linux delays every ACK).
+fn lftp_mirror(t: Target) {
+    let card = Card::new();
+    let tree = mirror_tree();
+    card.put_tree("src", &tree);
+    let b = Board::start(t, &card);
+    let down = card.scratch().join("down");
+    let t0 = Instant::now();
+    lftp(&b, &format!("mirror /src {}", down.display()));
+    let t_down = t0.elapsed();
+    same_tree("lftp mirror (download)", &read_tree(&down), &tree);
+    let up = card.scratch().join("up");
+    write_tree(&up, &tree);
+    let t0 = Instant::now();
+    lftp(&b, &format!("mkdir /dst; mirror -R {} /dst/tree", up.display()));
+    eprintln!("{}: lftp mirror {:.1} s, mirror -R {:.1} s", t.name, t_down.as_secs_f64(), t0.elapsed().as_secs_f64());
+    b.stop();
+    card.assert_clean();
+    same_tree("/dst/tree on the card after lftp mirror -R", &card.read_tree("dst/tree"), &tree);
+    same_tree("/src on the card, untouched", &card.read_tree("src"), &tree);
+}
+
+// ---------------------------------------------------------------------------
+// Python's ftplib
+// ---------------------------------------------------------------------------
+
+/// The bytes `pattern(n, k)` of ftplib_all.py.
+fn py_pattern(n: usize, k: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 31 + (i >> 8) + k) & 0xFF) as u8).collect()
+}
+
+/// sim/tests/ftplib_all.py, every check of it, against the board (through
+/// ftplib_board.py, which adapts its three host-only assumptions), then
+/// what it left in /ftplib/keep read back from the card.
+fn ftplib_all(t: Target) {
+    let card = Card::new();
+    let b = Board::start(t, &card);
+    let root = target::workspace_root();
+    let big = if is_qemu(&t) { 2_000_000 } else { 12 * 1024 * 1024 };
+    let out = run(
+        b.cmd("python3")
+            .arg(root.join("harness/tests/ftplib_board.py"))
+            .arg(root.join("sim/tests/ftplib_all.py"))
+            .args(["192.0.2.2", "21", &big.to_string()]),
+        TOOL_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "ftplib_all.py on {} failed ({}):\n{}\n{}\n--- board log\n{}",
+        t.name,
+        out.status,
+        out.stdout().lines().filter(|l| !l.starts_with("ok ")).collect::<Vec<_>>().join("\n"),
+        out.stderr(),
+        b.log()
+    );
+    let last = out.stdout().lines().rev().find(|l| l.contains("checks")).unwrap_or_default().to_string();
+    eprintln!("{} on {}", last, t.name);
+    b.stop();
+    card.assert_clean();
+    let mut want = Tree::new();
+    let mut file = |p: &str, d: &[u8]| {
+        want.insert(p.to_string(), Some(d.to_vec()));
+    };
+    file("keep/ascii.txt", b"line one\nline two\n");
+    file("keep/resumed.bin", &py_pattern(200_000, 4));
+    file("keep/appended.txt", b"first\nsecond\n");
+    file("keep/appe-new.txt", b"created by APPE\n");
+    file("keep/Grüße.txt", "Grüße\n".as_bytes());
+    file("keep/Report 2026 (final).pdf", b"rename me");
+    file("keep/firmware-v1.2.3.bin", &py_pattern(70_000, 5));
+    file("keep/d2/f", b"in d1");
+    file("ls/f1.bin", b"12345");
+    file("ls/name with spaces.txt", b"");
+    for d in ["keep", "keep/d2", "ls", "ls/dir"] {
+        want.insert(d.to_string(), None);
+    }
+    same_tree("/ftplib on the card after ftplib_all.py", &card.read_tree("ftplib"), &want);
+}
+
+// ---------------------------------------------------------------------------
+// Four sessions at once
+// ---------------------------------------------------------------------------
+
+/// Four clients logged in at once (the boards' limit): a fifth is refused
+/// with 421; then two RETR and two STOR run at the same time, every byte
+/// right, and the uploads are on the card afterwards.
+fn four_at_once(t: Target) {
+    use std::sync::mpsc;
+    use suppaftp::types::FileType;
+    use suppaftp::FtpStream;
+
+    let size = if is_qemu(&t) { 2 << 20 } else { 8 << 20 };
+    let card = Card::new();
+    card.put("down0.bin", &bytes(size, 40));
+    card.put("down1.bin", &bytes(size, 41));
+    let b = Board::start(t, &card);
+    let addr = harness::netns::board_addr(false);
+    let login = move || -> FtpStream {
+        let mut ftp = FtpStream::connect_timeout(addr, Duration::from_secs(10)).expect("connect");
+        ftp.get_ref().set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        ftp.login("test", "test").expect("login");
+        ftp.transfer_type(FileType::Binary).unwrap();
+        ftp
+    };
+    let (ready_tx, ready_rx) = mpsc::channel::<()>();
+    let mut go = Vec::new();
+    let mut workers = Vec::new();
+    for i in 0..4u64 {
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        go.push(go_tx);
+        let ready_tx = ready_tx.clone();
+        let ns = b.netns.clone();
+        workers.push(std::thread::spawn(move || {
+            harness::netns::enter(&ns).unwrap();
+            let mut ftp = login();
+            ready_tx.send(()).unwrap();
+            go_rx.recv_timeout(Duration::from_secs(120)).expect("no go");
+            let t0 = Instant::now();
+            if i < 2 {
+                let got = ftp.retr_as_buffer(&format!("/down{i}.bin")).expect("RETR").into_inner();
+                same_bytes(&format!("concurrent RETR {i}"), &got, &bytes(size, 40 + i));
+            } else {
+                let data = bytes(size, 50 + i);
+                let n = ftp.put_file(format!("/up{i}.bin"), &mut std::io::Cursor::new(&data)).expect("STOR");
+                assert_eq!(n, size as u64);
+                assert_eq!(ftp.size(format!("/up{i}.bin")).expect("SIZE"), size);
+            }
+            ftp.quit().unwrap();
+            t0.elapsed()
+        }));
+    }
+    drop(ready_tx);
+    for _ in 0..4 {
+        ready_rx.recv_timeout(Duration::from_secs(60)).expect("a client did not log in");
+    }
+    // All four are logged in: a fifth connection hears 421 and is closed.
+    let ns = b.netns.clone();
+    let fifth = harness::netns::run_in_blocking(&ns, move || {
+        let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("fifth connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let mut rest = Vec::new();
+        let closed = r.read_to_end(&mut rest).is_ok();
+        (line, closed)
+    })
+    .unwrap();
+    assert!(fifth.0.starts_with("421 "), "fifth connection: {:?}", fifth.0);
+    assert!(fifth.1, "the board did not close the refused connection");
+    let t0 = Instant::now();
+    for g in &go {
+        g.send(()).unwrap();
+    }
+    let mut times = Vec::new();
+    for w in workers {
+        match w.join() {
+            Ok(d) => times.push(d),
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    }
+    eprintln!(
+        "{}: 2 RETR + 2 STOR of {} MiB at once in {:.1} s (each: {})",
+        t.name,
+        size >> 20,
+        t0.elapsed().as_secs_f64(),
+        times.iter().map(|d| format!("{:.1} s", d.as_secs_f64())).collect::<Vec<_>>().join(", ")
+    );
+    // The refused connection took no slot.
+    let ok = harness::netns::run_in_blocking(&ns, move || {
+        let mut ftp = login();
+        ftp.noop().is_ok() && ftp.quit().is_ok()
+    })
+    .unwrap();
+    assert!(ok, "a new session after the four ended");
+    b.stop();
+    card.assert_clean();
+    for i in 2..4u64 {
+        same_bytes(&format!("/up{i}.bin on the card"), &card.read(&format!("/up{i}.bin")).expect("uploaded file on the card"), &bytes(size, 50 + i));
+    }
+}
+
+on_every_board! {
+    curl_transfers: ["curl"],
+    lftp_mirror: ["lftp"],
+    ftplib_all: ["python3"],
+    four_at_once: [],
+}
+
+// ---------------------------------------------------------------------------
+// `harness serve` for the boards
+// ---------------------------------------------------------------------------
+
+/// `harness serve --target T --image IMG`: the READY line names the
+/// namespace, a client in it is served, the board's log reaches the
+/// terminal and a file, and Ctrl-C (or SIGTERM) removes the namespace.
+fn serve(t: Target) {
+    let card = Card::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["serve", "--target", t.name, "--image"])
+        .arg(card.image())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut s);
+        s
+    });
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let result = std::panic::catch_unwind(|| {
+        let re = regex::Regex::new(r"^READY ftp://192\.0\.2\.2:21 netns (ftpd-(sim|qemu)-\d+-\d+)\n$").unwrap();
+        let ns = re.captures(&line).unwrap_or_else(|| panic!("READY line: {line:?}"))[1].to_string();
+        assert!(harness::netns::exists(&ns));
+        let src = card.scratch().join("hello.txt");
+        std::fs::write(&src, "hello\n").unwrap();
+        let out = run(
+            Command::new("ip").args(["netns", "exec", &ns, "curl", "-sS", "--max-time", "30", "-T"]).arg(&src).arg(format!("{URL}/hello.txt")),
+            TOOL_TIMEOUT,
+        );
+        assert!(out.status.success(), "curl in namespace {ns}: {}", out.stderr());
+        ns
+    });
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    let err = err.join().unwrap();
+    let ns = result.unwrap_or_else(|e| {
+        eprintln!("harness serve stderr:\n{err}");
+        std::panic::resume_unwind(e)
+    });
+    assert!(status.success(), "harness serve exited {status}:\n{err}");
+    assert!(!harness::netns::exists(&ns), "namespace {ns} left behind after Ctrl-C");
+    let log_line = err.lines().find(|l| l.starts_with(&format!("harness: {} log: ", t.name))).unwrap_or_else(|| panic!("no log file named:\n{err}"));
+    let log_file = PathBuf::from(log_line.rsplit(": ").next().unwrap());
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    if t.name == "sim" {
+        // One line per session event, on the terminal and in the file.
+        for l in ["connected from 192.0.2.1", "STOR hello.txt", "transfer complete, 6 bytes"] {
+            assert!(err.contains(l) && log.contains(l), "`{l}` not in the log:\n{err}");
+        }
+    } else {
+        assert!(err.contains("ready: ftp://192.0.2.2:21/") && log.contains("ready: ftp://192.0.2.2:21/"), "console not in the log:\n{err}");
+    }
+    card.assert_clean();
+    assert_eq!(card.read("/hello.txt").as_deref(), Some(&b"hello\n"[..]));
+}
+
+mod serve {
+    fn on(board: &str) {
+        let _one = super::one_at_a_time();
+        if let Some(t) = super::board(board, &format!("serve on {board}"), &["curl"]) {
+            super::serve(t);
+        }
+    }
+    #[test]
+    fn sim() {
+        on("sim")
+    }
+    #[test]
+    fn qemu() {
+        on("qemu")
+    }
+}
+
+/// A `harness serve` killed with SIGKILL cannot clean up: its board dies
+/// with it (parent-death signal), and the next start removes the namespace
+/// it left.
+#[test]
+fn leftovers_of_a_killed_harness_are_removed() {
+    let _one = one_at_a_time();
+    let Some(t) = board("sim", "leftovers_of_a_killed_harness_are_removed", &[]) else { return };
+    let card = Card::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["serve", "--target", t.name, "--image"])
+        .arg(card.image())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ns = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(ns.starts_with("ftpd-sim-"), "{line:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The board went with the harness: no process left in the namespace.
+    let t0 = Instant::now();
+    loop {
+        let pids = Command::new("ip").args(["netns", "pids", &ns]).output().unwrap();
+        if pids.stdout.is_empty() {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "processes still in {ns}: {}", String::from_utf8_lossy(&pids.stdout));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(harness::netns::exists(&ns), "nothing was left to clean (the test proves nothing)");
+    // The next namespace of that kind removes it.
+    let next = harness::netns::Netns::create("sim").unwrap();
+    assert!(!harness::netns::exists(&ns), "{ns} survived the next start");
+    drop(next);
+}
