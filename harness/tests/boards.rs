@@ -620,7 +620,12 @@ fn ftplib_all(t: Target) {
         "ftplib_all.py on {} failed ({}):\n{}\n{}\n--- board log\n{}",
         t.name,
         out.status,
-        out.stdout().lines().filter(|l| !l.starts_with("ok ")).collect::<Vec<_>>().join("\n"),
+        out.stdout()
+            .lines()
+            .filter(|l| !l.starts_with("ok "))
+            .map(|l| if l.chars().count() > 300 { format!("{}...", l.chars().take(300).collect::<String>()) } else { l.to_string() })
+            .collect::<Vec<_>>()
+            .join("\n"),
         out.stderr(),
         b.log()
     );
