@@ -158,8 +158,15 @@ fn frame_all(raw: &[u8], cap: usize) {
     while !rest.is_empty() {
         if discarding {
             let (n, found) = skip_to_terminator(rest);
-            assert!(n >= 1 && n <= rest.len());
-            assert_eq!(found, is_eol(rest[n - 1]));
+            assert!(n <= rest.len());
+            if n == 0 {
+                // A Telnet sequence cut by the end of the input waits.
+                assert!(!found && rest[0] == IAC);
+                break;
+            }
+            // A terminator ends the skip; a CR/LF inside a Telnet sequence
+            // (an option byte) does not.
+            assert!(!found || is_eol(rest[n - 1]));
             rest = &rest[n..];
             discarding = !found;
             continue;
@@ -196,7 +203,7 @@ fn frame_all(raw: &[u8], cap: usize) {
             Frame::Partial => {
                 if no_telnet {
                     assert!(!rest.iter().copied().any(is_eol), "Partial with a terminator");
-                    assert!(rest.len() <= cap, "Partial past a full buffer");
+                    assert!(rest.len() < cap || cap == 0, "Partial past a full buffer");
                 }
                 break;
             }
@@ -226,6 +233,9 @@ fn events(chunks: &[&[u8]], cap: usize) -> (Events, bool) {
                 let (n, found) = skip_to_terminator(rest);
                 at += n;
                 discarding = !found;
+                if n == 0 {
+                    break; // a cut Telnet sequence waits for the next chunk
+                }
                 continue;
             }
             let (f, line) = frame(rest, cap);

@@ -20,6 +20,8 @@
 //! - Receiving never blocks: `Ok(0)` means "nothing yet"; the end of the
 //!   peer's data is [`NetError::Closed`] (orderly FIN) or
 //!   [`NetError::Reset`].
+//! - A control socket's receive buffer holds at least [`crate::MAX_LINE`]
+//!   bytes: that much lookahead decides whether a command line is too long.
 //! - Sending never blocks: [`Net::send_capacity`] tells how many bytes the
 //!   next `send` accepts in full. The engine formats a reply only when the
 //!   whole reply fits, so no session needs a reply buffer of its own.

@@ -537,7 +537,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         if !self.room(ctx.net) {
             return false;
         }
-        let want = ctx.data.len().min(crate::MAX_LINE + 8);
+        // MAX_LINE bytes always decide (see `line::extract`), and the
+        // control socket's receive buffer holds at least that many.
+        let want = ctx.data.len().min(crate::MAX_LINE);
         let n = match ctx.net.peek(self.ctrl, &mut ctx.data[..want]) {
             Ok(n) => n,
             Err(_) => {
@@ -557,7 +559,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             let (drop, found) = line::skip_to_terminator(&ctx.data[..n]);
             ctx.net.consume(self.ctrl, drop);
             self.discarding = !found;
-            return true;
+            return drop > 0;
         }
         let max = ctx.line.len().min(crate::MAX_LINE);
         match line::extract(&ctx.data[..n], &mut ctx.line[..max]) {

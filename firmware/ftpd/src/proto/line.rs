@@ -25,13 +25,20 @@ pub enum Frame {
 }
 
 /// Looks for one line at the front of `raw`, copying it without Telnet
-/// sequences into `out` (whose length is the longest line accepted).
+/// sequences into `out`. A line must be shorter than `out`: one that fills
+/// it is too long whether or not its terminator has arrived yet, so the
+/// verdict never depends on how the bytes were split into segments, and
+/// `out.len()` bytes of lookahead always suffice (the control socket's
+/// receive buffer must hold that many).
 pub fn extract(raw: &[u8], out: &mut [u8]) -> Frame {
     let mut i = 0;
     let mut len = 0;
     while i < raw.len() {
         let b = raw[i];
         if b == b'\r' || b == b'\n' {
+            if len == out.len() {
+                return Frame::TooLong { consumed: i };
+            }
             let mut consumed = i + 1;
             if b == b'\r' && raw.get(i + 1) == Some(&b'\n') {
                 consumed += 1;
@@ -44,11 +51,11 @@ pub fn extract(raw: &[u8], out: &mut [u8]) -> Frame {
         }
         let (byte, step) = if b == IAC {
             match raw.get(i + 1) {
-                None => return Frame::Partial,
+                None => return unfinished(len, out.len(), i),
                 Some(&IAC) => (Some(IAC), 2),
                 Some(&(0xFB..=0xFE)) => {
                     if i + 2 >= raw.len() {
-                        return Frame::Partial;
+                        return unfinished(len, out.len(), i);
                     }
                     (None, 3)
                 }
@@ -67,18 +74,40 @@ pub fn extract(raw: &[u8], out: &mut [u8]) -> Frame {
         }
         i += step;
     }
-    // A full buffer at the end of the input is not too long yet: the
-    // terminator may be in the next segment.
-    Frame::Partial
+    unfinished(len, out.len(), i)
+}
+
+/// The input ended (at byte `at`) before the line did: too long already if
+/// the line fills the buffer, otherwise wait for more.
+fn unfinished(len: usize, cap: usize, at: usize) -> Frame {
+    if len == cap {
+        Frame::TooLong { consumed: at }
+    } else {
+        Frame::Partial
+    }
 }
 
 /// While discarding an over-long line: how many bytes to drop, and whether
-/// the terminator was found (discarding ends).
+/// the terminator was found (discarding ends). Telnet sequences are skipped
+/// as [`extract`] skips them (a CR that is an option byte ends nothing), and
+/// a sequence cut by the end of the input is left for the next call.
 pub fn skip_to_terminator(raw: &[u8]) -> (usize, bool) {
-    match raw.iter().position(|&b| b == b'\r' || b == b'\n') {
-        Some(p) => (p + 1, true),
-        None => (raw.len(), false),
+    let mut i = 0;
+    while i < raw.len() {
+        let step = match raw[i] {
+            b'\r' | b'\n' => return (i + 1, true),
+            IAC => match raw.get(i + 1) {
+                None => return (i, false),
+                Some(&(0xFB..=0xFE)) if i + 2 >= raw.len() => return (i, false),
+                Some(&(0xFB..=0xFE)) => 3,
+                Some(&(0xF0..=0xFA | IAC)) => 2,
+                Some(_) => 1,
+            },
+            _ => 1,
+        };
+        i += step;
     }
+    (raw.len(), false)
 }
 
 #[cfg(test)]
@@ -159,28 +188,29 @@ mod tests {
     fn too_long_is_reported_not_truncated() {
         let raw = [b'A'; 40];
         assert_eq!(one(&raw).0, Frame::TooLong { consumed: 16 });
-        // Exactly full at the end of the input: wait for the terminator.
-        assert_eq!(one(&[b'A'; 16]).0, Frame::Partial);
+        // A line that fills the buffer is too long, with or without its
+        // terminator in the same segment.
+        assert_eq!(one(&[b'A'; 16]).0, Frame::TooLong { consumed: 16 });
         let mut exact = [b'A'; 17];
         exact[16] = b'\n';
-        assert_eq!(
-            one(&exact).0,
-            Frame::Line {
-                consumed: 17,
-                len: 16
-            }
-        );
-        let mut over = [b'A'; 18];
-        over[17] = b'\n';
-        assert_eq!(one(&over).0, Frame::TooLong { consumed: 16 });
-        let mut fits = [b'A'; 17];
+        assert_eq!(one(&exact).0, Frame::TooLong { consumed: 16 });
+        let mut fits = [b'A'; 16];
         fits[15] = b'\n';
         assert!(matches!(one(&fits).0, Frame::Line { len: 15, .. }));
+        assert_eq!(one(&[b'A'; 15]).0, Frame::Partial);
+        // Also when the input ends inside a Telnet sequence.
+        let mut iac = [b'A'; 17];
+        iac[16] = 0xff;
+        assert_eq!(one(&iac).0, Frame::TooLong { consumed: 16 });
     }
 
     #[test]
     fn skipping_finds_the_terminator() {
         assert_eq!(skip_to_terminator(b"xxxx\r\nNOOP"), (5, true));
         assert_eq!(skip_to_terminator(b"xxxx"), (4, false));
+        // IAC DONT <CR>: the CR is an option byte, not the end of the line.
+        assert_eq!(skip_to_terminator(b"x\xff\xfe\rx\n"), (6, true));
+        assert_eq!(skip_to_terminator(b"x\xff\xfe"), (1, false));
+        assert_eq!(skip_to_terminator(b"\xff"), (0, false));
     }
 }

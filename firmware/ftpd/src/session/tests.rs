@@ -1098,7 +1098,10 @@ fn a_failure_reply_waits_for_room_and_arrives_whole() {
     t.net.socks[c].cap = 64 * 1024;
     t.run();
     let r = t.net.take(c);
-    assert!(r.starts_with("426 Data connection lost; transfer aborted. (0 bytes"), "{r}");
+    assert!(
+        r.starts_with("426 Data connection lost; transfer aborted. (0 bytes"),
+        "{r}"
+    );
     assert!(r.ends_with(")\r\n"));
 }
 
@@ -1109,7 +1112,9 @@ fn a_client_that_stops_reading_after_a_wrong_password_still_times_out() {
     t.net.socks[t.ctrl].cap = 10;
     t.cmd("PASS wrong");
     t.advance(1_000);
-    let p = t.server.poll(Instant::from_millis(t.now), &mut t.net, &mut t.fs);
+    let p = t
+        .server
+        .poll(Instant::from_millis(t.now), &mut t.net, &mut t.fs);
     assert!(p.next_wake.is_some_and(|w| w.millis() > t.now), "{p:?}");
     t.advance(60_000);
     assert_eq!(t.server.sessions(), 0);
@@ -1132,7 +1137,9 @@ fn a_deferred_command_without_room_for_its_425_does_not_spin() {
     t.cmd("LIST");
     t.net.socks[t.ctrl].cap = 0;
     t.advance(10_000);
-    let p = t.server.poll(Instant::from_millis(t.now), &mut t.net, &mut t.fs);
+    let p = t
+        .server
+        .poll(Instant::from_millis(t.now), &mut t.net, &mut t.fs);
     assert!(!p.progressed);
     assert!(p.next_wake.is_some_and(|w| w.millis() > t.now), "{p:?}");
 }
@@ -1147,25 +1154,43 @@ fn telnet_noise_beyond_the_peek_buffer_is_an_over_long_line() {
     line.extend_from_slice(b"\r\nPWD\r\n");
     let r = t.send_raw(&line);
     assert!(r.starts_with("500 Command line too long.\r\n"), "{r}");
-    assert!(r.ends_with("257 \"/\" is the current directory.\r\n"), "{r}");
+    assert!(
+        r.ends_with("257 \"/\" is the current directory.\r\n"),
+        "{r}"
+    );
 }
 
 #[test]
-fn a_line_exactly_filling_the_buffer_does_not_depend_on_segments() {
+fn a_line_filling_the_buffer_is_too_long_however_it_is_split() {
     let mut t = T::login();
-    let line = format!("NOOP{}", " ".repeat(crate::MAX_LINE - 4));
-    assert_eq!(t.send_raw(line.as_bytes()), "");
+    let full = format!("NOOP{}", " ".repeat(crate::MAX_LINE - 4));
+    assert_eq!(
+        t.send_raw(full.as_bytes()),
+        "500 Command line too long.\r\n"
+    );
+    assert_eq!(t.send_raw(b"\r\n"), "");
+    let r = t.send_raw(format!("{full}\r\nNOOP\r\n").as_bytes());
+    assert_eq!(r, "500 Command line too long.\r\n200 NOOP ok.\r\n");
+    let fits = format!("NOOP{}", " ".repeat(crate::MAX_LINE - 5));
+    assert_eq!(t.send_raw(fits.as_bytes()), "");
     assert_eq!(t.send_raw(b"\r\n"), "200 NOOP ok.\r\n");
-    assert_eq!(t.send_raw(format!("{line}\r\n").as_bytes()), "200 NOOP ok.\r\n");
 }
 
 #[test]
 fn reversed_passive_port_range_is_used_as_a_range() {
-    let mut t = T::with(Config { pasv_ports: (50009, 50000), ..config() }, fixture());
+    let mut t = T::with(
+        Config {
+            pasv_ports: (50009, 50000),
+            ..config()
+        },
+        fixture(),
+    );
     t.expect("USER test", "331");
     t.expect("PASS test", "230");
     let r = t.expect("EPSV", "229");
-    let port: u16 = r[r.find("|||").unwrap() + 3..r.rfind('|').unwrap()].parse().unwrap();
+    let port: u16 = r[r.find("|||").unwrap() + 3..r.rfind('|').unwrap()]
+        .parse()
+        .unwrap();
     assert!((50000..=50009).contains(&port));
 }
 
