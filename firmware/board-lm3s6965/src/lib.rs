@@ -23,7 +23,6 @@ pub mod clock;
 pub mod frame;
 pub mod params;
 pub mod sd;
-pub mod storage_ref;
 
 #[cfg(target_os = "none")]
 pub mod hw;

@@ -23,7 +23,6 @@ mod fw {
     use board_lm3s6965::clock::Clock;
     use board_lm3s6965::params::BootParams;
     use board_lm3s6965::sd::{CardInfo, SdCard, Shared};
-    use board_lm3s6965::storage_ref::StorageRef;
     use board_lm3s6965::{VERSION, print, println};
     use cortex_m_rt::{ExceptionFrame, entry, exception};
     use ftpd::Storage;
@@ -33,7 +32,7 @@ mod fw {
 
     type Sd = SdCard<Ssi0, SdChipSelect, Delay>;
     type Fs = FatStorage<Shared<'static, Sd>, Clock, 4, 2, 2>;
-    type AppFs = StorageRef<'static, Fs>;
+    type AppFs = &'static mut Fs;
 
     /// Seconds between retries of a failed boot step.
     const RETRY_MS: u64 = 2_000;
@@ -189,7 +188,7 @@ mod fw {
         eth: &mut Enet,
         fs: &'static mut Fs,
     ) -> App<'static, AppFs> {
-        App::new(res, settings, eth, StorageRef(fs), time::now_ms())
+        App::new(res, settings, eth, fs, time::now_ms())
     }
 
     /// One-letter console commands: `s` prints statistics.
@@ -198,7 +197,7 @@ mod fw {
             let st = &enet::STATS;
             let o = core::sync::atomic::Ordering::Relaxed;
             let sds = sd.stats();
-            let cache = app.storage().0.cache_stats();
+            let cache = app.storage().cache_stats();
             println!(
                 "stats: up {} ms, sessions {}, open files {}, stack peak {} of {}, eth rx {} drop {} tx {} irq {} fifo-resets {}, sd cmds {} rd {} wr {} errs {}, cache {:?}",
                 time::now_ms(),

@@ -14,7 +14,6 @@
 //! | [`sd`] | - | SD protocol facts for the SDIO driver: CSD/CID decoding, card status, errors |
 //! | [`netcfg`] | - | the addresses fixed at build time (`FTPD_*`, see build.rs), the MAC from the chip's unique ID |
 //! | [`fat_time`] | - | the FAT time source (the board has no calendar clock) |
-//! | [`storage_ref`] | - | the FAT volume in a `static`, lent to the application |
 //!
 //! The hardware modules exist only when building for the board
 //! (`target_os = "none"`); the rest is unit-tested on the host
@@ -25,7 +24,6 @@ pub mod fat_time;
 pub mod netcfg;
 pub mod phy;
 pub mod sd;
-pub mod storage_ref;
 
 #[cfg(target_os = "none")]
 pub mod hw;

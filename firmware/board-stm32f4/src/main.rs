@@ -24,7 +24,6 @@ mod fw {
     use board_stm32f4::hw::{HCLK_HZ, console, mem, time, unique_id};
     use board_stm32f4::netcfg::{self, Mac, OptAddr};
     use board_stm32f4::sd::CardInfo;
-    use board_stm32f4::storage_ref::StorageRef;
     use board_stm32f4::{VERSION, print, println};
     use cortex_m_rt::{ExceptionFrame, entry, exception};
     use ftpd::Storage;
@@ -39,7 +38,7 @@ mod fw {
     /// The FAT volume: 4 files open at once, a block cache of 8 lines of
     /// 8 blocks (32 KiB: one SD command moves up to 4 KiB).
     type Fs = FatStorage<&'static SdCard, FixedTime, 4, 8, 8>;
-    type AppFs = StorageRef<'static, Fs>;
+    type AppFs = &'static mut Fs;
 
     /// Between retries of a failed boot step.
     const RETRY_MS: u64 = 2_000;
@@ -143,7 +142,7 @@ mod fw {
         let seed = rng.next_u64() ^ time::now_ms();
         let settings = netcfg::settings(mac, seed);
         let res = Resources::take().unwrap();
-        let mut app = App::new(res, &settings, &mut *eth, StorageRef(fs), time::now_ms());
+        let mut app = App::new(res, &settings, &mut *eth, fs, time::now_ms());
         app.set_utc(None);
 
         let (ip, prefix) = netcfg::IPV4;
@@ -318,7 +317,7 @@ mod fw {
             let st = &eth::STATS;
             let o = core::sync::atomic::Ordering::Relaxed;
             let sds = sd.stats();
-            let cache = app.storage().0.cache_stats();
+            let cache = app.storage().cache_stats();
             println!(
                 "stats: up {} ms, sessions {}, open files {}, stack peak {} of {}, link {}, eth rx {} err {} tx {} drop {} irq {}, sd rd {} cmds/{} blocks wr {}/{} retries {} errs {}, cache {:?}",
                 time::now_ms(),
