@@ -557,6 +557,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
         if self.discarding {
             let (drop, found) = line::skip_to_terminator(&ctx.data[..n]);
+            if !found && self.xfer.is_none() && ctx.net.state(self.ctrl) == SockState::PeerClosed {
+                // The client closed its side inside an over-long line.
+                ctx.net.consume(self.ctrl, n);
+                self.ctrl_gone = true;
+                return true;
+            }
             ctx.net.consume(self.ctrl, drop);
             self.discarding = !found;
             return drop > 0;

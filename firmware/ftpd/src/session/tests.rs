@@ -1131,6 +1131,17 @@ fn fin_after_an_unterminated_line_ends_the_session() {
 }
 
 #[test]
+fn fin_inside_an_over_long_line_ends_the_session() {
+    let mut t = T::login();
+    let mut line = vec![b'x'; crate::MAX_LINE + 10];
+    line.push(0xff);
+    assert!(t.send_raw(&line).starts_with("500 "));
+    t.net.socks[t.ctrl].fin = true;
+    t.run();
+    assert_eq!(t.server.sessions(), 0);
+}
+
+#[test]
 fn a_deferred_command_without_room_for_its_425_does_not_spin() {
     let mut t = T::login();
     t.expect("EPSV", "229");
