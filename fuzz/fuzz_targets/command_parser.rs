@@ -31,10 +31,27 @@ const IAC: u8 = 0xff;
 fn text_arg<'a>(c: &Command<'a>) -> Option<&'a str> {
     use Command as C;
     match *c {
-        C::User(a) | C::Pass(a) | C::Cwd(a) | C::Mkd(a) | C::Rmd(a) | C::Dele(a)
-        | C::Rnfr(a) | C::Rnto(a) | C::List(a) | C::Nlst(a) | C::Mlsd(a) | C::Mlst(a)
-        | C::Retr(a) | C::Stor(a) | C::Appe(a) | C::Stat(a) | C::Help(a) | C::Site(a)
-        | C::Opts(a) | C::Size(a) | C::Mdtm(a) => Some(a),
+        C::User(a)
+        | C::Pass(a)
+        | C::Cwd(a)
+        | C::Mkd(a)
+        | C::Rmd(a)
+        | C::Dele(a)
+        | C::Rnfr(a)
+        | C::Rnto(a)
+        | C::List(a)
+        | C::Nlst(a)
+        | C::Mlsd(a)
+        | C::Mlst(a)
+        | C::Retr(a)
+        | C::Stor(a)
+        | C::Appe(a)
+        | C::Stat(a)
+        | C::Help(a)
+        | C::Site(a)
+        | C::Opts(a)
+        | C::Size(a)
+        | C::Mdtm(a) => Some(a),
         _ => None,
     }
 }
@@ -94,7 +111,15 @@ fn canonical(c: &Command<'_>) -> Option<String> {
         C::Port(a) => {
             let o = a.ip().octets();
             let p = a.port();
-            format!("PORT {},{},{},{},{},{}", o[0], o[1], o[2], o[3], p >> 8, p & 0xff)
+            format!(
+                "PORT {},{},{},{},{},{}",
+                o[0],
+                o[1],
+                o[2],
+                o[3],
+                p >> 8,
+                p & 0xff
+            )
         }
         C::Eprt(SocketAddr::V4(a)) => format!("EPRT |1|{}|{}|", a.ip(), a.port()),
         C::Eprt(SocketAddr::V6(a)) => format!("EPRT |2|{}|{}|", a.ip(), a.port()),
@@ -123,16 +148,28 @@ fn check_parse(line: &[u8]) {
             *b ^= 0x20;
         }
     }
-    assert_eq!(parse(&flipped), r, "{text:?} and {:?}", String::from_utf8_lossy(&flipped));
+    assert_eq!(
+        parse(&flipped),
+        r,
+        "{text:?} and {:?}",
+        String::from_utf8_lossy(&flipped)
+    );
 
     let Ok(cmd) = r else { return };
-    assert!((3..=4).contains(&verb_len), "a verb of {verb_len} bytes in {text:?}");
+    assert!(
+        (3..=4).contains(&verb_len),
+        "a verb of {verb_len} bytes in {text:?}"
+    );
     if let Some(a) = text_arg(&cmd) {
         let after = text.split_once(' ').map_or("", |(_, a)| a);
         assert_eq!(a, after, "the argument of {text:?} is not byte-exact");
     }
     if let Some(c) = canonical(&cmd) {
-        assert_eq!(parse(c.as_bytes()), Ok(cmd), "{text:?} written back as {c:?}");
+        assert_eq!(
+            parse(c.as_bytes()),
+            Ok(cmd),
+            "{text:?} written back as {c:?}"
+        );
     }
 }
 
@@ -193,7 +230,10 @@ fn frame_all(raw: &[u8], cap: usize) {
                 rest = &rest[consumed..];
             }
             Frame::TooLong { consumed } => {
-                assert!(consumed >= cap && consumed <= rest.len(), "{f:?} (buffer {cap})");
+                assert!(
+                    consumed >= cap && consumed <= rest.len(),
+                    "{f:?} (buffer {cap})"
+                );
                 if no_telnet {
                     assert!(!rest[..consumed].iter().copied().any(is_eol), "{f:?}");
                 }
@@ -202,7 +242,10 @@ fn frame_all(raw: &[u8], cap: usize) {
             }
             Frame::Partial => {
                 if no_telnet {
-                    assert!(!rest.iter().copied().any(is_eol), "Partial with a terminator");
+                    assert!(
+                        !rest.iter().copied().any(is_eol),
+                        "Partial with a terminator"
+                    );
                     assert!(rest.len() < cap || cap == 0, "Partial past a full buffer");
                 }
                 break;
@@ -266,7 +309,10 @@ fn split_invariant(raw: &[u8], cap: usize) {
         (1..raw.len()).collect()
     } else {
         let step = raw.len() / 24;
-        (1..raw.len()).step_by(step).chain([cap.min(raw.len() - 1)]).collect()
+        (1..raw.len())
+            .step_by(step)
+            .chain([cap.min(raw.len() - 1)])
+            .collect()
     };
     for k in cuts {
         let (split, _) = events(&[&raw[..k], &raw[k..]], cap);

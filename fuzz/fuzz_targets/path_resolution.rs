@@ -32,7 +32,10 @@ fn check_normalised(s: &str, what: &str) {
         !s.ends_with("/..") && !s.ends_with("/."),
         "{what} {s:?} ends in a dot component"
     );
-    assert!(s == "/" || !s.ends_with('/'), "{what} {s:?} ends with a slash");
+    assert!(
+        s == "/" || !s.ends_with('/'),
+        "{what} {s:?} ends with a slash"
+    );
 }
 
 fuzz_target!(|input: PathInput| {
@@ -55,11 +58,22 @@ fuzz_target!(|input: PathInput| {
 
     // A fixed point.
     let again = |p: Result<PathBuf, _>| p.ok().map(|p| p.as_str().to_string());
-    assert_eq!(again(resolve(&root_v, s)).as_deref(), Some(s), "{s:?} from /");
-    assert_eq!(again(resolve(&cwd, s)).as_deref(), Some(s), "{s:?} from the cwd");
+    assert_eq!(
+        again(resolve(&root_v, s)).as_deref(),
+        Some(s),
+        "{s:?} from /"
+    );
+    assert_eq!(
+        again(resolve(&cwd, s)).as_deref(),
+        Some(s),
+        "{s:?} from the cwd"
+    );
     assert_eq!(again(PathBuf::from_normalised(s)).as_deref(), Some(s));
     // Equal paths compare equal (bytes past the end do not count).
-    assert!(resolve(&root_v, s).ok() == Some(v.clone()), "{s:?}: equal paths compare unequal");
+    assert!(
+        resolve(&root_v, s).ok() == Some(v.clone()),
+        "{s:?}: equal paths compare unequal"
+    );
     // pop and file_name describe the same split.
     if v.is_root() {
         assert_eq!(v.file_name(), "");

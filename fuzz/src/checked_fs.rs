@@ -26,7 +26,10 @@ pub fn check_storage_path(p: &str) {
             || p[1..]
                 .split('/')
                 .all(|c| !c.is_empty() && c != "." && c != ".."));
-    assert!(ok, "the engine handed storage a path that breaks the contract: {p:?}");
+    assert!(
+        ok,
+        "the engine handed storage a path that breaks the contract: {p:?}"
+    );
 }
 
 impl CheckedFs {
@@ -34,7 +37,10 @@ impl CheckedFs {
         check_storage_path(p);
         if let Some(j) = self.jail {
             let inside = p == j || (p.starts_with(j) && p.as_bytes().get(j.len()) == Some(&b'/'));
-            assert!(inside, "a storage path outside every user's root {j:?}: {p:?}");
+            assert!(
+                inside,
+                "a storage path outside every user's root {j:?}: {p:?}"
+            );
         }
     }
 }

@@ -422,7 +422,11 @@ impl<'a> World<'a> {
         let held: Vec<usize> = (0..self.net.socks.len())
             .filter(|&s| !self.net.socks[s].released)
             .collect();
-        assert!(held.is_empty(), "sockets never released: {held:?}\n{}", self.sockets());
+        assert!(
+            held.is_empty(),
+            "sockets never released: {held:?}\n{}",
+            self.sockets()
+        );
         let open = ftpd::Storage::open_files(&self.fs);
         assert_eq!(open, 0, "{open} files left open after every client left");
     }
@@ -483,7 +487,10 @@ impl<'a> World<'a> {
         self.expect(s, "PASS test\r\n", "230 ");
         self.expect(s, "NOOP\r\n", "200 ");
         self.expect(s, "QUIT\r\n", "221 ");
-        assert!(self.net.socks[s].released, "QUIT did not close the connection");
+        assert!(
+            self.net.socks[s].released,
+            "QUIT did not close the connection"
+        );
         assert_eq!(self.server.sessions(), 0);
         assert_eq!(ftpd::Storage::open_files(&self.fs), 0);
     }

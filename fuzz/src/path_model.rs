@@ -99,7 +99,10 @@ mod tests {
 
     #[test]
     fn the_model_agrees_with_the_documented_examples() {
-        assert_eq!(resolve("/a", "../../../etc/passwd", 256).unwrap(), "/etc/passwd");
+        assert_eq!(
+            resolve("/a", "../../../etc/passwd", 256).unwrap(),
+            "/etc/passwd"
+        );
         assert_eq!(resolve("/a", "b//c///", 256).unwrap(), "/a/b/c");
         assert_eq!(resolve("/", "..", 256).unwrap(), "/");
         assert_eq!(resolve("/", "a/../../b", 256).unwrap(), "/b");

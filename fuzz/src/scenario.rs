@@ -118,11 +118,21 @@ pub enum Action {
     /// Bytes on control connection `conn` (in the order connections were
     /// opened, the first one being 0); `poll: false` pushes them without
     /// letting the server run (pipelining, a line split in pieces).
-    Send { conn: u8, bytes: Vec<u8>, poll: bool },
+    Send {
+        conn: u8,
+        bytes: Vec<u8>,
+        poll: bool,
+    },
     /// Connect to a listening passive port, newest listener first.
-    Passive { which: u8, from: From },
+    Passive {
+        which: u8,
+        from: From,
+    },
     /// Bytes on a data connection, newest first.
-    Data { which: u8, bytes: Vec<u8> },
+    Data {
+        which: u8,
+        bytes: Vec<u8>,
+    },
     CtrlFin(u8),
     CtrlRst(u8),
     DataFin(u8),

@@ -98,7 +98,9 @@ pub fn parse_bytes(s: &str) -> Result<Vec<u8>, String> {
                 }
                 n
             };
-            count = n.parse().map_err(|_| format!("bad repeat count in {s:?}"))?;
+            count = n
+                .parse()
+                .map_err(|_| format!("bad repeat count in {s:?}"))?;
         }
         for _ in 0..count {
             out.extend_from_slice(&piece);
@@ -239,7 +241,8 @@ pub fn parse(text: &str) -> Result<Scenario, String> {
                     "EPRT *" => EPRT_SELF,
                     c => c,
                 };
-                s.actions.push(send(format!("{cmd}\r\n").into_bytes(), true));
+                s.actions
+                    .push(send(format!("{cmd}\r\n").into_bytes(), true));
                 let verb = cmd.split(' ').next().unwrap_or("").to_ascii_uppercase();
                 let all = cmd.to_ascii_uppercase().contains("ALL");
                 if verb == "PASV" || (verb == "EPSV" && !all) {

@@ -54,37 +54,64 @@ fn on_path(bin: &str) -> Option<PathBuf> {
         return Path::new(bin).is_file().then(|| PathBuf::from(bin));
     }
     let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths).map(|d| d.join(bin)).find(|p| p.is_file())
+    std::env::split_paths(&paths)
+        .map(|d| d.join(bin))
+        .find(|p| p.is_file())
 }
 
 /// Find one of the QEMUs and ask its version.
 pub fn find_qemu(which: Which) -> Result<Qemu, NoQemu> {
     let (name, must) = match which {
-        Which::System => (std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-arm".into()), true),
-        Which::Extra => match std::env::var("QEMU_EXTRA").ok().and_then(|v| v.split(':').find(|s| !s.is_empty()).map(String::from)) {
+        Which::System => (
+            std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-arm".into()),
+            true,
+        ),
+        Which::Extra => match std::env::var("QEMU_EXTRA")
+            .ok()
+            .and_then(|v| v.split(':').find(|s| !s.is_empty()).map(String::from))
+        {
             Some(p) => (p, true),
             None => (QEMU10_DEFAULT.to_string(), false),
         },
     };
     let Some(path) = on_path(&name) else {
         let reason = match which {
-            Which::System => format!("{name} is not installed (apt-get install qemu-system-arm, or set QEMU)"),
+            Which::System => {
+                format!("{name} is not installed (apt-get install qemu-system-arm, or set QEMU)")
+            }
             Which::Extra if must => format!("QEMU_EXTRA names {name}, which does not exist"),
-            Which::Extra => format!("no second QEMU at {QEMU10_DEFAULT} (.ci/run unpacks 10.0.2 there; or set QEMU_EXTRA)"),
+            Which::Extra => format!(
+                "no second QEMU at {QEMU10_DEFAULT} (.ci/run unpacks 10.0.2 there; or set QEMU_EXTRA)"
+            ),
         };
         // An absent optional second QEMU is still a failure under CI,
         // where .ci/run always provides it.
-        return Err(NoQemu { reason, missing_tool: true });
+        return Err(NoQemu {
+            reason,
+            missing_tool: true,
+        });
     };
     let out = std::process::Command::new(&path)
         .arg("--version")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| NoQemu { reason: format!("{}: {e}", path.display()), missing_tool: true })?;
-    let version = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_string();
+        .map_err(|e| NoQemu {
+            reason: format!("{}: {e}", path.display()),
+            missing_tool: true,
+        })?;
+    let version = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
     if !out.status.success() || version.is_empty() {
         return Err(NoQemu {
-            reason: format!("{} --version failed: {}", path.display(), String::from_utf8_lossy(&out.stderr).trim()),
+            reason: format!(
+                "{} --version failed: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
             missing_tool: true,
         });
     }
@@ -106,7 +133,11 @@ pub fn board_dir() -> PathBuf {
 pub fn build_firmware() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("HARNESS_FIRMWARE") {
         let p = PathBuf::from(p);
-        return if p.is_file() { Ok(p) } else { Err(format!("HARNESS_FIRMWARE={} does not exist", p.display())) };
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("HARNESS_FIRMWARE={} does not exist", p.display()))
+        };
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = std::process::Command::new(cargo)
@@ -129,7 +160,10 @@ pub fn build_firmware() -> Result<PathBuf, String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.contains("\"reason\":\"compiler-artifact\"") && l.contains("board-lm3s6965"))
-        .filter_map(|l| re.captures(l).map(|c| PathBuf::from(c[1].replace("\\\\", "\\"))))
+        .filter_map(|l| {
+            re.captures(l)
+                .map(|c| PathBuf::from(c[1].replace("\\\\", "\\")))
+        })
         .next_back()
         .ok_or_else(|| "cargo built the firmware but reported no executable".to_string())
 }
@@ -137,9 +171,15 @@ pub fn build_firmware() -> Result<PathBuf, String> {
 /// `n` consecutive ports on 127.0.0.1 that were free a moment ago (QEMU's
 /// user networking forwards the passive range 1:1), and one more for FTP.
 pub fn free_ports(n: u16) -> Result<(u16, u16), String> {
-    let single = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?.local_addr().map_err(|e| e.to_string())?.port();
+    let single = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| e.to_string())?
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .port();
     let seed = (std::process::id() as u64).wrapping_mul(7919)
-        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() as u64);
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
     'outer: for attempt in 0..200u64 {
         let base = 40_000 + ((seed.wrapping_add(attempt * 97)) % 20_000) as u16;
         if (base..base + n).contains(&single) {

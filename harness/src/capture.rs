@@ -18,12 +18,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{Result, anyhow, bail};
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use pcap_parser::{PcapBlockOwned, PcapError};
 
 use crate::replay::{DataCapture, Exchange, Session};
-use crate::scenario::{is_transfer_command, Direction};
+use crate::scenario::{Direction, is_transfer_command};
 
 /// One TCP segment with payload (or flags), in capture order.
 struct Segment {
@@ -39,8 +39,11 @@ struct Segment {
 
 /// Decode every packet of a pcap/pcapng file into TCP segments.
 fn segments(bytes: &[u8]) -> Result<Vec<Segment>> {
-    let mut reader = pcap_parser::create_reader(1 << 20, bytes)
-        .map_err(|e| anyhow!("not a pcap or pcapng file ({e:?}): give a capture written by tcpdump -w or Wireshark"))?;
+    let mut reader = pcap_parser::create_reader(1 << 20, bytes).map_err(|e| {
+        anyhow!(
+            "not a pcap or pcapng file ({e:?}): give a capture written by tcpdump -w or Wireshark"
+        )
+    })?;
     let mut linktypes: Vec<i32> = Vec::new(); // pcapng: per interface
     let mut legacy_linktype = None;
     let mut out = Vec::new();
@@ -54,7 +57,9 @@ fn segments(bytes: &[u8]) -> Result<Vec<Segment>> {
                         legacy_linktype = Some(h.network.0);
                         None
                     }
-                    PcapBlockOwned::Legacy(b) => Some((legacy_linktype.unwrap_or(1), b.data, b.caplen, b.origlen)),
+                    PcapBlockOwned::Legacy(b) => {
+                        Some((legacy_linktype.unwrap_or(1), b.data, b.caplen, b.origlen))
+                    }
                     PcapBlockOwned::NG(pcap_parser::Block::InterfaceDescription(idb)) => {
                         linktypes.push(idb.linktype.0);
                         None
@@ -63,9 +68,12 @@ fn segments(bytes: &[u8]) -> Result<Vec<Segment>> {
                         let lt = linktypes.get(epb.if_id as usize).copied().unwrap_or(1);
                         Some((lt, epb.data, epb.caplen, epb.origlen))
                     }
-                    PcapBlockOwned::NG(pcap_parser::Block::SimplePacket(spb)) => {
-                        Some((linktypes.first().copied().unwrap_or(1), spb.data, spb.origlen, spb.origlen))
-                    }
+                    PcapBlockOwned::NG(pcap_parser::Block::SimplePacket(spb)) => Some((
+                        linktypes.first().copied().unwrap_or(1),
+                        spb.data,
+                        spb.origlen,
+                        spb.origlen,
+                    )),
                     PcapBlockOwned::NG(_) => None,
                 };
                 if let Some((lt, data, caplen, origlen)) = pkt {
@@ -83,13 +91,19 @@ fn segments(bytes: &[u8]) -> Result<Vec<Segment>> {
             Err(PcapError::Eof) => break,
             Err(PcapError::Incomplete(_)) => {
                 if reader.refill().is_err() {
-                    bail!("the capture is damaged: its last block is cut short (after {index} packets)");
+                    bail!(
+                        "the capture is damaged: its last block is cut short (after {index} packets)"
+                    );
                 }
                 // A refill that brings nothing new means the file ends inside a block.
                 match reader.next() {
-                    Err(PcapError::Incomplete(_)) => bail!("the capture is damaged: it ends in the middle of a packet (after {index} packets)"),
+                    Err(PcapError::Incomplete(_)) => bail!(
+                        "the capture is damaged: it ends in the middle of a packet (after {index} packets)"
+                    ),
                     Err(PcapError::Eof) => break,
-                    Err(PcapError::UnexpectedEof) => bail!("the capture is damaged: it ends in the middle of a packet (after {index} packets)"),
+                    Err(PcapError::UnexpectedEof) => bail!(
+                        "the capture is damaged: it ends in the middle of a packet (after {index} packets)"
+                    ),
                     Ok((offset, _)) => {
                         // Re-read it properly on the next turn.
                         let _ = offset;
@@ -98,12 +112,16 @@ fn segments(bytes: &[u8]) -> Result<Vec<Segment>> {
                     Err(e) => bail!("the capture is damaged after {index} packets: {e:?}"),
                 }
             }
-            Err(PcapError::UnexpectedEof) => bail!("the capture is damaged: it ends in the middle of a packet (after {index} packets)"),
+            Err(PcapError::UnexpectedEof) => bail!(
+                "the capture is damaged: it ends in the middle of a packet (after {index} packets)"
+            ),
             Err(e) => bail!("the capture is damaged after {index} packets: {e:?}"),
         }
     }
     if truncated > 0 {
-        bail!("{truncated} packets were cut short by the capture's snap length: capture again with `tcpdump -s 0`");
+        bail!(
+            "{truncated} packets were cut short by the capture's snap length: capture again with `tcpdump -s 0`"
+        );
     }
     Ok(out)
 }
@@ -118,11 +136,19 @@ fn decode(linktype: i32, data: &[u8], index: usize) -> Option<Segment> {
         _ => return None,
     };
     let (src_ip, dst_ip): (IpAddr, IpAddr) = match p.net? {
-        NetSlice::Ipv4(v4) => (v4.header().source_addr().into(), v4.header().destination_addr().into()),
-        NetSlice::Ipv6(v6) => (v6.header().source_addr().into(), v6.header().destination_addr().into()),
+        NetSlice::Ipv4(v4) => (
+            v4.header().source_addr().into(),
+            v4.header().destination_addr().into(),
+        ),
+        NetSlice::Ipv6(v6) => (
+            v6.header().source_addr().into(),
+            v6.header().destination_addr().into(),
+        ),
         _ => return None,
     };
-    let TransportSlice::Tcp(tcp) = p.transport? else { return None };
+    let TransportSlice::Tcp(tcp) = p.transport? else {
+        return None;
+    };
     Some(Segment {
         index,
         src: SocketAddr::new(src_ip, tcp.source_port()),
@@ -150,7 +176,10 @@ struct Stream {
 
 impl Stream {
     fn bytes(&self) -> Vec<u8> {
-        self.chunks.iter().flat_map(|(_, b)| b.iter().copied()).collect()
+        self.chunks
+            .iter()
+            .flat_map(|(_, b)| b.iter().copied())
+            .collect()
     }
 }
 
@@ -168,7 +197,10 @@ fn reassemble(segs: &[Segment]) -> HashMap<(SocketAddr, SocketAddr), Stream> {
             isn: None,
             next: 0,
             pending: BTreeMap::new(),
-            stream: Stream { first_index: s.index, ..Stream::default() },
+            stream: Stream {
+                first_index: s.index,
+                ..Stream::default()
+            },
         });
         if s.syn {
             st.isn = Some(s.seq);
@@ -184,7 +216,9 @@ fn reassemble(segs: &[Segment]) -> HashMap<(SocketAddr, SocketAddr), Stream> {
             st.next = 1;
         }
         let rel = u64::from(s.seq.wrapping_sub(isn));
-        st.pending.entry(rel).or_insert((s.index, s.payload.clone()));
+        st.pending
+            .entry(rel)
+            .or_insert((s.index, s.payload.clone()));
         // Drain what is now contiguous.
         while let Some((&at, _)) = st.pending.first_key_value() {
             if at > st.next {
@@ -238,7 +272,10 @@ fn lines(stream: &Stream) -> Vec<Line> {
                 if cur.last() == Some(&b'\r') {
                     cur.pop();
                 }
-                out.push(Line { index: *idx, text: String::from_utf8_lossy(&cur).into_owned() });
+                out.push(Line {
+                    index: *idx,
+                    text: String::from_utf8_lossy(&cur).into_owned(),
+                });
                 cur.clear();
             } else {
                 cur.push(b);
@@ -279,9 +316,13 @@ pub fn session_from_pcap(bytes: &[u8], name: &str) -> Result<Session> {
     controls.sort_by_key(|c| c.2);
     if controls.is_empty() {
         if let Some(d) = tls.first() {
-            bail!("the capture holds a TLS session (to {d}: implicit FTPS), whose commands are encrypted: it cannot be replayed. Capture a session without TLS");
+            bail!(
+                "the capture holds a TLS session (to {d}: implicit FTPS), whose commands are encrypted: it cannot be replayed. Capture a session without TLS"
+            );
         }
-        bail!("no FTP control connection in the capture (no server greeting such as `220 ...` was found)");
+        bail!(
+            "no FTP control connection in the capture (no server greeting such as `220 ...` was found)"
+        );
     }
     let mut exchanges: Vec<(usize, Exchange)> = Vec::new();
     let mut used_data: Vec<(SocketAddr, SocketAddr)> = Vec::new();
@@ -306,7 +347,14 @@ pub fn session_from_pcap(bytes: &[u8], name: &str) -> Result<Session> {
             exchanges.push(ex);
         }
         // Data connections announced on this control connection.
-        attach_data(&mut exchanges, conn_no, *client, *server, &streams, &mut used_data);
+        attach_data(
+            &mut exchanges,
+            conn_no,
+            *client,
+            *server,
+            &streams,
+            &mut used_data,
+        );
     }
     exchanges.sort_by_key(|(idx, _)| *idx);
     let exchanges: Vec<Exchange> = exchanges.into_iter().map(|(_, e)| e).collect();
@@ -314,11 +362,17 @@ pub fn session_from_pcap(bytes: &[u8], name: &str) -> Result<Session> {
         if let Some(cmd) = &e.command {
             let verb = cmd.split(' ').next().unwrap_or("").to_ascii_uppercase();
             if verb == "AUTH" && e.replies.iter().any(|r| r.0 == 234) {
-                bail!("the session switched to TLS (`{cmd}` was answered 234): everything after it is encrypted and cannot be replayed. Capture a session without TLS");
+                bail!(
+                    "the session switched to TLS (`{cmd}` was answered 234): everything after it is encrypted and cannot be replayed. Capture a session without TLS"
+                );
             }
         }
     }
-    Ok(Session { name: name.to_string(), exchanges, connections: controls.len() })
+    Ok(Session {
+        name: name.to_string(),
+        exchanges,
+        connections: controls.len(),
+    })
 }
 
 /// Pair commands and replies of one control connection in order: each
@@ -331,7 +385,11 @@ fn pair(conn: usize, commands: &[Line], replies: &[Line]) -> Result<Vec<(usize, 
     while i < replies.len() {
         let first = &replies[i];
         let b = first.text.as_bytes();
-        let code: u16 = if b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) { first.text[..3].parse().unwrap_or(0) } else { 0 };
+        let code: u16 = if b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) {
+            first.text[..3].parse().unwrap_or(0)
+        } else {
+            0
+        };
         let mut lines = vec![first.text.clone()];
         let mut last = first.index;
         i += 1;
@@ -349,7 +407,15 @@ fn pair(conn: usize, commands: &[Line], replies: &[Line]) -> Result<Vec<(usize, 
         }
         grouped.push((last, code, lines));
     }
-    let mut out: Vec<(usize, Exchange)> = vec![(0, Exchange { conn, command: None, replies: vec![], data: None })];
+    let mut out: Vec<(usize, Exchange)> = vec![(
+        0,
+        Exchange {
+            conn,
+            command: None,
+            replies: vec![],
+            data: None,
+        },
+    )];
     let mut queue: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
     queue.push_back(0); // the greeting
     let (mut ci, mut ri) = (0, 0);
@@ -365,7 +431,15 @@ fn pair(conn: usize, commands: &[Line], replies: &[Line]) -> Result<Vec<(usize, 
             if c.text.is_empty() {
                 continue;
             }
-            out.push((c.index, Exchange { conn, command: Some(c.text.clone()), replies: vec![], data: None }));
+            out.push((
+                c.index,
+                Exchange {
+                    conn,
+                    command: Some(c.text.clone()),
+                    replies: vec![],
+                    data: None,
+                },
+            ));
             queue.push_back(out.len() - 1);
         } else {
             let (_, code, lines) = grouped[ri].clone();
@@ -382,7 +456,12 @@ fn pair(conn: usize, commands: &[Line], replies: &[Line]) -> Result<Vec<(usize, 
     } else {
         // The greeting sorts where it arrived, so that connections open in
         // the order the client opened them.
-        out[0].0 = grouped.first().map_or(0, |g| replies.iter().find(|l| l.index <= g.0).map_or(g.0, |l| l.index));
+        out[0].0 = grouped.first().map_or(0, |g| {
+            replies
+                .iter()
+                .find(|l| l.index <= g.0)
+                .map_or(g.0, |l| l.index)
+        });
     }
     Ok(out)
 }
@@ -399,28 +478,39 @@ fn attach_data(
     // The endpoint announced most recently: (passive?, port, from index).
     let mut announced: Option<(bool, u16, usize)> = None;
     for (idx, ex) in exchanges.iter_mut().filter(|(_, e)| e.conn == conn) {
-        let Some(cmd) = ex.command.clone() else { continue };
+        let Some(cmd) = ex.command.clone() else {
+            continue;
+        };
         let verb = cmd.split(' ').next().unwrap_or("").to_ascii_uppercase();
         let arg = cmd.get(verb.len() + 1..).unwrap_or("").trim().to_string();
         let code = ex.replies.first().map_or(0, |r| r.0);
         match verb.as_str() {
             "PASV" if code == 227 => {
-                announced = crate::client::parse_pasv(ex.replies[0].1[0].get(4..).unwrap_or("")).map(|a| (true, a.port(), *idx));
+                announced = crate::client::parse_pasv(ex.replies[0].1[0].get(4..).unwrap_or(""))
+                    .map(|a| (true, a.port(), *idx));
             }
             "EPSV" if code == 229 => {
-                announced = crate::client::parse_epsv(ex.replies[0].1[0].get(4..).unwrap_or("")).map(|p| (true, p, *idx));
+                announced = crate::client::parse_epsv(ex.replies[0].1[0].get(4..).unwrap_or(""))
+                    .map(|p| (true, p, *idx));
             }
             "PORT" if code / 100 == 2 => {
                 announced = crate::client::parse_pasv(&arg).map(|a| (false, a.port(), *idx));
             }
             "EPRT" if code / 100 == 2 => {
                 let parts: Vec<&str> = arg.split(arg.chars().next().unwrap_or('|')).collect();
-                announced = parts.get(3).and_then(|p| p.parse().ok()).map(|p| (false, p, *idx));
+                announced = parts
+                    .get(3)
+                    .and_then(|p| p.parse().ok())
+                    .map(|p| (false, p, *idx));
             }
             _ => {}
         }
-        let Some(dir) = is_transfer_command(&verb) else { continue };
-        let Some((passive, port, from)) = announced.take() else { continue };
+        let Some(dir) = is_transfer_command(&verb) else {
+            continue;
+        };
+        let Some((passive, port, from)) = announced.take() else {
+            continue;
+        };
         if !ex.replies.iter().any(|r| (100..200).contains(&r.0)) {
             continue;
         }
@@ -432,30 +522,66 @@ fn attach_data(
                 st.first_index >= from
                     && !used.contains(&(*s, *d))
                     && if passive {
-                        (s.port() == port && s.ip() == server.ip()) || (d.port() == port && d.ip() == server.ip())
+                        (s.port() == port && s.ip() == server.ip())
+                            || (d.port() == port && d.ip() == server.ip())
                     } else {
-                        (s.port() == port && s.ip() == client.ip()) || (d.port() == port && d.ip() == client.ip())
+                        (s.port() == port && s.ip() == client.ip())
+                            || (d.port() == port && d.ip() == client.ip())
                     }
             })
             .min_by_key(|(_, st)| st.first_index)
             .map(|(k, _)| *k);
         let Some((a, b)) = found else {
-            ex.data = Some(DataCapture { dir, bytes: None, len: None });
+            ex.data = Some(DataCapture {
+                dir,
+                bytes: None,
+                len: None,
+            });
             continue;
         };
         used.push((a, b));
         used.push((b, a));
         // Download: bytes from the FTP server's end, i.e. away from the
         // client's data endpoint.
-        let client_end = |x: &SocketAddr| if passive { !(x.port() == port && x.ip() == server.ip()) } else { x.port() == port && x.ip() == client.ip() };
+        let client_end = |x: &SocketAddr| {
+            if passive {
+                !(x.port() == port && x.ip() == server.ip())
+            } else {
+                x.port() == port && x.ip() == client.ip()
+            }
+        };
         let key = match dir {
-            Direction::Download => if client_end(&a) { (b, a) } else { (a, b) },
-            Direction::Upload => if client_end(&a) { (a, b) } else { (b, a) },
+            Direction::Download => {
+                if client_end(&a) {
+                    (b, a)
+                } else {
+                    (a, b)
+                }
+            }
+            Direction::Upload => {
+                if client_end(&a) {
+                    (a, b)
+                } else {
+                    (b, a)
+                }
+            }
         };
         ex.data = Some(match streams.get(&key) {
-            Some(st) if st.missing == 0 => DataCapture { dir, bytes: Some(st.bytes()), len: Some(st.total) },
-            Some(st) => DataCapture { dir, bytes: None, len: Some(st.total + st.missing) },
-            None => DataCapture { dir, bytes: Some(vec![]), len: Some(0) },
+            Some(st) if st.missing == 0 => DataCapture {
+                dir,
+                bytes: Some(st.bytes()),
+                len: Some(st.total),
+            },
+            Some(st) => DataCapture {
+                dir,
+                bytes: None,
+                len: Some(st.total + st.missing),
+            },
+            None => DataCapture {
+                dir,
+                bytes: Some(vec![]),
+                len: Some(0),
+            },
         });
     }
 }
@@ -471,7 +597,14 @@ mod tests {
     /// A legacy pcap file of Ethernet frames.
     fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
         let mut out = Vec::new();
-        for v in [0xa1b2_c3d4u32.to_le_bytes().to_vec(), 2u16.to_le_bytes().to_vec(), 4u16.to_le_bytes().to_vec(), vec![0; 8], 65535u32.to_le_bytes().to_vec(), 1u32.to_le_bytes().to_vec()] {
+        for v in [
+            0xa1b2_c3d4u32.to_le_bytes().to_vec(),
+            2u16.to_le_bytes().to_vec(),
+            4u16.to_le_bytes().to_vec(),
+            vec![0; 8],
+            65535u32.to_le_bytes().to_vec(),
+            1u32.to_le_bytes().to_vec(),
+        ] {
             out.extend(v);
         }
         for (i, f) in frames.iter().enumerate() {
@@ -486,8 +619,14 @@ mod tests {
 
     /// A TCP segment; `to_server` picks the direction.
     fn seg(to_server: bool, seq: u32, syn: bool, payload: &[u8]) -> Vec<u8> {
-        let (s, d) = if to_server { (CLIENT, SERVER) } else { (SERVER, CLIENT) };
-        let mut b = PacketBuilder::ethernet2([0; 6], [0; 6]).ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64).tcp(s, d, seq, 1024);
+        let (s, d) = if to_server {
+            (CLIENT, SERVER)
+        } else {
+            (SERVER, CLIENT)
+        };
+        let mut b = PacketBuilder::ethernet2([0; 6], [0; 6])
+            .ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64)
+            .tcp(s, d, seq, 1024);
         if syn {
             b = b.syn();
         }
@@ -516,44 +655,94 @@ mod tests {
     #[test]
     fn control_connection_is_reassembled_and_paired() {
         let p = session(
-            &[(false, "220 hi\r\n"), (true, "USER test\r\n"), (false, "331 pw\r\n"), (true, "PASS test\r\n"), (false, "230-Welcome\r\n230 in\r\n"), (true, "QUIT\r\n"), (false, "221 bye\r\n")],
+            &[
+                (false, "220 hi\r\n"),
+                (true, "USER test\r\n"),
+                (false, "331 pw\r\n"),
+                (true, "PASS test\r\n"),
+                (false, "230-Welcome\r\n230 in\r\n"),
+                (true, "QUIT\r\n"),
+                (false, "221 bye\r\n"),
+            ],
             None,
         );
         let s = session_from_pcap(&p, "t").unwrap();
         assert_eq!(s.connections, 1);
         let cmds: Vec<_> = s.exchanges.iter().map(|e| e.command.clone()).collect();
-        assert_eq!(cmds, [None, Some("USER test".into()), Some("PASS test".into()), Some("QUIT".into())]);
-        assert_eq!(s.exchanges[2].replies, vec![(230, vec!["230-Welcome".to_string(), "230 in".to_string()])]);
+        assert_eq!(
+            cmds,
+            [
+                None,
+                Some("USER test".into()),
+                Some("PASS test".into()),
+                Some("QUIT".into())
+            ]
+        );
+        assert_eq!(
+            s.exchanges[2].replies,
+            vec![(230, vec!["230-Welcome".to_string(), "230 in".to_string()])]
+        );
     }
 
     #[test]
     fn missing_packets_are_a_clear_error() {
-        let p = session(&[(false, "220 hi\r\n"), (true, "USER test\r\n"), (false, "331 pw\r\n"), (true, "PASS test\r\n"), (false, "230 in\r\n")], Some(2));
+        let p = session(
+            &[
+                (false, "220 hi\r\n"),
+                (true, "USER test\r\n"),
+                (false, "331 pw\r\n"),
+                (true, "PASS test\r\n"),
+                (false, "230 in\r\n"),
+            ],
+            Some(2),
+        );
         let e = session_from_pcap(&p, "t").unwrap_err().to_string();
-        assert!(e.contains("misses 8 bytes of the control connection"), "{e}");
+        assert!(
+            e.contains("misses 8 bytes of the control connection"),
+            "{e}"
+        );
     }
 
     #[test]
     fn tls_is_a_clear_error() {
-        let p = session(&[(false, "220 hi\r\n"), (true, "AUTH TLS\r\n"), (false, "234 go\r\n"), (true, "\x16\x03\x01binary")], None);
+        let p = session(
+            &[
+                (false, "220 hi\r\n"),
+                (true, "AUTH TLS\r\n"),
+                (false, "234 go\r\n"),
+                (true, "\x16\x03\x01binary"),
+            ],
+            None,
+        );
         let e = session_from_pcap(&p, "t").unwrap_err().to_string();
         assert!(e.contains("switched to TLS"), "{e}");
         // Implicit FTPS: TLS from the first byte.
-        let frames = vec![seg(true, 1000, true, b""), seg(false, 5000, true, b""), seg(true, 1001, false, b"\x16\x03\x01\x02\x00hello")];
-        let e = session_from_pcap(&pcap(&frames), "t").unwrap_err().to_string();
+        let frames = vec![
+            seg(true, 1000, true, b""),
+            seg(false, 5000, true, b""),
+            seg(true, 1001, false, b"\x16\x03\x01\x02\x00hello"),
+        ];
+        let e = session_from_pcap(&pcap(&frames), "t")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("TLS"), "{e}");
     }
 
     #[test]
     fn damaged_files_are_clear_errors() {
         let p = session(&[(false, "220 hi\r\n"), (true, "USER test\r\n")], None);
-        let e = session_from_pcap(&p[..p.len() - 5], "t").unwrap_err().to_string();
+        let e = session_from_pcap(&p[..p.len() - 5], "t")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("damaged"), "{e}");
-        let e = session_from_pcap(b"\xd4\xc3\xb2\xa1garbage", "t").unwrap_err().to_string();
+        let e = session_from_pcap(b"\xd4\xc3\xb2\xa1garbage", "t")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("pcap") || e.contains("damaged"), "{e}");
         let mut truncated = p.clone();
         // Claim an original length larger than what was captured.
-        let rec = 24 + 16 + seg(true, 1000, true, b"").len() + 16 + seg(false, 5000, true, b"").len();
+        let rec =
+            24 + 16 + seg(true, 1000, true, b"").len() + 16 + seg(false, 5000, true, b"").len();
         truncated[rec + 12..rec + 16].copy_from_slice(&9999u32.to_le_bytes());
         let e = session_from_pcap(&truncated, "t").unwrap_err().to_string();
         assert!(e.contains("snap length"), "{e}");

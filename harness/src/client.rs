@@ -61,7 +61,10 @@ impl std::fmt::Display for ReadError {
         match self {
             ReadError::Timeout => f.write_str("no reply in time"),
             ReadError::Closed(p) if p.is_empty() => f.write_str("connection closed by the server"),
-            ReadError::Closed(p) => write!(f, "connection closed by the server after a partial line {p:?}"),
+            ReadError::Closed(p) => write!(
+                f,
+                "connection closed by the server after a partial line {p:?}"
+            ),
             ReadError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -79,7 +82,10 @@ pub struct Control {
 pub async fn connect(addr: SocketAddr, limit: Duration) -> io::Result<TcpStream> {
     match timeout(limit, TcpStream::connect(addr)).await {
         Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("connect to {addr} timed out"))),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("connect to {addr} timed out"),
+        )),
     }
 }
 
@@ -89,7 +95,12 @@ impl Control {
         s.set_nodelay(true)?;
         let (local, peer) = (s.local_addr()?, s.peer_addr()?);
         let (r, w) = s.into_split();
-        Ok(Control { reader: BufReader::new(r), writer: w, local, peer })
+        Ok(Control {
+            reader: BufReader::new(r),
+            writer: w,
+            local,
+            peer,
+        })
     }
 
     /// Send `line` followed by CRLF.
@@ -116,7 +127,9 @@ impl Control {
         loop {
             let buf = self.reader.fill_buf().await.map_err(ReadError::Io)?;
             if buf.is_empty() {
-                return Err(ReadError::Closed(String::from_utf8_lossy(&line).into_owned()));
+                return Err(ReadError::Closed(
+                    String::from_utf8_lossy(&line).into_owned(),
+                ));
             }
             if let Some(i) = buf.iter().position(|&b| b == b'\n') {
                 line.extend_from_slice(&buf[..i]);
@@ -149,7 +162,10 @@ impl Control {
         let (first, mut bare_lf) = self.read_line().await?;
         let first = String::from_utf8_lossy(&first).into_owned();
         let b = first.as_bytes();
-        let code = if b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) && (b.len() == 3 || b[3] == b' ' || b[3] == b'-') {
+        let code = if b.len() >= 3
+            && b[..3].iter().all(u8::is_ascii_digit)
+            && (b.len() == 3 || b[3] == b' ' || b[3] == b'-')
+        {
             first[..3].parse().unwrap()
         } else {
             0
@@ -168,7 +184,11 @@ impl Control {
                 }
             }
         }
-        Ok(Reply { code, lines, bare_lf })
+        Ok(Reply {
+            code,
+            lines,
+            bare_lf,
+        })
     }
 
     /// Is a reply (or anything) already waiting, or does the server close
@@ -199,11 +219,16 @@ impl Data {
         match self {
             Data::Passive(s) => Ok(s),
             Data::Active(l) => {
-                let (s, from) = timeout(limit, l.accept())
-                    .await
-                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the server did not connect to our PORT/EPRT address"))??;
+                let (s, from) = timeout(limit, l.accept()).await.map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the server did not connect to our PORT/EPRT address",
+                    )
+                })??;
                 if from.ip() != peer_ip {
-                    return Err(io::Error::other(format!("data connection from {from}, not the server")));
+                    return Err(io::Error::other(format!(
+                        "data connection from {from}, not the server"
+                    )));
                 }
                 Ok(s)
             }
@@ -245,7 +270,15 @@ pub fn port_arg(addr: SocketAddr) -> Option<String> {
     match addr.ip() {
         IpAddr::V4(ip) => {
             let o = ip.octets();
-            Some(format!("{},{},{},{},{},{}", o[0], o[1], o[2], o[3], addr.port() >> 8, addr.port() & 255))
+            Some(format!(
+                "{},{},{},{},{},{}",
+                o[0],
+                o[1],
+                o[2],
+                o[3],
+                addr.port() >> 8,
+                addr.port() & 255
+            ))
         }
         IpAddr::V6(_) => None,
     }
@@ -261,7 +294,11 @@ pub fn eprt_arg(addr: SocketAddr) -> String {
 
 /// Listen for an active-mode data connection on `ip`, any port.
 pub async fn listen(ip: IpAddr) -> io::Result<TcpListener> {
-    let sock = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let sock = if ip.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     sock.bind(SocketAddr::new(ip, 0))?;
     sock.listen(1)
 }
@@ -271,9 +308,12 @@ pub async fn read_all(stream: &mut TcpStream, limit: Duration) -> io::Result<Vec
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = timeout(limit, stream.read(&mut buf))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("data connection silent for {limit:?}")))??;
+        let n = timeout(limit, stream.read(&mut buf)).await.map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("data connection silent for {limit:?}"),
+            )
+        })??;
         if n == 0 {
             return Ok(out);
         }
@@ -286,13 +326,22 @@ pub async fn read_all(stream: &mut TcpStream, limit: Duration) -> io::Result<Vec
 
 /// Write everything and close our side; then wait (briefly) for the server to
 /// close its side so that the final reply follows a complete transfer.
-pub async fn write_all_and_close(stream: &mut TcpStream, bytes: &[u8], limit: Duration) -> io::Result<()> {
+pub async fn write_all_and_close(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    limit: Duration,
+) -> io::Result<()> {
     timeout(limit.max(Duration::from_secs(1)) * 6, async {
         stream.write_all(bytes).await?;
         stream.shutdown().await
     })
     .await
-    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection stalled while sending"))?
+    .map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "data connection stalled while sending",
+        )
+    })?
 }
 
 #[cfg(test)]
@@ -310,7 +359,10 @@ mod tests {
 
     #[test]
     fn epsv_reply_forms() {
-        assert_eq!(parse_epsv("Entering Extended Passive Mode (|||50001|)"), Some(50001));
+        assert_eq!(
+            parse_epsv("Entering Extended Passive Mode (|||50001|)"),
+            Some(50001)
+        );
         assert_eq!(parse_epsv("ok (!!!6446!)"), Some(6446));
         assert_eq!(parse_epsv("(|||0|)"), None);
         assert_eq!(parse_epsv("(||1|2|)"), None);
@@ -346,7 +398,10 @@ mod tests {
         assert!(!r.bare_lf);
         let r = c.read_reply(Duration::from_secs(2)).await.unwrap();
         assert_eq!((r.code, r.bare_lf, r.text()), (211, true, "x"));
-        assert!(matches!(c.read_reply(Duration::from_secs(2)).await, Err(ReadError::Closed(_))));
+        assert!(matches!(
+            c.read_reply(Duration::from_secs(2)).await,
+            Err(ReadError::Closed(_))
+        ));
     }
 
     #[tokio::test]
@@ -356,8 +411,13 @@ mod tests {
         let r = c.read_reply(Duration::from_secs(2)).await.unwrap();
         assert_eq!(r.code, 0);
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut c = Control::connect(l.local_addr().unwrap(), Duration::from_secs(2)).await.unwrap();
+        let mut c = Control::connect(l.local_addr().unwrap(), Duration::from_secs(2))
+            .await
+            .unwrap();
         let _held = l.accept().await.unwrap();
-        assert!(matches!(c.read_reply(Duration::from_millis(100)).await, Err(ReadError::Timeout)));
+        assert!(matches!(
+            c.read_reply(Duration::from_millis(100)).await,
+            Err(ReadError::Timeout)
+        ));
     }
 }

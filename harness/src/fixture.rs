@@ -61,7 +61,9 @@ pub fn checksum(bytes: &[u8]) -> String {
 fn take_path(s: &str) -> Result<(String, &str), String> {
     let s = s.trim_start();
     if let Some(body) = s.strip_prefix('"') {
-        let end = body.find('"').ok_or_else(|| format!("unterminated path in `{s}`"))?;
+        let end = body
+            .find('"')
+            .ok_or_else(|| format!("unterminated path in `{s}`"))?;
         Ok((body[..end].to_string(), &body[end + 1..]))
     } else {
         let end = s.find(char::is_whitespace).unwrap_or(s.len());
@@ -70,8 +72,13 @@ fn take_path(s: &str) -> Result<(String, &str), String> {
 }
 
 fn check_path(p: &str) -> Result<(), String> {
-    if p.is_empty() || p.starts_with('/') || p.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
-        return Err(format!("fixture path `{p}` must be relative, without `.`, `..` or empty parts"));
+    if p.is_empty()
+        || p.starts_with('/')
+        || p.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(format!(
+            "fixture path `{p}` must be relative, without `.`, `..` or empty parts"
+        ));
     }
     Ok(())
 }
@@ -98,30 +105,47 @@ impl Tree {
                         "text" => parse_bytes(arg).map_err(at)?,
                         "filler" => filler(parse_size(arg).map_err(at)?),
                         "empty" => Vec::new(),
-                        _ => return Err(at(format!("file content must be `text \"...\"`, `filler SIZE` or `empty`, not `{rest}`"))),
+                        _ => {
+                            return Err(at(format!(
+                                "file content must be `text \"...\"`, `filler SIZE` or `empty`, not `{rest}`"
+                            )));
+                        }
                     };
                     Entry::File(path, bytes)
                 }
-                _ => return Err(at(format!("expected `dir PATH` or `file PATH CONTENT`, found `{line}`"))),
+                _ => {
+                    return Err(at(format!(
+                        "expected `dir PATH` or `file PATH CONTENT`, found `{line}`"
+                    )));
+                }
             };
             // Parents must come first, so the tree can be created in order.
             let p = match &entry {
                 Entry::Dir(p) | Entry::File(p, _) => p,
             };
             if let Some((parent, _)) = p.rsplit_once('/') {
-                if !entries.iter().any(|e| matches!(e, Entry::Dir(d) if d == parent)) {
-                    return Err(at(format!("`{p}`: its directory `{parent}` must be listed above it")));
+                if !entries
+                    .iter()
+                    .any(|e| matches!(e, Entry::Dir(d) if d == parent))
+                {
+                    return Err(at(format!(
+                        "`{p}`: its directory `{parent}` must be listed above it"
+                    )));
                 }
             }
             entries.push(entry);
         }
-        Ok(Tree { name: name.to_string(), entries })
+        Ok(Tree {
+            name: name.to_string(),
+            entries,
+        })
     }
 
     /// Load `dir/<name>.tree`.
     pub fn load(dir: &Path, name: &str) -> Result<Tree, String> {
         let path = dir.join(format!("{name}.tree"));
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("fixture `{name}`: {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("fixture `{name}`: {}: {e}", path.display()))?;
         Tree::parse(name, &text)
     }
 
@@ -174,14 +198,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         t.materialize(dir.path()).unwrap();
         assert_eq!(std::fs::read(dir.path().join("sub/a b.txt")).unwrap(), b"");
-        assert_eq!(std::fs::read(dir.path().join("sub/f.bin")).unwrap(), filler(1024));
+        assert_eq!(
+            std::fs::read(dir.path().join("sub/f.bin")).unwrap(),
+            filler(1024)
+        );
     }
 
     #[test]
     fn tree_errors() {
-        assert!(Tree::parse("t", "file a/b empty\n").unwrap_err().contains("must be listed above"));
-        assert!(Tree::parse("t", "file ../x empty\n").unwrap_err().contains("relative"));
-        assert!(Tree::parse("t", "file x wat\n").unwrap_err().contains("content"));
+        assert!(
+            Tree::parse("t", "file a/b empty\n")
+                .unwrap_err()
+                .contains("must be listed above")
+        );
+        assert!(
+            Tree::parse("t", "file ../x empty\n")
+                .unwrap_err()
+                .contains("relative")
+        );
+        assert!(
+            Tree::parse("t", "file x wat\n")
+                .unwrap_err()
+                .contains("content")
+        );
         assert!(Tree::parse("t", "link x\n").unwrap_err().contains(":1:"));
     }
 }

@@ -18,17 +18,28 @@ pub fn available() -> Result<(), String> {
 /// Create and format an image of `size` bytes: FAT32 from 64 MiB up, FAT16
 /// below (an MBR with one partition, as on an SD card).
 pub fn create(path: &Path, size: u64) -> Result<(), String> {
-    create_with(path, size, if size >= 64 << 20 { FatType::Fat32 } else { FatType::Fat16 })
+    create_with(
+        path,
+        size,
+        if size >= 64 << 20 {
+            FatType::Fat32
+        } else {
+            FatType::Fat16
+        },
+    )
 }
 
 pub fn create_with(path: &Path, size: u64, fat: FatType) -> Result<(), String> {
-    ftpd_fat::host::format_image(path, size, fat).map_err(|e| format!("formatting {}: {e}", path.display()))
+    ftpd_fat::host::format_image(path, size, fat)
+        .map_err(|e| format!("formatting {}: {e}", path.display()))
 }
 
 /// QEMU wants a power-of-two SD image; say so before it does.
 pub fn check_size(size: u64) -> Result<(), String> {
     if size < 1 << 20 {
-        return Err(format!("{size} bytes is too small for an SD image (at least 1M)"));
+        return Err(format!(
+            "{size} bytes is too small for an SD image (at least 1M)"
+        ));
     }
     if !size.is_power_of_two() {
         return Err(format!(

@@ -10,7 +10,11 @@ use harness::run::{self, Options};
 use harness::target::{self, Context, StartOptions, StorageArg, Target};
 
 #[derive(Parser)]
-#[command(name = "harness", version, about = "Scripted FTP client sessions, snapshots, replay and record")]
+#[command(
+    name = "harness",
+    version,
+    about = "Scripted FTP client sessions, snapshots, replay and record"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
@@ -128,7 +132,9 @@ enum ImageCmd {
 }
 
 fn scenarios_dir(c: &Common) -> PathBuf {
-    c.scenarios_dir.clone().unwrap_or_else(|| target::workspace_root().join("scenarios"))
+    c.scenarios_dir
+        .clone()
+        .unwrap_or_else(|| target::workspace_root().join("scenarios"))
 }
 
 fn host_alias(name: &str) -> &str {
@@ -137,23 +143,53 @@ fn host_alias(name: &str) -> &str {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result = rt.block_on(async move {
         match cli.command {
             None => cmd_run(cli.run).await,
             Some(Cmd::Run(a)) => cmd_run(a).await,
             Some(Cmd::List(a)) => cmd_list(a),
-            Some(Cmd::Serve { target, root, image, fixture, record, common }) => {
+            Some(Cmd::Serve {
+                target,
+                root,
+                image,
+                fixture,
+                record,
+                common,
+            }) => {
                 let storage = root.map(StorageArg::Root).or(image.map(StorageArg::Image));
                 cmd_serve(&target, storage, fixture, record, &common).await
             }
-            Some(Cmd::Record { out, target, root, fixture, common }) => {
-                cmd_serve(&target, root.map(StorageArg::Root), fixture, Some(out), &common).await
+            Some(Cmd::Record {
+                out,
+                target,
+                root,
+                fixture,
+                common,
+            }) => {
+                cmd_serve(
+                    &target,
+                    root.map(StorageArg::Root),
+                    fixture,
+                    Some(out),
+                    &common,
+                )
+                .await
             }
-            Some(Cmd::Image { cmd: ImageCmd::Create { file, size } }) => cmd_image(&file, &size),
-            Some(Cmd::Replay { file, target, strict, text, login, common }) => {
-                cmd_replay(&file, &target, strict, text, login, &common).await
-            }
+            Some(Cmd::Image {
+                cmd: ImageCmd::Create { file, size },
+            }) => cmd_image(&file, &size),
+            Some(Cmd::Replay {
+                file,
+                target,
+                strict,
+                text,
+                login,
+                common,
+            }) => cmd_replay(&file, &target, strict, text, login, &common).await,
         }
     });
     match result {
@@ -167,7 +203,11 @@ fn main() -> ExitCode {
 
 async fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut opts = Options::new(scenarios_dir(&a.common));
-    opts.targets = a.targets.iter().map(|t| host_alias(t).to_string()).collect();
+    opts.targets = a
+        .targets
+        .iter()
+        .map(|t| host_alias(t).to_string())
+        .collect();
     if a.targets.iter().any(|t| t == "host") {
         opts.targets.push("host-*".into());
     }
@@ -190,11 +230,20 @@ async fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if !details.is_empty() {
         println!("{details}");
     }
-    if !report.passed() && !harness::snapshot::is_ci() && report.outcomes.iter().any(|o| o.written.is_some()) {
-        println!("review new snapshots with `cargo insta review` (or rerun with --accept after reading the diffs)\n");
+    if !report.passed()
+        && !harness::snapshot::is_ci()
+        && report.outcomes.iter().any(|o| o.written.is_some())
+    {
+        println!(
+            "review new snapshots with `cargo insta review` (or rerun with --accept after reading the diffs)\n"
+        );
     }
     print!("{}", report.table());
-    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn cmd_list(a: RunArgs) -> anyhow::Result<ExitCode> {
@@ -202,7 +251,10 @@ fn cmd_list(a: RunArgs) -> anyhow::Result<ExitCode> {
     opts.scenarios = a.scenarios;
     let mut errors = vec![];
     for s in run::load_scenarios(&opts, &mut errors) {
-        println!("{:<32} {:<20} {}", s.id, s.header.client, s.header.description);
+        println!(
+            "{:<32} {:<20} {}",
+            s.id, s.header.client, s.header.description
+        );
     }
     let ctx = Context::new(a.common.sim_bin);
     for t in target::ALL {
@@ -214,7 +266,11 @@ fn cmd_list(a: RunArgs) -> anyhow::Result<ExitCode> {
     for e in &errors {
         eprintln!("error: {e}");
     }
-    Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn cmd_serve(
@@ -228,7 +284,9 @@ async fn cmd_serve(
         ("host-dir", Some(StorageArg::Image(_))) => "host-fat",
         (n, _) => n,
     };
-    let t = Target::by_name(name).ok_or_else(|| anyhow::anyhow!("unknown target `{target}` (host, host-dir, host-fat, sim, qemu, qemu-10)"))?;
+    let t = Target::by_name(name).ok_or_else(|| {
+        anyhow::anyhow!("unknown target `{target}` (host, host-dir, host-fat, sim, qemu, qemu-10)")
+    })?;
     let dir = scenarios_dir(common);
     let tree = match &fixture {
         Some(f) => Tree::load(&dir.join("fixtures"), f).map_err(|e| anyhow::anyhow!(e))?,
@@ -236,17 +294,27 @@ async fn cmd_serve(
     };
     let ctx = Context::new(common.sim_bin.clone());
     if let Err(u) = t.probe(&ctx) {
-        let hint = if u.missing_tool && harness::snapshot::is_ci() { " (a failure under CI=true)" } else { "" };
+        let hint = if u.missing_tool && harness::snapshot::is_ci() {
+            " (a failure under CI=true)"
+        } else {
+            ""
+        };
         anyhow::bail!("target {} cannot run here{hint}: {}", t.name, u.reason);
     }
     if record.is_some() && !matches!(t.kind, harness::target::Kind::Host(_)) {
-        anyhow::bail!("--record works with the host targets only for now (the proxy would have to live in the board's namespace); use --target host");
+        anyhow::bail!(
+            "--record works with the host targets only for now (the proxy would have to live in the board's namespace); use --target host"
+        );
     }
     // The server's log (for the boards: one line per session event, or the
     // QEMU console) goes to the terminal and to a file kept with the run.
     let log = target::harness_dir().join(format!("serve-{}-{}.log", t.name, std::process::id()));
     remove_old_serve_logs();
-    let opts = StartOptions { storage, log: Some(log.clone()), echo: true };
+    let opts = StartOptions {
+        storage,
+        log: Some(log.clone()),
+        echo: true,
+    };
     let started = tokio::select! {
         r = t.start_with(&ctx, &tree, &opts) => r,
         sig = stop_signal() => {
@@ -264,7 +332,11 @@ async fn cmd_serve(
         None => server.addr,
         Some(out) => harness::record::start_with(server.addr, out.clone(), fixture.clone()).await?,
     };
-    let ns = server.netns.as_ref().map(|n| format!(" netns {n}")).unwrap_or_default();
+    let ns = server
+        .netns
+        .as_ref()
+        .map(|n| format!(" netns {n}"))
+        .unwrap_or_default();
     println!("READY ftp://{addr}{ns}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -290,8 +362,11 @@ async fn cmd_serve(
 
 /// Ctrl-C (SIGINT) or SIGTERM, whichever comes first; its name.
 async fn stop_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut i), Ok(mut t)) => tokio::select! {
             _ = i.recv() => "SIGINT",
             _ = t.recv() => "SIGTERM",
@@ -306,16 +381,27 @@ async fn stop_signal() -> &'static str {
 /// Logs of `serve` processes that are gone: the newest 20 are kept (a
 /// person reads the last one after stopping), older ones go.
 fn remove_old_serve_logs() {
-    let Ok(dir) = std::fs::read_dir(target::harness_dir()) else { return };
+    let Ok(dir) = std::fs::read_dir(target::harness_dir()) else {
+        return;
+    };
     let mut old = Vec::new();
     for e in dir.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_prefix("serve-").and_then(|n| n.strip_suffix(".log").or_else(|| n.strip_suffix(".console"))) else {
+        let Some(stem) = name.strip_prefix("serve-").and_then(|n| {
+            n.strip_suffix(".log")
+                .or_else(|| n.strip_suffix(".console"))
+        }) else {
             continue;
         };
         let pid = stem.rsplit('-').next().unwrap_or("");
-        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let mtime = e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+        if !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let mtime = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
             old.push((mtime, e.path()));
         }
     }
@@ -341,7 +427,8 @@ async fn cmd_replay(
     login: Option<String>,
     common: &Common,
 ) -> anyhow::Result<ExitCode> {
-    let t = Target::by_name(host_alias(target)).ok_or_else(|| anyhow::anyhow!("unknown target `{target}`"))?;
+    let t = Target::by_name(host_alias(target))
+        .ok_or_else(|| anyhow::anyhow!("unknown target `{target}`"))?;
     let mode = if text {
         harness::replay::Compare::Text
     } else if strict {
@@ -351,7 +438,9 @@ async fn cmd_replay(
     };
     let login = match login {
         Some(l) => {
-            let (u, p) = l.split_once(':').ok_or_else(|| anyhow::anyhow!("--login wants USER:PASS"))?;
+            let (u, p) = l
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--login wants USER:PASS"))?;
             Some((u.to_string(), p.to_string()))
         }
         None => None,
@@ -361,5 +450,9 @@ async fn cmd_replay(
     let outcome = harness::replay::replay(&ctx, &t, &session, mode, login.as_ref()).await?;
     print!("{}", outcome.side_by_side());
     println!("{}", outcome.summary());
-    Ok(if outcome.agrees() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if outcome.agrees() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

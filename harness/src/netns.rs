@@ -19,10 +19,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 
 /// The TAP device's name inside every namespace (one board per namespace).
 pub const TAP: &str = "ftpd0";
@@ -49,7 +49,9 @@ pub fn missing_privilege() -> Option<String> {
         return Some("not root: a network namespace with a TAP device needs CAP_NET_ADMIN (run as root, e.g. sudo -E)".into());
     }
     if !Path::new("/dev/net/tun").exists() {
-        return Some("/dev/net/tun is missing (modprobe tun; in a container: --device /dev/net/tun)".into());
+        return Some(
+            "/dev/net/tun is missing (modprobe tun; in a container: --device /dev/net/tun)".into(),
+        );
     }
     if !crate::target::have_tool("ip") {
         return Some("`ip` is not installed (apt-get install iproute2)".into());
@@ -58,9 +60,16 @@ pub fn missing_privilege() -> Option<String> {
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip").args(args).output().context("running ip (iproute2)")?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip (iproute2)")?;
     if !out.status.success() {
-        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -84,12 +93,17 @@ impl Netns {
         let prefix = format!("ftpd-{kind}-");
         remove_leftovers(&prefix);
         static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("{prefix}{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "{prefix}{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
         let _ = ip(&["netns", "del", &name]);
         ip(&["netns", "add", &name])?;
         LIVE.lock().unwrap().push(name.clone());
         let ns = Netns { name };
-        ns.setup().with_context(|| format!("setting up network namespace {}", ns.name))?;
+        ns.setup()
+            .with_context(|| format!("setting up network namespace {}", ns.name))?;
         Ok(ns)
     }
 
@@ -100,13 +114,33 @@ impl Netns {
         // The kernel drops the host side's IPv6 address when the link goes
         // down (a cable pull) unless told to keep it.
         let out = Command::new("ip")
-            .args(["netns", "exec", n, "sysctl", "-qw", &format!("net.ipv6.conf.{TAP}.keep_addr_on_down=1")])
+            .args([
+                "netns",
+                "exec",
+                n,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{TAP}.keep_addr_on_down=1"),
+            ])
             .output()?;
         if !out.status.success() {
-            bail!("sysctl keep_addr_on_down: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "sysctl keep_addr_on_down: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         ip(&["-n", n, "addr", "add", &format!("{HOST_V4}/24"), "dev", TAP])?;
-        ip(&["-n", n, "-6", "addr", "add", &format!("{HOST_V6}/64"), "dev", TAP, "nodad"])?;
+        ip(&[
+            "-n",
+            n,
+            "-6",
+            "addr",
+            "add",
+            &format!("{HOST_V6}/64"),
+            "dev",
+            TAP,
+            "nodad",
+        ])?;
         ip(&["-n", n, "link", "set", TAP, "up"])?;
         Ok(())
     }
@@ -154,9 +188,15 @@ pub fn remove_leftovers(prefix: &str) -> Vec<String> {
     };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        let Some(rest) = name.strip_prefix(prefix) else { continue };
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
         let pid = rest.split('-').next().unwrap_or("");
-        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && !Path::new(&format!("/proc/{pid}")).exists() && ip(&["netns", "del", name]).is_ok() {
+        if !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && !Path::new(&format!("/proc/{pid}")).exists()
+            && ip(&["netns", "del", name]).is_ok()
+        {
             removed.push(name.to_string());
         }
     }
@@ -172,11 +212,15 @@ pub fn exists(name: &str) -> bool {
 pub fn enter(name: &str) -> anyhow::Result<()> {
     use std::os::fd::AsRawFd;
     let path = Path::new("/run/netns").join(name);
-    let f = std::fs::File::open(&path).with_context(|| format!("network namespace {name} ({})", path.display()))?;
+    let f = std::fs::File::open(&path)
+        .with_context(|| format!("network namespace {name} ({})", path.display()))?;
     // SAFETY: setns on a valid namespace fd affects only this thread.
     let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
     if rc != 0 {
-        bail!("entering network namespace {name}: {} (needs root)", std::io::Error::last_os_error());
+        bail!(
+            "entering network namespace {name}: {} (needs root)",
+            std::io::Error::last_os_error()
+        );
     }
     Ok(())
 }
@@ -193,14 +237,19 @@ where
     let ns = name.to_string();
     tokio::task::spawn_blocking(move || -> anyhow::Result<T> {
         enter(&ns)?;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         Ok(rt.block_on(f()))
     })
     .await?
 }
 
 /// [`run_in`] for code that is not async.
-pub fn run_in_blocking<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+pub fn run_in_blocking<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
     let ns = name.to_string();
     std::thread::spawn(move || -> anyhow::Result<T> {
         enter(&ns)?;

@@ -15,9 +15,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::client::{self, Control, Data, ReadError, Reply};
-use crate::fixture::{checksum, filler, Tree};
-use crate::scenario::{is_transfer_command, Direction, Payload, ReplySpec, Scenario, Step};
-use crate::transcript::{escape_bytes, visible, Entry, Transcript};
+use crate::fixture::{Tree, checksum, filler};
+use crate::scenario::{Direction, Payload, ReplySpec, Scenario, Step, is_transfer_command};
+use crate::transcript::{Entry, Transcript, escape_bytes, visible};
 
 /// Called for every transcript entry as it happens (`-v`).
 pub type Observer<'a> = &'a mut dyn FnMut(&Transcript, &Entry);
@@ -73,7 +73,12 @@ struct Player<'a> {
 }
 
 /// Play `scenario` against the server at `addr`, whose root holds `tree`.
-pub async fn play<'a>(scenario: &Scenario, addr: SocketAddr, tree: &'a Tree, observer: Option<Observer<'a>>) -> Played {
+pub async fn play<'a>(
+    scenario: &Scenario,
+    addr: SocketAddr,
+    tree: &'a Tree,
+    observer: Option<Observer<'a>>,
+) -> Played {
     let start = Instant::now();
     let mut p = Player {
         addr,
@@ -91,27 +96,48 @@ pub async fn play<'a>(scenario: &Scenario, addr: SocketAddr, tree: &'a Tree, obs
         p.step(step, next).await;
     }
     p.finish().await;
-    Played { transcript: p.t, elapsed: start.elapsed() }
+    Played {
+        transcript: p.t,
+        elapsed: start.elapsed(),
+    }
 }
 
 /// Does the next step read this connection's replies itself?
 fn reads_reply(next: Option<&Step>) -> bool {
-    matches!(next, Some(Step::Expect(_) | Step::Wait(..) | Step::Recv(_) | Step::SendData(_) | Step::ExpectClose))
+    matches!(
+        next,
+        Some(
+            Step::Expect(_)
+                | Step::Wait(..)
+                | Step::Recv(_)
+                | Step::SendData(_)
+                | Step::ExpectClose
+        )
+    )
 }
 
 impl<'a> Player<'a> {
     fn conn_name(&self) -> String {
-        self.conns.get(self.cur).map_or_else(|| "?".to_string(), |c| c.name.clone())
+        self.conns
+            .get(self.cur)
+            .map_or_else(|| "?".to_string(), |c| c.name.clone())
     }
 
     fn record(&mut self, mark: &'static str, text: impl Into<String>) {
         let conn = self.conn_name();
-        self.push(Entry::Line { conn, mark, text: text.into() });
+        self.push(Entry::Line {
+            conn,
+            mark,
+            text: text.into(),
+        });
     }
 
     fn fail(&mut self, text: impl Into<String>) {
         let conn = self.conn_name();
-        self.push(Entry::Failure { conn, text: text.into() });
+        self.push(Entry::Failure {
+            conn,
+            text: text.into(),
+        });
     }
 
     fn push(&mut self, e: Entry) {
@@ -140,7 +166,15 @@ impl<'a> Player<'a> {
     async fn step(&mut self, step: &Step, next: Option<&Step>) {
         match step {
             Step::Connect(name) => {
-                let conn = Conn { name: name.clone(), ctl: None, data: None, last_verb: String::new(), last_arg: String::new(), xfer: None, skipped: 0 };
+                let conn = Conn {
+                    name: name.clone(),
+                    ctl: None,
+                    data: None,
+                    last_verb: String::new(),
+                    last_arg: String::new(),
+                    xfer: None,
+                    skipped: 0,
+                };
                 if let Some(i) = self.conns.iter().position(|c| &c.name == name) {
                     self.cur = i;
                     self.note_skipped();
@@ -163,7 +197,11 @@ impl<'a> Player<'a> {
                 }
             }
             Step::Use(name) => {
-                self.cur = self.conns.iter().position(|c| &c.name == name).expect("checked by the parser");
+                self.cur = self
+                    .conns
+                    .iter()
+                    .position(|c| &c.name == name)
+                    .expect("checked by the parser");
             }
             Step::Send(line) => {
                 if !self.live() {
@@ -172,7 +210,12 @@ impl<'a> Player<'a> {
                 self.send(line).await;
                 if !reads_reply(next) {
                     self.expect(None).await;
-                    if self.conn().xfer.as_ref().is_some_and(|x| x.state != XferState::Sent) {
+                    if self
+                        .conn()
+                        .xfer
+                        .as_ref()
+                        .is_some_and(|x| x.state != XferState::Sent)
+                    {
                         self.expect(None).await;
                     }
                 }
@@ -187,7 +230,11 @@ impl<'a> Player<'a> {
                     self.fail(format!("send failed: {e}"));
                 }
                 // A raw line may hold a command; remember its verb.
-                let verb = String::from_utf8_lossy(bytes).split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("").to_ascii_uppercase();
+                let verb = String::from_utf8_lossy(bytes)
+                    .split(|c: char| !c.is_ascii_alphabetic())
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_uppercase();
                 self.conn().last_verb = verb;
             }
             Step::Expect(spec) => self.expect(Some(spec)).await,
@@ -201,7 +248,10 @@ impl<'a> Player<'a> {
                         return;
                     }
                     self.send(&line).await;
-                    let spec = ReplySpec { codes: vec![crate::scenario::CodePattern::Exact(code)], text: None };
+                    let spec = ReplySpec {
+                        codes: vec![crate::scenario::CodePattern::Exact(code)],
+                        text: None,
+                    };
                     self.expect(Some(&spec)).await;
                 }
             }
@@ -234,7 +284,10 @@ impl<'a> Player<'a> {
                         self.record_reply(&reply);
                         self.fail("expected the server to close the connection");
                     }
-                    Err(ReadError::Timeout) => self.fail(format!("server did not close the connection within {}", fmt_duration(limit))),
+                    Err(ReadError::Timeout) => self.fail(format!(
+                        "server did not close the connection within {}",
+                        fmt_duration(limit)
+                    )),
                     Err(ReadError::Io(e)) => {
                         // A reset is also the server closing.
                         self.record("--", format!("connection closed by server ({})", e.kind()));
@@ -249,7 +302,10 @@ impl<'a> Player<'a> {
     fn note_skipped(&mut self) {
         let n = std::mem::take(&mut self.conns[self.cur].skipped);
         if n > 0 {
-            self.fail(format!("{n} step{} skipped: the connection was closed", if n == 1 { "" } else { "s" }));
+            self.fail(format!(
+                "{n} step{} skipped: the connection was closed",
+                if n == 1 { "" } else { "s" }
+            ));
         }
     }
 
@@ -263,7 +319,11 @@ impl<'a> Player<'a> {
             match client::listen(ip).await {
                 Ok(l) => {
                     let a = l.local_addr().unwrap();
-                    let arg = if verb == "PORT" { client::port_arg(a) } else { Some(client::eprt_arg(a)) };
+                    let arg = if verb == "PORT" {
+                        client::port_arg(a)
+                    } else {
+                        Some(client::eprt_arg(a))
+                    };
                     match arg {
                         Some(arg) => {
                             wire = format!("{verb} {arg}");
@@ -276,8 +336,17 @@ impl<'a> Player<'a> {
             }
         }
         if let Some(dir) = is_transfer_command(&verb) {
-            self.conn().xfer = Some(Transfer { dir, state: XferState::Sent });
-        } else if verb != "PORT" && verb != "EPRT" && verb != "PASV" && verb != "EPSV" && verb != "REST" && verb != "TYPE" {
+            self.conn().xfer = Some(Transfer {
+                dir,
+                state: XferState::Sent,
+            });
+        } else if verb != "PORT"
+            && verb != "EPRT"
+            && verb != "PASV"
+            && verb != "EPSV"
+            && verb != "REST"
+            && verb != "TYPE"
+        {
             // A new command that is neither a transfer nor its setup ends any
             // transfer bookkeeping left from before.
             self.conn().xfer = None;
@@ -328,7 +397,12 @@ impl<'a> Player<'a> {
         if !self.live() {
             return;
         }
-        if self.conn().xfer.as_ref().is_some_and(|x| x.state == XferState::Open) {
+        if self
+            .conn()
+            .xfer
+            .as_ref()
+            .is_some_and(|x| x.state == XferState::Open)
+        {
             self.data_step(None, false).await;
         }
         self.read_checked(spec).await;
@@ -346,7 +420,10 @@ impl<'a> Player<'a> {
             Err(e) => {
                 let want = spec.map_or("a reply".to_string(), |s| s.to_string());
                 match e {
-                    ReadError::Timeout => self.fail(format!("expected {want}, no reply within {}", fmt_duration(limit))),
+                    ReadError::Timeout => self.fail(format!(
+                        "expected {want}, no reply within {}",
+                        fmt_duration(limit)
+                    )),
                     e => {
                         self.fail(format!("expected {want}: {e}"));
                         self.record("--", "connection closed by server");
@@ -383,7 +460,10 @@ impl<'a> Player<'a> {
                     }
                 }
                 Err(ReadError::Timeout) => {
-                    self.fail(format!("waited {} for {spec}; it did not come", fmt_duration(within)));
+                    self.fail(format!(
+                        "waited {} for {spec}; it did not come",
+                        fmt_duration(within)
+                    ));
                     return;
                 }
                 Err(e) => {
@@ -469,7 +549,10 @@ impl<'a> Player<'a> {
             }
         };
         if payload.is_some() && (dir == Direction::Download) != recv_step {
-            self.fail(format!("`{}` does not fit a {dir:?}", if recv_step { "recv" } else { "send" }));
+            self.fail(format!(
+                "`{}` does not fit a {dir:?}",
+                if recv_step { "recv" } else { "send" }
+            ));
         }
         self.conn().xfer.as_mut().unwrap().state = XferState::Moved;
         let Some(data) = self.conn().data.take() else {
@@ -496,7 +579,15 @@ impl<'a> Player<'a> {
                     None => return,
                 };
                 match client::write_all_and_close(&mut stream, &bytes, self.timeout).await {
-                    Ok(()) => self.record("D:", format!("sent {} bytes, sha256 {}{}", bytes.len(), checksum(&bytes), describe(p))),
+                    Ok(()) => self.record(
+                        "D:",
+                        format!(
+                            "sent {} bytes, sha256 {}{}",
+                            bytes.len(),
+                            checksum(&bytes),
+                            describe(p)
+                        ),
+                    ),
                     Err(e) => self.fail(format!("sending data: {e}")),
                 }
             }
@@ -529,23 +620,45 @@ impl<'a> Player<'a> {
                 (0, _) => "LF",
                 _ => "mixed CRLF/LF",
             };
-            let lines: Vec<String> = text.split('\n').map(|l| visible(l.trim_end_matches('\r'))).filter(|l| !l.is_empty()).collect();
+            let lines: Vec<String> = text
+                .split('\n')
+                .map(|l| visible(l.trim_end_matches('\r')))
+                .filter(|l| !l.is_empty())
+                .collect();
             let n = lines.len();
             let conn = self.conn_name();
             self.push(Entry::Listing { conn, lines });
-            self.record("D:", format!("listing, {n} line{}, {ends}", if n == 1 { "" } else { "s" }));
+            self.record(
+                "D:",
+                format!("listing, {n} line{}, {ends}", if n == 1 { "" } else { "s" }),
+            );
             if !text.is_empty() && !text.ends_with('\n') {
                 self.fail("listing does not end with a line end");
             }
             return;
         }
-        self.record("D:", format!("received {} bytes, sha256 {}{}", bytes.len(), checksum(bytes), describe(p)));
+        self.record(
+            "D:",
+            format!(
+                "received {} bytes, sha256 {}{}",
+                bytes.len(),
+                checksum(bytes),
+                describe(p)
+            ),
+        );
         if *p == Payload::Any {
             return;
         }
-        let Some(want) = self.payload_bytes(p) else { return };
+        let Some(want) = self.payload_bytes(p) else {
+            return;
+        };
         if want != bytes {
-            self.fail(format!("data differs from {}: wanted {} bytes, sha256 {}", describe(p).trim_start_matches(" = "), want.len(), checksum(&want)));
+            self.fail(format!(
+                "data differs from {}: wanted {} bytes, sha256 {}",
+                describe(p).trim_start_matches(" = "),
+                want.len(),
+                checksum(&want)
+            ));
         }
     }
 
@@ -554,7 +667,9 @@ impl<'a> Player<'a> {
         for i in 0..self.conns.len() {
             self.cur = i;
             self.note_skipped();
-            let Some(ctl) = self.conns[i].ctl.as_mut() else { continue };
+            let Some(ctl) = self.conns[i].ctl.as_mut() else {
+                continue;
+            };
             match ctl.poll_extra(Duration::from_millis(100)).await {
                 None | Some(Err(ReadError::Closed(_))) | Some(Err(ReadError::Io(_))) => {}
                 Some(Ok(reply)) => {
@@ -579,7 +694,11 @@ fn describe(p: &Payload) -> String {
 }
 
 pub fn fmt_duration(d: Duration) -> String {
-    if d.as_millis().is_multiple_of(1000) { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+    if d.as_millis().is_multiple_of(1000) {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 #[cfg(test)]
@@ -590,7 +709,10 @@ mod tests {
 
     /// A fake server: for each command line received, the canned answer for
     /// its verb (or `500 ?`); `greeting` first.
-    async fn fake(greeting: &'static str, answers: &'static [(&'static str, &'static str)]) -> SocketAddr {
+    async fn fake(
+        greeting: &'static str,
+        answers: &'static [(&'static str, &'static str)],
+    ) -> SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let a = l.local_addr().unwrap();
         tokio::spawn(async move {
@@ -600,7 +722,10 @@ mod tests {
             let mut lines = BufReader::new(r).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 let verb = line.split(' ').next().unwrap_or("").to_string();
-                let ans = answers.iter().find(|(v, _)| *v == verb).map_or("500 ?\r\n", |(_, a)| a);
+                let ans = answers
+                    .iter()
+                    .find(|(v, _)| *v == verb)
+                    .map_or("500 ?\r\n", |(_, a)| a);
                 if w.write_all(ans.as_bytes()).await.is_err() {
                     break;
                 }
@@ -616,8 +741,20 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_code_bare_lf_short_line_and_extra_reply_are_failures() {
-        let addr = fake("220 hi\r\n", &[("NOOP", "200\r\n"), ("PWD", "257 \"/\" ok\n"), ("SYST", "215 UNIX\r\n215 again\r\n")]).await;
-        let p = run("description: d\n---\nconnect\n< 220\n> NOOP\n< 200\n> PWD\n< 250\n> SYST\n< 215\n", addr).await;
+        let addr = fake(
+            "220 hi\r\n",
+            &[
+                ("NOOP", "200\r\n"),
+                ("PWD", "257 \"/\" ok\n"),
+                ("SYST", "215 UNIX\r\n215 again\r\n"),
+            ],
+        )
+        .await;
+        let p = run(
+            "description: d\n---\nconnect\n< 220\n> NOOP\n< 200\n> PWD\n< 250\n> SYST\n< 215\n",
+            addr,
+        )
+        .await;
         let f = p.failures().join("\n");
         assert!(f.contains("without text"), "{f}");
         assert!(f.contains("ended with LF"), "{f}");
@@ -628,10 +765,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_clean_session_has_no_failure_and_a_stable_transcript() {
-        let addr = fake("220 hi\r\n", &[("NOOP", "200 ok\r\n"), ("QUIT", "221 bye\r\n")]).await;
-        let p = run("description: d\n---\nconnect\n> NOOP\n< 2xx\n> QUIT\n< 221\n", addr).await;
+        let addr = fake(
+            "220 hi\r\n",
+            &[("NOOP", "200 ok\r\n"), ("QUIT", "221 bye\r\n")],
+        )
+        .await;
+        let p = run(
+            "description: d\n---\nconnect\n> NOOP\n< 2xx\n> QUIT\n< 221\n",
+            addr,
+        )
+        .await;
         assert!(p.failures().is_empty(), "{:?}", p.failures());
-        assert_eq!(p.transcript.render(true), "-- connect\nS: 220 hi\nC: NOOP\nS: 200 ok\nC: QUIT\nS: 221 bye\n");
+        assert_eq!(
+            p.transcript.render(true),
+            "-- connect\nS: 220 hi\nC: NOOP\nS: 200 ok\nC: QUIT\nS: 221 bye\n"
+        );
     }
 
     #[tokio::test]
@@ -646,7 +794,11 @@ mod tests {
     #[tokio::test]
     async fn wrong_greeting_and_a_server_that_does_not_close() {
         let addr = fake("421 go away\r\n", &[]).await;
-        let p = run("description: d\ntimeout: 1s\n---\nconnect\n< 220\nexpect close\n> NOOP\n> NOOP\n", addr).await;
+        let p = run(
+            "description: d\ntimeout: 1s\n---\nconnect\n< 220\nexpect close\n> NOOP\n> NOOP\n",
+            addr,
+        )
+        .await;
         let f = p.failures();
         assert_eq!(f[0], "expected 220, got 421 go away", "{f:?}");
         // The fake keeps the socket open, so `expect close` times out; the two

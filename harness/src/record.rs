@@ -25,7 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::client::{parse_epsv, parse_pasv, port_arg};
 use crate::fixture::checksum;
-use crate::scenario::{is_transfer_command, Direction};
+use crate::scenario::{Direction, is_transfer_command};
 
 /// One entry of the recording.
 enum Rec {
@@ -43,10 +43,15 @@ struct Recording {
 
 impl Recording {
     fn render(&self) -> String {
-        let mut s = String::from("# Recorded by `harness record`: edit freely, then move it under scenarios/<set>/.\n");
+        let mut s = String::from(
+            "# Recorded by `harness record`: edit freely, then move it under scenarios/<set>/.\n",
+        );
         s.push_str("client: recorded\n");
         s.push_str("description: a session recorded through the harness proxy\n");
-        s.push_str(&format!("fixture: {}\n", self.fixture.as_deref().unwrap_or("none")));
+        s.push_str(&format!(
+            "fixture: {}\n",
+            self.fixture.as_deref().unwrap_or("none")
+        ));
         s.push_str("---\n");
         let mut current = usize::MAX;
         for r in &self.recs {
@@ -55,8 +60,12 @@ impl Recording {
             };
             let text = match r {
                 Rec::Line(_, t) => t.clone(),
-                Rec::Data(_, Direction::Download, Some((n, sum))) => format!("recv any                        # {n} bytes, sha256 {sum}"),
-                Rec::Data(_, Direction::Upload, Some((n, sum))) => format!("send filler {n}                  # the client sent {n} bytes, sha256 {sum}"),
+                Rec::Data(_, Direction::Download, Some((n, sum))) => {
+                    format!("recv any                        # {n} bytes, sha256 {sum}")
+                }
+                Rec::Data(_, Direction::Upload, Some((n, sum))) => format!(
+                    "send filler {n}                  # the client sent {n} bytes, sha256 {sum}"
+                ),
                 Rec::Data(_, Direction::Download, None) => "recv any".into(),
                 Rec::Data(_, Direction::Upload, None) => "send nothing".into(),
             };
@@ -98,16 +107,27 @@ struct ConnState {
 
 /// Start the recording proxy in front of `upstream`; returns the address
 /// clients should use. `fixture` goes into the scenario's header.
-pub async fn start_with(upstream: SocketAddr, out: PathBuf, fixture: Option<String>) -> Result<SocketAddr> {
+pub async fn start_with(
+    upstream: SocketAddr,
+    out: PathBuf,
+    fixture: Option<String>,
+) -> Result<SocketAddr> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
     let addr = listener.local_addr()?;
-    let rec: Shared = Arc::new(Mutex::new(Recording { out, fixture, recs: Vec::new(), conns: 0 }));
+    let rec: Shared = Arc::new(Mutex::new(Recording {
+        out,
+        fixture,
+        recs: Vec::new(),
+        conns: 0,
+    }));
     rec.lock().unwrap().save();
     let _ = ACTIVE.set(rec.clone());
     tokio::spawn(async move {
         // Bounded: a recording session is a person at a client.
         for _ in 0..10_000 {
-            let Ok((client, _)) = listener.accept().await else { break };
+            let Ok((client, _)) = listener.accept().await else {
+                break;
+            };
             let rec = rec.clone();
             tokio::spawn(async move {
                 if let Err(e) = relay(client, upstream, rec).await {
@@ -157,7 +177,9 @@ async fn relay(client: TcpStream, upstream: SocketAddr, rec: Shared) -> Result<(
                 if lines.read_until(b'\n', &mut buf).await? == 0 {
                     break;
                 }
-                let line = String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_string();
+                let line = String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string();
                 let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
                 let arg = line.get(verb.len() + 1..).unwrap_or("").trim().to_string();
                 let mut wire = buf.clone();
@@ -169,7 +191,10 @@ async fn relay(client: TcpStream, upstream: SocketAddr, rec: Shared) -> Result<(
                     } else {
                         let d = arg.chars().next().unwrap_or('|');
                         let p: Vec<&str> = arg.split(d).collect();
-                        match (p.get(2).and_then(|a| a.parse::<IpAddr>().ok()), p.get(3).and_then(|x| x.parse::<u16>().ok())) {
+                        match (
+                            p.get(2).and_then(|a| a.parse::<IpAddr>().ok()),
+                            p.get(3).and_then(|x| x.parse::<u16>().ok()),
+                        ) {
                             (Some(ip), Some(port)) => Some(SocketAddr::new(ip, port)),
                             _ => None,
                         }
@@ -177,14 +202,20 @@ async fn relay(client: TcpStream, upstream: SocketAddr, rec: Shared) -> Result<(
                     if let Some(t) = target.filter(|t| t.ip() == client_ip) {
                         let l = TcpListener::bind((proxy_ip, 0)).await?;
                         let a = l.local_addr()?;
-                        let arg = if verb == "PORT" { port_arg(a).unwrap_or_default() } else { crate::client::eprt_arg(a) };
+                        let arg = if verb == "PORT" {
+                            port_arg(a).unwrap_or_default()
+                        } else {
+                            crate::client::eprt_arg(a)
+                        };
                         wire = format!("{verb} {arg}\r\n").into_bytes();
                         shown = format!("{verb} *");
                         tokio::spawn(pipe_active(l, t, conn, rec.clone(), state.clone()));
                     }
                 }
                 state.lock().unwrap().last_verb = verb;
-                rec.lock().unwrap().push(Rec::Line(conn, format!("> {shown}")));
+                rec.lock()
+                    .unwrap()
+                    .push(Rec::Line(conn, format!("> {shown}")));
                 sw.write_all(&wire).await?;
             }
             let _ = sw.shutdown().await;
@@ -201,7 +232,9 @@ async fn relay(client: TcpStream, upstream: SocketAddr, rec: Shared) -> Result<(
             if lines.read_until(b'\n', &mut buf).await? == 0 {
                 break;
             }
-            let line = String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_string();
+            let line = String::from_utf8_lossy(&buf)
+                .trim_end_matches(['\r', '\n'])
+                .to_string();
             let mut wire = buf.clone();
             if let Some(end) = &multi {
                 if line.starts_with(end.as_str()) {
@@ -229,9 +262,17 @@ async fn relay(client: TcpStream, upstream: SocketAddr, rec: Shared) -> Result<(
                 if let Some(port) = parse_epsv(line.get(4..).unwrap_or("")) {
                     let l = TcpListener::bind((proxy_ip, 0)).await?;
                     let mine = l.local_addr()?.port();
-                    wire = line.replacen(&format!("|{port}|"), &format!("|{mine}|"), 1).into_bytes();
+                    wire = line
+                        .replacen(&format!("|{port}|"), &format!("|{mine}|"), 1)
+                        .into_bytes();
                     wire.extend_from_slice(b"\r\n");
-                    tokio::spawn(pipe_passive(l, SocketAddr::new(upstream.ip(), port), conn, rec.clone(), state.clone()));
+                    tokio::spawn(pipe_passive(
+                        l,
+                        SocketAddr::new(upstream.ip(), port),
+                        conn,
+                        rec.clone(),
+                        state.clone(),
+                    ));
                 }
             }
             {
@@ -246,7 +287,9 @@ async fn relay(client: TcpStream, upstream: SocketAddr, rec: Shared) -> Result<(
             }
             cw.write_all(&wire).await?;
         }
-        rec.lock().unwrap().push(Rec::Line(conn, "expect close".into()));
+        rec.lock()
+            .unwrap()
+            .push(Rec::Line(conn, "expect close".into()));
         let _ = cw.shutdown().await;
         anyhow::Ok(())
     };
@@ -255,24 +298,54 @@ async fn relay(client: TcpStream, upstream: SocketAddr, rec: Shared) -> Result<(
 }
 
 /// Accept the client on `l`, connect to the server's passive address.
-async fn pipe_passive(l: TcpListener, server: SocketAddr, conn: usize, rec: Shared, state: Arc<Mutex<ConnState>>) {
-    let Ok(Ok((client, _))) = tokio::time::timeout(Duration::from_secs(120), l.accept()).await else { return };
-    let Ok(server) = TcpStream::connect(server).await else { return };
+async fn pipe_passive(
+    l: TcpListener,
+    server: SocketAddr,
+    conn: usize,
+    rec: Shared,
+    state: Arc<Mutex<ConnState>>,
+) {
+    let Ok(Ok((client, _))) = tokio::time::timeout(Duration::from_secs(120), l.accept()).await
+    else {
+        return;
+    };
+    let Ok(server) = TcpStream::connect(server).await else {
+        return;
+    };
     pipe(client, server, conn, rec, state).await;
 }
 
 /// Accept the server on `l`, connect to the client's PORT address.
-async fn pipe_active(l: TcpListener, client: SocketAddr, conn: usize, rec: Shared, state: Arc<Mutex<ConnState>>) {
-    let Ok(Ok((server, _))) = tokio::time::timeout(Duration::from_secs(120), l.accept()).await else { return };
-    let Ok(client) = TcpStream::connect(client).await else { return };
+async fn pipe_active(
+    l: TcpListener,
+    client: SocketAddr,
+    conn: usize,
+    rec: Shared,
+    state: Arc<Mutex<ConnState>>,
+) {
+    let Ok(Ok((server, _))) = tokio::time::timeout(Duration::from_secs(120), l.accept()).await
+    else {
+        return;
+    };
+    let Ok(client) = TcpStream::connect(client).await else {
+        return;
+    };
     pipe(client, server, conn, rec, state).await;
 }
 
 /// Copy both ways; record what the client sent or received.
-async fn pipe(client: TcpStream, server: TcpStream, _conn: usize, rec: Shared, state: Arc<Mutex<ConnState>>) {
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    _conn: usize,
+    rec: Shared,
+    state: Arc<Mutex<ConnState>>,
+) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
-    let copy = async |r: &mut tokio::net::tcp::OwnedReadHalf, w: &mut tokio::net::tcp::OwnedWriteHalf| -> Vec<u8> {
+    let copy = async |r: &mut tokio::net::tcp::OwnedReadHalf,
+                      w: &mut tokio::net::tcp::OwnedWriteHalf|
+           -> Vec<u8> {
         let mut all = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -299,10 +372,16 @@ async fn pipe(client: TcpStream, server: TcpStream, _conn: usize, rec: Shared, s
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let Some(slot) = state.lock().unwrap().slot.take() else { return };
+    let Some(slot) = state.lock().unwrap().slot.take() else {
+        return;
+    };
     let mut r = rec.lock().unwrap();
     if let Some(Rec::Data(_, dir, fill)) = r.recs.get_mut(slot) {
-        let bytes = if *dir == Direction::Upload { &up } else { &down };
+        let bytes = if *dir == Direction::Upload {
+            &up
+        } else {
+            &down
+        };
         *fill = Some((bytes.len() as u64, checksum(bytes)));
     }
     r.save();

@@ -22,12 +22,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 
 use crate::client::{self, Control, Data, Reply};
-use crate::fixture::{filler, Entry, Tree};
+use crate::fixture::{Entry, Tree, filler};
 use crate::redact::redact;
-use crate::scenario::{is_transfer_command, Direction, Scenario};
+use crate::scenario::{Direction, Scenario, is_transfer_command};
 use crate::target::{Context, Target};
 
 /// How replies are compared.
@@ -77,12 +77,23 @@ pub enum Input {
 pub fn load(path: &Path) -> Result<Input> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let name = path.display().to_string();
-    let magic = bytes.get(..4).map(|m| u32::from_le_bytes(m.try_into().unwrap())).unwrap_or(0);
-    if matches!(magic, 0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 | 0x0a0d_0d0a) {
-        return Ok(Input::Session(crate::capture::session_from_pcap(&bytes, &name)?));
+    let magic = bytes
+        .get(..4)
+        .map(|m| u32::from_le_bytes(m.try_into().unwrap()))
+        .unwrap_or(0);
+    if matches!(
+        magic,
+        0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 | 0x0a0d_0d0a
+    ) {
+        return Ok(Input::Session(crate::capture::session_from_pcap(
+            &bytes, &name,
+        )?));
     }
-    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{name} is neither a pcap/pcapng capture nor a text log"))?;
-    if text.lines().any(|l| l.trim() == "---") && text.lines().any(|l| l.starts_with("description:")) {
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{name} is neither a pcap/pcapng capture nor a text log"))?;
+    if text.lines().any(|l| l.trim() == "---")
+        && text.lines().any(|l| l.starts_with("description:"))
+    {
         let s = Scenario::parse(&name, &text)?;
         return Ok(Input::Scenario(s));
     }
@@ -124,7 +135,12 @@ pub fn session_from_text(text: &str, name: &str) -> Result<Session> {
     for line in text.lines() {
         if let Some(c) = cmd_res.iter().find_map(|r| r.captures(line)) {
             let conn = conn_of(c.get(1).map_or("", |m| m.as_str()), &mut conns);
-            ex.push(Exchange { conn, command: Some(c[2].to_string()), replies: vec![], data: None });
+            ex.push(Exchange {
+                conn,
+                command: Some(c[2].to_string()),
+                replies: vec![],
+                data: None,
+            });
             last_of.insert(conn, ex.len() - 1);
             open_multi.remove(&conn);
         } else if let Some(c) = resp_res.iter().find_map(|r| r.captures(line)) {
@@ -133,13 +149,22 @@ pub fn session_from_text(text: &str, name: &str) -> Result<Session> {
             let idx = match last_of.get(&conn) {
                 Some(&i) => i,
                 None => {
-                    ex.push(Exchange { conn, command: None, replies: vec![], data: None });
+                    ex.push(Exchange {
+                        conn,
+                        command: None,
+                        replies: vec![],
+                        data: None,
+                    });
                     last_of.insert(conn, ex.len() - 1);
                     ex.len() - 1
                 }
             };
             let b = l.as_bytes();
-            let code = if b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) { l[..3].parse().unwrap_or(0) } else { 0 };
+            let code = if b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) {
+                l[..3].parse().unwrap_or(0)
+            } else {
+                0
+            };
             match open_multi.get(&conn).copied() {
                 Some(open) => {
                     ex[idx].replies.last_mut().unwrap().1.push(l.clone());
@@ -159,7 +184,11 @@ pub fn session_from_text(text: &str, name: &str) -> Result<Session> {
             if let Some(&i) = last_of.get(&conn) {
                 if let Some(verb) = ex[i].command.as_deref().and_then(|c| c.split(' ').next()) {
                     if let Some(dir) = is_transfer_command(verb) {
-                        ex[i].data = Some(DataCapture { dir, bytes: None, len: c[2].parse().ok() });
+                        ex[i].data = Some(DataCapture {
+                            dir,
+                            bytes: None,
+                            len: c[2].parse().ok(),
+                        });
                     }
                 }
             }
@@ -174,19 +203,39 @@ pub fn session_from_text(text: &str, name: &str) -> Result<Session> {
     // Sizes announced in replies, where the log has no data lines.
     let bytes_re = Regex::new(r"\((\d+) bytes\)").unwrap();
     for e in &mut ex {
-        let Some(verb) = e.command.as_deref().and_then(|c| c.split(' ').next()) else { continue };
-        let Some(dir) = is_transfer_command(verb) else { continue };
+        let Some(verb) = e.command.as_deref().and_then(|c| c.split(' ').next()) else {
+            continue;
+        };
+        let Some(dir) = is_transfer_command(verb) else {
+            continue;
+        };
         if e.data.is_none() && e.replies.iter().any(|r| (100..200).contains(&r.0)) {
-            let len = e.replies.iter().rev().find_map(|r| bytes_re.captures(&r.1[0]).and_then(|c| c[1].parse().ok()));
-            e.data = Some(DataCapture { dir, bytes: None, len });
+            let len = e
+                .replies
+                .iter()
+                .rev()
+                .find_map(|r| bytes_re.captures(&r.1[0]).and_then(|c| c[1].parse().ok()));
+            e.data = Some(DataCapture {
+                dir,
+                bytes: None,
+                len,
+            });
         }
     }
-    Ok(Session { name: name.to_string(), connections: conns.len(), exchanges: ex })
+    Ok(Session {
+        name: name.to_string(),
+        connections: conns.len(),
+        exchanges: ex,
+    })
 }
 
 /// Resolve `arg` against `cwd` the way a server confined to `/` does.
 pub fn resolve(cwd: &str, arg: &str) -> String {
-    let mut parts: Vec<&str> = if arg.starts_with('/') { vec![] } else { cwd.split('/').filter(|p| !p.is_empty()).collect() };
+    let mut parts: Vec<&str> = if arg.starts_with('/') {
+        vec![]
+    } else {
+        cwd.split('/').filter(|p| !p.is_empty()).collect()
+    };
     for p in arg.split('/') {
         match p {
             "" | "." => {}
@@ -211,7 +260,11 @@ fn split_cmd(cmd: &str) -> (String, String) {
 pub fn captured_home(s: &Session) -> Option<String> {
     s.exchanges
         .iter()
-        .find(|e| e.command.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("PWD") || c.eq_ignore_ascii_case("XPWD")))
+        .find(|e| {
+            e.command
+                .as_deref()
+                .is_some_and(|c| c.eq_ignore_ascii_case("PWD") || c.eq_ignore_ascii_case("XPWD"))
+        })
         .and_then(|e| e.replies.last())
         .filter(|r| r.0 == 257)
         .and_then(|r| r.1[0].split('"').nth(1).map(|p| p.replace("\"\"", "\"")))
@@ -222,7 +275,9 @@ pub fn captured_home(s: &Session) -> Option<String> {
 pub fn rebase(path: &str, home: Option<&str>) -> String {
     match home {
         Some(h) if path == h => "/".to_string(),
-        Some(h) if path.starts_with(h) && path[h.len()..].starts_with('/') => path[h.len()..].to_string(),
+        Some(h) if path.starts_with(h) && path[h.len()..].starts_with('/') => {
+            path[h.len()..].to_string()
+        }
         _ => path.to_string(),
     }
 }
@@ -230,7 +285,11 @@ pub fn rebase(path: &str, home: Option<&str>) -> String {
 /// The path argument of a listing command, options (`-la`) removed.
 fn list_path(arg: &str) -> &str {
     let a = arg.trim();
-    if a.starts_with('-') { a.split_once(' ').map_or("", |(_, p)| p.trim()) } else { a }
+    if a.starts_with('-') {
+        a.split_once(' ').map_or("", |(_, p)| p.trim())
+    } else {
+        a
+    }
 }
 
 /// The files and directories a fresh target needs for this session.
@@ -245,10 +304,16 @@ pub fn needed_tree(s: &Session) -> Tree {
     for e in &s.exchanges {
         let Some(cmd) = &e.command else { continue };
         let (verb, arg) = split_cmd(cmd);
-        let ok = e.replies.last().is_some_and(|r| r.0 / 100 == 2 || r.0 / 100 == 3);
+        let ok = e
+            .replies
+            .last()
+            .is_some_and(|r| r.0 / 100 == 2 || r.0 / 100 == 3);
         let here = cwd.entry(e.conn).or_insert_with(|| "/".to_string()).clone();
         let path = resolve(&here, &rebase(arg.trim(), home.as_deref()));
-        let need_file = |path: &str, data: Option<Vec<u8>>, files: &mut Vec<(String, Vec<u8>)>, made: &BTreeSet<String>| {
+        let need_file = |path: &str,
+                         data: Option<Vec<u8>>,
+                         files: &mut Vec<(String, Vec<u8>)>,
+                         made: &BTreeSet<String>| {
             if !made.contains(path) && !files.iter().any(|(p, _)| p == path) && path != "/" {
                 files.push((path.to_string(), data.unwrap_or_default()));
             }
@@ -269,11 +334,19 @@ pub fn needed_tree(s: &Session) -> Tree {
                 cwd.insert(e.conn, resolve(&here, ".."));
             }
             "RETR" if ok => {
-                let data = e.data.as_ref().and_then(|d| d.bytes.clone().or_else(|| d.len.map(filler)));
+                let data = e
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.bytes.clone().or_else(|| d.len.map(filler)));
                 need_file(&path, data, &mut files, &made);
             }
             "SIZE" if ok => {
-                if let Some(n) = e.replies.last().and_then(|r| r.1[0].get(4..)).and_then(|t| t.trim().parse::<u64>().ok()) {
+                if let Some(n) = e
+                    .replies
+                    .last()
+                    .and_then(|r| r.1[0].get(4..))
+                    .and_then(|t| t.trim().parse::<u64>().ok())
+                {
                     sizes.insert(path.clone(), n);
                 }
                 need_file(&path, None, &mut files, &made);
@@ -311,7 +384,11 @@ pub fn needed_tree(s: &Session) -> Tree {
     }
     // Parents of everything, as directories, parents first.
     let mut all_dirs: BTreeSet<String> = BTreeSet::new();
-    for p in dirs.iter().cloned().chain(files.iter().map(|(f, _)| f.clone())) {
+    for p in dirs
+        .iter()
+        .cloned()
+        .chain(files.iter().map(|(f, _)| f.clone()))
+    {
         let mut cur = p.as_str();
         while let Some((parent, _)) = cur.rsplit_once('/') {
             if parent.is_empty() {
@@ -324,11 +401,24 @@ pub fn needed_tree(s: &Session) -> Tree {
     all_dirs.extend(dirs);
     // A path that is a file must not also be a directory.
     let file_set: BTreeSet<&String> = files.iter().map(|(p, _)| p).collect();
-    let mut dirs: Vec<String> = all_dirs.into_iter().filter(|d| !file_set.contains(d)).collect();
+    let mut dirs: Vec<String> = all_dirs
+        .into_iter()
+        .filter(|d| !file_set.contains(d))
+        .collect();
     dirs.sort_by_key(|d| (d.matches('/').count(), d.clone()));
-    let mut entries: Vec<Entry> = dirs.into_iter().map(|d| Entry::Dir(d.trim_start_matches('/').to_string())).collect();
-    entries.extend(files.into_iter().map(|(p, b)| Entry::File(p.trim_start_matches('/').to_string(), b)));
-    Tree { name: format!("captured from {}", s.name), entries }
+    let mut entries: Vec<Entry> = dirs
+        .into_iter()
+        .map(|d| Entry::Dir(d.trim_start_matches('/').to_string()))
+        .collect();
+    entries.extend(
+        files
+            .into_iter()
+            .map(|(p, b)| Entry::File(p.trim_start_matches('/').to_string(), b)),
+    );
+    Tree {
+        name: format!("captured from {}", s.name),
+        entries,
+    }
 }
 
 /// One line of the side-by-side view.
@@ -364,7 +454,11 @@ fn agree(mode: Compare, a: &[(u16, String)], b: &[(u16, String)]) -> bool {
 
 fn cut(s: &str, w: usize) -> String {
     let n = s.chars().count();
-    if n <= w { format!("{s:<w$}") } else { format!("{}…", s.chars().take(w - 1).collect::<String>()) }
+    if n <= w {
+        format!("{s:<w$}")
+    } else {
+        format!("{}…", s.chars().take(w - 1).collect::<String>())
+    }
 }
 
 impl Outcome {
@@ -384,11 +478,18 @@ impl Outcome {
         let w = 46;
         let mut s = String::new();
         if !self.prepared.is_empty() {
-            s.push_str(&format!("created on the target first: {}\n", self.prepared.join(", ")));
+            s.push_str(&format!(
+                "created on the target first: {}\n",
+                self.prepared.join(", ")
+            ));
         }
         s.push_str(&format!("  {}   {}\n", cut("captured", w), "replayed"));
         for r in &self.rows {
-            let tag = if self.connections > 1 { format!("[{}] ", r.conn + 1) } else { String::new() };
+            let tag = if self.connections > 1 {
+                format!("[{}] ", r.conn + 1)
+            } else {
+                String::new()
+            };
             match &r.command {
                 Some(c) => s.push_str(&format!("{tag}C: {c}\n")),
                 None => s.push_str(&format!("{tag}(greeting)\n")),
@@ -412,7 +513,14 @@ impl Outcome {
             return if f.is_empty() {
                 "replay agrees: every expectation of the scenario held".into()
             } else {
-                format!("replay disagrees: {} expectation(s) failed:\n{}", f.len(), f.iter().map(|x| format!("  !! {x}")).collect::<Vec<_>>().join("\n"))
+                format!(
+                    "replay disagrees: {} expectation(s) failed:\n{}",
+                    f.len(),
+                    f.iter()
+                        .map(|x| format!("  !! {x}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
             };
         }
         let bad = self.rows.iter().filter(|r| !r.agree).count();
@@ -422,9 +530,16 @@ impl Outcome {
             Compare::Text => "reply code and text (--text)",
         };
         if bad == 0 {
-            format!("replay agrees: {} exchanges, same {how} everywhere ({:.2}s)", self.rows.len(), self.elapsed.as_secs_f64())
+            format!(
+                "replay agrees: {} exchanges, same {how} everywhere ({:.2}s)",
+                self.rows.len(),
+                self.elapsed.as_secs_f64()
+            )
         } else {
-            format!("replay disagrees: {bad} of {} exchanges differ in {how}", self.rows.len())
+            format!(
+                "replay disagrees: {bad} of {} exchanges differ in {how}",
+                self.rows.len()
+            )
         }
     }
 }
@@ -435,7 +550,13 @@ struct LiveConn {
 }
 
 /// Replay against a freshly started target.
-pub async fn replay(ctx: &Context, target: &Target, input: &Input, mode: Compare, login: Option<&(String, String)>) -> Result<Outcome> {
+pub async fn replay(
+    ctx: &Context,
+    target: &Target,
+    input: &Input,
+    mode: Compare,
+    login: Option<&(String, String)>,
+) -> Result<Outcome> {
     let start = Instant::now();
     match input {
         Input::Scenario(sc) => {
@@ -456,14 +577,18 @@ pub async fn replay(ctx: &Context, target: &Target, input: &Input, mode: Compare
         }
         Input::Session(s) => {
             let tree = needed_tree(s);
-            let server = target.start(ctx, &tree, None).await.context("starting the target with the captured files")?;
+            let server = target
+                .start(ctx, &tree, None)
+                .await
+                .context("starting the target with the captured files")?;
             // A board on TAP is reached from inside its namespace.
             let rows = match server.netns.clone() {
                 None => play_session(s, server.addr, login, captured_home(s).as_deref()).await,
                 Some(ns) => {
                     let (s2, login2, addr) = (s.clone(), login.cloned(), server.addr);
                     let played = crate::netns::run_in(&ns, move || async move {
-                        play_session(&s2, addr, login2.as_ref(), captured_home(&s2).as_deref()).await
+                        play_session(&s2, addr, login2.as_ref(), captured_home(&s2).as_deref())
+                            .await
                     })
                     .await;
                     match played {
@@ -484,7 +609,15 @@ pub async fn replay(ctx: &Context, target: &Target, input: &Input, mode: Compare
                     Entry::File(f, b) => format!("/{f} ({} bytes)", b.len()),
                 })
                 .collect();
-            Ok(Outcome { rows, mode, connections: s.connections, elapsed: start.elapsed(), scenario: None, prepared }).map(|mut o| {
+            Ok(Outcome {
+                rows,
+                mode,
+                connections: s.connections,
+                elapsed: start.elapsed(),
+                scenario: None,
+                prepared,
+            })
+            .map(|mut o| {
                 for r in &mut o.rows {
                     r.agree = agree(mode, &r.captured, &r.replayed) && r.agree;
                 }
@@ -502,12 +635,24 @@ fn flat(r: &Reply) -> (u16, String) {
     (r.code, r.lines.join(" / "))
 }
 
-async fn play_session(s: &Session, addr: std::net::SocketAddr, login: Option<&(String, String)>, home: Option<&str>) -> Vec<Row> {
+async fn play_session(
+    s: &Session,
+    addr: std::net::SocketAddr,
+    login: Option<&(String, String)>,
+    home: Option<&str>,
+) -> Vec<Row> {
     let t = Duration::from_secs(10);
     let mut conns: HashMap<usize, Option<LiveConn>> = HashMap::new();
     let mut rows = Vec::new();
     for e in &s.exchanges {
-        let mut row = Row { conn: e.conn, command: e.command.clone(), captured: firsts(&e.replies), replayed: vec![], agree: true, notes: vec![] };
+        let mut row = Row {
+            conn: e.conn,
+            command: e.command.clone(),
+            captured: firsts(&e.replies),
+            replayed: vec![],
+            agree: true,
+            notes: vec![],
+        };
         #[allow(clippy::map_entry)] // the insert depends on an await in between
         if !conns.contains_key(&e.conn) {
             // Open the connection and read its greeting.
@@ -550,7 +695,9 @@ async fn play_session(s: &Session, addr: std::net::SocketAddr, login: Option<&(S
             let rebased = rebase(arg.trim(), Some(h));
             if rebased != arg.trim() && arg.trim().starts_with('/') {
                 wire = format!("{verb} {rebased}");
-                row.notes.push(format!("sent as `{wire}` (the captured home {h} is / here)"));
+                row.notes.push(format!(
+                    "sent as `{wire}` (the captured home {h} is / here)"
+                ));
             }
         }
         if let Some((u, p)) = login {
@@ -564,7 +711,11 @@ async fn play_session(s: &Session, addr: std::net::SocketAddr, login: Option<&(S
             match client::listen(live.ctl.local.ip()).await {
                 Ok(l) => {
                     let a = l.local_addr().unwrap();
-                    let arg = if verb == "PORT" { client::port_arg(a).unwrap_or_default() } else { client::eprt_arg(a) };
+                    let arg = if verb == "PORT" {
+                        client::port_arg(a).unwrap_or_default()
+                    } else {
+                        client::eprt_arg(a)
+                    };
                     wire = format!("{verb} {arg}");
                     live.data = Some(Data::Active(l));
                 }
@@ -578,7 +729,11 @@ async fn play_session(s: &Session, addr: std::net::SocketAddr, login: Option<&(S
         let transfer = is_transfer_command(&verb);
         let captured_none = e.replies.is_empty();
         for _ in 0..16 {
-            let limit = if captured_none { Duration::from_millis(500) } else { t };
+            let limit = if captured_none {
+                Duration::from_millis(500)
+            } else {
+                t
+            };
             match live.ctl.read_reply(limit).await {
                 Ok(r) => {
                     row.replayed.push(flat(&r));
@@ -592,12 +747,15 @@ async fn play_session(s: &Session, addr: std::net::SocketAddr, login: Option<&(S
                         let target = if verb == "PASV" {
                             client::parse_pasv(r.text())
                         } else {
-                            client::parse_epsv(r.text()).map(|p| std::net::SocketAddr::new(live.ctl.peer.ip(), p))
+                            client::parse_epsv(r.text())
+                                .map(|p| std::net::SocketAddr::new(live.ctl.peer.ip(), p))
                         };
                         match target {
                             Some(a) => match client::connect(a, t).await {
                                 Ok(st) => live.data = Some(Data::Passive(st)),
-                                Err(err) => row.notes.push(format!("data connection to {a} failed: {err}")),
+                                Err(err) => row
+                                    .notes
+                                    .push(format!("data connection to {a} failed: {err}")),
                             },
                             None => row.notes.push("unparsable passive reply".into()),
                         }
@@ -620,13 +778,21 @@ async fn play_session(s: &Session, addr: std::net::SocketAddr, login: Option<&(S
         // A captured USER that logged in at once (a server without
         // passwords for anonymous) against a target that asks for one: send
         // a PASS, as any client would, so the rest of the session can go on.
-        if verb == "USER" && e.replies.last().is_some_and(|r| r.0 / 100 == 2) && row.replayed.last().is_some_and(|r| r.0 == 331) {
+        if verb == "USER"
+            && e.replies.last().is_some_and(|r| r.0 / 100 == 2)
+            && row.replayed.last().is_some_and(|r| r.0 == 331)
+        {
             if let Some(Some(live)) = conns.get_mut(&e.conn) {
                 let pass = login.map_or("harness@example.com", |(_, p)| p.as_str());
                 if live.ctl.send_line(&format!("PASS {pass}")).await.is_ok() {
                     match live.ctl.read_reply(t).await {
-                        Ok(r) => row.notes.push(format!("the target asked for a password: sent PASS, got {}", r.lines[0])),
-                        Err(err) => row.notes.push(format!("the target asked for a password: sent PASS, {err}")),
+                        Ok(r) => row.notes.push(format!(
+                            "the target asked for a password: sent PASS, got {}",
+                            r.lines[0]
+                        )),
+                        Err(err) => row
+                            .notes
+                            .push(format!("the target asked for a password: sent PASS, {err}")),
                     }
                 }
             }
@@ -636,9 +802,16 @@ async fn play_session(s: &Session, addr: std::net::SocketAddr, login: Option<&(S
     rows
 }
 
-async fn move_data(live: &mut LiveConn, dir: Direction, cap: Option<&DataCapture>, row: &mut Row, t: Duration) {
+async fn move_data(
+    live: &mut LiveConn,
+    dir: Direction,
+    cap: Option<&DataCapture>,
+    row: &mut Row,
+    t: Duration,
+) {
     let Some(data) = live.data.take() else {
-        row.notes.push("the target opened a transfer but there is no data connection".into());
+        row.notes
+            .push("the target opened a transfer but there is no data connection".into());
         return;
     };
     let mut stream = match data.into_stream(t, live.ctl.peer.ip()).await {
@@ -652,10 +825,16 @@ async fn move_data(live: &mut LiveConn, dir: Direction, cap: Option<&DataCapture
         Direction::Download => match client::read_all(&mut stream, t).await {
             Ok(got) => {
                 let note = match cap.and_then(|c| c.bytes.as_ref()) {
-                    Some(want) if *want == got => format!("data: {} bytes, the same as captured", got.len()),
+                    Some(want) if *want == got => {
+                        format!("data: {} bytes, the same as captured", got.len())
+                    }
                     Some(want) => {
                         // Listings differ in dates and sizes; files must not.
-                        format!("data: {} bytes, captured {} bytes (differs)", got.len(), want.len())
+                        format!(
+                            "data: {} bytes, captured {} bytes (differs)",
+                            got.len(),
+                            want.len()
+                        )
                     }
                     None => format!("data: {} bytes", got.len()),
                 };
@@ -664,7 +843,9 @@ async fn move_data(live: &mut LiveConn, dir: Direction, cap: Option<&DataCapture
             Err(err) => row.notes.push(format!("receiving data: {err}")),
         },
         Direction::Upload => {
-            let bytes = cap.and_then(|c| c.bytes.clone().or_else(|| c.len.map(filler))).unwrap_or_default();
+            let bytes = cap
+                .and_then(|c| c.bytes.clone().or_else(|| c.len.map(filler)))
+                .unwrap_or_default();
             match client::write_all_and_close(&mut stream, &bytes, t).await {
                 Ok(()) => row.notes.push(format!("data: sent {} bytes", bytes.len())),
                 Err(err) => row.notes.push(format!("sending data: {err}")),
@@ -683,9 +864,23 @@ mod tests {
         assert_eq!(rebase("/srv/ftp", Some("/srv/ftp")), "/");
         assert_eq!(rebase("/srv/ftpx", Some("/srv/ftp")), "/srv/ftpx");
         assert_eq!(rebase("rel", Some("/srv/ftp")), "rel");
-        let pwd = Exchange { conn: 0, command: Some("PWD".into()), replies: vec![(257, vec!["257 \"/srv/ftp\" is here".into()])], data: None };
-        let cwd = Exchange { conn: 0, command: Some("CWD sub".into()), replies: vec![(250, vec!["250 ok".into()])], data: None };
-        let s = Session { name: "t".into(), connections: 1, exchanges: vec![pwd, cwd] };
+        let pwd = Exchange {
+            conn: 0,
+            command: Some("PWD".into()),
+            replies: vec![(257, vec!["257 \"/srv/ftp\" is here".into()])],
+            data: None,
+        };
+        let cwd = Exchange {
+            conn: 0,
+            command: Some("CWD sub".into()),
+            replies: vec![(250, vec!["250 ok".into()])],
+            data: None,
+        };
+        let s = Session {
+            name: "t".into(),
+            connections: 1,
+            exchanges: vec![pwd, cwd],
+        };
         assert_eq!(captured_home(&s).as_deref(), Some("/srv/ftp"));
         assert_eq!(needed_tree(&s).entries, vec![Entry::Dir("sub".into())]);
     }
@@ -704,23 +899,44 @@ mod tests {
         let s = session_from_text(ours, "t").unwrap();
         assert_eq!(s.exchanges.len(), 4);
         assert_eq!(s.exchanges[0].command, None);
-        assert_eq!(s.exchanges[3].replies, vec![(211, vec!["211-Features:".into(), " SIZE".into(), "211 End".into()])]);
-        let fz = "Status:\tConnecting\nResponse:\t220 ready\nCommand:\tUSER test\nResponse:\t331 pw\n";
+        assert_eq!(
+            s.exchanges[3].replies,
+            vec![(
+                211,
+                vec!["211-Features:".into(), " SIZE".into(), "211 End".into()]
+            )]
+        );
+        let fz =
+            "Status:\tConnecting\nResponse:\t220 ready\nCommand:\tUSER test\nResponse:\t331 pw\n";
         assert_eq!(session_from_text(fz, "t").unwrap().exchanges.len(), 2);
         let curl = "* Trying\n< 220 ready\n> USER test\n< 331 pw\n> PASV\n< 227 Entering Passive Mode (127,0,0,1,4,1)\n";
         let s = session_from_text(curl, "t").unwrap();
         assert_eq!(s.exchanges[2].command.as_deref(), Some("PASV"));
         let lftp = "<--- 220 ready\n---> USER test\n<--- 331 pw\n";
         assert_eq!(session_from_text(lftp, "t").unwrap().exchanges.len(), 2);
-        assert!(session_from_text("nothing here\n", "t").unwrap_err().to_string().contains("no FTP commands"));
+        assert!(
+            session_from_text("nothing here\n", "t")
+                .unwrap_err()
+                .to_string()
+                .contains("no FTP commands")
+        );
     }
 
     #[test]
     fn needed_tree_from_a_session() {
-        let mk = |cmd: &str, code: u16, text: &str| Exchange { conn: 0, command: Some(cmd.into()), replies: vec![(code, vec![format!("{code} {text}")])], data: None };
+        let mk = |cmd: &str, code: u16, text: &str| Exchange {
+            conn: 0,
+            command: Some(cmd.into()),
+            replies: vec![(code, vec![format!("{code} {text}")])],
+            data: None,
+        };
         let mut retr = mk("RETR file.bin", 150, "go");
         retr.replies.push((226, vec!["226 ok".into()]));
-        retr.data = Some(DataCapture { dir: Direction::Download, bytes: Some(b"abc".to_vec()), len: Some(3) });
+        retr.data = Some(DataCapture {
+            dir: Direction::Download,
+            bytes: Some(b"abc".to_vec()),
+            len: Some(3),
+        });
         let s = Session {
             name: "t".into(),
             connections: 1,
@@ -738,7 +954,11 @@ mod tests {
         let t = needed_tree(&s);
         assert_eq!(
             t.entries,
-            vec![Entry::Dir("sub".into()), Entry::File("sub/file.bin".into(), b"abc".to_vec()), Entry::File("sub/big.bin".into(), filler(10))]
+            vec![
+                Entry::Dir("sub".into()),
+                Entry::File("sub/file.bin".into(), b"abc".to_vec()),
+                Entry::File("sub/big.bin".into(), filler(10))
+            ]
         );
     }
 }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::fixture::Tree;
-use crate::scenario::{self, glob_match, Scenario};
+use crate::scenario::{self, Scenario, glob_match};
 use crate::snapshot::{self, Compared};
-use crate::target::{Context, StartOptions, Target, ALL};
+use crate::target::{ALL, Context, StartOptions, Target};
 
 /// What to run and how.
 #[derive(Clone, Debug)]
@@ -30,7 +30,14 @@ pub struct Options {
 
 impl Options {
     pub fn new(scenarios_dir: PathBuf) -> Self {
-        Options { scenarios_dir, targets: vec![], scenarios: vec![], verbose: false, progress: false, accept: false }
+        Options {
+            scenarios_dir,
+            targets: vec![],
+            scenarios: vec![],
+            verbose: false,
+            progress: false,
+            accept: false,
+        }
     }
 }
 
@@ -111,36 +118,87 @@ pub struct Report {
 
 impl Report {
     pub fn passed(&self) -> bool {
-        let ok = |v: &Verdict| *v == Verdict::Ok || (matches!(v, Verdict::NotApplicable(_)) && !snapshot::is_ci());
-        self.errors.is_empty() && self.outcomes.iter().all(|o| ok(&o.verdict)) && !self.skipped.iter().any(|s| s.is_failure)
+        let ok = |v: &Verdict| {
+            *v == Verdict::Ok || (matches!(v, Verdict::NotApplicable(_)) && !snapshot::is_ci())
+        };
+        self.errors.is_empty()
+            && self.outcomes.iter().all(|o| ok(&o.verdict))
+            && !self.skipped.iter().any(|s| s.is_failure)
     }
 
     /// The results table.
     pub fn table(&self) -> String {
-        let w = self.outcomes.iter().map(|o| o.scenario.len()).max().unwrap_or(8).max(8);
-        let mut s = format!("{:<w$}  {:<9} {:<9} {:>7}\n", "scenario", "target", "result", "time");
+        let w = self
+            .outcomes
+            .iter()
+            .map(|o| o.scenario.len())
+            .max()
+            .unwrap_or(8)
+            .max(8);
+        let mut s = format!(
+            "{:<w$}  {:<9} {:<9} {:>7}\n",
+            "scenario", "target", "result", "time"
+        );
         for o in &self.outcomes {
-            s.push_str(&format!("{:<w$}  {:<9} {:<9} {:>6.2}s\n", o.scenario, o.target, o.verdict.label(), o.elapsed.as_secs_f64()));
+            s.push_str(&format!(
+                "{:<w$}  {:<9} {:<9} {:>6.2}s\n",
+                o.scenario,
+                o.target,
+                o.verdict.label(),
+                o.elapsed.as_secs_f64()
+            ));
         }
         for t in &self.targets {
-            let per = if t.scenarios > 0 { t.wall.as_secs_f64() / t.scenarios as f64 } else { 0.0 };
+            let per = if t.scenarios > 0 {
+                t.wall.as_secs_f64() / t.scenarios as f64
+            } else {
+                0.0
+            };
             s.push_str(&format!(
                 "target {}: {} scenario{} in {:.1}s ({per:.2}s each, start and stop included){}\n",
                 t.target,
                 t.scenarios,
                 if t.scenarios == 1 { "" } else { "s" },
                 t.wall.as_secs_f64(),
-                t.detail.as_ref().map(|d| format!("; {d}")).unwrap_or_default()
+                t.detail
+                    .as_ref()
+                    .map(|d| format!("; {d}"))
+                    .unwrap_or_default()
             ));
         }
         for k in &self.skipped {
-            s.push_str(&format!("target {} did not run{}: {}\n", k.target, if k.is_failure { " (FAILURE under CI)" } else { "" }, k.reason));
+            s.push_str(&format!(
+                "target {} did not run{}: {}\n",
+                k.target,
+                if k.is_failure {
+                    " (FAILURE under CI)"
+                } else {
+                    ""
+                },
+                k.reason
+            ));
         }
-        let n = |v: &str| self.outcomes.iter().filter(|o| o.verdict.label() == v).count();
+        let n = |v: &str| {
+            self.outcomes
+                .iter()
+                .filter(|o| o.verdict.label() == v)
+                .count()
+        };
         let na = if snapshot::is_ci() { 0 } else { n("n/a") };
-        s.push_str(&format!("({} mismatch, {} new, {} fail, {} error, {} n/a)\n", n("MISMATCH"), n("NEW"), n("FAIL"), n("ERROR"), n("n/a")));
+        s.push_str(&format!(
+            "({} mismatch, {} new, {} fail, {} error, {} n/a)\n",
+            n("MISMATCH"),
+            n("NEW"),
+            n("FAIL"),
+            n("ERROR"),
+            n("n/a")
+        ));
         // Alone on the last line, in the form CI logs are read for.
-        s.push_str(&format!("{} passed, {} failed\n", n("ok"), self.outcomes.len() - n("ok") - na));
+        s.push_str(&format!(
+            "{} passed, {} failed\n",
+            n("ok"),
+            self.outcomes.len() - n("ok") - na
+        ));
         s
     }
 
@@ -148,7 +206,12 @@ impl Report {
     pub fn details(&self) -> String {
         let mut s = String::new();
         for o in self.outcomes.iter().filter(|o| o.verdict != Verdict::Ok) {
-            s.push_str(&format!("--- {} on {}: {}\n", o.scenario, o.target, o.verdict.label()));
+            s.push_str(&format!(
+                "--- {} on {}: {}\n",
+                o.scenario,
+                o.target,
+                o.verdict.label()
+            ));
             if let Verdict::Error(e) | Verdict::NotApplicable(e) = &o.verdict {
                 s.push_str(&format!("{e}\n"));
             }
@@ -210,11 +273,19 @@ pub fn fixture_for(s: &Scenario, scenarios_dir: &Path) -> Result<Tree, String> {
 /// Where a scenario's server log is kept: `target/harness/logs/TARGET/SET__NAME.log`
 /// (QEMU's console beside it, `.console`), overwritten by the next run.
 pub fn log_path(target: &str, scenario: &str) -> PathBuf {
-    crate::target::harness_dir().join("logs").join(target).join(format!("{}.log", scenario.replace('/', "__")))
+    crate::target::harness_dir()
+        .join("logs")
+        .join(target)
+        .join(format!("{}.log", scenario.replace('/', "__")))
 }
 
 /// Play one scenario on one started-fresh target and compare.
-pub async fn run_one(ctx: &Context, target: &Target, s: &Scenario, opts: &Options) -> (Outcome, String) {
+pub async fn run_one(
+    ctx: &Context,
+    target: &Target,
+    s: &Scenario,
+    opts: &Options,
+) -> (Outcome, String) {
     let mut outcome = Outcome {
         scenario: s.id.clone(),
         target: target.name.to_string(),
@@ -239,7 +310,10 @@ pub async fn run_one(ctx: &Context, target: &Target, s: &Scenario, opts: &Option
     }
     let t0 = std::time::Instant::now();
     let log_file = log_path(target.name, &s.id);
-    let start = StartOptions { log: Some(log_file.clone()), ..Default::default() };
+    let start = StartOptions {
+        log: Some(log_file.clone()),
+        ..Default::default()
+    };
     let server = match target.start_with(ctx, &tree, &start).await {
         Ok(srv) => srv,
         Err(e) => {
@@ -292,7 +366,12 @@ pub async fn run_one(ctx: &Context, target: &Target, s: &Scenario, opts: &Option
             }
         }
     }
-    if !outcome.failures.is_empty() && matches!(outcome.verdict, Verdict::Ok | Verdict::New | Verdict::Mismatch) {
+    if !outcome.failures.is_empty()
+        && matches!(
+            outcome.verdict,
+            Verdict::Ok | Verdict::New | Verdict::Mismatch
+        )
+    {
         outcome.verdict = Verdict::Fail;
     }
     (outcome, log)
@@ -303,7 +382,11 @@ pub async fn run(ctx: &Context, opts: &Options) -> Report {
     let mut report = Report::default();
     let scenarios = load_scenarios(opts, &mut report.errors);
     if scenarios.is_empty() && report.errors.is_empty() {
-        report.errors.push(format!("no scenario matches {:?} under {}", opts.scenarios, opts.scenarios_dir.display()));
+        report.errors.push(format!(
+            "no scenario matches {:?} under {}",
+            opts.scenarios,
+            opts.scenarios_dir.display()
+        ));
     }
     let mut targets = Vec::new();
     for t in ALL.iter().filter(|t| selected(t.name, &opts.targets)) {
@@ -317,7 +400,9 @@ pub async fn run(ctx: &Context, opts: &Options) -> Report {
         }
     }
     if targets.is_empty() {
-        report.errors.push("no selected target can run here (see the reasons above)".into());
+        report
+            .errors
+            .push("no selected target can run here (see the reasons above)".into());
     }
     let total = targets.len() * scenarios.len();
     let tty = std::io::stderr().is_terminal();
@@ -337,11 +422,22 @@ pub async fn run(ctx: &Context, opts: &Options) -> Report {
             }
             let (o, log) = run_one(ctx, t, s, opts).await;
             if opts.verbose && !log.is_empty() {
-                eprintln!("    server log:\n{}", log.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n"));
+                eprintln!(
+                    "    server log:\n{}",
+                    log.lines()
+                        .map(|l| format!("      {l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
             }
             report.outcomes.push(o);
         }
-        report.targets.push(TargetRun { target: t.name.to_string(), detail: t.describe(), scenarios: scenarios.len(), wall: t0.elapsed() });
+        report.targets.push(TargetRun {
+            target: t.name.to_string(),
+            detail: t.describe(),
+            scenarios: scenarios.len(),
+            wall: t0.elapsed(),
+        });
     }
     if (opts.progress && tty) && !opts.verbose {
         eprint!("\r\x1b[2K");

@@ -184,7 +184,10 @@ impl ReplySpec {
         for c in codes.split('|') {
             out.push(parse_code(c)?);
         }
-        Ok(ReplySpec { codes: out, text: text.filter(|t| !t.is_empty()) })
+        Ok(ReplySpec {
+            codes: out,
+            text: text.filter(|t| !t.is_empty()),
+        })
     }
 }
 
@@ -220,7 +223,9 @@ fn parse_code(c: &str) -> Result<CodePattern, String> {
             return Ok(CodePattern::Exact(c.parse().unwrap()));
         }
     }
-    Err(format!("`{c}` is not a reply code (226), class (2xx) or `any`"))
+    Err(format!(
+        "`{c}` is not a reply code (226), class (2xx) or `any`"
+    ))
 }
 
 /// `*` matches any run of characters, `?` one character; everything else is
@@ -257,7 +262,10 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let bad = || format!("`{s}` is not a duration (250ms, 2s, 1.5s, 1m)");
-    let (num, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map(|i| s.split_at(i)).ok_or_else(bad)?;
+    let (num, unit) = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| s.split_at(i))
+        .ok_or_else(bad)?;
     let n: f64 = num.parse().map_err(|_| bad())?;
     let secs = match unit {
         "ms" => n / 1000.0,
@@ -281,7 +289,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         Some('G' | 'g') => (&s[..s.len() - 1], 1024 * 1024 * 1024),
         _ => (s, 1),
     };
-    num.parse::<u64>().map_err(|_| bad())?.checked_mul(mult).ok_or_else(bad)
+    num.parse::<u64>()
+        .map_err(|_| bad())?
+        .checked_mul(mult)
+        .ok_or_else(bad)
 }
 
 /// Decode a sequence of quoted segments, each optionally repeated:
@@ -299,7 +310,9 @@ pub fn parse_bytes(s: &str) -> Result<Vec<u8>, String> {
         if let Some(r) = rest.strip_prefix('x').or_else(|| rest.strip_prefix('*')) {
             let r = r.trim_start();
             let end = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
-            times = r[..end].parse().map_err(|_| format!("expected a count after `x` in `{s}`"))?;
+            times = r[..end]
+                .parse()
+                .map_err(|_| format!("expected a count after `x` in `{s}`"))?;
             if times > 1 << 20 {
                 return Err(format!("repeat count {times} is too large"));
             }
@@ -313,7 +326,9 @@ pub fn parse_bytes(s: &str) -> Result<Vec<u8>, String> {
 }
 
 fn parse_quoted(s: &str) -> Result<(Vec<u8>, &str), String> {
-    let body = s.strip_prefix('"').ok_or_else(|| format!("expected `\"` at `{s}`"))?;
+    let body = s
+        .strip_prefix('"')
+        .ok_or_else(|| format!("expected `\"` at `{s}`"))?;
     let mut out = Vec::new();
     let mut chars = body.char_indices();
     while let Some((i, c)) = chars.next() {
@@ -327,11 +342,19 @@ fn parse_quoted(s: &str) -> Result<(Vec<u8>, &str), String> {
                 Some((_, '\\')) => out.push(b'\\'),
                 Some((_, '"')) => out.push(b'"'),
                 Some((_, 'x')) => {
-                    let hex: String = (0..2).filter_map(|_| chars.next().map(|(_, c)| c)).collect();
-                    let v = u8::from_str_radix(&hex, 16).map_err(|_| format!("bad escape `\\x{hex}`"))?;
+                    let hex: String = (0..2)
+                        .filter_map(|_| chars.next().map(|(_, c)| c))
+                        .collect();
+                    let v = u8::from_str_radix(&hex, 16)
+                        .map_err(|_| format!("bad escape `\\x{hex}`"))?;
                     out.push(v);
                 }
-                other => return Err(format!("unknown escape `\\{}`", other.map_or(' ', |(_, c)| c))),
+                other => {
+                    return Err(format!(
+                        "unknown escape `\\{}`",
+                        other.map_or(' ', |(_, c)| c)
+                    ));
+                }
             },
             c => {
                 let mut buf = [0; 4];
@@ -355,7 +378,9 @@ fn strip_comment(line: &str) -> &str {
         match b[i] {
             b'\\' if in_quotes => i += 1,
             b'"' => in_quotes = !in_quotes,
-            b'#' if !in_quotes && i >= 2 && b[i - 1] == b' ' && b[i - 2] == b' ' => return line[..i].trim_end(),
+            b'#' if !in_quotes && i >= 2 && b[i - 1] == b' ' && b[i - 2] == b' ' => {
+                return line[..i].trim_end();
+            }
             _ => {}
         }
         i += 1;
@@ -369,7 +394,13 @@ fn parse_payload(words: &str, recv: bool) -> Result<Payload, String> {
         Some((k, a)) => (k, a.trim()),
         None => (words, ""),
     };
-    let none = |p: Payload| if arg.is_empty() { Ok(p) } else { Err(format!("`{kind}` takes no argument")) };
+    let none = |p: Payload| {
+        if arg.is_empty() {
+            Ok(p)
+        } else {
+            Err(format!("`{kind}` takes no argument"))
+        }
+    };
     match kind {
         "" => Ok(if recv { Payload::Any } else { Payload::Nothing }),
         "fixture" if !arg.is_empty() => Ok(Payload::Fixture(arg.to_string())),
@@ -406,7 +437,11 @@ impl Scenario {
 
     /// Parse scenario text.
     pub fn parse(id: &str, text: &str) -> Result<Self, ParseError> {
-        let err = |line: usize, message: String| ParseError { file: id.to_string(), line, message };
+        let err = |line: usize, message: String| ParseError {
+            file: id.to_string(),
+            line,
+            message,
+        };
         let mut header = Header {
             client: String::new(),
             description: String::new(),
@@ -425,26 +460,44 @@ impl Scenario {
                 saw_separator = true;
                 break;
             }
-            let (key, value) = line.split_once(':').ok_or_else(|| err(n, format!("expected `key: value` or `---`, found `{line}`")))?;
+            let (key, value) = line
+                .split_once(':')
+                .ok_or_else(|| err(n, format!("expected `key: value` or `---`, found `{line}`")))?;
             let value = value.trim().to_string();
             match key.trim() {
                 "client" => header.client = value,
                 "description" => header.description = value,
-                "fixture" => header.fixture = (value != "none" && !value.is_empty()).then_some(value),
+                "fixture" => {
+                    header.fixture = (value != "none" && !value.is_empty()).then_some(value)
+                }
                 "login" => {
                     let mut w = value.split_whitespace();
                     match (w.next(), w.next(), w.next()) {
-                        (Some(u), Some(p), None) => header.login = Some((u.to_string(), p.to_string())),
+                        (Some(u), Some(p), None) => {
+                            header.login = Some((u.to_string(), p.to_string()))
+                        }
                         (Some("none"), None, None) => header.login = None,
-                        _ => return Err(err(n, "login: expected `USER PASSWORD` or `none`".into())),
+                        _ => {
+                            return Err(err(n, "login: expected `USER PASSWORD` or `none`".into()));
+                        }
                     }
                 }
                 "timeout" => header.timeout = parse_duration(&value).map_err(|m| err(n, m))?,
-                other => return Err(err(n, format!("unknown header field `{other}` (client, description, fixture, login, timeout)"))),
+                other => {
+                    return Err(err(
+                        n,
+                        format!(
+                            "unknown header field `{other}` (client, description, fixture, login, timeout)"
+                        ),
+                    ));
+                }
             }
         }
         if !saw_separator {
-            return Err(err(0, "no `---` line between the header and the steps".into()));
+            return Err(err(
+                0,
+                "no `---` line between the header and the steps".into(),
+            ));
         }
         if header.description.is_empty() {
             return Err(err(0, "the header needs a `description:`".into()));
@@ -472,7 +525,11 @@ impl Scenario {
                 };
                 match word {
                     "connect" | "use" => {
-                        let name = if rest.is_empty() { "1".to_string() } else { rest.to_string() };
+                        let name = if rest.is_empty() {
+                            "1".to_string()
+                        } else {
+                            rest.to_string()
+                        };
                         if name.contains(char::is_whitespace) {
                             return Err(err(n, format!("connection names are one word: `{name}`")));
                         }
@@ -481,7 +538,10 @@ impl Scenario {
                             Step::Connect(name)
                         } else {
                             if !open.contains(&name) {
-                                return Err(err(n, format!("`use {name}` before `connect {name}`")));
+                                return Err(err(
+                                    n,
+                                    format!("`use {name}` before `connect {name}`"),
+                                ));
                             }
                             Step::Use(name)
                         }
@@ -498,7 +558,10 @@ impl Scenario {
                     "send" => Step::SendData(parse_payload(rest, false).map_err(|m| err(n, m))?),
                     "login" if rest.is_empty() => {
                         if header.login.is_none() {
-                            return Err(err(n, "`login` needs `login: USER PASSWORD` in the header".into()));
+                            return Err(err(
+                                n,
+                                "`login` needs `login: USER PASSWORD` in the header".into(),
+                            ));
                         }
                         Step::Login
                     }
@@ -516,7 +579,13 @@ impl Scenario {
         if steps.is_empty() {
             return Err(err(0, "no steps".into()));
         }
-        Ok(Scenario { id: id.to_string(), path: PathBuf::new(), header, steps, source: text.to_string() })
+        Ok(Scenario {
+            id: id.to_string(),
+            path: PathBuf::new(),
+            header,
+            steps,
+            source: text.to_string(),
+        })
     }
 
     /// Snapshot name: `filezilla/browse` becomes `filezilla__browse`.
@@ -543,7 +612,11 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
     let mut out = Vec::new();
     for set in std::fs::read_dir(dir)? {
         let set = set?.path();
-        if !set.is_dir() || set.file_name().is_some_and(|n| n == "snapshots" || n == "fixtures") {
+        if !set.is_dir()
+            || set
+                .file_name()
+                .is_some_and(|n| n == "snapshots" || n == "fixtures")
+        {
             continue;
         }
         for f in std::fs::read_dir(&set)? {
@@ -605,7 +678,10 @@ expect close
         assert_eq!(s.steps[2], Step::Send("AUTH TLS".into()));
         assert_eq!(
             s.steps[3],
-            Step::Expect(ReplySpec { codes: vec![CodePattern::Class(4), CodePattern::Class(5)], text: None })
+            Step::Expect(ReplySpec {
+                codes: vec![CodePattern::Class(4), CodePattern::Class(5)],
+                text: None
+            })
         );
         assert_eq!(s.steps[4], Step::Login);
         assert_eq!(s.steps[7], Step::Send("MKD a#b".into()));
@@ -640,7 +716,10 @@ expect close
 
     #[test]
     fn raw_escapes_and_repeats() {
-        assert_eq!(parse_bytes(r#""\xff\xf4\xff\xf2ABOR\r\n""#).unwrap(), b"\xff\xf4\xff\xf2ABOR\r\n");
+        assert_eq!(
+            parse_bytes(r#""\xff\xf4\xff\xf2ABOR\r\n""#).unwrap(),
+            b"\xff\xf4\xff\xf2ABOR\r\n"
+        );
         assert_eq!(parse_bytes(r#""a\0b""#).unwrap(), b"a\0b");
         assert_eq!(parse_bytes(r#""ab" x 2 "c""#).unwrap(), b"ababc");
         assert!(parse_bytes(r#""open"#).is_err());
@@ -659,7 +738,12 @@ expect close
         assert!(e.message.contains("login"), "{e}");
         let e = Scenario::parse("x", "description: d\nconnect\n").unwrap_err();
         assert!(e.message.contains("key: value"), "{e}");
-        assert!(Scenario::parse("x", "client: c\n---\nconnect\n").unwrap_err().message.contains("description"));
+        assert!(
+            Scenario::parse("x", "client: c\n---\nconnect\n")
+                .unwrap_err()
+                .message
+                .contains("description")
+        );
     }
 
     #[test]

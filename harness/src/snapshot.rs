@@ -56,7 +56,10 @@ fn yaml_str(s: &str) -> String {
         && !s.contains(" #")
         && !s.chars().any(|c| c.is_control())
         && s.parse::<f64>().is_err()
-        && !matches!(s.to_ascii_lowercase().as_str(), "true" | "false" | "null" | "~" | "yes" | "no");
+        && !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "~" | "yes" | "no"
+        );
     if plain {
         s.to_string()
     } else {
@@ -110,8 +113,18 @@ pub fn is_ci() -> bool {
 }
 
 /// Write `.snap` (when `accept`) or `.snap.new` (for `cargo insta review`).
-pub fn write(path: &Path, accept: bool, description: &str, input_file: &str, body: &str) -> std::io::Result<PathBuf> {
-    let target = if accept { path.to_path_buf() } else { path.with_extension("snap.new") };
+pub fn write(
+    path: &Path,
+    accept: bool,
+    description: &str,
+    input_file: &str,
+    body: &str,
+) -> std::io::Result<PathBuf> {
+    let target = if accept {
+        path.to_path_buf()
+    } else {
+        path.with_extension("snap.new")
+    };
     if let Some(d) = target.parent() {
         std::fs::create_dir_all(d)?;
     }
@@ -153,11 +166,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = path(dir.path(), "chrome__browse");
         assert_eq!(compare(&p, "C: USER x\n").unwrap(), Compared::New);
-        write(&p, true, "Chrome: browse a tree", "scenarios/chrome/browse.ftp", "C: USER x\nS: 331 ok\n").unwrap();
+        write(
+            &p,
+            true,
+            "Chrome: browse a tree",
+            "scenarios/chrome/browse.ftp",
+            "C: USER x\nS: 331 ok\n",
+        )
+        .unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.starts_with("---\nsource: harness/tests/scenarios.rs\ndescription: \"Chrome: browse a tree\"\n"), "{text}");
+        assert!(
+            text.starts_with(
+                "---\nsource: harness/tests/scenarios.rs\ndescription: \"Chrome: browse a tree\"\n"
+            ),
+            "{text}"
+        );
         assert_eq!(compare(&p, "C: USER x\nS: 331 ok").unwrap(), Compared::Same);
-        assert!(matches!(compare(&p, "C: USER y\n").unwrap(), Compared::Differs(_)));
+        assert!(matches!(
+            compare(&p, "C: USER y\n").unwrap(),
+            Compared::Differs(_)
+        ));
         let new = write(&p, false, "d", "f", "C: USER y\n").unwrap();
         assert!(new.to_string_lossy().ends_with(".snap.new"));
     }
@@ -179,6 +207,9 @@ mod tests {
     #[test]
     fn diff_marks_changes() {
         let d = diff("a\nb\nc\n", "a\nB\nc\n");
-        assert!(d.contains("-b\n") && d.contains("+B\n") && d.contains(" a\n"), "{d}");
+        assert!(
+            d.contains("-b\n") && d.contains("+B\n") && d.contains(" a\n"),
+            "{d}"
+        );
     }
 }

@@ -24,7 +24,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context as _};
+use anyhow::{Context as _, anyhow, bail};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -61,11 +61,26 @@ pub struct Target {
 
 /// Every target, in the order the table shows them.
 pub const ALL: &[Target] = &[
-    Target { name: "host-dir", kind: Kind::Host(Storage::Dir) },
-    Target { name: "host-fat", kind: Kind::Host(Storage::Image) },
-    Target { name: "sim", kind: Kind::Sim },
-    Target { name: "qemu", kind: Kind::Qemu(Which::System) },
-    Target { name: "qemu-10", kind: Kind::Qemu(Which::Extra) },
+    Target {
+        name: "host-dir",
+        kind: Kind::Host(Storage::Dir),
+    },
+    Target {
+        name: "host-fat",
+        kind: Kind::Host(Storage::Image),
+    },
+    Target {
+        name: "sim",
+        kind: Kind::Sim,
+    },
+    Target {
+        name: "qemu",
+        kind: Kind::Qemu(Which::System),
+    },
+    Target {
+        name: "qemu-10",
+        kind: Kind::Qemu(Which::Extra),
+    },
 ];
 
 /// Why a target cannot run here.
@@ -115,7 +130,10 @@ pub struct Context {
 impl Context {
     pub fn new(sim_bin: Option<PathBuf>) -> Self {
         let sim_bin = sim_bin.or_else(|| std::env::var_os("HARNESS_SIM_BIN").map(PathBuf::from));
-        Context { sim_bin, ..Default::default() }
+        Context {
+            sim_bin,
+            ..Default::default()
+        }
     }
 
     /// The `sim` binary: given, or built with cargo (quietly, once), or found
@@ -153,12 +171,16 @@ impl Context {
             let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
             let img = dir.path().join("probe.img");
             crate::image::create(&img, IMAGE_SIZE)?;
-            let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().map_err(|e| e.to_string())?));
+            let listen =
+                SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().map_err(|e| e.to_string())?));
             // A runtime of its own on a thread of its own: the probe may be
             // called from inside the caller's runtime.
             std::thread::scope(|sc| {
                 sc.spawn(|| {
-                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| e.to_string())?;
                     rt.block_on(async {
                         match spawn_sim(&bin, listen, "--image", &img).await {
                             Ok(server) => {
@@ -167,9 +189,16 @@ impl Context {
                             }
                             Err(e) => {
                                 let msg = format!("{e:#}");
-                                let last = msg.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(&msg);
+                                let last = msg
+                                    .lines()
+                                    .rev()
+                                    .find(|l| !l.trim().is_empty())
+                                    .unwrap_or(&msg);
                                 // Drop the log line's timestamp and level.
-                                let why = last.split_once(" ERROR ").map_or(last, |(_, w)| w).to_string();
+                                let why = last
+                                    .split_once(" ERROR ")
+                                    .map_or(last, |(_, w)| w)
+                                    .to_string();
                                 Err(format!("`sim --image` does not serve here: {why}"))
                             }
                         }
@@ -185,7 +214,11 @@ impl Context {
 
     fn find_sim(&self) -> Result<PathBuf, String> {
         if let Some(p) = &self.sim_bin {
-            return if p.is_file() { Ok(p.clone()) } else { Err(format!("sim binary {} does not exist", p.display())) };
+            return if p.is_file() {
+                Ok(p.clone())
+            } else {
+                Err(format!("sim binary {} does not exist", p.display()))
+            };
         }
         let built = build_sim();
         if let Ok(p) = &built {
@@ -208,15 +241,29 @@ impl Context {
     /// run and tree: formatted, then filled over FTP by the host server on
     /// that image, then stopped cleanly). Every copy is byte-identical.
     pub async fn fixture_image(&self, tree: &Tree, dest: &Path) -> anyhow::Result<()> {
-        let key = format!("{}-{}", tree.name, crate::fixture::checksum(format!("{:?}", tree.entries).as_bytes()));
-        let cached = self.images.lock().unwrap().iter().find(|(k, _)| *k == key).map(|(_, p)| p.clone());
+        let key = format!(
+            "{}-{}",
+            tree.name,
+            crate::fixture::checksum(format!("{:?}", tree.entries).as_bytes())
+        );
+        let cached = self
+            .images
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, p)| p.clone());
         let master = match cached {
             Some(p) => p,
             None => {
                 let dir = {
                     let mut d = self.image_dir.lock().unwrap();
                     if d.is_none() {
-                        *d = Some(tempfile::Builder::new().prefix("harness-images-").tempdir()?);
+                        *d = Some(
+                            tempfile::Builder::new()
+                                .prefix("harness-images-")
+                                .tempdir()?,
+                        );
                     }
                     d.as_ref().unwrap().path().to_path_buf()
                 };
@@ -228,25 +275,36 @@ impl Context {
                     let server = spawn_sim(&bin, listen, "--image", &img).await?;
                     let seeded = seed_over_ftp(server.addr, tree).await;
                     let log = server.stop_gracefully().await;
-                    seeded.with_context(|| format!("putting fixture `{}` on an image over FTP; server log:\n{log}", tree.name))?;
+                    seeded.with_context(|| {
+                        format!(
+                            "putting fixture `{}` on an image over FTP; server log:\n{log}",
+                            tree.name
+                        )
+                    })?;
                 }
                 self.images.lock().unwrap().push((key, img.clone()));
                 img
             }
         };
-        board::sparse_copy(&master, dest).with_context(|| format!("copying {} to {}", master.display(), dest.display()))
+        board::sparse_copy(&master, dest)
+            .with_context(|| format!("copying {} to {}", master.display(), dest.display()))
     }
 }
 
 /// The workspace root (harness/..), known at build time.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Where the harness keeps what a run leaves to look at (logs, consoles):
 /// `target/harness/` (or under `$CARGO_TARGET_DIR`).
 pub fn harness_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
     target.join("harness")
 }
 
@@ -255,28 +313,46 @@ pub fn harness_dir() -> PathBuf {
 fn build_sim() -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "-p", "sim", "--bin", "sim", "--message-format=json"]).current_dir(workspace_root());
+    cmd.args([
+        "build",
+        "-p",
+        "sim",
+        "--bin",
+        "sim",
+        "--message-format=json",
+    ])
+    .current_dir(workspace_root());
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }
-    let out = cmd.stderr(Stdio::piped()).output().map_err(|e| format!("cannot run cargo: {e}"))?;
+    let out = cmd
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err.lines().rev().take(15).collect();
-        return Err(format!("`cargo build -p sim` failed:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
+        return Err(format!(
+            "`cargo build -p sim` failed:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ));
     }
     let re = regex::Regex::new(r#""executable":"([^"]+)""#).unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.contains("\"name\":\"sim\""))
-        .filter_map(|l| re.captures(l).map(|c| PathBuf::from(c[1].replace("\\\\", "\\"))))
+        .filter_map(|l| {
+            re.captures(l)
+                .map(|c| PathBuf::from(c[1].replace("\\\\", "\\")))
+        })
         .next_back()
         .ok_or_else(|| "cargo built sim but reported no executable".to_string())
 }
 
 /// Does a program exist on PATH?
 pub fn have_tool(name: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
 }
 
 /// How QEMU is networked here: TAP when this process may make namespaces,
@@ -308,13 +384,24 @@ impl Target {
 
     /// Can this target run on this machine?
     pub fn probe(&self, ctx: &Context) -> Result<(), Unavailable> {
-        let sim = || ctx.sim_binary().map_err(|reason| Unavailable { reason, missing_tool: false });
+        let sim = || {
+            ctx.sim_binary().map_err(|reason| Unavailable {
+                reason,
+                missing_tool: false,
+            })
+        };
         match self.kind {
             Kind::Host(storage) => {
                 sim()?;
                 if storage == Storage::Image {
-                    crate::image::available().map_err(|reason| Unavailable { reason, missing_tool: false })?;
-                    ctx.sim_serves_images().map_err(|reason| Unavailable { reason, missing_tool: false })?;
+                    crate::image::available().map_err(|reason| Unavailable {
+                        reason,
+                        missing_tool: false,
+                    })?;
+                    ctx.sim_serves_images().map_err(|reason| Unavailable {
+                        reason,
+                        missing_tool: false,
+                    })?;
                 }
                 Ok(())
             }
@@ -329,19 +416,34 @@ impl Target {
                     });
                 }
                 sim()?;
-                ctx.sim_serves_images().map_err(|reason| Unavailable { reason, missing_tool: false })
+                ctx.sim_serves_images().map_err(|reason| Unavailable {
+                    reason,
+                    missing_tool: false,
+                })
             }
             Kind::Qemu(which) => {
-                board::find_qemu(which).map_err(|n| Unavailable { reason: n.reason, missing_tool: n.missing_tool })?;
+                board::find_qemu(which).map_err(|n| Unavailable {
+                    reason: n.reason,
+                    missing_tool: n.missing_tool,
+                })?;
                 if !board::run_script().is_file() {
-                    return Err(Unavailable { reason: format!("{} is missing", board::run_script().display()), missing_tool: false });
+                    return Err(Unavailable {
+                        reason: format!("{} is missing", board::run_script().display()),
+                        missing_tool: false,
+                    });
                 }
                 // Building the firmware is part of running the target: a
                 // build that fails is a failure under CI, not a skip.
-                ctx.firmware().map_err(|reason| Unavailable { reason, missing_tool: true })?;
+                ctx.firmware().map_err(|reason| Unavailable {
+                    reason,
+                    missing_tool: true,
+                })?;
                 // The fixture images are made by the host server.
                 sim()?;
-                ctx.sim_serves_images().map_err(|reason| Unavailable { reason, missing_tool: false })
+                ctx.sim_serves_images().map_err(|reason| Unavailable {
+                    reason,
+                    missing_tool: false,
+                })
             }
         }
     }
@@ -351,7 +453,9 @@ impl Target {
     pub fn describe(&self) -> Option<String> {
         match self.kind {
             Kind::Host(_) => None,
-            Kind::Sim => Some("sim --tap: ftpd-app on smoltcp, TAP in a network namespace, FAT image".into()),
+            Kind::Sim => {
+                Some("sim --tap: ftpd-app on smoltcp, TAP in a network namespace, FAT image".into())
+            }
             Kind::Qemu(w) => board::find_qemu(w).ok().map(|q| {
                 let net = match qemu_net() {
                     QemuNet::Tap => "TAP in a network namespace",
@@ -368,7 +472,8 @@ impl Target {
     /// not the one the board sees it come from (10.0.2.2), and the board
     /// rightly refuses it (bounce protection). TAP, as root, has no such gap.
     pub fn cannot_play(&self, s: &crate::scenario::Scenario) -> Option<String> {
-        if matches!(self.kind, Kind::Qemu(_)) && qemu_net() == QemuNet::User && uses_active_mode(s) {
+        if matches!(self.kind, Kind::Qemu(_)) && qemu_net() == QemuNet::User && uses_active_mode(s)
+        {
             return Some(format!(
                 "{} uses active mode (PORT/EPRT *), which cannot cross QEMU's user-mode NAT \
                  (the board sees the client as 10.0.2.2, the client offers 127.0.0.1); run as root \
@@ -381,12 +486,30 @@ impl Target {
 
     /// Start the target with `tree` in place. `over` overrides the fresh
     /// temporary storage (for `harness serve`).
-    pub async fn start(&self, ctx: &Context, tree: &Tree, over: Option<&StorageArg>) -> anyhow::Result<Server> {
-        self.start_with(ctx, tree, &StartOptions { storage: over.cloned(), ..Default::default() }).await
+    pub async fn start(
+        &self,
+        ctx: &Context,
+        tree: &Tree,
+        over: Option<&StorageArg>,
+    ) -> anyhow::Result<Server> {
+        self.start_with(
+            ctx,
+            tree,
+            &StartOptions {
+                storage: over.cloned(),
+                ..Default::default()
+            },
+        )
+        .await
     }
 
     /// [`Target::start`] with every option.
-    pub async fn start_with(&self, ctx: &Context, tree: &Tree, opts: &StartOptions) -> anyhow::Result<Server> {
+    pub async fn start_with(
+        &self,
+        ctx: &Context,
+        tree: &Tree,
+        opts: &StartOptions,
+    ) -> anyhow::Result<Server> {
         let mut server = match self.kind {
             Kind::Host(storage) => self.start_host(ctx, tree, storage, opts).await?,
             Kind::Sim => start_sim_tap(ctx, tree, opts).await?,
@@ -396,7 +519,13 @@ impl Target {
         Ok(server)
     }
 
-    async fn start_host(&self, ctx: &Context, tree: &Tree, storage: Storage, opts: &StartOptions) -> anyhow::Result<Server> {
+    async fn start_host(
+        &self,
+        ctx: &Context,
+        tree: &Tree,
+        storage: Storage,
+        opts: &StartOptions,
+    ) -> anyhow::Result<Server> {
         let bin = ctx.sim_binary().map_err(|e| anyhow!(e))?;
         let dir = tempfile::Builder::new().prefix("harness-").tempdir()?;
         let (arg, path, seed) = match (&opts.storage, storage) {
@@ -405,7 +534,8 @@ impl Target {
             (None, Storage::Dir) => {
                 let root = dir.path().join("root");
                 std::fs::create_dir(&root)?;
-                tree.materialize(&root).context("creating the fixture tree")?;
+                tree.materialize(&root)
+                    .context("creating the fixture tree")?;
                 ("--root", root, false)
             }
             (None, Storage::Image) => {
@@ -420,7 +550,9 @@ impl Target {
         let mut server = spawn_sim_with(&bin, listen, arg, &path, log).await?;
         server.tempdir = Some(dir);
         if seed {
-            seed_over_ftp(server.addr, tree).await.with_context(|| format!("filling the image with fixture `{}` over FTP", tree.name))?;
+            seed_over_ftp(server.addr, tree).await.with_context(|| {
+                format!("filling the image with fixture `{}` over FTP", tree.name)
+            })?;
         }
         Ok(server)
     }
@@ -462,13 +594,22 @@ impl LogSink {
         let file = match file {
             Some(p) => {
                 if let Some(d) = p.parent() {
-                    std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+                    std::fs::create_dir_all(d)
+                        .with_context(|| format!("creating {}", d.display()))?;
                 }
-                Some((p.to_path_buf(), std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?))
+                Some((
+                    p.to_path_buf(),
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                ))
             }
             None => None,
         };
-        Ok(LogSink(Arc::new(Mutex::new(LogInner { text: String::new(), file, echo }))))
+        Ok(LogSink(Arc::new(Mutex::new(LogInner {
+            text: String::new(),
+            file,
+            echo,
+        }))))
     }
 
     pub fn line(&self, l: &str) {
@@ -495,9 +636,15 @@ impl LogSink {
 
     /// Copy every line of a child's stdout and stderr into the sink.
     fn follow(&self, child: &mut Child) {
-        for pipe in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>), child.stderr.take().map(|s| Box::new(s) as _)]
-            .into_iter()
-            .flatten()
+        for pipe in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ]
+        .into_iter()
+        .flatten()
         {
             let sink = self.clone();
             tokio::spawn(async move {
@@ -521,7 +668,11 @@ struct Tail {
 
 impl Tail {
     fn new(path: PathBuf) -> Tail {
-        Tail { path, offset: 0, partial: Vec::new() }
+        Tail {
+            path,
+            offset: 0,
+            partial: Vec::new(),
+        }
     }
 
     /// Read what is new; whole lines go to `sink`. `flush` also sends a
@@ -613,7 +764,9 @@ impl Server {
 
     /// Has the process exited?
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Stop the server (it is killed: the engine must survive that, and the
@@ -634,10 +787,14 @@ impl Server {
                 // SAFETY: a signal to our own child, which has not been reaped.
                 unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
             }
-            if tokio::time::timeout(Duration::from_secs(10), c.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(10), c.wait())
+                .await
+                .is_err()
+            {
                 let _ = c.start_kill();
                 let _ = tokio::time::timeout(Duration::from_secs(5), c.wait()).await;
-                self.log.line("harness: the server ignored SIGTERM for 10 s and was killed");
+                self.log
+                    .line("harness: the server ignored SIGTERM for 10 s and was killed");
             }
         }
         self.finish()
@@ -684,7 +841,9 @@ impl Drop for Server {
 
 /// A port that was free a moment ago.
 fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
 /// A passive port range of its own for each server, below Linux's ephemeral
@@ -702,17 +861,32 @@ fn die_with_parent(cmd: &mut Command) {
     // SAFETY: prctl is async-signal-safe and touches nothing of the parent.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
         });
     }
 }
 
 /// Spawn `sim --listen ADDR --root|--image PATH`; ready when it accepts.
-pub async fn spawn_sim(bin: &Path, listen: SocketAddr, storage_flag: &str, path: &Path) -> anyhow::Result<Server> {
+pub async fn spawn_sim(
+    bin: &Path,
+    listen: SocketAddr,
+    storage_flag: &str,
+    path: &Path,
+) -> anyhow::Result<Server> {
     spawn_sim_with(bin, listen, storage_flag, path, LogSink::new(None, false)?).await
 }
 
-async fn spawn_sim_with(bin: &Path, listen: SocketAddr, storage_flag: &str, path: &Path, log: LogSink) -> anyhow::Result<Server> {
+async fn spawn_sim_with(
+    bin: &Path,
+    listen: SocketAddr,
+    storage_flag: &str,
+    path: &Path,
+    log: LogSink,
+) -> anyhow::Result<Server> {
     let mut cmd = Command::new(bin);
     die_with_parent(&mut cmd);
     let mut child = cmd
@@ -734,7 +908,11 @@ async fn spawn_sim_with(bin: &Path, listen: SocketAddr, storage_flag: &str, path
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = server.exited() {
-            bail!("{} exited ({status}) before serving:\n{}", bin.display(), server.log());
+            bail!(
+                "{} exited ({status}) before serving:\n{}",
+                bin.display(),
+                server.log()
+            );
         }
         if let Ok(s) = client::connect(listen, Duration::from_millis(500)).await {
             // Close at once: the engine must shrug off a client that leaves.
@@ -743,7 +921,10 @@ async fn spawn_sim_with(bin: &Path, listen: SocketAddr, storage_flag: &str, path
         }
         if tokio::time::Instant::now() > deadline {
             let log = server.stop().await;
-            bail!("{} did not accept connections on {listen} within 20 s:\n{log}", bin.display());
+            bail!(
+                "{} did not accept connections on {listen} within 20 s:\n{log}",
+                bin.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -751,7 +932,12 @@ async fn spawn_sim_with(bin: &Path, listen: SocketAddr, storage_flag: &str, path
 
 /// Wait until the server's log shows `needle` (the board says it serves),
 /// or it exits, or `limit` passes.
-async fn wait_for_log(server: &mut Server, needle: &str, limit: Duration, what: &str) -> anyhow::Result<()> {
+async fn wait_for_log(
+    server: &mut Server,
+    needle: &str,
+    limit: Duration,
+    what: &str,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if server.log().contains(needle) {
@@ -762,7 +948,10 @@ async fn wait_for_log(server: &mut Server, needle: &str, limit: Duration, what: 
             bail!("{what} exited ({status}) before serving:\n{}", server.log());
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("{what} did not report `{needle}` within {limit:?}:\n{}", server.log());
+            bail!(
+                "{what} did not report `{needle}` within {limit:?}:\n{}",
+                server.log()
+            );
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -770,12 +959,22 @@ async fn wait_for_log(server: &mut Server, needle: &str, limit: Duration, what: 
 
 /// The storage a board target serves: the one given, or a fresh copy of
 /// the fixture image in `dir`.
-async fn board_image(ctx: &Context, tree: &Tree, opts: &StartOptions, dir: &Path, qemu: bool) -> anyhow::Result<(&'static str, PathBuf)> {
+async fn board_image(
+    ctx: &Context,
+    tree: &Tree,
+    opts: &StartOptions,
+    dir: &Path,
+    qemu: bool,
+) -> anyhow::Result<(&'static str, PathBuf)> {
     match &opts.storage {
         Some(StorageArg::Root(p)) if !qemu => Ok(("--root", p.clone())),
-        Some(StorageArg::Root(_)) => bail!("the QEMU board serves an SD image: use --image FILE (make one with `harness image create`)"),
+        Some(StorageArg::Root(_)) => bail!(
+            "the QEMU board serves an SD image: use --image FILE (make one with `harness image create`)"
+        ),
         Some(StorageArg::Image(p)) => {
-            let len = std::fs::metadata(p).with_context(|| format!("SD image {}", p.display()))?.len();
+            let len = std::fs::metadata(p)
+                .with_context(|| format!("SD image {}", p.display()))?
+                .len();
             if qemu {
                 crate::image::check_size(len).map_err(|e| anyhow!("{}: {e}", p.display()))?;
             }
@@ -819,14 +1018,25 @@ async fn start_sim_tap(ctx: &Context, tree: &Tree, opts: &StartOptions) -> anyho
     server.ns = Some(ns);
     server.tempdir = Some(dir);
     // `run_tap` logs this once the TAP device is open and the board polls.
-    wait_for_log(&mut server, "serving FTP on", Duration::from_secs(20), "sim --tap").await?;
+    wait_for_log(
+        &mut server,
+        "serving FTP on",
+        Duration::from_secs(20),
+        "sim --tap",
+    )
+    .await?;
     Ok(server)
 }
 
 /// The firmware in QEMU through `qemu/run-lm3s6965.sh`: TAP in a namespace
 /// of its own when we may, else user networking on 127.0.0.1; serving once
 /// the console prints its `ready` line.
-async fn start_qemu(ctx: &Context, which: Which, tree: &Tree, opts: &StartOptions) -> anyhow::Result<Server> {
+async fn start_qemu(
+    ctx: &Context,
+    which: Which,
+    tree: &Tree,
+    opts: &StartOptions,
+) -> anyhow::Result<Server> {
     let qemu = board::find_qemu(which).map_err(|n| anyhow!(n.reason))?;
     let elf = ctx.firmware().map_err(|e| anyhow!(e))?;
     let dir = tempfile::Builder::new().prefix("harness-qemu-").tempdir()?;
@@ -850,7 +1060,14 @@ async fn start_qemu(ctx: &Context, which: Which, tree: &Tree, opts: &StartOption
             // 127.0.0.1 in 227 replies (the script's default in user mode).
             let (ftp, pasv) = board::free_ports(10).map_err(|e| anyhow!(e))?;
             let mut cmd = Command::new(board::run_script());
-            cmd.args(["--net", "user", "--ftp-port", &ftp.to_string(), "--pasv-ports", &format!("{pasv}-{}", pasv + 9)]);
+            cmd.args([
+                "--net",
+                "user",
+                "--ftp-port",
+                &ftp.to_string(),
+                "--pasv-ports",
+                &format!("{pasv}-{}", pasv + 9),
+            ]);
             (None, cmd, SocketAddr::from((Ipv4Addr::LOCALHOST, ftp)))
         }
     };
@@ -870,7 +1087,9 @@ async fn start_qemu(ctx: &Context, which: Which, tree: &Tree, opts: &StartOption
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let log = LogSink::new(opts.log.as_deref(), opts.echo)?;
-    let mut child = cmd.spawn().with_context(|| format!("starting {}", board::run_script().display()))?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", board::run_script().display()))?;
     log.follow(&mut child);
     let mut server = Server::new(addr, child, log.clone());
     server.netns = ns.as_ref().map(|n| n.name().to_string());
@@ -887,7 +1106,13 @@ async fn start_qemu(ctx: &Context, which: Which, tree: &Tree, opts: &StartOption
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }));
-    wait_for_log(&mut server, " ready: ftp://", BOOT_TIMEOUT, &format!("QEMU ({})", qemu.version)).await?;
+    wait_for_log(
+        &mut server,
+        " ready: ftp://",
+        BOOT_TIMEOUT,
+        &format!("QEMU ({})", qemu.version),
+    )
+    .await?;
     Ok(server)
 }
 
@@ -904,7 +1129,10 @@ pub async fn seed_over_ftp(addr: SocketAddr, tree: &Tree) -> anyhow::Result<()> 
         }
         let r = c.read_reply(t).await.map_err(|e| anyhow!("{line}: {e}"))?;
         if r.code / 100 != want / 100 {
-            bail!("`{line}` answered `{}` (wanted {want})", r.lines.join(" / "));
+            bail!(
+                "`{line}` answered `{}` (wanted {want})",
+                r.lines.join(" / ")
+            );
         }
         Ok(r)
     };
@@ -919,7 +1147,8 @@ pub async fn seed_over_ftp(addr: SocketAddr, tree: &Tree) -> anyhow::Result<()> 
             }
             Entry::File(p, bytes) => {
                 let r = step(&mut c, "PASV", 227).await?;
-                let a = client::parse_pasv(r.text()).ok_or_else(|| anyhow!("unparsable 227: {}", r.text()))?;
+                let a = client::parse_pasv(r.text())
+                    .ok_or_else(|| anyhow!("unparsable 227: {}", r.text()))?;
                 let mut data = client::connect(a, t).await?;
                 step(&mut c, &format!("STOR /{p}"), 150).await?;
                 client::write_all_and_close(&mut data, bytes, t).await?;
@@ -952,7 +1181,8 @@ pub async fn play_in_netns(
                 eprintln!("    {l}");
             }
         };
-        let observer: Option<crate::player::Observer<'_>> = if verbose { Some(&mut show) } else { None };
+        let observer: Option<crate::player::Observer<'_>> =
+            if verbose { Some(&mut show) } else { None };
         crate::player::play(&s, addr, &t, observer).await
     })
     .await
@@ -960,7 +1190,12 @@ pub async fn play_in_netns(
 
 /// Play a scenario against a started server, from inside its namespace if
 /// it has one.
-pub async fn play_on(server: &Server, scenario: &crate::scenario::Scenario, tree: &Tree, verbose: bool) -> anyhow::Result<crate::player::Played> {
+pub async fn play_on(
+    server: &Server,
+    scenario: &crate::scenario::Scenario,
+    tree: &Tree,
+    verbose: bool,
+) -> anyhow::Result<crate::player::Played> {
     match &server.netns {
         Some(ns) => play_in_netns(ns, scenario, server.addr, tree, verbose).await,
         None => {
@@ -969,7 +1204,8 @@ pub async fn play_on(server: &Server, scenario: &crate::scenario::Scenario, tree
                     eprintln!("    {l}");
                 }
             };
-            let observer: Option<crate::player::Observer<'_>> = if verbose { Some(&mut show) } else { None };
+            let observer: Option<crate::player::Observer<'_>> =
+                if verbose { Some(&mut show) } else { None };
             Ok(crate::player::play(scenario, server.addr, tree, observer).await)
         }
     }

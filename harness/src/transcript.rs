@@ -22,7 +22,11 @@ use crate::redact::redact;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
     /// A line with a marker (`C:`, `S:`, `D:`, `C>`, `--`).
-    Line { conn: String, mark: &'static str, text: String },
+    Line {
+        conn: String,
+        mark: &'static str,
+        text: String,
+    },
     /// A directory listing: redacted, then sorted, so that the order in which
     /// a file system returns entries does not matter.
     Listing { conn: String, lines: Vec<String> },
@@ -39,11 +43,18 @@ pub struct Transcript {
 
 impl Transcript {
     pub fn new(prefixed: bool) -> Self {
-        Transcript { entries: Vec::new(), prefixed }
+        Transcript {
+            entries: Vec::new(),
+            prefixed,
+        }
     }
 
     pub fn push(&mut self, conn: &str, mark: &'static str, text: impl Into<String>) {
-        self.entries.push(Entry::Line { conn: conn.to_string(), mark, text: text.into() });
+        self.entries.push(Entry::Line {
+            conn: conn.to_string(),
+            mark,
+            text: text.into(),
+        });
     }
 
     pub fn failures(&self) -> impl Iterator<Item = &str> {
@@ -54,7 +65,11 @@ impl Transcript {
     }
 
     fn prefix(&self, conn: &str) -> String {
-        if self.prefixed { format!("[{conn}] ") } else { String::new() }
+        if self.prefixed {
+            format!("[{conn}] ")
+        } else {
+            String::new()
+        }
     }
 
     /// Render one entry; `redacted` applies the redaction table.
@@ -63,13 +78,39 @@ impl Transcript {
         match e {
             // `C:` is a command as the scenario wrote it, shown as is; `C*` is
             // one the harness completed (PORT *), redacted and shown as `C:`.
-            Entry::Line { conn, mark: "C:", text } => vec![format!("{}C: {text}", self.prefix(conn)).trim_end().to_string()],
-            Entry::Line { conn, mark: "C*", text } => vec![format!("{}C: {}", self.prefix(conn), r(text)).trim_end().to_string()],
-            Entry::Line { conn, mark, text } => vec![format!("{}{mark} {}", self.prefix(conn), r(text)).trim_end().to_string()],
+            Entry::Line {
+                conn,
+                mark: "C:",
+                text,
+            } => vec![
+                format!("{}C: {text}", self.prefix(conn))
+                    .trim_end()
+                    .to_string(),
+            ],
+            Entry::Line {
+                conn,
+                mark: "C*",
+                text,
+            } => vec![
+                format!("{}C: {}", self.prefix(conn), r(text))
+                    .trim_end()
+                    .to_string(),
+            ],
+            Entry::Line { conn, mark, text } => vec![
+                format!("{}{mark} {}", self.prefix(conn), r(text))
+                    .trim_end()
+                    .to_string(),
+            ],
             Entry::Listing { conn, lines } => {
                 let mut ls: Vec<String> = lines.iter().map(|l| r(l)).collect();
                 ls.sort();
-                ls.into_iter().map(|l| format!("{}D| {l}", self.prefix(conn)).trim_end().to_string()).collect()
+                ls.into_iter()
+                    .map(|l| {
+                        format!("{}D| {l}", self.prefix(conn))
+                            .trim_end()
+                            .to_string()
+                    })
+                    .collect()
             }
             Entry::Failure { conn, text } => vec![format!("!! {}{}", self.prefix(conn), r(text))],
         }
@@ -151,7 +192,12 @@ mod tests {
 
     #[test]
     fn escape_round_trips_through_the_scenario_syntax() {
-        for b in [&b"NOOP\r\n"[..], b"\xff\xf4\xff\xf2ABOR\r\n", b"a\0b\"c\\", b""] {
+        for b in [
+            &b"NOOP\r\n"[..],
+            b"\xff\xf4\xff\xf2ABOR\r\n",
+            b"a\0b\"c\\",
+            b"",
+        ] {
             assert_eq!(parse_bytes(&escape_bytes(b)).unwrap(), b);
         }
         let long: Vec<u8> = [&b"NOOP "[..], &[b'A'; 600][..], b"\r\n"].concat();
@@ -168,9 +214,15 @@ mod tests {
         t.push("a", "S:", "227 Entering Passive Mode (127,0,0,1,195,80).");
         t.entries.push(Entry::Listing {
             conn: "a".into(),
-            lines: vec!["-rw-r--r-- 1 u g 5 Jan 02 10:00 zeta".into(), "drwxr-xr-x 1 u g 0 Feb 01 09:00 alpha".into()],
+            lines: vec![
+                "-rw-r--r-- 1 u g 5 Jan 02 10:00 zeta".into(),
+                "drwxr-xr-x 1 u g 0 Feb 01 09:00 alpha".into(),
+            ],
         });
-        t.entries.push(Entry::Failure { conn: "a".into(), text: "expected 250, got 550".into() });
+        t.entries.push(Entry::Failure {
+            conn: "a".into(),
+            text: "expected 250, got 550".into(),
+        });
         assert_eq!(
             t.render(true),
             "[a] C: PASV\n[a] C: PORT 127,0,0,2,4,1\n[a] C: PORT [ADDR],[PORT]\n[a] S: 227 Entering Passive Mode ([ADDR],[PORT]).\n\
@@ -178,7 +230,10 @@ mod tests {
              !! [a] expected 250, got 550\n"
         );
         assert_eq!(t.failures().count(), 1);
-        let t2 = Transcript { prefixed: false, ..t };
+        let t2 = Transcript {
+            prefixed: false,
+            ..t
+        };
         assert!(t2.render(false).starts_with("C: PASV\nC: PORT 127,0,0,2,4,1\nC: PORT 127,0,0,1,4,1\nS: 227 Entering Passive Mode (127,0,0,1,195,80).\n"));
     }
 

@@ -75,12 +75,21 @@ fn board(name: &str, test: &str, tools: &[&str]) -> Option<Target> {
         return None;
     }
     if let Err(u) = t.probe(ctx()) {
-        not_run(test, &format!("target {name} cannot run here: {}", u.reason));
+        not_run(
+            test,
+            &format!("target {name} cannot run here: {}", u.reason),
+        );
         return None;
     }
     for tool in ["fsck.fat", "mcopy", "mmd"].iter().chain(tools) {
-        if !target::have_tool(tool) && !Path::new("/usr/sbin").join(tool).exists() && !Path::new("/sbin").join(tool).exists() {
-            not_run(test, &format!("`{tool}` is not installed (.ci/run installs it)"));
+        if !target::have_tool(tool)
+            && !Path::new("/usr/sbin").join(tool).exists()
+            && !Path::new("/sbin").join(tool).exists()
+        {
+            not_run(
+                test,
+                &format!("`{tool}` is not installed (.ci/run installs it)"),
+            );
             return None;
         }
     }
@@ -133,7 +142,13 @@ impl Output {
     }
     #[track_caller]
     fn ok(self, what: &str) -> Output {
-        assert!(self.status.success(), "{what}: {}\n--- stdout\n{}\n--- stderr\n{}", self.status, self.stdout(), self.stderr());
+        assert!(
+            self.status.success(),
+            "{what}: {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.status,
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
 }
@@ -172,7 +187,11 @@ fn run(cmd: &mut Command, limit: Duration) -> Output {
             }
         }
     };
-    Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
 }
 
 /// Deterministic bytes, different per seed.
@@ -192,7 +211,11 @@ fn bytes(len: usize, seed: u64) -> Vec<u8> {
 #[track_caller]
 fn same_bytes(what: &str, got: &[u8], want: &[u8]) {
     if got != want {
-        let at = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+        let at = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
         panic!(
             "{what}: got {} bytes ({}), expected {} ({}); first difference at byte {at}",
             got.len(),
@@ -211,7 +234,12 @@ fn read_tree(dir: &Path) -> Tree {
         for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
             let e = e.unwrap();
             let p = e.path();
-            let rel = p.strip_prefix(base).unwrap().to_str().expect("UTF-8 name").to_string();
+            let rel = p
+                .strip_prefix(base)
+                .unwrap()
+                .to_str()
+                .expect("UTF-8 name")
+                .to_string();
             if e.file_type().unwrap().is_dir() {
                 out.insert(rel, None);
                 walk(base, &p, out);
@@ -248,14 +276,22 @@ fn same_tree(what: &str, got: &Tree, want: &Tree) {
             (Some(None), None) => {}
             (Some(Some(_)), None) => problems.push(format!("{k}: a file, expected a directory")),
             (Some(None), Some(_)) => problems.push(format!("{k}: a directory, expected a file")),
-            (Some(Some(a)), Some(b)) if a != b => problems.push(format!("{k}: contents differ ({} bytes, expected {})", a.len(), b.len())),
+            (Some(Some(a)), Some(b)) if a != b => problems.push(format!(
+                "{k}: contents differ ({} bytes, expected {})",
+                a.len(),
+                b.len()
+            )),
             _ => {}
         }
     }
     for k in got.keys().filter(|k| !want.contains_key(*k)) {
         problems.push(format!("unexpected: {k}"));
     }
-    assert!(problems.is_empty(), "{what}: trees differ:\n  {}", problems.join("\n  "));
+    assert!(
+        problems.is_empty(),
+        "{what}: trees differ:\n  {}",
+        problems.join("\n  ")
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -271,7 +307,10 @@ impl Card {
     /// A fresh card, formatted by `harness image create`'s code (FAT32 in
     /// an MBR partition, 64 MiB: a power of two for QEMU).
     fn new() -> Card {
-        let dir = tempfile::Builder::new().prefix("harness-boards-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("harness-boards-")
+            .tempdir()
+            .unwrap();
         let c = Card { dir };
         harness::image::create(&c.image(), target::IMAGE_SIZE).unwrap();
         std::fs::create_dir(c.scratch()).unwrap();
@@ -290,10 +329,16 @@ impl Card {
     /// mtools' `-i IMAGE@@OFFSET`: the first partition's start, from the MBR.
     fn mtools(&self, tool: &str) -> Command {
         let mut mbr = [0u8; 512];
-        std::fs::File::open(self.image()).unwrap().read_exact(&mut mbr).unwrap();
+        std::fs::File::open(self.image())
+            .unwrap()
+            .read_exact(&mut mbr)
+            .unwrap();
         let lba = u32::from_le_bytes(mbr[454..458].try_into().unwrap()) as u64;
         let mut c = Command::new(tool);
-        c.env("LC_ALL", "C.UTF-8").env("MTOOLS_SKIP_CHECK", "1").arg("-i").arg(format!("{}@@{}", self.image().display(), lba * 512));
+        c.env("LC_ALL", "C.UTF-8")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(format!("{}@@{}", self.image().display(), lba * 512));
         c
     }
 
@@ -302,20 +347,38 @@ impl Card {
         let local = self.dir.path().join("seed").join(dir);
         let _ = std::fs::remove_dir_all(&local);
         write_tree(&local, tree);
-        run(self.mtools("mcopy").arg("-s").arg("-Q").arg(&local).arg("::/"), TOOL_TIMEOUT).ok(&format!("mcopy -s {dir} onto the card"));
+        run(
+            self.mtools("mcopy")
+                .arg("-s")
+                .arg("-Q")
+                .arg(&local)
+                .arg("::/"),
+            TOOL_TIMEOUT,
+        )
+        .ok(&format!("mcopy -s {dir} onto the card"));
     }
 
     /// Put one file at the root.
     fn put(&self, name: &str, data: &[u8]) {
         let src = self.dir.path().join("seed.tmp");
         std::fs::write(&src, data).unwrap();
-        run(self.mtools("mcopy").arg("-o").arg(&src).arg(format!("::/{name}")), TOOL_TIMEOUT).ok(&format!("mcopy {name} onto the card"));
+        run(
+            self.mtools("mcopy")
+                .arg("-o")
+                .arg(&src)
+                .arg(format!("::/{name}")),
+            TOOL_TIMEOUT,
+        )
+        .ok(&format!("mcopy {name} onto the card"));
         std::fs::remove_file(src).unwrap();
     }
 
     /// A file as the card holds it (`mcopy`).
     fn read(&self, path: &str) -> Option<Vec<u8>> {
-        let out = run(self.mtools("mcopy").arg(format!("::{path}")).arg("-"), TOOL_TIMEOUT);
+        let out = run(
+            self.mtools("mcopy").arg(format!("::{path}")).arg("-"),
+            TOOL_TIMEOUT,
+        );
         out.status.success().then_some(out.stdout)
     }
 
@@ -324,7 +387,15 @@ impl Card {
         let dest = self.dir.path().join("extract");
         let _ = std::fs::remove_dir_all(&dest);
         std::fs::create_dir(&dest).unwrap();
-        run(self.mtools("mcopy").arg("-s").arg("-n").arg(format!("::/{dir}")).arg(&dest), TOOL_TIMEOUT).ok(&format!("mcopy -s /{dir} off the card"));
+        run(
+            self.mtools("mcopy")
+                .arg("-s")
+                .arg("-n")
+                .arg(format!("::/{dir}"))
+                .arg(&dest),
+            TOOL_TIMEOUT,
+        )
+        .ok(&format!("mcopy -s /{dir} off the card"));
         let name = dir.rsplit('/').next().unwrap();
         read_tree(&dest.join(name))
     }
@@ -344,7 +415,12 @@ impl Card {
         }
         let out = run(Command::new("fsck.fat").arg("-n").arg(&part), TOOL_TIMEOUT);
         let _ = std::fs::remove_file(&part);
-        assert!(out.status.success(), "fsck.fat -n found problems:\n{}{}", out.stdout(), out.stderr());
+        assert!(
+            out.status.success(),
+            "fsck.fat -n found problems:\n{}{}",
+            out.stdout(),
+            out.stderr()
+        );
     }
 }
 
@@ -360,7 +436,11 @@ impl Board {
     fn start(t: Target, card: &Card) -> Board {
         // Worker threads keep reading the board's output while the test
         // runs its clients.
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
         let opts = StartOptions {
             storage: Some(StorageArg::Image(card.image())),
             log: Some(card.dir.path().join("board.log")),
@@ -369,8 +449,16 @@ impl Board {
         let server = rt
             .block_on(t.start_with(ctx(), &Fixture::default(), &opts))
             .unwrap_or_else(|e| panic!("starting {}: {e:#}", t.name));
-        let netns = server.netns.clone().expect("a board on TAP lives in a namespace");
-        Board { rt, server: Some(server), netns, name: t.name }
+        let netns = server
+            .netns
+            .clone()
+            .expect("a board on TAP lives in a namespace");
+        Board {
+            rt,
+            server: Some(server),
+            netns,
+            name: t.name,
+        }
     }
 
     /// `ip netns exec NS program`.
@@ -389,7 +477,11 @@ impl Board {
     fn stop(mut self) -> String {
         let s = self.server.take().unwrap();
         let log = self.rt.block_on(s.stop_gracefully());
-        assert!(!harness::netns::exists(&self.netns), "namespace {} still exists after the board stopped", self.netns);
+        assert!(
+            !harness::netns::exists(&self.netns),
+            "namespace {} still exists after the board stopped",
+            self.netns
+        );
         log
     }
 }
@@ -408,12 +500,19 @@ impl Drop for Board {
 const URL: &str = "ftp://test:test@192.0.2.2";
 
 fn curl(b: &Board, args: &[&str]) -> Output {
-    run(b.cmd("curl").args(["-sSv", "--max-time", "120", "--connect-timeout", "10"]).args(args), TOOL_TIMEOUT)
+    run(
+        b.cmd("curl")
+            .args(["-sSv", "--max-time", "120", "--connect-timeout", "10"])
+            .args(args),
+        TOOL_TIMEOUT,
+    )
 }
 
 /// Did curl (-v) send a command starting with `prefix`?
 fn sent(out: &Output, prefix: &str) -> bool {
-    out.stderr().lines().any(|l| l.strip_prefix("> ").is_some_and(|c| c.starts_with(prefix)))
+    out.stderr()
+        .lines()
+        .any(|l| l.strip_prefix("> ").is_some_and(|c| c.starts_with(prefix)))
 }
 
 /// Names of an `ls -l` listing.
@@ -426,7 +525,9 @@ fn ls_names(listing: &str) -> Vec<String> {
             let mut rest = l;
             for _ in 0..8 {
                 let t = rest.trim_start_matches(' ');
-                rest = &t[t.find(' ').unwrap_or_else(|| panic!("short LIST line {l:?}"))..];
+                rest = &t[t
+                    .find(' ')
+                    .unwrap_or_else(|| panic!("short LIST line {l:?}"))..];
             }
             rest[1..].to_string()
         })
@@ -462,12 +563,24 @@ fn curl_transfers(t: Target) {
     // LIST (EPSV) and NLST, for test and for anonymous.
     for user in [URL.to_string(), "ftp://192.0.2.2".to_string()] {
         let out = curl(&b, &[&format!("{user}/dir/")]).ok("curl LIST");
-        assert!(sent(&out, "EPSV"), "curl did not use EPSV:\n{}", out.stderr());
-        assert_eq!(ls_names(&out.stdout()), ["Report 2026 (final).pdf", "alpha.txt", "empty", "sub"], "{}", out.stdout());
+        assert!(
+            sent(&out, "EPSV"),
+            "curl did not use EPSV:\n{}",
+            out.stderr()
+        );
+        assert_eq!(
+            ls_names(&out.stdout()),
+            ["Report 2026 (final).pdf", "alpha.txt", "empty", "sub"],
+            "{}",
+            out.stdout()
+        );
         let out = curl(&b, &["--list-only", &format!("{user}/dir/")]).ok("curl NLST");
         let mut names: Vec<String> = out.stdout().lines().map(String::from).collect();
         names.sort();
-        assert_eq!(names, ["Report 2026 (final).pdf", "alpha.txt", "empty", "sub"]);
+        assert_eq!(
+            names,
+            ["Report 2026 (final).pdf", "alpha.txt", "empty", "sub"]
+        );
     }
     // Downloads: EPSV, PASV, EPRT, PORT.
     let modes: [(&str, &[&str]); 4] = [
@@ -478,42 +591,135 @@ fn curl_transfers(t: Target) {
     ];
     for (mode, args) in modes {
         let file = local.join(format!("down-{mode}.bin"));
-        let out = curl(&b, &[args, &["-o", file.to_str().unwrap(), &format!("{URL}/down.bin")]].concat()).ok(&format!("curl RETR over {mode}"));
-        assert!(sent(&out, mode), "curl did not send {mode}:\n{}", out.stderr());
-        same_bytes(&format!("RETR over {mode}"), &std::fs::read(&file).unwrap(), &down);
+        let out = curl(
+            &b,
+            &[
+                args,
+                &["-o", file.to_str().unwrap(), &format!("{URL}/down.bin")],
+            ]
+            .concat(),
+        )
+        .ok(&format!("curl RETR over {mode}"));
+        assert!(
+            sent(&out, mode),
+            "curl did not send {mode}:\n{}",
+            out.stderr()
+        );
+        same_bytes(
+            &format!("RETR over {mode}"),
+            &std::fs::read(&file).unwrap(),
+            &down,
+        );
     }
     // Uploads: a new directory, a name with spaces, passive and active.
     let up = bytes(200_000, 3);
     let src = local.join("up.bin");
     std::fs::write(&src, &up).unwrap();
-    curl(&b, &["--ftp-create-dirs", "-T", src.to_str().unwrap(), &format!("{URL}/new%20dir/up%20load.bin")]).ok("curl STOR");
-    curl(&b, &["--ftp-port", "192.0.2.1", "-T", src.to_str().unwrap(), &format!("{URL}/new%20dir/active.bin")]).ok("curl STOR over EPRT");
+    curl(
+        &b,
+        &[
+            "--ftp-create-dirs",
+            "-T",
+            src.to_str().unwrap(),
+            &format!("{URL}/new%20dir/up%20load.bin"),
+        ],
+    )
+    .ok("curl STOR");
+    curl(
+        &b,
+        &[
+            "--ftp-port",
+            "192.0.2.1",
+            "-T",
+            src.to_str().unwrap(),
+            &format!("{URL}/new%20dir/active.bin"),
+        ],
+    )
+    .ok("curl STOR over EPRT");
     // Anonymous may read, not write.
-    let out = curl(&b, &["-T", src.to_str().unwrap(), "ftp://192.0.2.2/anon.bin"]);
-    assert_eq!(out.status.code(), Some(25), "anonymous upload: curl exit (25 = upload refused)\n{}", out.stderr());
+    let out = curl(
+        &b,
+        &["-T", src.to_str().unwrap(), "ftp://192.0.2.2/anon.bin"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(25),
+        "anonymous upload: curl exit (25 = upload refused)\n{}",
+        out.stderr()
+    );
     // IPv6: EPSV and EPRT |2| (the QEMU board's stack is IPv4 only).
     if t.name == "sim" {
         let file = local.join("down-v6.bin");
-        let out = curl(&b, &["-g", "-o", file.to_str().unwrap(), "ftp://test:test@[2001:db8::2]/down.bin"]).ok("curl RETR over IPv6");
+        let out = curl(
+            &b,
+            &[
+                "-g",
+                "-o",
+                file.to_str().unwrap(),
+                "ftp://test:test@[2001:db8::2]/down.bin",
+            ],
+        )
+        .ok("curl RETR over IPv6");
         assert!(sent(&out, "EPSV"), "{}", out.stderr());
-        same_bytes("RETR over IPv6 (EPSV)", &std::fs::read(&file).unwrap(), &down);
-        let out = curl(&b, &["-g", "--ftp-port", "2001:db8::1", "-o", file.to_str().unwrap(), "ftp://test:test@[2001:db8::2]/down.bin"])
-            .ok("curl RETR over IPv6 EPRT");
-        assert!(out.stderr().contains("> EPRT |2|2001:db8::1|"), "{}", out.stderr());
-        same_bytes("RETR over IPv6 (EPRT)", &std::fs::read(&file).unwrap(), &down);
-        curl(&b, &["-g", "-T", src.to_str().unwrap(), "ftp://test:test@[2001:db8::2]/new%20dir/v6.bin"]).ok("curl STOR over IPv6");
+        same_bytes(
+            "RETR over IPv6 (EPSV)",
+            &std::fs::read(&file).unwrap(),
+            &down,
+        );
+        let out = curl(
+            &b,
+            &[
+                "-g",
+                "--ftp-port",
+                "2001:db8::1",
+                "-o",
+                file.to_str().unwrap(),
+                "ftp://test:test@[2001:db8::2]/down.bin",
+            ],
+        )
+        .ok("curl RETR over IPv6 EPRT");
+        assert!(
+            out.stderr().contains("> EPRT |2|2001:db8::1|"),
+            "{}",
+            out.stderr()
+        );
+        same_bytes(
+            "RETR over IPv6 (EPRT)",
+            &std::fs::read(&file).unwrap(),
+            &down,
+        );
+        curl(
+            &b,
+            &[
+                "-g",
+                "-T",
+                src.to_str().unwrap(),
+                "ftp://test:test@[2001:db8::2]/new%20dir/v6.bin",
+            ],
+        )
+        .ok("curl STOR over IPv6");
     }
     let log = b.stop();
     if t.name == "sim" {
-        assert!(log.contains("[1] connected from 192.0.2.1:"), "the board's log has no session events:\n{log}");
+        assert!(
+            log.contains("[1] connected from 192.0.2.1:"),
+            "the board's log has no session events:\n{log}"
+        );
     }
     card.assert_clean();
-    let mut want = Tree::from([("up load.bin".into(), Some(up.clone())), ("active.bin".into(), Some(up.clone()))]);
+    let mut want = Tree::from([
+        ("up load.bin".into(), Some(up.clone())),
+        ("active.bin".into(), Some(up.clone())),
+    ]);
     if t.name == "sim" {
         want.insert("v6.bin".into(), Some(up.clone()));
     }
     same_tree("/new dir on the card", &card.read_tree("new dir"), &want);
-    assert_eq!(card.read("/anon.bin"), None, "anonymous upload reached the card");
+    assert_eq!(
+        card.read("/anon.bin"),
+        None,
+        "anonymous upload reached the card"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -533,11 +739,20 @@ fn mirror_tree() -> Tree {
     file("big.bin", bytes(5 * 1024 * 1024, 22));
     file("nested/a/b/c/deep.txt", b"deep down\n".to_vec());
     file("nested/a/b/other.dat", bytes(70_000, 23));
-    file("nested/a/x y/z.txt", b"spaces in a directory name\n".to_vec());
+    file(
+        "nested/a/x y/z.txt",
+        b"spaces in a directory name\n".to_vec(),
+    );
     file("nested/zero.bin", Vec::new());
-    file("a rather long directory name indeed/and a long file name inside it.txt", b"long\n".to_vec());
+    file(
+        "a rather long directory name indeed/and a long file name inside it.txt",
+        b"long\n".to_vec(),
+    );
     for i in 0..60 {
-        file(&format!("many/a rather long file name, number {i:02}.txt"), format!("file {i}\n").into_bytes());
+        file(
+            &format!("many/a rather long file name, number {i:02}.txt"),
+            format!("file {i}\n").into_bytes(),
+        );
     }
     for d in [
         "many",
@@ -560,7 +775,11 @@ fn lftp(b: &Board, script: &str) -> Output {
         "set ftp:passive-mode on; set net:max-retries 1; set net:timeout 20; set net:reconnect-interval-base 1; \
          set net:persist-retries 0; set cmd:fail-exit yes; open -u test,test ftp://192.0.2.2; {script}"
     );
-    run(b.cmd("lftp").env("LC_ALL", "C.UTF-8").arg("-c").arg(&full), TOOL_TIMEOUT).ok(&format!("lftp -c {full:?}"))
+    run(
+        b.cmd("lftp").env("LC_ALL", "C.UTF-8").arg("-c").arg(&full),
+        TOOL_TIMEOUT,
+    )
+    .ok(&format!("lftp -c {full:?}"))
 }
 
 /// `mirror` of a tree put on the card, compared byte for byte; `mirror -R`
@@ -583,11 +802,23 @@ fn lftp_mirror(t: Target) {
     let up = card.scratch().join("up");
     write_tree(&up, &tree);
     let t0 = Instant::now();
-    lftp(&b, &format!("mkdir /dst; mirror -R {} /dst/tree", up.display()));
-    eprintln!("{}: lftp mirror {:.1} s, mirror -R {:.1} s", t.name, t_down.as_secs_f64(), t0.elapsed().as_secs_f64());
+    lftp(
+        &b,
+        &format!("mkdir /dst; mirror -R {} /dst/tree", up.display()),
+    );
+    eprintln!(
+        "{}: lftp mirror {:.1} s, mirror -R {:.1} s",
+        t.name,
+        t_down.as_secs_f64(),
+        t0.elapsed().as_secs_f64()
+    );
     b.stop();
     card.assert_clean();
-    same_tree("/dst/tree on the card after lftp mirror -R", &card.read_tree("dst/tree"), &tree);
+    same_tree(
+        "/dst/tree on the card after lftp mirror -R",
+        &card.read_tree("dst/tree"),
+        &tree,
+    );
     same_tree("/src on the card, untouched", &card.read_tree("src"), &tree);
 }
 
@@ -597,7 +828,9 @@ fn lftp_mirror(t: Target) {
 
 /// The bytes `pattern(n, k)` of ftplib_all.py.
 fn py_pattern(n: usize, k: usize) -> Vec<u8> {
-    (0..n).map(|i| ((i * 31 + (i >> 8) + k) & 0xFF) as u8).collect()
+    (0..n)
+        .map(|i| ((i * 31 + (i >> 8) + k) & 0xFF) as u8)
+        .collect()
 }
 
 /// sim/tests/ftplib_all.py, every check of it, against the board (through
@@ -607,7 +840,11 @@ fn ftplib_all(t: Target) {
     let card = Card::new();
     let b = Board::start(t, &card);
     let root = target::workspace_root();
-    let big = if is_qemu(&t) { 2_000_000 } else { 12 * 1024 * 1024 };
+    let big = if is_qemu(&t) {
+        2_000_000
+    } else {
+        12 * 1024 * 1024
+    };
     let out = run(
         b.cmd("python3")
             .arg(root.join("harness/tests/ftplib_board.py"))
@@ -623,13 +860,23 @@ fn ftplib_all(t: Target) {
         out.stdout()
             .lines()
             .filter(|l| !l.starts_with("ok "))
-            .map(|l| if l.chars().count() > 300 { format!("{}...", l.chars().take(300).collect::<String>()) } else { l.to_string() })
+            .map(|l| if l.chars().count() > 300 {
+                format!("{}...", l.chars().take(300).collect::<String>())
+            } else {
+                l.to_string()
+            })
             .collect::<Vec<_>>()
             .join("\n"),
         out.stderr(),
         b.log()
     );
-    let last = out.stdout().lines().rev().find(|l| l.contains("checks")).unwrap_or_default().to_string();
+    let last = out
+        .stdout()
+        .lines()
+        .rev()
+        .find(|l| l.contains("checks"))
+        .unwrap_or_default()
+        .to_string();
     eprintln!("{} on {}", last, t.name);
     b.stop();
     card.assert_clean();
@@ -650,7 +897,11 @@ fn ftplib_all(t: Target) {
     for d in ["keep", "keep/d2", "ls", "ls/dir"] {
         want.insert(d.to_string(), None);
     }
-    same_tree("/ftplib on the card after ftplib_all.py", &card.read_tree("ftplib"), &want);
+    same_tree(
+        "/ftplib on the card after ftplib_all.py",
+        &card.read_tree("ftplib"),
+        &want,
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -662,8 +913,8 @@ fn ftplib_all(t: Target) {
 /// right, and the uploads are on the card afterwards.
 fn four_at_once(t: Target) {
     use std::sync::mpsc;
-    use suppaftp::types::FileType;
     use suppaftp::FtpStream;
+    use suppaftp::types::FileType;
 
     let size = if is_qemu(&t) { 2 << 20 } else { 8 << 20 };
     let card = Card::new();
@@ -673,7 +924,9 @@ fn four_at_once(t: Target) {
     let addr = harness::netns::board_addr(false);
     let login = move || -> FtpStream {
         let mut ftp = FtpStream::connect_timeout(addr, Duration::from_secs(10)).expect("connect");
-        ftp.get_ref().set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        ftp.get_ref()
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
         ftp.login("test", "test").expect("login");
         ftp.transfer_type(FileType::Binary).unwrap();
         ftp
@@ -693,11 +946,16 @@ fn four_at_once(t: Target) {
             go_rx.recv_timeout(Duration::from_secs(120)).expect("no go");
             let t0 = Instant::now();
             if i < 2 {
-                let got = ftp.retr_as_buffer(&format!("/down{i}.bin")).expect("RETR").into_inner();
+                let got = ftp
+                    .retr_as_buffer(&format!("/down{i}.bin"))
+                    .expect("RETR")
+                    .into_inner();
                 same_bytes(&format!("concurrent RETR {i}"), &got, &bytes(size, 40 + i));
             } else {
                 let data = bytes(size, 50 + i);
-                let n = ftp.put_file(format!("/up{i}.bin"), &mut std::io::Cursor::new(&data)).expect("STOR");
+                let n = ftp
+                    .put_file(format!("/up{i}.bin"), &mut std::io::Cursor::new(&data))
+                    .expect("STOR");
                 assert_eq!(n, size as u64);
                 assert_eq!(ftp.size(format!("/up{i}.bin")).expect("SIZE"), size);
             }
@@ -707,12 +965,15 @@ fn four_at_once(t: Target) {
     }
     drop(ready_tx);
     for _ in 0..4 {
-        ready_rx.recv_timeout(Duration::from_secs(60)).expect("a client did not log in");
+        ready_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a client did not log in");
     }
     // All four are logged in: a fifth connection hears 421 and is closed.
     let ns = b.netns.clone();
     let fifth = harness::netns::run_in_blocking(&ns, move || {
-        let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("fifth connect");
+        let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+            .expect("fifth connect");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut r = BufReader::new(s);
         let mut line = String::new();
@@ -722,7 +983,11 @@ fn four_at_once(t: Target) {
         (line, closed)
     })
     .unwrap();
-    assert!(fifth.0.starts_with("421 "), "fifth connection: {:?}", fifth.0);
+    assert!(
+        fifth.0.starts_with("421 "),
+        "fifth connection: {:?}",
+        fifth.0
+    );
     assert!(fifth.1, "the board did not close the refused connection");
     let t0 = Instant::now();
     for g in &go {
@@ -740,7 +1005,11 @@ fn four_at_once(t: Target) {
         t.name,
         size >> 20,
         t0.elapsed().as_secs_f64(),
-        times.iter().map(|d| format!("{:.1} s", d.as_secs_f64())).collect::<Vec<_>>().join(", ")
+        times
+            .iter()
+            .map(|d| format!("{:.1} s", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     // The refused connection took no slot.
     let ok = harness::netns::run_in_blocking(&ns, move || {
@@ -752,7 +1021,13 @@ fn four_at_once(t: Target) {
     b.stop();
     card.assert_clean();
     for i in 2..4u64 {
-        same_bytes(&format!("/up{i}.bin on the card"), &card.read(&format!("/up{i}.bin")).expect("uploaded file on the card"), &bytes(size, 50 + i));
+        same_bytes(
+            &format!("/up{i}.bin on the card"),
+            &card
+                .read(&format!("/up{i}.bin"))
+                .expect("uploaded file on the card"),
+            &bytes(size, 50 + i),
+        );
     }
 }
 
@@ -787,21 +1062,46 @@ fn serve(t: Target) {
         s
     });
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let result = std::panic::catch_unwind(|| {
-        let re = regex::Regex::new(r"^READY ftp://192\.0\.2\.2:21 netns (ftpd-(sim|qemu)-\d+-\d+)\n$").unwrap();
-        let ns = re.captures(&line).unwrap_or_else(|| panic!("READY line: {line:?}"))[1].to_string();
+        let re =
+            regex::Regex::new(r"^READY ftp://192\.0\.2\.2:21 netns (ftpd-(sim|qemu)-\d+-\d+)\n$")
+                .unwrap();
+        let ns = re
+            .captures(&line)
+            .unwrap_or_else(|| panic!("READY line: {line:?}"))[1]
+            .to_string();
         assert!(harness::netns::exists(&ns));
         let src = card.scratch().join("hello.txt");
         std::fs::write(&src, "hello\n").unwrap();
         let out = run(
-            Command::new("ip").args(["netns", "exec", &ns, "curl", "-sS", "--max-time", "30", "-T"]).arg(&src).arg(format!("{URL}/hello.txt")),
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "curl",
+                    "-sS",
+                    "--max-time",
+                    "30",
+                    "-T",
+                ])
+                .arg(&src)
+                .arg(format!("{URL}/hello.txt")),
             TOOL_TIMEOUT,
         );
-        assert!(out.status.success(), "curl in namespace {ns}: {}", out.stderr());
+        assert!(
+            out.status.success(),
+            "curl in namespace {ns}: {}",
+            out.stderr()
+        );
         ns
     });
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
     let status = child.wait().unwrap();
     let err = err.join().unwrap();
     let ns = result.unwrap_or_else(|e| {
@@ -809,17 +1109,34 @@ fn serve(t: Target) {
         std::panic::resume_unwind(e)
     });
     assert!(status.success(), "harness serve exited {status}:\n{err}");
-    assert!(!harness::netns::exists(&ns), "namespace {ns} left behind after Ctrl-C");
-    let log_line = err.lines().find(|l| l.starts_with(&format!("harness: {} log: ", t.name))).unwrap_or_else(|| panic!("no log file named:\n{err}"));
+    assert!(
+        !harness::netns::exists(&ns),
+        "namespace {ns} left behind after Ctrl-C"
+    );
+    let log_line = err
+        .lines()
+        .find(|l| l.starts_with(&format!("harness: {} log: ", t.name)))
+        .unwrap_or_else(|| panic!("no log file named:\n{err}"));
     let log_file = PathBuf::from(log_line.rsplit(": ").next().unwrap());
     let log = std::fs::read_to_string(&log_file).unwrap();
     if t.name == "sim" {
         // One line per session event, on the terminal and in the file.
-        for l in ["connected from 192.0.2.1", "STOR hello.txt", "transfer complete, 6 bytes"] {
-            assert!(err.contains(l) && log.contains(l), "`{l}` not in the log:\n{err}");
+        for l in [
+            "connected from 192.0.2.1",
+            "STOR hello.txt",
+            "transfer complete, 6 bytes",
+        ] {
+            assert!(
+                err.contains(l) && log.contains(l),
+                "`{l}` not in the log:\n{err}"
+            );
         }
     } else {
-        assert!(err.contains("ready: ftp://192.0.2.2:21/") && log.contains("ready: ftp://192.0.2.2:21/"), "console not in the log:\n{err}");
+        assert!(
+            err.contains("ready: ftp://192.0.2.2:21/")
+                && log.contains("ready: ftp://192.0.2.2:21/"),
+            "console not in the log:\n{err}"
+        );
     }
     card.assert_clean();
     assert_eq!(card.read("/hello.txt").as_deref(), Some(&b"hello\n"[..]));
@@ -848,7 +1165,9 @@ mod serve {
 #[test]
 fn leftovers_of_a_killed_harness_are_removed() {
     let _one = one_at_a_time();
-    let Some(t) = board("sim", "leftovers_of_a_killed_harness_are_removed", &[]) else { return };
+    let Some(t) = board("sim", "leftovers_of_a_killed_harness_are_removed", &[]) else {
+        return;
+    };
     let card = Card::new();
     let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
         .args(["serve", "--target", t.name, "--image"])
@@ -859,7 +1178,9 @@ fn leftovers_of_a_killed_harness_are_removed() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let ns = line.trim().rsplit(' ').next().unwrap().to_string();
     assert!(ns.starts_with("ftpd-sim-"), "{line:?}");
     child.kill().unwrap();
@@ -867,14 +1188,24 @@ fn leftovers_of_a_killed_harness_are_removed() {
     // The board went with the harness: no process left in the namespace.
     let t0 = Instant::now();
     loop {
-        let pids = Command::new("ip").args(["netns", "pids", &ns]).output().unwrap();
+        let pids = Command::new("ip")
+            .args(["netns", "pids", &ns])
+            .output()
+            .unwrap();
         if pids.stdout.is_empty() {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "processes still in {ns}: {}", String::from_utf8_lossy(&pids.stdout));
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "processes still in {ns}: {}",
+            String::from_utf8_lossy(&pids.stdout)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(harness::netns::exists(&ns), "nothing was left to clean (the test proves nothing)");
+    assert!(
+        harness::netns::exists(&ns),
+        "nothing was left to clean (the test proves nothing)"
+    );
     // The next namespace of that kind removes it.
     let next = harness::netns::Netns::create("sim").unwrap();
     assert!(!harness::netns::exists(&ns), "{ns} survived the next start");

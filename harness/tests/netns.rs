@@ -24,7 +24,9 @@ impl Drop for Netns {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -39,13 +41,32 @@ fn a_scenario_is_played_inside_a_network_namespace() {
     }
     let name = format!("harness-test-{}", std::process::id());
     let _ = Command::new("ip").args(["netns", "del", &name]).status();
-    assert!(Command::new("ip").args(["netns", "add", &name]).status().unwrap().success());
-    let mut ns = Netns { name: name.clone(), child: None };
-    assert!(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]).status().unwrap().success());
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut ns = Netns {
+        name: name.clone(),
+        child: None,
+    };
+    assert!(
+        Command::new("ip")
+            .args(["-n", &name, "link", "set", "lo", "up"])
+            .status()
+            .unwrap()
+            .success()
+    );
 
     let sim = Context::new(None).sim_binary().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let tree = Tree::load(&target::workspace_root().join("scenarios/fixtures"), "basic").unwrap();
+    let tree = Tree::load(
+        &target::workspace_root().join("scenarios/fixtures"),
+        "basic",
+    )
+    .unwrap();
     tree.materialize(dir.path()).unwrap();
     ns.child = Some(
         Command::new("ip")
@@ -63,14 +84,22 @@ fn a_scenario_is_played_inside_a_network_namespace() {
         "description: list in a namespace\nlogin: test test\n---\nconnect\n< 220\nlogin\n> PASV\n< 227\n> LIST\n< 150\nrecv listing\n< 226\n> QUIT\n< 221\n",
     )
     .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let addr = "127.0.0.1:2121".parse().unwrap();
     let mut last = String::new();
     for _ in 0..40 {
-        let p = rt.block_on(target::play_in_netns(&name, &s, addr, &tree, false)).unwrap();
+        let p = rt
+            .block_on(target::play_in_netns(&name, &s, addr, &tree, false))
+            .unwrap();
         if p.failures().is_empty() {
             let t = p.transcript.render(true);
-            assert!(t.contains("D| drwxr-xr-x 1 ftp ftp            0 [DATE] sub"), "{t}");
+            assert!(
+                t.contains("D| drwxr-xr-x 1 ftp ftp            0 [DATE] sub"),
+                "{t}"
+            );
             return;
         }
         last = p.transcript.render(false);

@@ -319,7 +319,11 @@ mod tests {
         assert_eq!(config.anonymous_root, Some("/"));
         assert_eq!(config.max_sessions, 4);
         assert_eq!(config.idle_timeout_ms, 300_000);
-        assert_eq!(config.pasv_ports, (50000, 50099), "as the --pasv-ports help says");
+        assert_eq!(
+            config.pasv_ports,
+            (50000, 50099),
+            "as the --pasv-ports help says"
+        );
         assert_eq!(config.pasv_address, None);
     }
 

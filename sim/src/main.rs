@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
-use ftpd_app::{NetConfig, Settings};
 use ftpd::{Config, Storage};
+use ftpd_app::{NetConfig, Settings};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use sim::cli::{Cli, NetworkMode, StorageMode};
@@ -75,14 +75,20 @@ fn serve_tap<S: Storage>(ifname: &str, fs: S) -> Result<(), String> {
             .map_err(|e| format!("signals: {e}"))?;
     }
     let settings = Settings::new(NetConfig::TEST_NET);
-    let ip = settings.net.ipv4.map(|(ip, _)| ip).ok_or("the board has no IPv4 address")?;
+    let ip = settings
+        .net
+        .ipv4
+        .map(|(ip, _)| ip)
+        .ok_or("the board has no IPv4 address")?;
     let mut out = io::stdout().lock();
     writeln!(out, "listening on ftp://{ip}:{}", settings.control_port)
         .and_then(|()| out.flush())
         .map_err(|e| format!("stdout: {e}"))?;
     drop(out);
-    ftpd_app::host::run_tap(ifname, &settings, fs, &stop, &mut |line| log::info!("{line}"))
-        .map_err(|e| format!("--tap {ifname}: {e}"))?;
+    ftpd_app::host::run_tap(ifname, &settings, fs, &stop, &mut |line| {
+        log::info!("{line}")
+    })
+    .map_err(|e| format!("--tap {ifname}: {e}"))?;
     log::info!("stopped");
     Ok(())
 }

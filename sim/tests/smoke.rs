@@ -394,7 +394,10 @@ fn user_root_confines_listings() {
     }
     let (code, stat) = c.cmd("STAT /");
     assert!(code == 211 || code == 212 || code == 213, "{stat}");
-    assert!(stat.contains("readme.txt") && !stat.contains("secret.txt"), "STAT /: {stat}");
+    assert!(
+        stat.contains("readme.txt") && !stat.contains("secret.txt"),
+        "STAT /: {stat}"
+    );
     c.expect("CWD docs", 250);
     assert_eq!(c.fetch("NLST"), b"");
     c.expect("QUIT", 221);

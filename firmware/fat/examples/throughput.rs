@@ -13,9 +13,24 @@ use ftpd::storage::{Storage, WriteMode};
 use ftpd_fat::host::{self, FileBlockDevice, StdClock};
 use ftpd_fat::{FatStorage, FatType};
 
-fn measure<const LINES: usize, const LINE_BLOCKS: usize>(image: &std::path::Path, label: &str, bytes: &[u8]) {
-    host::format_image(image, std::fs::metadata(image).unwrap().len(), FatType::Fat32).unwrap();
-    let mount = || FatStorage::<_, _, 4, LINES, LINE_BLOCKS>::mounted(FileBlockDevice::open(image).unwrap(), StdClock).unwrap();
+fn measure<const LINES: usize, const LINE_BLOCKS: usize>(
+    image: &std::path::Path,
+    label: &str,
+    bytes: &[u8],
+) {
+    host::format_image(
+        image,
+        std::fs::metadata(image).unwrap().len(),
+        FatType::Fat32,
+    )
+    .unwrap();
+    let mount = || {
+        FatStorage::<_, _, 4, LINES, LINE_BLOCKS>::mounted(
+            FileBlockDevice::open(image).unwrap(),
+            StdClock,
+        )
+        .unwrap()
+    };
     let mut fs = mount();
     let t = Instant::now();
     let mut f = fs.open_write("/upload.bin", WriteMode::Truncate).unwrap();
@@ -57,7 +72,9 @@ fn measure<const LINES: usize, const LINE_BLOCKS: usize>(image: &std::path::Path
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>().expect("a number of MiB"));
+    let mut args = std::env::args()
+        .skip(1)
+        .map(|a| a.parse::<u64>().expect("a number of MiB"));
     let image_mib = args.next().unwrap_or(64);
     let file_mib = args.next().unwrap_or(16);
     let dir = tempfile::tempdir().unwrap();
@@ -69,7 +86,9 @@ fn main() {
         fs.info().cluster_bytes
     );
     fs.unmount().unwrap();
-    let bytes: Vec<u8> = (0..file_mib << 20).map(|i| (i * 7 + i / 4096) as u8).collect();
+    let bytes: Vec<u8> = (0..file_mib << 20)
+        .map(|i| (i * 7 + i / 4096) as u8)
+        .collect();
     measure::<1, 1>(&image, "1 block (no batching)", &bytes);
     measure::<4, 2>(&image, "4 x 2 blocks (board)", &bytes);
     measure::<8, 16>(&image, "8 x 16 blocks (host)", &bytes);

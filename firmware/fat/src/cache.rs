@@ -85,7 +85,14 @@ struct Line<const B: usize> {
 
 impl<const B: usize> Line<B> {
     fn new() -> Self {
-        Line { base: 0, used: false, valid: 0, dirty: 0, stamp: 0, data: core::array::from_fn(|_| Block::new()) }
+        Line {
+            base: 0,
+            used: false,
+            valid: 0,
+            dirty: 0,
+            stamp: 0,
+            data: core::array::from_fn(|_| Block::new()),
+        }
     }
 }
 
@@ -107,7 +114,9 @@ fn bit(i: usize) -> u64 {
     1u64 << i
 }
 
-impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockCache<D, LINES, LINE_BLOCKS> {
+impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize>
+    BlockCache<D, LINES, LINE_BLOCKS>
+{
     const SHAPE_OK: () = assert!(
         LINES >= 1 && LINE_BLOCKS >= 1 && LINE_BLOCKS <= 64,
         "a cache needs at least one line of 1 to 64 blocks"
@@ -168,14 +177,22 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockCache<D,
     }
 
     /// Calls `f` with block `idx`.
-    pub fn read_block<R>(&self, idx: u32, f: impl FnOnce(&Block) -> R) -> Result<R, DiskError<D::Error>> {
+    pub fn read_block<R>(
+        &self,
+        idx: u32,
+        f: impl FnOnce(&Block) -> R,
+    ) -> Result<R, DiskError<D::Error>> {
         let mut st = self.state.borrow_mut();
         let (l, i) = self.locate(&mut st, idx, true)?;
         Ok(f(&st.lines[l].data[i]))
     }
 
     /// Calls `f` to change block `idx` (read first if needed).
-    pub fn modify_block<R>(&self, idx: u32, f: impl FnOnce(&mut Block) -> R) -> Result<R, DiskError<D::Error>> {
+    pub fn modify_block<R>(
+        &self,
+        idx: u32,
+        f: impl FnOnce(&mut Block) -> R,
+    ) -> Result<R, DiskError<D::Error>> {
         let mut st = self.state.borrow_mut();
         let (l, i) = self.locate(&mut st, idx, true)?;
         let line = &mut st.lines[l];
@@ -185,7 +202,11 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockCache<D,
 
     /// Calls `f` to write all of block `idx`; its old content is not read
     /// (`f` gets a zeroed block).
-    pub fn overwrite_block(&self, idx: u32, f: impl FnOnce(&mut Block)) -> Result<(), DiskError<D::Error>> {
+    pub fn overwrite_block(
+        &self,
+        idx: u32,
+        f: impl FnOnce(&mut Block),
+    ) -> Result<(), DiskError<D::Error>> {
         let mut st = self.state.borrow_mut();
         let (l, i) = self.locate(&mut st, idx, false)?;
         let line = &mut st.lines[l];
@@ -220,7 +241,12 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockCache<D,
 
     /// Finds (or loads) the line holding `idx`: returns (line, index in line).
     /// With `need_data`, the block's content is read if the cache lacks it.
-    fn locate(&self, st: &mut State<LINES, LINE_BLOCKS>, idx: u32, need_data: bool) -> Result<(usize, usize), DiskError<D::Error>> {
+    fn locate(
+        &self,
+        st: &mut State<LINES, LINE_BLOCKS>,
+        idx: u32,
+        need_data: bool,
+    ) -> Result<(usize, usize), DiskError<D::Error>> {
         if idx >= self.size {
             return Err(DiskError::OutOfRange);
         }
@@ -281,14 +307,23 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockCache<D,
             return Ok(l);
         }
         let clock = st.clock;
-        let full = if LINE_BLOCKS == 64 { u64::MAX } else { (1u64 << LINE_BLOCKS) - 1 };
+        let full = if LINE_BLOCKS == 64 {
+            u64::MAX
+        } else {
+            (1u64 << LINE_BLOCKS) - 1
+        };
         let kind = |line: &Line<LINE_BLOCKS>| match line.dirty {
             0 => 0,
             d if d == full => 1,
             _ => 2,
         };
         let l = (0..LINES)
-            .min_by_key(|&l| (kind(&st.lines[l]), core::cmp::Reverse(clock.wrapping_sub(st.lines[l].stamp))))
+            .min_by_key(|&l| {
+                (
+                    kind(&st.lines[l]),
+                    core::cmp::Reverse(clock.wrapping_sub(st.lines[l].stamp)),
+                )
+            })
             .unwrap_or(0);
         Self::write_back(&self.dev, &mut st.lines[l], &mut st.stats)?;
         st.lines[l].used = false;
@@ -299,7 +334,11 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockCache<D,
     /// last dirty block reachable through valid blocks is one command (clean
     /// valid blocks in between are rewritten rather than splitting the
     /// command).
-    fn write_back(dev: &D, line: &mut Line<LINE_BLOCKS>, stats: &mut CacheStats) -> Result<(), DiskError<D::Error>> {
+    fn write_back(
+        dev: &D,
+        line: &mut Line<LINE_BLOCKS>,
+        stats: &mut CacheStats,
+    ) -> Result<(), DiskError<D::Error>> {
         let mut i = 0;
         while i < LINE_BLOCKS {
             if line.dirty & bit(i) == 0 {
@@ -327,7 +366,9 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockCache<D,
     }
 }
 
-impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockDevice for BlockCache<D, LINES, LINE_BLOCKS> {
+impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockDevice
+    for BlockCache<D, LINES, LINE_BLOCKS>
+{
     type Error = DiskError<D::Error>;
 
     fn read(&self, blocks: &mut [Block], start: BlockIdx) -> Result<(), Self::Error> {
@@ -374,7 +415,11 @@ pub(crate) mod tests {
     impl RamDisk {
         pub fn new(n: usize) -> Self {
             let blocks = (0..n).map(|i| [i as u8; 512]).collect();
-            RamDisk { blocks: StdRefCell::new(blocks), log: StdRefCell::new(Vec::new()), fail_writes: false.into() }
+            RamDisk {
+                blocks: StdRefCell::new(blocks),
+                log: StdRefCell::new(Vec::new()),
+                fail_writes: false.into(),
+            }
         }
         pub fn take_log(&self) -> Vec<(char, u32, usize)> {
             core::mem::take(&mut *self.log.borrow_mut())
@@ -415,7 +460,10 @@ pub(crate) mod tests {
     fn a_detached_cache_touches_nothing_until_restarted() {
         let mut c: BlockCache<_, 2, 4> = BlockCache::detached(RamDisk::new(64));
         assert!(c.inner().take_log().is_empty());
-        assert!(matches!(c.read_block(1, |_| ()), Err(DiskError::OutOfRange)));
+        assert!(matches!(
+            c.read_block(1, |_| ()),
+            Err(DiskError::OutOfRange)
+        ));
         c.restart().unwrap();
         assert_eq!(c.size(), 64);
         c.modify_block(5, |b| b[0] = 0xEE).unwrap();
@@ -444,8 +492,14 @@ pub(crate) mod tests {
         let c: BlockCache<_, 2, 4> = BlockCache::new(RamDisk::new(6)).unwrap();
         assert_eq!(first_byte(&c, 5), 5);
         assert_eq!(c.inner().take_log(), vec![('r', 4, 2)]);
-        assert!(matches!(c.read_block(6, |_| ()), Err(DiskError::OutOfRange)));
-        assert!(matches!(c.overwrite_block(100, |_| ()), Err(DiskError::OutOfRange)));
+        assert!(matches!(
+            c.read_block(6, |_| ()),
+            Err(DiskError::OutOfRange)
+        ));
+        assert!(matches!(
+            c.overwrite_block(100, |_| ()),
+            Err(DiskError::OutOfRange)
+        ));
     }
 
     #[test]
@@ -454,7 +508,10 @@ pub(crate) mod tests {
         for i in 8..12 {
             c.overwrite_block(i, |b| b.fill(0xA0 + i as u8)).unwrap();
         }
-        assert!(c.inner().take_log().is_empty(), "nothing reaches the device before a flush");
+        assert!(
+            c.inner().take_log().is_empty(),
+            "nothing reaches the device before a flush"
+        );
         c.flush().unwrap();
         assert_eq!(c.inner().take_log(), vec![('w', 8, 4)]);
         assert_eq!(c.inner().blocks.borrow()[9], [0xA9; 512]);
@@ -489,7 +546,10 @@ pub(crate) mod tests {
         c.flush().unwrap();
         assert_eq!(c.inner().take_log(), vec![('w', 1, 6)]);
         let data = c.inner().blocks.borrow();
-        assert_eq!((data[1][0], data[2][0], data[3][0], data[6][0]), (0x11, 2, 0x33, 0x66));
+        assert_eq!(
+            (data[1][0], data[2][0], data[3][0], data[6][0]),
+            (0x11, 2, 0x33, 0x66)
+        );
         assert_eq!(data[1][1], 1, "the rest of a modified block is kept");
     }
 
@@ -531,7 +591,10 @@ pub(crate) mod tests {
         c.overwrite_block(2, |_| ()).unwrap();
         c.overwrite_block(20, |_| ()).unwrap();
         c.flush().unwrap();
-        assert_eq!(c.inner().take_log(), vec![('w', 2, 1), ('w', 20, 1), ('w', 40, 1)]);
+        assert_eq!(
+            c.inner().take_log(),
+            vec![('w', 2, 1), ('w', 20, 1), ('w', 40, 1)]
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use core::ops::ControlFlow;
 use ftpd::storage::Error;
 
 use crate::dirent::{
-    self, LfnAssembler, ShortEntry, ShortName, SlotKind, DELETED, DOTDOT, SLOTS_PER_BLOCK, SLOT_LEN,
+    self, DELETED, DOTDOT, LfnAssembler, SLOT_LEN, SLOTS_PER_BLOCK, ShortEntry, ShortName, SlotKind,
 };
 use crate::disk::Blocks;
 use crate::fat::{self, Next, Space};
@@ -28,12 +28,20 @@ pub enum DirRef {
 
 impl DirRef {
     pub fn root(g: &Geometry) -> Self {
-        if g.fat32() { DirRef::Chain(g.root_cluster) } else { DirRef::Root16 }
+        if g.fat32() {
+            DirRef::Chain(g.root_cluster)
+        } else {
+            DirRef::Root16
+        }
     }
 
     /// The directory whose first cluster is `c` (0 means the root, as in `..`).
     pub fn from_cluster(g: &Geometry, c: u32) -> Self {
-        if c == 0 { Self::root(g) } else { DirRef::Chain(c) }
+        if c == 0 {
+            Self::root(g)
+        } else {
+            DirRef::Chain(c)
+        }
     }
 
     /// What `..` entries of children store for this directory.
@@ -61,7 +69,13 @@ struct Cursor {
 
 impl Cursor {
     fn new(dir: DirRef) -> Self {
-        Cursor { dir, cluster: 0, block: 0, started: false, hops: 0 }
+        Cursor {
+            dir,
+            cluster: 0,
+            block: 0,
+            started: false,
+            hops: 0,
+        }
     }
 
     fn next_block(&mut self, d: &impl Blocks, g: &Geometry) -> Result<Option<u32>, Error> {
@@ -85,7 +99,10 @@ impl Cursor {
                         Next::End => return Ok(None),
                         Next::Cluster(c) => {
                             self.hops += 1;
-                            if self.hops.saturating_mul(g.sectors_per_cluster * SLOTS_PER_BLOCK as u32) >= MAX_SLOTS
+                            if self
+                                .hops
+                                .saturating_mul(g.sectors_per_cluster * SLOTS_PER_BLOCK as u32)
+                                >= MAX_SLOTS
                             {
                                 return Err(Error::Io);
                             }
@@ -106,7 +123,10 @@ pub enum Walk<R> {
     Stopped(R),
     /// All slots seen: how many, and the directory's last cluster (0 for
     /// FAT16's root).
-    End { slots: u32, last_cluster: u32 },
+    End {
+        slots: u32,
+        last_cluster: u32,
+    },
 }
 
 /// Calls `f(index, slot)` for every slot of `dir` in order (past the end
@@ -134,7 +154,10 @@ pub fn walk<R>(
         }
         index += SLOTS_PER_BLOCK as u32;
     }
-    Ok(Walk::End { slots: index, last_cluster: cur.cluster })
+    Ok(Walk::End {
+        slots: index,
+        last_cluster: cur.cluster,
+    })
 }
 
 /// Changes the slots `from..from + count` of `dir`: `f(index, slot)`.
@@ -152,7 +175,9 @@ pub fn write_slots(
     let mut lo = 0u32;
     let mut last = Key { block: 0, slot: 0 };
     while lo < end {
-        let Some(blk) = cur.next_block(d, g)? else { return Err(Error::Io) };
+        let Some(blk) = cur.next_block(d, g)? else {
+            return Err(Error::Io);
+        };
         let hi = lo + SLOTS_PER_BLOCK as u32;
         if hi > from {
             d.modify(blk, |b| {
@@ -163,7 +188,10 @@ pub fn write_slots(
                     }
                 }
             })?;
-            last = Key { block: blk, slot: ((end.min(hi) - 1 - lo) as usize % SLOTS_PER_BLOCK) as u8 };
+            last = Key {
+                block: blk,
+                slot: ((end.min(hi) - 1 - lo) as usize % SLOTS_PER_BLOCK) as u8,
+            };
         }
         lo = hi;
     }
@@ -206,7 +234,11 @@ impl Item<'_> {
             Some(units) => dirent::decode_utf16(units, buf),
             None => {
                 let mut short = [0u8; 24];
-                let s = dirent::short_display(&self.found.entry.name, self.found.entry.case, &mut short);
+                let s = dirent::short_display(
+                    &self.found.entry.name,
+                    self.found.entry.case,
+                    &mut short,
+                );
                 let n = s.len();
                 buf[..n].copy_from_slice(s.as_bytes());
                 core::str::from_utf8(&buf[..n]).unwrap_or("")
@@ -222,7 +254,10 @@ impl Item<'_> {
             }
         }
         let mut short = [0u8; 24];
-        dirent::eq_ignore_case(name, dirent::short_display(&self.found.entry.name, 0, &mut short))
+        dirent::eq_ignore_case(
+            name,
+            dirent::short_display(&self.found.entry.name, 0, &mut short),
+        )
     }
 }
 
@@ -241,7 +276,8 @@ pub fn entries<R>(
     while let Some(blk) = cur.next_block(d, g)? {
         let stop = d.view(blk, |b| {
             for i in 0..SLOTS_PER_BLOCK {
-                let Ok(slot) = <&[u8; SLOT_LEN]>::try_from(&b[i * SLOT_LEN..(i + 1) * SLOT_LEN]) else {
+                let Ok(slot) = <&[u8; SLOT_LEN]>::try_from(&b[i * SLOT_LEN..(i + 1) * SLOT_LEN])
+                else {
                     continue;
                 };
                 let idx = index + i as u32;
@@ -264,7 +300,10 @@ pub fn entries<R>(
                                 index: idx,
                                 first: idx - lslots,
                                 slots: lslots + 1,
-                                key: Key { block: blk, slot: i as u8 },
+                                key: Key {
+                                    block: blk,
+                                    slot: i as u8,
+                                },
                             },
                             long,
                         };
@@ -287,8 +326,19 @@ pub fn entries<R>(
 }
 
 /// Finds `name` in `dir`.
-pub fn find(d: &impl Blocks, g: &Geometry, dir: DirRef, name: &str) -> Result<Option<Found>, Error> {
-    entries(d, g, dir, |item| if item.matches(name) { ControlFlow::Break(item.found) } else { ControlFlow::Continue(()) })
+pub fn find(
+    d: &impl Blocks,
+    g: &Geometry,
+    dir: DirRef,
+    name: &str,
+) -> Result<Option<Found>, Error> {
+    entries(d, g, dir, |item| {
+        if item.matches(name) {
+            ControlFlow::Break(item.found)
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
 }
 
 /// True when `dir` holds nothing but `.` and `..`.
@@ -371,17 +421,35 @@ pub fn find_room(
     })?;
     let chosen = match outcome {
         Walk::Stopped(start) => start,
-        Walk::End { slots, last_cluster } => match first_any {
+        Walk::End {
+            slots,
+            last_cluster,
+        } => match first_any {
             Some(start) => start,
-            None => return Ok(Place::Full { slots, last_cluster }),
+            None => {
+                return Ok(Place::Full {
+                    slots,
+                    last_cluster,
+                });
+            }
         },
     };
-    Ok(Place::At { start: chosen, gap_from: end_marker.filter(|&z| z < chosen) })
+    Ok(Place::At {
+        start: chosen,
+        gap_from: end_marker.filter(|&z| z < chosen),
+    })
 }
 
 /// Grows a cluster-chain directory by one zeroed cluster (made durable
 /// before it is linked, so a crash never shows garbage as entries).
-pub fn grow(d: &impl Blocks, g: &Geometry, s: &mut Space, dir: DirRef, slots: u32, last: u32) -> Result<(), Error> {
+pub fn grow(
+    d: &impl Blocks,
+    g: &Geometry,
+    s: &mut Space,
+    dir: DirRef,
+    slots: u32,
+    last: u32,
+) -> Result<(), Error> {
     if dir == DirRef::Root16 {
         return Err(Error::NoSpace);
     }
@@ -464,7 +532,12 @@ pub fn parent(d: &impl Blocks, g: &Geometry, dir_cluster: u32) -> Result<DirRef,
 }
 
 /// Points the `..` entry of directory `dir_cluster` at `parent`.
-pub fn set_parent(d: &impl Blocks, g: &Geometry, dir_cluster: u32, parent: DirRef) -> Result<(), Error> {
+pub fn set_parent(
+    d: &impl Blocks,
+    g: &Geometry,
+    dir_cluster: u32,
+    parent: DirRef,
+) -> Result<(), Error> {
     let blk = g.cluster_block(dir_cluster);
     let target = parent.cluster_for_dotdot(g);
     let ok = d.modify(blk, |b| {

@@ -147,7 +147,11 @@ impl ShortEntry {
         let u16_at = |i: usize| u16::from_le_bytes([slot[i], slot[i + 1]]);
         let mut name = [0u8; 11];
         name.copy_from_slice(&slot[..11]);
-        let hi = if fat32 { u32::from(u16_at(20)) << 16 } else { 0 };
+        let hi = if fat32 {
+            u32::from(u16_at(20)) << 16
+        } else {
+            0
+        };
         ShortEntry {
             name,
             attr: slot[11],
@@ -172,7 +176,11 @@ impl ShortEntry {
         s[14..16].copy_from_slice(&self.ctime.to_le_bytes());
         s[16..18].copy_from_slice(&self.cdate.to_le_bytes());
         s[18..20].copy_from_slice(&self.adate.to_le_bytes());
-        let hi = if fat32 { (self.cluster >> 16) as u16 } else { 0 };
+        let hi = if fat32 {
+            (self.cluster >> 16) as u16
+        } else {
+            0
+        };
         s[20..22].copy_from_slice(&hi.to_le_bytes());
         s[22..24].copy_from_slice(&self.mtime.to_le_bytes());
         s[24..26].copy_from_slice(&self.mdate.to_le_bytes());
@@ -203,8 +211,14 @@ pub fn short_display<'a>(name: &ShortName, case: u8, out: &'a mut [u8; 24]) -> &
         let c = char::from(b);
         n += c.encode_utf8(&mut out[n..]).len();
     };
-    let base_end = name[..8].iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-    let ext_end = name[8..].iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    let base_end = name[..8]
+        .iter()
+        .rposition(|&b| b != b' ')
+        .map_or(0, |i| i + 1);
+    let ext_end = name[8..]
+        .iter()
+        .rposition(|&b| b != b' ')
+        .map_or(0, |i| i + 1);
     for (i, &b) in name[..base_end].iter().enumerate() {
         // 0x05 in the first byte stands for a real 0xE5 (which would read as
         // "deleted").
@@ -371,7 +385,8 @@ pub fn exact_short(name: &str) -> Option<ShortName> {
         Some(i) => (&name[..i], &name[i + 1..]),
         None => (name, ""),
     };
-    if base.is_empty() || base.len() > 8 || ext.len() > 3 || (name.contains('.') && ext.is_empty()) {
+    if base.is_empty() || base.len() > 8 || ext.len() > 3 || (name.contains('.') && ext.is_empty())
+    {
         return None;
     }
     let mut out = [b' '; 11];
@@ -435,7 +450,13 @@ impl Basis {
 }
 
 pub fn basis(name: &str) -> Basis {
-    let mut b = Basis { base: [0; 8], base_len: 0, ext: [0; 3], ext_len: 0, lossy: false };
+    let mut b = Basis {
+        base: [0; 8],
+        base_len: 0,
+        ext: [0; 3],
+        ext_len: 0,
+        lossy: false,
+    };
     let trimmed = name.trim_start_matches('.');
     if trimmed.len() != name.len() {
         b.lossy = true;
@@ -497,7 +518,12 @@ pub struct AliasGen {
 impl AliasGen {
     pub fn new(name: &str) -> Self {
         let basis = basis(name);
-        AliasGen { basis, plain: basis.plain(), plain_taken: false, used: 0 }
+        AliasGen {
+            basis,
+            plain: basis.plain(),
+            plain_taken: false,
+            used: 0,
+        }
     }
 
     pub fn basis(&self) -> &Basis {
@@ -515,12 +541,16 @@ impl AliasGen {
         // `PREFIX~N` with N a plain decimal number (no leading zero).
         let base = &existing[..8];
         let end = base.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-        let Some(tilde) = base[..end].iter().rposition(|&b| b == b'~') else { return };
+        let Some(tilde) = base[..end].iter().rposition(|&b| b == b'~') else {
+            return;
+        };
         let digits = &base[tilde + 1..end];
         if digits.is_empty() || digits[0] == b'0' || !digits.iter().all(u8::is_ascii_digit) {
             return;
         }
-        let n = digits.iter().fold(0u32, |v, &d| v * 10 + u32::from(d - b'0'));
+        let n = digits
+            .iter()
+            .fold(0u32, |v, &d| v * 10 + u32::from(d - b'0'));
         if n == 0 || n > MAX_SIMPLE_TAIL {
             return;
         }
@@ -581,18 +611,33 @@ const LFN_OFFSETS: [usize; LFN_UNITS_PER_SLOT] = [1, 3, 5, 7, 9, 14, 16, 18, 20,
 /// Builds long-name slot number `seq` (1 = the one next to the short entry)
 /// of the name `units`, for the short name with checksum `sum`.
 pub fn encode_lfn(units: &[u16], seq: usize, sum: u8) -> [u8; SLOT_LEN] {
-    lfn_slot(units.len(), units.iter().copied().skip((seq - 1) * LFN_UNITS_PER_SLOT), seq, sum)
+    lfn_slot(
+        units.len(),
+        units.iter().copied().skip((seq - 1) * LFN_UNITS_PER_SLOT),
+        seq,
+        sum,
+    )
 }
 
 /// [`encode_lfn`] of `name` encoded as UTF-16, without a buffer for the
 /// whole name (0.5 KB of stack where entries are written).
 pub fn encode_lfn_str(name: &str, seq: usize, sum: u8) -> [u8; SLOT_LEN] {
-    lfn_slot(name.encode_utf16().count(), name.encode_utf16().skip((seq - 1) * LFN_UNITS_PER_SLOT), seq, sum)
+    lfn_slot(
+        name.encode_utf16().count(),
+        name.encode_utf16().skip((seq - 1) * LFN_UNITS_PER_SLOT),
+        seq,
+        sum,
+    )
 }
 
 /// Long-name slot `seq` of a name of `len` units, whose units from the
 /// slot's first on are `units`.
-fn lfn_slot(len: usize, mut units: impl Iterator<Item = u16>, seq: usize, sum: u8) -> [u8; SLOT_LEN] {
+fn lfn_slot(
+    len: usize,
+    mut units: impl Iterator<Item = u16>,
+    seq: usize,
+    sum: u8,
+) -> [u8; SLOT_LEN] {
     let mut s = [0u8; SLOT_LEN];
     let last = seq == lfn_slots(len);
     s[0] = seq as u8 | if last { LFN_LAST } else { 0 };
@@ -636,7 +681,13 @@ impl Default for LfnAssembler {
 
 impl LfnAssembler {
     pub const fn new() -> Self {
-        LfnAssembler { units: [0; MAX_LFN_SLOTS * LFN_UNITS_PER_SLOT], len: 0, sum: 0, next: 0, slots: 0 }
+        LfnAssembler {
+            units: [0; MAX_LFN_SLOTS * LFN_UNITS_PER_SLOT],
+            len: 0,
+            sum: 0,
+            next: 0,
+            slots: 0,
+        }
     }
 
     pub fn reset(&mut self) {
@@ -658,7 +709,10 @@ impl LfnAssembler {
                 self.reset();
                 return;
             }
-            let in_last = part.iter().position(|&u| u == 0).unwrap_or(LFN_UNITS_PER_SLOT);
+            let in_last = part
+                .iter()
+                .position(|&u| u == 0)
+                .unwrap_or(LFN_UNITS_PER_SLOT);
             self.len = (usize::from(seq) - 1) * LFN_UNITS_PER_SLOT + in_last;
             if self.len == 0 || self.len > MAX_NAME_UNITS {
                 self.reset();
@@ -684,7 +738,11 @@ impl LfnAssembler {
         let slots = self.slots;
         self.slots = 0;
         self.next = 0;
-        if ok { Some((&self.units[..self.len], slots)) } else { None }
+        if ok {
+            Some((&self.units[..self.len], slots))
+        } else {
+            None
+        }
     }
 }
 
@@ -719,7 +777,14 @@ pub fn from_fat(date: u16, time: u16) -> Option<DateTime> {
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    Some(DateTime { year: 1980 + (date >> 9), month, day, hour, minute, second })
+    Some(DateTime {
+        year: 1980 + (date >> 9),
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    })
 }
 
 #[cfg(test)]
@@ -810,7 +875,10 @@ mod tests {
     fn short_names_display() {
         assert_eq!(display(b"README  TXT", 0), "README.TXT");
         assert_eq!(display(b"README  TXT", NTRES_LOWER_BASE), "readme.TXT");
-        assert_eq!(display(b"README  TXT", NTRES_LOWER_BASE | NTRES_LOWER_EXT), "readme.txt");
+        assert_eq!(
+            display(b"README  TXT", NTRES_LOWER_BASE | NTRES_LOWER_EXT),
+            "readme.txt"
+        );
         assert_eq!(display(b"MAKEFILE   ", 0), "MAKEFILE");
         assert_eq!(display(b"A       B  ", 0), "A.B");
         assert_eq!(display(b"\x05BC        ", 0), "\u{e5}BC");
@@ -825,7 +893,10 @@ mod tests {
         assert_eq!(validate("emoji-😀.txt"), Ok(12)); // a surrogate pair
         assert_eq!(validate(" leading space"), Ok(14));
         assert_eq!(validate(".hidden"), Ok(7));
-        for bad in ["", ".", "..", "a\\b", "a:b", "a*b", "a?b", "a\"b", "a<b", "a>b", "a|b", "a/b", "tab\t", "x.", "x "] {
+        for bad in [
+            "", ".", "..", "a\\b", "a:b", "a*b", "a?b", "a\"b", "a<b", "a>b", "a|b", "a/b",
+            "tab\t", "x.", "x ",
+        ] {
             assert_eq!(validate(bad), Err(NameError::Invalid), "{bad:?}");
         }
         assert_eq!(validate(&"a".repeat(255)), Ok(255));
@@ -857,7 +928,8 @@ mod tests {
     /// firmware does without), and the identity everywhere else.
     #[test]
     fn fold_agrees_with_unicode_on_the_ranges_it_covers() {
-        let covered = |u: u32| u <= 0x17F || (0x386..=0x3CE).contains(&u) || (0x400..=0x45F).contains(&u);
+        let covered =
+            |u: u32| u <= 0x17F || (0x386..=0x3CE).contains(&u) || (0x400..=0x45F).contains(&u);
         let mut checked = 0;
         for u in 0..=0x10FFFF {
             let Some(c) = char::from_u32(u) else { continue };
@@ -873,7 +945,10 @@ mod tests {
                 assert_eq!(fold(c), c, "U+{u:04X} {c} is outside the covered ranges");
             }
         }
-        assert!(checked > 0x180 + 0x40 + 0x60, "{checked} characters checked");
+        assert!(
+            checked > 0x180 + 0x40 + 0x60,
+            "{checked} characters checked"
+        );
         // Folding is idempotent: what it returns folds to itself.
         for u in 0..=0x17F {
             let c = char::from_u32(u).unwrap();
@@ -907,18 +982,34 @@ mod tests {
 
     #[test]
     fn long_name_slots_from_text_equal_those_from_units() {
-        for name in ["a", "exactly 13 ch", "fourteen chars", "Grüße aus Köln.txt", "emoji-😀-x.bin", &"n".repeat(255)] {
+        for name in [
+            "a",
+            "exactly 13 ch",
+            "fourteen chars",
+            "Grüße aus Köln.txt",
+            "emoji-😀-x.bin",
+            &"n".repeat(255),
+        ] {
             let mut u = [0u16; MAX_NAME_UNITS];
             let n = encode_utf16(name, &mut u);
             for seq in 1..=lfn_slots(n) {
-                assert_eq!(encode_lfn_str(name, seq, 0x5A), encode_lfn(&u[..n], seq, 0x5A), "{name} slot {seq}");
+                assert_eq!(
+                    encode_lfn_str(name, seq, 0x5A),
+                    encode_lfn(&u[..n], seq, 0x5A),
+                    "{name} slot {seq}"
+                );
             }
         }
     }
 
     #[test]
     fn utf16_round_trip() {
-        for name in ["plain.txt", "Grüße.txt", "日本語のファイル名.doc", "emoji-😀-x.bin"] {
+        for name in [
+            "plain.txt",
+            "Grüße.txt",
+            "日本語のファイル名.doc",
+            "emoji-😀-x.bin",
+        ] {
             let mut u = [0u16; MAX_NAME_UNITS];
             let n = encode_utf16(name, &mut u);
             let mut out = [0u8; MAX_NAME_UTF8];
@@ -1006,7 +1097,13 @@ mod tests {
         // Look-alikes do not count: other extension, other prefix, leading
         // zero, not a number.
         let mut g = AliasGen::new("firmware-v1.2.3.bin");
-        for other in [b"FIRMWA~1HEX", b"FIRMWB~1BIN", b"FIRMW~01BIN", b"FIRMWA~XBIN", b"FIRMWA~ BIN"] {
+        for other in [
+            b"FIRMWA~1HEX",
+            b"FIRMWB~1BIN",
+            b"FIRMW~01BIN",
+            b"FIRMWA~XBIN",
+            b"FIRMWA~ BIN",
+        ] {
             g.observe(other);
         }
         assert_eq!(g.pick(), Some(*b"FIRMWA~1BIN"));
@@ -1048,7 +1145,10 @@ mod tests {
         let n = encode_utf16(name, &mut u);
         let sum = checksum(short);
         // On-disk order: highest sequence first.
-        (1..=lfn_slots(n)).rev().map(|seq| encode_lfn(&u[..n], seq, sum)).collect()
+        (1..=lfn_slots(n))
+            .rev()
+            .map(|seq| encode_lfn(&u[..n], seq, sum))
+            .collect()
     }
 
     #[test]
@@ -1068,7 +1168,10 @@ mod tests {
         assert_eq!(s[12], 0);
         assert_eq!(s[13], checksum(&short));
         assert_eq!(&s[26..28], &[0, 0]);
-        assert_eq!(&s[1..13 - 2], &[b'.', 0, b'3', 0, b'.', 0, b'b', 0, b'i', 0]);
+        assert_eq!(
+            &s[1..13 - 2],
+            &[b'.', 0, b'3', 0, b'.', 0, b'b', 0, b'i', 0]
+        );
         assert_eq!(&s[14..18], &[b'n', 0, 0, 0]);
         assert!(s[18..26].iter().all(|&b| b == 0xFF));
         assert!(s[28..32].iter().all(|&b| b == 0xFF));
@@ -1090,7 +1193,8 @@ mod tests {
             a.push(s);
         }
         let mut out = [0u8; MAX_NAME_UTF8];
-        a.finish(short).map(|(u, n)| (decode_utf16(u, &mut out).to_string(), n))
+        a.finish(short)
+            .map(|(u, n)| (decode_utf16(u, &mut out).to_string(), n))
     }
 
     #[test]
@@ -1108,7 +1212,11 @@ mod tests {
             &"😀".repeat(127),
         ] {
             let slots = lfn_slots_for(name, &short);
-            assert_eq!(assemble(&slots, &short), Some((name.to_string(), slots.len() as u8)), "{name}");
+            assert_eq!(
+                assemble(&slots, &short),
+                Some((name.to_string(), slots.len() as u8)),
+                "{name}"
+            );
         }
     }
 
@@ -1137,7 +1245,10 @@ mod tests {
         // wins.
         let mut mixed = vec![good[0]];
         mixed.extend_from_slice(&good);
-        assert_eq!(assemble(&mixed, &short).map(|(n, _)| n), Some("firmware-v1.2.3.bin".into()));
+        assert_eq!(
+            assemble(&mixed, &short).map(|(n, _)| n),
+            Some("firmware-v1.2.3.bin".into())
+        );
         // finish() resets: a second short entry gets no name.
         let mut a = LfnAssembler::new();
         for s in &good {
@@ -1157,7 +1268,14 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        let t = DateTime { year: 2026, month: 3, day: 14, hour: 15, minute: 9, second: 27 };
+        let t = DateTime {
+            year: 2026,
+            month: 3,
+            day: 14,
+            hour: 15,
+            minute: 9,
+            second: 27,
+        };
         let (d, tm) = to_fat(&t);
         assert_eq!(d, (46 << 9) | (3 << 5) | 14);
         assert_eq!(tm, (15 << 11) | (9 << 5) | 13);
@@ -1165,7 +1283,15 @@ mod tests {
         assert_eq!(from_fat(d, tm), Some(DateTime { second: 26, ..t }));
         assert_eq!(from_fat(0, 0), None);
         assert_eq!(from_fat((1 << 5) | 1, 24 << 11), None);
-        assert_eq!(to_fat(&DateTime { year: 1970, month: 1, day: 1, ..t }), ((1 << 5) | 1, 0));
+        assert_eq!(
+            to_fat(&DateTime {
+                year: 1970,
+                month: 1,
+                day: 1,
+                ..t
+            }),
+            ((1 << 5) | 1, 0)
+        );
         let far = to_fat(&DateTime { year: 2200, ..t });
         assert_eq!(from_fat(far.0, far.1).map(|t| t.year), Some(2107));
         // Agrees with the library's encoding.

@@ -43,7 +43,11 @@ struct Part {
 
 impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> Disk<D, LINES, LINE_BLOCKS> {
     /// The device with the volume at `loc`.
-    pub fn new(cache: BlockCache<D, LINES, LINE_BLOCKS>, loc: &Location, fat_type: FatType) -> Self {
+    pub fn new(
+        cache: BlockCache<D, LINES, LINE_BLOCKS>,
+        loc: &Location,
+        fat_type: FatType,
+    ) -> Self {
         let mut disk = Self::unplaced(cache);
         disk.place(loc, fat_type);
         disk
@@ -52,7 +56,12 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> Disk<D, LINES
     /// The device before anyone knows where the volume is: block 0 reads as
     /// an empty partition table until [`Disk::place`].
     pub fn unplaced(cache: BlockCache<D, LINES, LINE_BLOCKS>) -> Self {
-        Disk { cache, shift: 0, part: None, last_error: RefCell::new(None) }
+        Disk {
+            cache,
+            shift: 0,
+            part: None,
+            last_error: RefCell::new(None),
+        }
     }
 
     /// Says where the volume is (after `layout::locate` found it).
@@ -121,7 +130,9 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> Disk<D, LINES
     }
 }
 
-impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockDevice for Disk<D, LINES, LINE_BLOCKS> {
+impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockDevice
+    for Disk<D, LINES, LINE_BLOCKS>
+{
     type Error = DiskError<D::Error>;
 
     fn read(&self, blocks: &mut [Block], start: BlockIdx) -> Result<(), Self::Error> {
@@ -130,7 +141,8 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockDevice f
             if idx == 0 {
                 self.mbr(&mut out.contents);
             } else {
-                self.cache.read_block(self.real(idx)?, |b| out.contents = b.contents)?;
+                self.cache
+                    .read_block(self.real(idx)?, |b| out.contents = b.contents)?;
             }
         }
         Ok(())
@@ -139,7 +151,8 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> BlockDevice f
     fn write(&self, blocks: &[Block], start: BlockIdx) -> Result<(), Self::Error> {
         for (k, block) in blocks.iter().enumerate() {
             let idx = self.real(start.0 + k as u32)?;
-            self.cache.overwrite_block(idx, |b| b.contents = block.contents)?;
+            self.cache
+                .overwrite_block(idx, |b| b.contents = block.contents)?;
         }
         Ok(())
     }
@@ -163,20 +176,28 @@ pub trait Blocks {
     fn flush(&self) -> Result<(), Error>;
 }
 
-impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> Blocks for Disk<D, LINES, LINE_BLOCKS> {
+impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> Blocks
+    for Disk<D, LINES, LINE_BLOCKS>
+{
     fn view<R>(&self, idx: u32, f: impl FnOnce(&[u8; 512]) -> R) -> Result<R, Error> {
         let idx = self.real(idx).map_err(|e| self.fail(e))?;
-        self.cache.read_block(idx, |b| f(&b.contents)).map_err(|e| self.fail(e))
+        self.cache
+            .read_block(idx, |b| f(&b.contents))
+            .map_err(|e| self.fail(e))
     }
 
     fn modify<R>(&self, idx: u32, f: impl FnOnce(&mut [u8; 512]) -> R) -> Result<R, Error> {
         let idx = self.real(idx).map_err(|e| self.fail(e))?;
-        self.cache.modify_block(idx, |b| f(&mut b.contents)).map_err(|e| self.fail(e))
+        self.cache
+            .modify_block(idx, |b| f(&mut b.contents))
+            .map_err(|e| self.fail(e))
     }
 
     fn fill(&self, idx: u32, f: impl FnOnce(&mut [u8; 512])) -> Result<(), Error> {
         let idx = self.real(idx).map_err(|e| self.fail(e))?;
-        self.cache.overwrite_block(idx, |b| f(&mut b.contents)).map_err(|e| self.fail(e))
+        self.cache
+            .overwrite_block(idx, |b| f(&mut b.contents))
+            .map_err(|e| self.fail(e))
     }
 
     fn flush(&self) -> Result<(), Error> {
@@ -192,7 +213,15 @@ mod tests {
     #[test]
     fn bare_volumes_are_shifted_behind_a_made_up_partition_table() {
         let cache: BlockCache<_, 2, 4> = BlockCache::new(RamDisk::new(100)).unwrap();
-        let disk = Disk::new(cache, &Location { start: 0, sectors: 100, bare: true }, FatType::Fat32);
+        let disk = Disk::new(
+            cache,
+            &Location {
+                start: 0,
+                sectors: 100,
+                bare: true,
+            },
+            FatType::Fat32,
+        );
         let mut b = [Block::new()];
         disk.read(&mut b, BlockIdx(0)).unwrap();
         assert_eq!(&b[0][510..], &[0x55, 0xAA]);
@@ -211,7 +240,15 @@ mod tests {
     #[test]
     fn partitioned_volumes_keep_their_numbers() {
         let cache: BlockCache<_, 2, 4> = BlockCache::new(RamDisk::new(100)).unwrap();
-        let disk = Disk::new(cache, &Location { start: 8, sectors: 92, bare: false }, FatType::Fat16);
+        let disk = Disk::new(
+            cache,
+            &Location {
+                start: 8,
+                sectors: 92,
+                bare: false,
+            },
+            FatType::Fat16,
+        );
         let mut b = [Block::new()];
         disk.read(&mut b, BlockIdx(0)).unwrap();
         assert_eq!(b[0][446 + 4], 0x0E);
@@ -220,7 +257,10 @@ mod tests {
         disk.fill(9, |b| b[0] = 0x99).unwrap();
         disk.flush().unwrap();
         assert_eq!(disk.cache().inner().blocks.borrow()[9][0], 0x99);
-        assert!(disk.write(&[Block::new()], BlockIdx(0)).is_err(), "the made-up table is read-only");
+        assert!(
+            disk.write(&[Block::new()], BlockIdx(0)).is_err(),
+            "the made-up table is read-only"
+        );
     }
 
     #[test]
@@ -231,7 +271,14 @@ mod tests {
         disk.read(&mut b, BlockIdx(0)).unwrap();
         assert_eq!(&b[0][510..], &[0x55, 0xAA]);
         assert!(b[0][446..510].iter().all(|&x| x == 0));
-        disk.place(&Location { start: 0, sectors: 100, bare: true }, FatType::Fat16);
+        disk.place(
+            &Location {
+                start: 0,
+                sectors: 100,
+                bare: true,
+            },
+            FatType::Fat16,
+        );
         disk.read(&mut b, BlockIdx(0)).unwrap();
         assert_eq!(b[0][446 + 4], 0x0E);
         assert_eq!(disk.view(1, |b| b[0]), Ok(0));

@@ -40,7 +40,10 @@ fn entry_size(g: &Geometry) -> u32 {
 /// Block and byte offset of cluster `c`'s entry in FAT copy `copy`.
 fn place(g: &Geometry, c: u32, copy: u32) -> (u32, usize) {
     let off = c * entry_size(g);
-    (g.fat_start + copy * g.fat_size + off / 512, (off % 512) as usize)
+    (
+        g.fat_start + copy * g.fat_size + off / 512,
+        (off % 512) as usize,
+    )
 }
 
 fn decode(g: &Geometry, b: &[u8; 512], at: usize) -> u32 {
@@ -79,7 +82,11 @@ fn eoc(g: &Geometry) -> u32 {
 }
 
 fn is_end(g: &Geometry, v: u32) -> bool {
-    if g.fat32() { v >= 0x0FFF_FFF8 } else { v >= 0xFFF8 }
+    if g.fat32() {
+        v >= 0x0FFF_FFF8
+    } else {
+        v >= 0xFFF8
+    }
 }
 
 /// The cluster after `c`, checked: anything but a cluster of the volume or
@@ -200,7 +207,10 @@ pub fn scan(d: &impl Blocks, g: &Geometry) -> Result<Space, Error> {
         }
         None
     })?;
-    Ok(Space { free, hint: first.unwrap_or(2) })
+    Ok(Space {
+        free,
+        hint: first.unwrap_or(2),
+    })
 }
 
 /// Marks the FAT entries past the last cluster (the rest of the FAT's last
@@ -234,7 +244,12 @@ fn find_free(d: &impl Blocks, g: &Geometry, from: u32) -> Result<Option<u32>, Er
 }
 
 /// Allocates a cluster as the end of a chain, linked after `prev` if given.
-pub fn allocate(d: &impl Blocks, g: &Geometry, s: &mut Space, prev: Option<u32>) -> Result<u32, Error> {
+pub fn allocate(
+    d: &impl Blocks,
+    g: &Geometry,
+    s: &mut Space,
+    prev: Option<u32>,
+) -> Result<u32, Error> {
     if s.free == 0 {
         return Err(Error::NoSpace);
     }
@@ -280,7 +295,13 @@ pub fn free_chain(d: &impl Blocks, g: &Geometry, s: &mut Space, first: u32) -> R
 /// Cuts the chain from `first` to `keep` clusters; returns the new first
 /// cluster (0 when nothing is kept). Fails if the chain is shorter than
 /// `keep`.
-pub fn truncate(d: &impl Blocks, g: &Geometry, s: &mut Space, first: u32, keep: u32) -> Result<u32, Error> {
+pub fn truncate(
+    d: &impl Blocks,
+    g: &Geometry,
+    s: &mut Space,
+    first: u32,
+    keep: u32,
+) -> Result<u32, Error> {
     if first == 0 {
         return if keep == 0 { Ok(0) } else { Err(Error::Io) };
     }
@@ -313,7 +334,12 @@ pub fn write_fsinfo(d: &impl Blocks, g: &Geometry, s: &Space) -> Result<(), Erro
 }
 
 /// Writes FSInfo's free count (and the hint, if given).
-pub fn write_fsinfo_count(d: &impl Blocks, g: &Geometry, free: u32, hint: Option<u32>) -> Result<(), Error> {
+pub fn write_fsinfo_count(
+    d: &impl Blocks,
+    g: &Geometry,
+    free: u32,
+    hint: Option<u32>,
+) -> Result<(), Error> {
     let Some(blk) = g.fsinfo else { return Ok(()) };
     let current = d.view(blk, |b| {
         (

@@ -2,12 +2,12 @@
 //! host clock as the FAT time source, making an image, mounting one.
 
 use std::fmt;
-use std::vec;
-use std::vec::Vec;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
+use std::vec;
+use std::vec::Vec;
 
 use embedded_sdmmc::{Block, BlockCount, BlockDevice, BlockIdx, TimeSource, Timestamp};
 
@@ -44,7 +44,10 @@ impl FileBlockDevice {
 
     fn check(&self, start: BlockIdx, n: usize) -> io::Result<u64> {
         if u64::from(start.0) + n as u64 > u64::from(self.blocks) {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "block outside the image"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "block outside the image",
+            ));
         }
         Ok(u64::from(start.0) * 512)
     }
@@ -153,7 +156,10 @@ pub fn timestamp_from_unix(secs: u64) -> Timestamp {
 
 impl TimeSource for StdClock {
     fn get_timestamp(&self) -> Timestamp {
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         timestamp_from_unix(secs)
     }
 }
@@ -193,21 +199,37 @@ impl From<io::Error> for ImageError {
 /// Creates (or replaces) `path` as an SD-card-like image of `size_bytes`:
 /// an MBR with one partition from 1 MiB to the end, formatted `fat_type`.
 /// No root, no external tools; the file is sparse where it is zero.
-pub fn format_image(path: impl AsRef<Path>, size_bytes: u64, fat_type: FatType) -> Result<(), ImageError> {
+pub fn format_image(
+    path: impl AsRef<Path>,
+    size_bytes: u64,
+    fat_type: FatType,
+) -> Result<(), ImageError> {
     format_image_with(path, size_bytes, Options::new(fat_type))
 }
 
 /// [`format_image`] with every option (a bare volume, a label...).
-pub fn format_image_with(path: impl AsRef<Path>, size_bytes: u64, mut options: Options) -> Result<(), ImageError> {
+pub fn format_image_with(
+    path: impl AsRef<Path>,
+    size_bytes: u64,
+    mut options: Options,
+) -> Result<(), ImageError> {
     if !size_bytes.is_multiple_of(512) || size_bytes == 0 {
         return Err(ImageError::Size(size_bytes));
     }
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     file.set_len(size_bytes)?;
     let dev = FileBlockDevice::from_file(file)?;
     options.zeroed = true;
     if options.volume_id == Options::new(options.fat_type).volume_id {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         options.volume_id = (now ^ (now >> 32)) as u32;
     }
     mkfs::format(&dev, &options).map_err(ImageError::Format)?;
@@ -228,11 +250,18 @@ mod tests {
     #[test]
     fn calendar() {
         let t = timestamp_from_unix(0);
-        assert_eq!((t.year_since_1970, t.zero_indexed_month, t.zero_indexed_day), (0, 0, 0));
+        assert_eq!(
+            (t.year_since_1970, t.zero_indexed_month, t.zero_indexed_day),
+            (0, 0, 0)
+        );
         // 2026-03-14 15:09:26 UTC
         let t = timestamp_from_unix(1_773_500_966);
         assert_eq!(
-            (t.year_since_1970 as i64 + 1970, t.zero_indexed_month + 1, t.zero_indexed_day + 1),
+            (
+                t.year_since_1970 as i64 + 1970,
+                t.zero_indexed_month + 1,
+                t.zero_indexed_day + 1
+            ),
             (2026, 3, 14)
         );
         assert_eq!((t.hours, t.minutes, t.seconds), (15, 9, 26));

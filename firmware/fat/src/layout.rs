@@ -161,10 +161,13 @@ pub fn parse_bpb(s: &[u8; 512], available: u32) -> Result<Bpb, Fault> {
         return Err(Fault::Damaged("the sector count is zero"));
     }
     if total > available {
-        return Err(Fault::Damaged("the file system is larger than its partition or device"));
+        return Err(Fault::Damaged(
+            "the file system is larger than its partition or device",
+        ));
     }
     let root_sectors = (root_entries * 32).div_ceil(512);
-    let meta = u64::from(reserved) + u64::from(num_fats) * u64::from(fat_size) + u64::from(root_sectors);
+    let meta =
+        u64::from(reserved) + u64::from(num_fats) * u64::from(fat_size) + u64::from(root_sectors);
     if meta >= u64::from(total) {
         return Err(Fault::Damaged("the FATs leave no room for data"));
     }
@@ -230,7 +233,10 @@ pub fn fsinfo_ok(s: &[u8; 512]) -> bool {
 /// Partition types that may hold FAT (plain, LBA and hidden variants;
 /// FAT12's 0x01 too: the cluster count decides).
 fn fat_partition_type(t: u8) -> bool {
-    matches!(t, 0x01 | 0x04 | 0x06 | 0x0B | 0x0C | 0x0E | 0x11 | 0x14 | 0x16 | 0x1B | 0x1C | 0x1E)
+    matches!(
+        t,
+        0x01 | 0x04 | 0x06 | 0x0B | 0x0C | 0x0E | 0x11 | 0x14 | 0x16 | 0x1B | 0x1C | 0x1E
+    )
 }
 
 /// Where the volume is.
@@ -250,7 +256,11 @@ pub fn locate(sector0: &[u8; 512], device_sectors: u32) -> Result<Location, Moun
         return Err(MountErrorKind::Unformatted);
     }
     if looks_like_boot_sector(sector0) {
-        return Ok(Location { start: 0, sectors: device_sectors, bare: true });
+        return Ok(Location {
+            start: 0,
+            sectors: device_sectors,
+            bare: true,
+        });
     }
     if sector0[510] != 0x55 || sector0[511] != 0xAA {
         return Err(MountErrorKind::NotFat);
@@ -271,14 +281,22 @@ pub fn locate(sector0: &[u8; 512], device_sectors: u32) -> Result<Location, Moun
             continue;
         }
         if e[0] & 0x7F != 0 {
-            return Err(MountErrorKind::Damaged("a partition table entry has a bad status byte"));
+            return Err(MountErrorKind::Damaged(
+                "a partition table entry has a bad status byte",
+            ));
         }
         let start = u32::from_le_bytes([e[8], e[9], e[10], e[11]]);
         let len = u32::from_le_bytes([e[12], e[13], e[14], e[15]]);
         if start == 0 || start >= device_sectors || len == 0 {
-            return Err(MountErrorKind::Damaged("the FAT partition lies outside the device"));
+            return Err(MountErrorKind::Damaged(
+                "the FAT partition lies outside the device",
+            ));
         }
-        return Ok(Location { start, sectors: len.min(device_sectors - start), bare: false });
+        return Ok(Location {
+            start,
+            sectors: len.min(device_sectors - start),
+            bare: false,
+        });
     }
     Err(match first_type {
         Some(t) => MountErrorKind::PartitionType(t),
@@ -472,20 +490,50 @@ mod tests {
         assert!(matches!(with(&|s| s[12] = 4), Err(Fault::Unsupported(_))));
         assert!(matches!(with(&|s| s[13] = 0), Err(Fault::Damaged(_))));
         assert!(matches!(with(&|s| s[13] = 3), Err(Fault::Damaged(_))));
-        assert!(matches!(with(&|s| s[14..16].fill(0)), Err(Fault::Damaged(_))));
+        assert!(matches!(
+            with(&|s| s[14..16].fill(0)),
+            Err(Fault::Damaged(_))
+        ));
         assert!(matches!(with(&|s| s[16] = 0), Err(Fault::Damaged(_))));
         assert!(matches!(with(&|s| s[16] = 3), Err(Fault::Unsupported(_))));
-        assert!(matches!(with(&|s| s[36..40].fill(0)), Err(Fault::Damaged(_))));
-        assert!(matches!(with(&|s| s[32..36].fill(0)), Err(Fault::Damaged(_))));
-        assert!(matches!(with(&|s| s[36..40].copy_from_slice(&70000u32.to_le_bytes())), Err(Fault::Damaged(_))));
-        assert!(matches!(with(&|s| s[36..40].copy_from_slice(&900u32.to_le_bytes())), Err(Fault::Damaged(_))));
-        assert!(matches!(with(&|s| s[44..48].fill(0)), Err(Fault::Damaged(_))));
-        assert!(matches!(with(&|s| s[44..48].fill(0xFF)), Err(Fault::Damaged(_))));
-        assert!(matches!(with(&|s| s[48..50].fill(0)), Err(Fault::Damaged(_))));
+        assert!(matches!(
+            with(&|s| s[36..40].fill(0)),
+            Err(Fault::Damaged(_))
+        ));
+        assert!(matches!(
+            with(&|s| s[32..36].fill(0)),
+            Err(Fault::Damaged(_))
+        ));
+        assert!(matches!(
+            with(&|s| s[36..40].copy_from_slice(&70000u32.to_le_bytes())),
+            Err(Fault::Damaged(_))
+        ));
+        assert!(matches!(
+            with(&|s| s[36..40].copy_from_slice(&900u32.to_le_bytes())),
+            Err(Fault::Damaged(_))
+        ));
+        assert!(matches!(
+            with(&|s| s[44..48].fill(0)),
+            Err(Fault::Damaged(_))
+        ));
+        assert!(matches!(
+            with(&|s| s[44..48].fill(0xFF)),
+            Err(Fault::Damaged(_))
+        ));
+        assert!(matches!(
+            with(&|s| s[48..50].fill(0)),
+            Err(Fault::Damaged(_))
+        ));
         assert!(matches!(with(&|s| s[42] = 1), Err(Fault::Unsupported(_))));
-        assert!(matches!(with(&|s| s[40] = 0x81), Err(Fault::Unsupported(_))));
+        assert!(matches!(
+            with(&|s| s[40] = 0x81),
+            Err(Fault::Unsupported(_))
+        ));
         // Larger than the room it has.
-        assert!(matches!(parse_bpb(&fat32_sector(), 131071), Err(Fault::Damaged(_))));
+        assert!(matches!(
+            parse_bpb(&fat32_sector(), 131071),
+            Err(Fault::Damaged(_))
+        ));
         // All 0xFF: no panic either.
         assert!(parse_bpb(&[0xFF; 512], u32::MAX).is_err());
     }
@@ -521,22 +569,49 @@ mod tests {
     fn locating_the_volume() {
         assert_eq!(locate(&[0; 512], 100), Err(MountErrorKind::Unformatted));
         assert_eq!(locate(&[0x5A; 512], 100), Err(MountErrorKind::NotFat));
-        assert_eq!(locate(&fat32_sector(), 131072), Ok(Location { start: 0, sectors: 131072, bare: true }));
+        assert_eq!(
+            locate(&fat32_sector(), 131072),
+            Ok(Location {
+                start: 0,
+                sectors: 131072,
+                bare: true
+            })
+        );
         assert_eq!(
             locate(&mbr(&[(0x80, 0x0C, 2048, 1000)]), 4096),
-            Ok(Location { start: 2048, sectors: 1000, bare: false })
+            Ok(Location {
+                start: 2048,
+                sectors: 1000,
+                bare: false
+            })
         );
         // The first FAT partition counts, and a partition cut short by the
         // device end is clipped (the boot sector check then decides).
         assert_eq!(
             locate(&mbr(&[(0, 0x83, 63, 100), (0, 0x0E, 2048, 100_000)]), 4096),
-            Ok(Location { start: 2048, sectors: 2048, bare: false })
+            Ok(Location {
+                start: 2048,
+                sectors: 2048,
+                bare: false
+            })
         );
-        assert_eq!(locate(&mbr(&[(0, 0x83, 63, 100)]), 4096), Err(MountErrorKind::PartitionType(0x83)));
-        assert_eq!(locate(&mbr(&[(0, 0xEE, 1, 100)]), 4096), Err(MountErrorKind::Gpt));
+        assert_eq!(
+            locate(&mbr(&[(0, 0x83, 63, 100)]), 4096),
+            Err(MountErrorKind::PartitionType(0x83))
+        );
+        assert_eq!(
+            locate(&mbr(&[(0, 0xEE, 1, 100)]), 4096),
+            Err(MountErrorKind::Gpt)
+        );
         assert_eq!(locate(&mbr(&[]), 4096), Err(MountErrorKind::NoPartition));
-        assert!(matches!(locate(&mbr(&[(0x12, 0x0C, 2048, 10)]), 4096), Err(MountErrorKind::Damaged(_))));
-        assert!(matches!(locate(&mbr(&[(0, 0x0C, 5000, 10)]), 4096), Err(MountErrorKind::Damaged(_))));
+        assert!(matches!(
+            locate(&mbr(&[(0x12, 0x0C, 2048, 10)]), 4096),
+            Err(MountErrorKind::Damaged(_))
+        ));
+        assert!(matches!(
+            locate(&mbr(&[(0, 0x0C, 5000, 10)]), 4096),
+            Err(MountErrorKind::Damaged(_))
+        ));
     }
 
     #[test]

@@ -39,7 +39,13 @@ pub struct Options {
 
 impl Options {
     pub fn new(fat_type: FatType) -> Self {
-        Options { fat_type, partitioned: true, volume_id: 0x4654_5044, label: *b"NO NAME    ", zeroed: false }
+        Options {
+            fat_type,
+            partitioned: true,
+            volume_id: 0x4654_5044,
+            label: *b"NO NAME    ",
+            zeroed: false,
+        }
     }
 }
 
@@ -58,9 +64,15 @@ impl<E: fmt::Display> fmt::Display for FormatError<E> {
         match self {
             FormatError::Device(e) => write!(f, "the storage device failed: {e}"),
             FormatError::TooSmall(min) => {
-                write!(f, "too small for this FAT type: at least {} KiB are needed", min.div_ceil(1024))
+                write!(
+                    f,
+                    "too small for this FAT type: at least {} KiB are needed",
+                    min.div_ceil(1024)
+                )
             }
-            FormatError::TooLarge => f.write_str("too large for this FAT type (FAT16 ends at 2 GiB, FAT32 at 2 TiB)"),
+            FormatError::TooLarge => {
+                f.write_str("too large for this FAT type (FAT16 ends at 2 GiB, FAT32 at 2 TiB)")
+            }
         }
     }
 }
@@ -95,7 +107,11 @@ impl Plan {
 }
 
 /// Lays out a volume of `fat_type` on a device of `device_sectors`.
-pub fn plan(device_sectors: u32, fat_type: FatType, partitioned: bool) -> Result<Plan, FormatError<()>> {
+pub fn plan(
+    device_sectors: u32,
+    fat_type: FatType,
+    partitioned: bool,
+) -> Result<Plan, FormatError<()>> {
     let start = if partitioned { PARTITION_START } else { 0 };
     let (entry_bytes, min_reserved, root_entries, min_clusters, max_clusters) = match fat_type {
         FatType::Fat32 => (4u64, 32u32, 0u32, 65525 + MARGIN, 0x0FFF_FFF5),
@@ -104,22 +120,39 @@ pub fn plan(device_sectors: u32, fat_type: FatType, partitioned: bool) -> Result
     let min_bytes = |spc: u32| {
         // Enough sectors for min_clusters with this cluster size, roughly.
         let fat = (u64::from(min_clusters) + 2) * entry_bytes / 512 + 1;
-        (u64::from(start) + u64::from(min_reserved) + 2 * fat + u64::from(root_entries) / 16 + ALIGN as u64
+        (u64::from(start)
+            + u64::from(min_reserved)
+            + 2 * fat
+            + u64::from(root_entries) / 16
+            + ALIGN as u64
             + u64::from(min_clusters) * u64::from(spc))
             * 512
     };
-    let sectors = device_sectors.checked_sub(start).filter(|&s| s > 0).ok_or(FormatError::TooSmall(min_bytes(1)))?;
+    let sectors = device_sectors
+        .checked_sub(start)
+        .filter(|&s| s > 0)
+        .ok_or(FormatError::TooSmall(min_bytes(1)))?;
     let layout = |spc: u32| -> Plan {
         // The FAT sized as if every sector were data: a little too big,
         // never too small.
-        let fat_size = ((u64::from(sectors) / u64::from(spc) + 2) * entry_bytes).div_ceil(512) as u32;
+        let fat_size =
+            ((u64::from(sectors) / u64::from(spc) + 2) * entry_bytes).div_ceil(512) as u32;
         let root_sectors = root_entries * 32 / 512;
         let mut reserved = min_reserved;
         let data_start = start + reserved + 2 * fat_size + root_sectors;
         reserved += (ALIGN - data_start % ALIGN) % ALIGN;
         let meta = reserved + 2 * fat_size + root_sectors;
         let clusters = sectors.saturating_sub(meta) / spc;
-        Plan { fat_type, start, sectors, sectors_per_cluster: spc, reserved, fat_size, root_entries, clusters }
+        Plan {
+            fat_type,
+            start,
+            sectors,
+            sectors_per_cluster: spc,
+            reserved,
+            fat_size,
+            root_entries,
+            clusters,
+        }
     };
     match fat_type {
         FatType::Fat32 => {
@@ -249,7 +282,10 @@ pub fn format<D: BlockDevice>(dev: &D, o: &Options) -> Result<Plan, FormatError<
         FormatError::TooSmall(n) => FormatError::TooSmall(n),
         _ => FormatError::TooLarge,
     })?;
-    let write = |idx: u32, b: &Block| dev.write(core::slice::from_ref(b), BlockIdx(idx)).map_err(FormatError::Device);
+    let write = |idx: u32, b: &Block| {
+        dev.write(core::slice::from_ref(b), BlockIdx(idx))
+            .map_err(FormatError::Device)
+    };
     let fat32 = p.fat_type == FatType::Fat32;
     if !o.zeroed {
         // Zero the reserved area, both FATs and the root directory (a FAT32
@@ -259,7 +295,8 @@ pub fn format<D: BlockDevice>(dev: &D, o: &Options) -> Result<Plan, FormatError<
         let mut i = p.start;
         while i < end {
             let n = (end - i).min(4);
-            dev.write(&zeros[..n as usize], BlockIdx(i)).map_err(FormatError::Device)?;
+            dev.write(&zeros[..n as usize], BlockIdx(i))
+                .map_err(FormatError::Device)?;
             i += n;
         }
     }
@@ -294,14 +331,17 @@ pub fn format<D: BlockDevice>(dev: &D, o: &Options) -> Result<Plan, FormatError<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{parse_bpb, Bpb};
+    use crate::layout::{Bpb, parse_bpb};
 
     const MIB: u32 = 2048;
 
     fn check(p: &Plan) -> Bpb {
         let bpb = parse_bpb(&boot_sector(p, &Options::new(p.fat_type)), p.sectors).unwrap();
         assert_eq!(bpb.fat_type, p.fat_type);
-        assert_eq!(bpb.cluster_count, p.clusters, "our count is the parser's count");
+        assert_eq!(
+            bpb.cluster_count, p.clusters,
+            "our count is the parser's count"
+        );
         assert_eq!((p.data_start()) % ALIGN, 0, "data area aligned");
         bpb
     }
@@ -310,7 +350,10 @@ mod tests {
     fn fat32_plans() {
         let p = plan(64 * MIB, FatType::Fat32, true).unwrap();
         assert_eq!(p.start, 2048);
-        assert_eq!(p.sectors_per_cluster, 1, "64 MiB needs 512-byte clusters for FAT32");
+        assert_eq!(
+            p.sectors_per_cluster, 1,
+            "64 MiB needs 512-byte clusters for FAT32"
+        );
         assert!(p.clusters >= 65525 + MARGIN);
         check(&p);
         let p = plan(256 * MIB, FatType::Fat32, true).unwrap();
@@ -319,8 +362,14 @@ mod tests {
         let p = plan(4096 * MIB, FatType::Fat32, false).unwrap();
         assert_eq!((p.start, p.sectors_per_cluster), (0, 8));
         check(&p);
-        assert!(matches!(plan(32 * MIB, FatType::Fat32, true), Err(FormatError::TooSmall(_))));
-        assert!(matches!(plan(1, FatType::Fat32, true), Err(FormatError::TooSmall(_))));
+        assert!(matches!(
+            plan(32 * MIB, FatType::Fat32, true),
+            Err(FormatError::TooSmall(_))
+        ));
+        assert!(matches!(
+            plan(1, FatType::Fat32, true),
+            Err(FormatError::TooSmall(_))
+        ));
     }
 
     #[test]
@@ -334,8 +383,14 @@ mod tests {
         let p = plan(2047 * MIB, FatType::Fat16, true).unwrap();
         assert_eq!(p.sectors_per_cluster, 64);
         check(&p);
-        assert!(matches!(plan(4096 * MIB, FatType::Fat16, true), Err(FormatError::TooLarge)));
-        assert!(matches!(plan(2 * MIB, FatType::Fat16, true), Err(FormatError::TooSmall(_))));
+        assert!(matches!(
+            plan(4096 * MIB, FatType::Fat16, true),
+            Err(FormatError::TooLarge)
+        ));
+        assert!(matches!(
+            plan(2 * MIB, FatType::Fat16, true),
+            Err(FormatError::TooSmall(_))
+        ));
     }
 
     #[test]

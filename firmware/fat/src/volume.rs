@@ -81,8 +81,13 @@ type Vm<D, T, const FILES: usize, const LINES: usize, const LINE_BLOCKS: usize> 
 /// - `LINES` x `LINE_BLOCKS`: the block cache (see `cache`), 512 bytes per
 ///   block. 4 x 2 (4 KiB) suits a board with 64 KiB of RAM; the host image
 ///   uses 8 x 16.
-pub struct FatStorage<D, T, const FILES: usize = 4, const LINES: usize = 4, const LINE_BLOCKS: usize = 2>
-where
+pub struct FatStorage<
+    D,
+    T,
+    const FILES: usize = 4,
+    const LINES: usize = 4,
+    const LINE_BLOCKS: usize = 2,
+> where
     D: BlockDevice,
     T: TimeSource + Clone,
 {
@@ -166,7 +171,11 @@ fn components(path: &str) -> impl Iterator<Item = &str> {
 fn split(path: &str) -> Option<(&str, &str)> {
     let path = path.trim_end_matches('/');
     let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
-    if name.is_empty() { None } else { Some((if parent.is_empty() { "/" } else { parent }, name)) }
+    if name.is_empty() {
+        None
+    } else {
+        Some((if parent.is_empty() { "/" } else { parent }, name))
+    }
 }
 
 fn child(g: &Geometry, f: &Found) -> Result<DirRef> {
@@ -227,7 +236,9 @@ fn lib_err<E: core::error::Error>(e: embedded_sdmmc::Error<E>) -> Error {
     use embedded_sdmmc::Error as L;
     match e {
         L::NotEnoughSpace | L::DiskFull => Error::NoSpace,
-        L::TooManyOpenDirs | L::TooManyOpenFiles | L::FileAlreadyOpen | L::DirAlreadyOpen => Error::Busy,
+        L::TooManyOpenDirs | L::TooManyOpenFiles | L::FileAlreadyOpen | L::DirAlreadyOpen => {
+            Error::Busy
+        }
         L::NotFound => Error::NotFound,
         L::FilenameError(_) => Error::InvalidName,
         L::OpenedDirAsFile => Error::IsADirectory,
@@ -292,7 +303,8 @@ fn push<DD: BlockDevice, T: TimeSource, const F: usize>(
     if fits { Ok(()) } else { Err(Error::NoSpace) }
 }
 
-impl<D, T, const FILES: usize, const LINES: usize, const LINE_BLOCKS: usize> FatStorage<D, T, FILES, LINES, LINE_BLOCKS>
+impl<D, T, const FILES: usize, const LINES: usize, const LINE_BLOCKS: usize>
+    FatStorage<D, T, FILES, LINES, LINE_BLOCKS>
 where
     D: BlockDevice,
     T: TimeSource + Clone,
@@ -311,7 +323,12 @@ where
             slots: [Slot::Free; FILES],
             tails: [[0; 512]; FILES],
             serial: 0,
-            info: VolumeInfo { fat_type: FatType::Fat32, partitioned: false, cluster_bytes: 0, capacity: 0 },
+            info: VolumeInfo {
+                fat_type: FatType::Fat32,
+                partitioned: false,
+                cluster_bytes: 0,
+                capacity: 0,
+            },
         }
     }
 
@@ -337,7 +354,10 @@ where
             return Ok(());
         }
         let (geo, info, space) = self.vm.device(|d| Self::prepare(d))?;
-        let volume = self.vm.open_raw_volume(VolumeIdx(0)).map_err(mount_lib_err)?;
+        let volume = self
+            .vm
+            .open_raw_volume(VolumeIdx(0))
+            .map_err(mount_lib_err)?;
         let written = self.vm.device(|d| {
             fat::write_fsinfo(d, &geo, &space)?;
             d.flush()
@@ -349,7 +369,11 @@ where
         info!(
             "mounted {:?} ({}), {} clusters of {} bytes, {} free",
             info.fat_type,
-            if info.partitioned { "partition" } else { "bare volume" },
+            if info.partitioned {
+                "partition"
+            } else {
+                "bare volume"
+            },
             geo.cluster_count,
             geo.cluster_bytes,
             space.free
@@ -383,8 +407,12 @@ where
         let size = cache.size();
         // Both sectors are parsed where they lie in the cache: no copies on
         // the stack.
-        let loc = cache.read_block(0, |b| layout::locate(&b.contents, size)).map_err(mount_dev_err)??;
-        let bpb = cache.read_block(loc.start, |b| layout::parse_bpb(&b.contents, loc.sectors)).map_err(mount_dev_err)??;
+        let loc = cache
+            .read_block(0, |b| layout::locate(&b.contents, size))
+            .map_err(mount_dev_err)??;
+        let bpb = cache
+            .read_block(loc.start, |b| layout::parse_bpb(&b.contents, loc.sectors))
+            .map_err(mount_dev_err)??;
         disk.place(&loc, bpb.fat_type);
         let geo = Geometry::new(&bpb, disk.lba(&loc));
         let info = VolumeInfo {
@@ -438,7 +466,10 @@ where
 
     fn now(&self) -> (u16, u16) {
         let b = self.time.get_timestamp().serialize_to_fat();
-        (u16::from_le_bytes([b[2], b[3]]), u16::from_le_bytes([b[0], b[1]]))
+        (
+            u16::from_le_bytes([b[2], b[3]]),
+            u16::from_le_bytes([b[0], b[1]]),
+        )
     }
 
     fn is_open(&self, key: Key) -> bool {
@@ -468,8 +499,16 @@ where
     fn meta(&self, found: &Found) -> Metadata {
         let e = &found.entry;
         let kind = if e.is_dir() { Kind::Dir } else { Kind::File };
-        let size = if e.is_dir() { 0 } else { self.writer_len(found.key).unwrap_or(u64::from(e.size)) };
-        Metadata { kind, size, modified: dirent::from_fat(e.mdate, e.mtime) }
+        let size = if e.is_dir() {
+            0
+        } else {
+            self.writer_len(found.key).unwrap_or(u64::from(e.size))
+        };
+        Metadata {
+            kind,
+            size,
+            modified: dirent::from_fat(e.mdate, e.mtime),
+        }
     }
 
     /// Picks an alias for `name` in `parent`, unique among its entries (but
@@ -497,14 +536,22 @@ where
     }
 
     /// Finds `n` free slots in `parent`, growing it if needed.
-    fn room(&mut self, parent: DirRef, n: u32, reuse: Option<(u32, u32)>) -> Result<(u32, Option<u32>)> {
+    fn room(
+        &mut self,
+        parent: DirRef,
+        n: u32,
+        reuse: Option<(u32, u32)>,
+    ) -> Result<(u32, Option<u32>)> {
         let g = self.geo;
         for _ in 0..4 {
             let space = &mut self.space;
             let placed = self.vm.device(|d| -> Result<Option<(u32, Option<u32>)>> {
                 match dir::find_room(d, &g, parent, n, reuse)? {
                     dir::Place::At { start, gap_from } => Ok(Some((start, gap_from))),
-                    dir::Place::Full { slots, last_cluster } => {
+                    dir::Place::Full {
+                        slots,
+                        last_cluster,
+                    } => {
                         dir::grow(d, &g, space, parent, slots, last_cluster)?;
                         Ok(None)
                     }
@@ -523,7 +570,11 @@ where
         let alias = self.alias(parent, name, None)?;
         let needs_long = dirent::exact_short(name).is_none();
         let long = needs_long.then_some(name);
-        let slots = if needs_long { dirent::lfn_slots(units_len) as u32 } else { 0 } + 1;
+        let slots = if needs_long {
+            dirent::lfn_slots(units_len) as u32
+        } else {
+            0
+        } + 1;
         let (date, time) = self.now();
         let mut entry = ShortEntry::new(alias, attr, date, time);
         entry.cluster = cluster;
@@ -537,7 +588,11 @@ where
             let found = dir::write_entry(d, &g, parent, start, gap, long, &entry)?;
             fat::write_fsinfo(d, &g, &space)?;
             d.flush()?;
-            debug_assert_eq!(dir::find(d, &g, parent, name), Ok(Some(found)), "a new entry reads back as written");
+            debug_assert_eq!(
+                dir::find(d, &g, parent, name),
+                Ok(Some(found)),
+                "a new entry reads back as written"
+            );
             Ok(found)
         })
     }
@@ -592,13 +647,22 @@ where
                 .with(|d| dir::find(d, g, cur, name))
                 .and_then(|f| f.ok_or(Error::NotFound))
                 .and_then(|f| Ok((child(g, &f)?, ShortStr::new(&f.entry.name))))
-                .and_then(|(next, s)| Ok((next, self.vm.open_dir(raw_dir, s.as_str()).map_err(lib_err)?)));
+                .and_then(|(next, s)| {
+                    Ok((
+                        next,
+                        self.vm.open_dir(raw_dir, s.as_str()).map_err(lib_err)?,
+                    ))
+                });
             let _ = self.vm.close_dir(raw_dir);
             let (next, dir_handle) = step?;
             raw_dir = dir_handle;
             cur = next;
         }
-        let file = self.vm.open_file_in_dir(raw_dir, ShortStr::new(short).as_str(), Mode::ReadWriteAppend);
+        let file = self.vm.open_file_in_dir(
+            raw_dir,
+            ShortStr::new(short).as_str(),
+            Mode::ReadWriteAppend,
+        );
         let _ = self.vm.close_dir(raw_dir);
         file.map_err(lib_err)
     }
@@ -651,7 +715,9 @@ where
 /// Writes one raw short entry at `key`.
 fn write_at(d: &impl Blocks, key: Key, raw: &[u8; 32]) -> Result<()> {
     let at = usize::from(key.slot) * dirent::SLOT_LEN;
-    d.modify(key.block, |b| b[at..at + dirent::SLOT_LEN].copy_from_slice(raw))
+    d.modify(key.block, |b| {
+        b[at..at + dirent::SLOT_LEN].copy_from_slice(raw)
+    })
 }
 
 fn read_at(d: &impl Blocks, key: Key, fat32: bool) -> Result<ShortEntry> {
@@ -666,11 +732,15 @@ fn read_at(d: &impl Blocks, key: Key, fat32: bool) -> Result<ShortEntry> {
 fn mount_dev_err<E>(e: DiskError<E>) -> MountError<E> {
     match e {
         DiskError::Device(e) => MountError::Device(e),
-        DiskError::OutOfRange => MountError::Damaged("the file system extends past the end of the device"),
+        DiskError::OutOfRange => {
+            MountError::Damaged("the file system extends past the end of the device")
+        }
     }
 }
 
-fn mount_err<D: BlockDevice, const L: usize, const B: usize>(disk: &Disk<D, L, B>) -> MountError<D::Error> {
+fn mount_err<D: BlockDevice, const L: usize, const B: usize>(
+    disk: &Disk<D, L, B>,
+) -> MountError<D::Error> {
     match disk.take_error() {
         Some(e) => mount_dev_err(e),
         None => MountError::Damaged("the FAT cannot be read"),
@@ -708,7 +778,11 @@ where
         if self.writer_len(found.key).is_some() {
             return Err(Error::Busy);
         }
-        let slot = self.slots.iter().position(|s| matches!(s, Slot::Free)).ok_or(Error::Busy)?;
+        let slot = self
+            .slots
+            .iter()
+            .position(|s| matches!(s, Slot::Free))
+            .ok_or(Error::Busy)?;
         let size = found.entry.size;
         if offset > u64::from(size) {
             return Err(Error::InvalidOffset);
@@ -727,12 +801,19 @@ where
             index: 0,
             run: 0,
         });
-        Ok(FatFile { slot: slot as u8, serial })
+        Ok(FatFile {
+            slot: slot as u8,
+            serial,
+        })
     }
 
     fn open_write(&mut self, path: &str, mode: WriteMode) -> Result<FatFile> {
         self.volume()?;
-        let slot = self.slots.iter().position(|s| matches!(s, Slot::Free)).ok_or(Error::Busy)?;
+        let slot = self
+            .slots
+            .iter()
+            .position(|s| matches!(s, Slot::Free))
+            .ok_or(Error::Busy)?;
         let (parent_path, name) = split(path).ok_or(Error::IsADirectory)?;
         let g = self.geo;
         let parent = self.with(|d| resolve_dir(d, &g, parent_path))?;
@@ -754,7 +835,9 @@ where
                 let (keep, touch) = match mode {
                     WriteMode::Truncate => (0, true),
                     WriteMode::Append => (found.entry.size, false),
-                    WriteMode::At(n) if n > u64::from(found.entry.size) => return Err(Error::InvalidOffset),
+                    WriteMode::At(n) if n > u64::from(found.entry.size) => {
+                        return Err(Error::InvalidOffset);
+                    }
                     WriteMode::At(n) => (n as u32, n != u64::from(found.entry.size)),
                     WriteMode::CreateNew => return Err(Error::AlreadyExists),
                 };
@@ -778,12 +861,17 @@ where
             tail: 0,
             broken: false,
         });
-        Ok(FatFile { slot: slot as u8, serial })
+        Ok(FatFile {
+            slot: slot as u8,
+            serial,
+        })
     }
 
     fn read(&mut self, file: &mut FatFile, buf: &mut [u8]) -> Result<usize> {
         let g = self.geo;
-        let Some(Slot::Read(r)) = self.slots.get_mut(usize::from(file.slot)) else { return Err(Error::Io) };
+        let Some(Slot::Read(r)) = self.slots.get_mut(usize::from(file.slot)) else {
+            return Err(Error::Io);
+        };
         if r.serial != file.serial {
             return Err(Error::Io);
         }
@@ -795,7 +883,9 @@ where
 
     fn write(&mut self, file: &mut FatFile, data: &[u8]) -> Result<()> {
         let idx = usize::from(file.slot);
-        let Some(Slot::Write(w)) = self.slots.get(idx) else { return Err(Error::Io) };
+        let Some(Slot::Write(w)) = self.slots.get(idx) else {
+            return Err(Error::Io);
+        };
         if w.serial != file.serial || w.broken {
             return Err(Error::Io);
         }
@@ -803,7 +893,13 @@ where
         if u64::from(w.len) + u64::from(w.tail) + data.len() as u64 > u64::from(u32::MAX) {
             return Err(Error::NoSpace);
         }
-        let FatStorage { vm, geo, space, tails, .. } = &mut *self;
+        let FatStorage {
+            vm,
+            geo,
+            space,
+            tails,
+            ..
+        } = &mut *self;
         let tail = &mut tails[idx];
         let result: Result<()> = (|| {
             let mut data = data;
@@ -841,10 +937,18 @@ where
             _ => return Err(Error::Io),
         };
         self.slots[idx] = Slot::Free;
-        let Slot::Write(mut w) = slot else { return Ok(()) };
+        let Slot::Write(mut w) = slot else {
+            return Ok(());
+        };
         let mut result = Ok(());
         if w.tail > 0 && !w.broken {
-            let FatStorage { vm, geo, space, tails, .. } = &mut *self;
+            let FatStorage {
+                vm,
+                geo,
+                space,
+                tails,
+                ..
+            } = &mut *self;
             let tail = tails[idx];
             let n = usize::from(w.tail);
             result = push(vm, geo, space, &mut w, &tail[..n]);
@@ -872,12 +976,21 @@ where
         self.volume()?;
         let g = self.geo;
         match self.with(|d| resolve(d, &g, path))? {
-            Target::Root => Ok(Metadata { kind: Kind::Dir, size: 0, modified: None }),
+            Target::Root => Ok(Metadata {
+                kind: Kind::Dir,
+                size: 0,
+                modified: None,
+            }),
             Target::Entry { found, .. } => Ok(self.meta(&found)),
         }
     }
 
-    fn list(&mut self, path: &str, skip: usize, f: &mut dyn FnMut(&DirEntry<'_>) -> bool) -> Result<()> {
+    fn list(
+        &mut self,
+        path: &str,
+        skip: usize,
+        f: &mut dyn FnMut(&DirEntry<'_>) -> bool,
+    ) -> Result<()> {
         self.volume()?;
         let g = self.geo;
         let dir = self.with(|d| resolve_dir(d, &g, path))?;
@@ -890,8 +1003,15 @@ where
                     return ControlFlow::Continue(());
                 }
                 let meta = self.meta(&item.found);
-                let entry = DirEntry { name: item.name(&mut name), meta };
-                if f(&entry) { ControlFlow::Continue(()) } else { ControlFlow::Break(()) }
+                let entry = DirEntry {
+                    name: item.name(&mut name),
+                    meta,
+                };
+                if f(&entry) {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
             })
         })?;
         Ok(())
@@ -1001,7 +1121,11 @@ where
         let alias = self.alias(dst_parent, name, same_dir.then_some(src.index))?;
         let needs_long = dirent::exact_short(name).is_none();
         let long = needs_long.then_some(name);
-        let slots = if needs_long { dirent::lfn_slots(units_len) as u32 } else { 0 } + 1;
+        let slots = if needs_long {
+            dirent::lfn_slots(units_len) as u32
+        } else {
+            0
+        } + 1;
         let reuse = same_dir.then_some((src.first, src.slots));
         // In the same directory the new entry takes the old one's place when
         // it fits there (ending on the same slot); else the first room.
@@ -1015,9 +1139,14 @@ where
         entry.case = 0;
         let per_block = dirent::SLOTS_PER_BLOCK as u32;
         let one_block = same_dir
-            && [start, start + slots - 1, src.first, src.first + src.slots - 1]
-                .iter()
-                .all(|&i| i / per_block == start / per_block);
+            && [
+                start,
+                start + slots - 1,
+                src.first,
+                src.first + src.slots - 1,
+            ]
+            .iter()
+            .all(|&i| i / per_block == start / per_block);
         let space = self.space;
         self.with(|d| {
             dir::delete_slots(d, &g, src_parent, src.first, src.slots, None)?;
@@ -1045,7 +1174,10 @@ where
     }
 
     fn open_files(&self) -> usize {
-        self.slots.iter().filter(|s| !matches!(s, Slot::Free)).count()
+        self.slots
+            .iter()
+            .filter(|s| !matches!(s, Slot::Free))
+            .count()
     }
 }
 

@@ -59,14 +59,20 @@ enum Op {
 }
 
 fn data(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn script() -> Vec<Op> {
     vec![
         Op::Put("/first file.bin", data(1, 20_000), WriteMode::Truncate),
         Op::Mkdir("/a directory"),
-        Op::Put("/a directory/long name file.txt", data(2, 3_000), WriteMode::Truncate),
+        Op::Put(
+            "/a directory/long name file.txt",
+            data(2, 3_000),
+            WriteMode::Truncate,
+        ),
         Op::Rename("/first file.bin", "/a directory/moved first.bin"),
         Op::Put("/second.bin", data(3, 10_000), WriteMode::Truncate),
         Op::Remove("/a directory/long name file.txt"),
@@ -126,7 +132,8 @@ impl Model {
             }
             Op::Rename(a, b) => {
                 fn moved<'p>(path: &'p str, from: &str) -> Option<&'p str> {
-                    path.strip_prefix(from).filter(|r| r.is_empty() || r.starts_with('/'))
+                    path.strip_prefix(from)
+                        .filter(|r| r.is_empty() || r.starts_with('/'))
                 }
                 self.files = std::mem::take(&mut self.files)
                     .into_iter()
@@ -151,17 +158,28 @@ impl Model {
 }
 
 fn fsck(path: &Path) -> Option<Vec<String>> {
-    let tool = ["/usr/sbin/fsck.fat", "/sbin/fsck.fat", "/usr/bin/fsck.fat"].into_iter().find(|p| Path::new(p).is_file());
+    let tool = ["/usr/sbin/fsck.fat", "/sbin/fsck.fat", "/usr/bin/fsck.fat"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file());
     let Some(tool) = tool else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "fsck.fat is required under CI=true (Debian package dosfstools)");
-        eprintln!("\n!!!!!!!! fsck.fat is not installed: power-cut checks of the image are SKIPPED (install dosfstools) !!!!!!!!\n");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "fsck.fat is required under CI=true (Debian package dosfstools)"
+        );
+        eprintln!(
+            "\n!!!!!!!! fsck.fat is not installed: power-cut checks of the image are SKIPPED (install dosfstools) !!!!!!!!\n"
+        );
         return None;
     };
     let out = Command::new(tool).arg("-n").arg(path).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     Some(
         text.lines()
-            .filter(|l| !(l.starts_with("fsck.fat ") || (l.contains(" files, ") && l.ends_with(" clusters"))))
+            .filter(|l| {
+                !(l.starts_with("fsck.fat ")
+                    || (l.contains(" files, ") && l.ends_with(" clusters")))
+            })
             .filter(|l| !l.trim().is_empty() && !l.starts_with("Leaving filesystem unchanged"))
             .map(str::to_string)
             .collect(),
@@ -209,8 +227,14 @@ fn cut_everywhere(fat: FatType, size: u64) {
     // How many blocks the whole script writes.
     fs::copy(&pristine, &work).unwrap();
     let budget = Rc::new(Cell::new(u64::MAX));
-    let mut fs = Fs::mounted(Cut { inner: FileBlockDevice::open(&work).unwrap(), budget: budget.clone() }, StdClock)
-        .unwrap();
+    let mut fs = Fs::mounted(
+        Cut {
+            inner: FileBlockDevice::open(&work).unwrap(),
+            budget: budget.clone(),
+        },
+        StdClock,
+    )
+    .unwrap();
     for op in &ops {
         run(&mut fs, op).unwrap();
     }
@@ -224,7 +248,10 @@ fn cut_everywhere(fat: FatType, size: u64) {
         let mut model = Model::default();
         let mut in_flight = None;
         let mut cut = true;
-        let dev = Cut { inner: FileBlockDevice::open(&work).unwrap(), budget };
+        let dev = Cut {
+            inner: FileBlockDevice::open(&work).unwrap(),
+            budget,
+        };
         if let Ok(mut fs) = Fs::mounted(dev, StdClock) {
             cut = false;
             for op in &ops {
@@ -239,14 +266,23 @@ fn cut_everywhere(fat: FatType, size: u64) {
             }
             // Power is gone: nothing more reaches the image.
         }
-        assert!(cut, "cut after {n} of {total} blocks, yet the script completed");
+        assert!(
+            cut,
+            "cut after {n} of {total} blocks, yet the script completed"
+        );
 
         // The image mounts and holds everything that completed.
         let mut fs = host::mount_image(&work).unwrap_or_else(|e| panic!("cut at {n}: {e}"));
         let touched = in_flight.as_ref().map(Model::touched).unwrap_or_default();
-        let spared = |path: &str| !touched.iter().any(|t| path == *t || path.starts_with(&format!("{t}/")));
+        let spared = |path: &str| {
+            !touched
+                .iter()
+                .any(|t| path == *t || path.starts_with(&format!("{t}/")))
+        };
         for (path, bytes) in model.files.iter().filter(|(p, _)| spared(p)) {
-            let mut f = fs.open_read(path, 0).unwrap_or_else(|e| panic!("cut at {n}: {path}: {e}"));
+            let mut f = fs
+                .open_read(path, 0)
+                .unwrap_or_else(|e| panic!("cut at {n}: {path}: {e}"));
             let mut got = vec![0u8; bytes.len() + 1];
             let mut len = 0;
             loop {
@@ -260,11 +296,16 @@ fn cut_everywhere(fat: FatType, size: u64) {
             assert_eq!(&got[..len], &bytes[..], "cut at {n}: {path}");
         }
         for d in model.dirs.iter().filter(|d| spared(d)) {
-            assert_eq!(fs.metadata(d).map(|m| m.kind), Ok(Kind::Dir), "cut at {n}: {d}");
+            assert_eq!(
+                fs.metadata(d).map(|m| m.kind),
+                Ok(Kind::Dir),
+                "cut at {n}: {d}"
+            );
         }
         drop(fs);
         let Some(issues) = fsck(&work) else { return };
-        let moving_dir = matches!(&in_flight, Some(Op::Rename(a, _)) if model.dirs.iter().any(|d| d == a));
+        let moving_dir =
+            matches!(&in_flight, Some(Op::Rename(a, _)) if model.dirs.iter().any(|d| d == a));
         for line in &issues {
             assert!(
                 harmless(line, moving_dir),
@@ -272,7 +313,9 @@ fn cut_everywhere(fat: FatType, size: u64) {
                 in_flight.as_ref().map(Model::touched),
                 issues.join("\n")
             );
-            *seen.entry(line.trim().split(' ').take(3).collect::<Vec<_>>().join(" ")).or_default() += 1;
+            *seen
+                .entry(line.trim().split(' ').take(3).collect::<Vec<_>>().join(" "))
+                .or_default() += 1;
         }
     }
     eprintln!("{fat:?}: fsck after {total} cuts: {seen:?}");
