@@ -7,7 +7,7 @@
 //! use `curl` when it is installed. Without them the tests fail when `CI` is
 //! `true` and say loudly that they did not run otherwise.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::Command;
