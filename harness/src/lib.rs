@@ -18,12 +18,18 @@
 //! - [`run`]: every scenario on every target, the table, the verdict.
 //! - [`replay`]: captured sessions (pcap, pcapng, text logs) replayed.
 //! - [`record`]: a proxy that writes a live session as a scenario.
+//! - [`bench`], [`footprint`]: throughput and footprint (issue 6).
+//! - [`netfuzz`]: the network fuzzer (issue 7).
+//! - [`testkit`]: boards with SD cards for tests (load, faults).
 
+pub mod bench;
 pub mod board;
 pub mod capture;
 pub mod client;
 pub mod fixture;
+pub mod footprint;
 pub mod image;
+pub mod netfuzz;
 pub mod netns;
 pub mod player;
 pub mod record;
@@ -33,4 +39,5 @@ pub mod run;
 pub mod scenario;
 pub mod snapshot;
 pub mod target;
+pub mod testkit;
 pub mod transcript;

@@ -84,6 +84,21 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Measure throughput (RETR/STOR per target and size, against vsftpd
+    /// and the raw ceilings) or, with --footprint, flash and RAM.
+    Bench {
+        #[command(flatten)]
+        args: harness::bench::BenchArgs,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Fuzz a running target over the network.
+    Fuzz {
+        #[command(flatten)]
+        args: harness::netfuzz::FuzzArgs,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Disk images.
     Image {
         #[command(subcommand)]
@@ -178,6 +193,12 @@ fn main() -> ExitCode {
                     &common,
                 )
                 .await
+            }
+            Some(Cmd::Bench { args, common }) => {
+                harness::bench::main(&Context::new(common.sim_bin), args).await
+            }
+            Some(Cmd::Fuzz { args, common }) => {
+                harness::netfuzz::main(&Context::new(common.sim_bin), args).await
             }
             Some(Cmd::Image {
                 cmd: ImageCmd::Create { file, size },

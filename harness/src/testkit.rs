@@ -1,0 +1,1 @@
+//! Boards with SD cards for tests: see the module docs once filled.
