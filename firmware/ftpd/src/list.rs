@@ -10,8 +10,7 @@
 //!   facts chosen with `OPTS MLST`, always ending in `;` before the single
 //!   space (ftplib and jlaffaye/ftp drop the last character of the facts).
 
-use core::fmt::{self, Write};
-
+use crate::proto::reply::Writer;
 use crate::storage::{DateTime, Kind, Metadata};
 
 /// Which listing a transfer produces.
@@ -38,43 +37,35 @@ pub mod facts {
     ];
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS: &[u8; 36] = b"JanFebMarAprMayJunJulAugSepOctNovDec";
 
-/// `YYYYMMDDHHMMSS`, the form of MDTM and MLSD `modify`.
-pub struct Timeval(pub DateTime);
-
-impl fmt::Display for Timeval {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.0;
-        write!(
-            f,
-            "{:04}{:02}{:02}{:02}{:02}{:02}",
-            d.year, d.month, d.day, d.hour, d.minute, d.second
-        )
+/// Writes `YYYYMMDDHHMMSS`, the form of MDTM and MLSD `modify`.
+pub fn write_timeval(w: &mut Writer<'_>, d: &DateTime) {
+    w.num_pad(u64::from(d.year), 4, b'0');
+    for v in [d.month, d.day, d.hour, d.minute, d.second] {
+        w.num_pad(u64::from(v), 2, b'0');
     }
 }
 
 /// Days since 1970-01-01 of a calendar date (for "within six months").
-fn days(d: &DateTime) -> i64 {
-    let (y, m) = (i64::from(d.year), i64::from(d.month.clamp(1, 12)));
+fn days(d: &DateTime) -> i32 {
+    let (y, m) = (i32::from(d.year), i32::from(d.month.clamp(1, 12)));
     let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + i64::from(d.day.clamp(1, 31)) - 1;
+    let doy = (153 * m + 2) / 5 + i32::from(d.day.clamp(1, 31)) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
 }
 
 /// Writes one `LIST` line (with CRLF).
 pub fn write_list_line(
-    w: &mut impl Write,
+    w: &mut Writer<'_>,
     name: &str,
     meta: &Metadata,
     writable: bool,
     now: Option<&DateTime>,
-) -> fmt::Result {
+) {
     let (perm, size) = match meta.kind {
         Kind::Dir => (if writable { "drwxr-xr-x" } else { "dr-xr-xr-x" }, 0),
         Kind::File => (
@@ -88,83 +79,73 @@ pub fn write_list_line(
         day: 1,
         ..DateTime::default()
     });
-    let month = MONTHS[usize::from(d.month.clamp(1, 12)) - 1];
-    write!(w, "{perm} 1 ftp ftp {size:>12} {month} {:>2} ", d.day)?;
+    let m = 3 * (usize::from(d.month.clamp(1, 12)) - 1);
+    w.raw(perm.as_bytes())
+        .raw(b" 1 ftp ftp ")
+        .num_pad(size, 12, b' ')
+        .raw(b" ")
+        .raw(&MONTHS[m..m + 3])
+        .raw(b" ")
+        .num_pad(u64::from(d.day), 2, b' ')
+        .raw(b" ");
     let recent = now.is_some_and(|n| {
         let age = days(n) - days(&d);
         (-1..183).contains(&age)
     });
     if recent {
-        write!(w, "{:02}:{:02}", d.hour, d.minute)?;
+        w.num_pad(u64::from(d.hour), 2, b'0')
+            .raw(b":")
+            .num_pad(u64::from(d.minute), 2, b'0');
     } else {
-        write!(w, " {:04}", d.year)?;
+        w.raw(b" ").num_pad(u64::from(d.year), 4, b'0');
     }
-    write!(w, " {name}\r\n")
+    w.raw(b" ").raw(name.as_bytes()).raw(b"\r\n");
 }
 
 /// Writes the facts of one MLSD/MLST entry, ending with `; ` (no name).
-pub fn write_facts(w: &mut impl Write, meta: &Metadata, writable: bool, mask: u8) -> fmt::Result {
+pub fn write_facts(w: &mut Writer<'_>, meta: &Metadata, writable: bool, mask: u8) {
+    let dir = meta.kind == Kind::Dir;
     if mask & facts::TYPE != 0 {
-        w.write_str(match meta.kind {
-            Kind::Dir => "type=dir;",
-            Kind::File => "type=file;",
-        })?;
+        w.raw(if dir { b"type=dir;" } else { b"type=file;" });
     }
-    if mask & facts::SIZE != 0 && meta.kind == Kind::File {
-        write!(w, "size={};", meta.size)?;
+    if mask & facts::SIZE != 0 && !dir {
+        w.raw(b"size=").num(meta.size).raw(b";");
     }
     if mask & facts::MODIFY != 0 {
-        if let Some(m) = meta.modified {
-            write!(w, "modify={};", Timeval(m))?;
+        if let Some(m) = &meta.modified {
+            w.raw(b"modify=");
+            write_timeval(w, m);
+            w.raw(b";");
         }
     }
     if mask & facts::PERM != 0 {
-        w.write_str(match (meta.kind, writable) {
-            (Kind::File, true) => "perm=adfrw;",
-            (Kind::File, false) => "perm=r;",
-            (Kind::Dir, true) => "perm=cdeflmp;",
-            (Kind::Dir, false) => "perm=el;",
-        })?;
+        w.raw(match (dir, writable) {
+            (false, true) => b"perm=adfrw;",
+            (false, false) => b"perm=r;",
+            (true, true) => b"perm=cdeflmp;",
+            (true, false) => b"perm=el;",
+        });
     }
-    w.write_str(" ")
+    w.raw(b" ");
 }
 
-/// Writes one line of `format` for an entry.
+/// Writes one line of `format` for an entry. Whether it fit is
+/// [`Writer::overflowed`].
 pub fn write_entry(
-    w: &mut impl Write,
+    w: &mut Writer<'_>,
     format: Format,
     name: &str,
     meta: &Metadata,
     writable: bool,
     now: Option<&DateTime>,
     mask: u8,
-) -> fmt::Result {
+) {
     match format {
-        Format::List => write_list_line(w, name, meta, writable, now),
-        Format::Nlst => write!(w, "{name}\r\n"),
-        Format::Mlsd => {
-            write_facts(w, meta, writable, mask)?;
-            write!(w, "{name}\r\n")
-        }
+        Format::List => return write_list_line(w, name, meta, writable, now),
+        Format::Nlst => {}
+        Format::Mlsd => write_facts(w, meta, writable, mask),
     }
-}
-
-/// A `fmt::Write` over a byte slice that fails instead of cutting.
-pub struct SliceWriter<'b> {
-    pub buf: &'b mut [u8],
-    pub len: usize,
-}
-
-impl Write for SliceWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
-        if end > self.buf.len() {
-            return Err(fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
+    w.raw(name.as_bytes()).raw(b"\r\n");
 }
 
 #[cfg(test)]
@@ -197,10 +178,12 @@ mod tests {
         }
     }
 
-    fn line(f: impl FnOnce(&mut String) -> fmt::Result) -> String {
-        let mut s = String::new();
-        f(&mut s).unwrap();
-        s
+    fn line(f: impl FnOnce(&mut Writer<'_>)) -> String {
+        let mut buf = [0u8; 512];
+        let mut w = Writer::new(&mut buf);
+        f(&mut w);
+        assert!(!w.overflowed());
+        String::from_utf8(w.as_bytes().to_vec()).unwrap()
     }
 
     #[test]
@@ -284,7 +267,7 @@ mod tests {
 
     #[test]
     fn timeval_form() {
-        assert_eq!(std::format!("{}", Timeval(DATE)), "20240305140709");
+        assert_eq!(line(|w| write_timeval(w, &DATE)), "20240305140709");
     }
 
     #[test]
@@ -310,14 +293,15 @@ mod tests {
     }
 
     #[test]
-    fn slice_writer_refuses_overflow() {
-        let mut buf = [0u8; 4];
-        let mut w = SliceWriter {
-            buf: &mut buf,
-            len: 0,
-        };
-        assert!(w.write_str("abc").is_ok());
-        assert!(w.write_str("de").is_err());
-        assert_eq!(w.len, 3);
+    fn a_line_that_does_not_fit_is_reported() {
+        let mut buf = [0u8; 40];
+        let mut w = Writer::new(&mut buf);
+        write_entry(&mut w, Format::Nlst, "abc", &file(1), true, None, 0);
+        assert!(!w.overflowed());
+        write_list_line(&mut w, "a", &file(1), true, None);
+        assert!(w.overflowed());
+        w.truncate(5);
+        assert_eq!(w.as_bytes(), b"abc\r\n");
+        assert!(!w.overflowed());
     }
 }

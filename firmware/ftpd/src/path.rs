@@ -42,35 +42,47 @@ impl PathBuf {
         self.len == 1
     }
 
-    fn push_bytes(&mut self, s: &str) -> Result<(), PathError> {
+    /// Appends bytes; only whole UTF-8 pieces may be pushed (a `&str`, or
+    /// a piece of one cut at an ASCII byte).
+    fn push_bytes(&mut self, s: &[u8]) -> Result<(), PathError> {
         let len = self.len as usize;
         if len + s.len() > MAX_PATH {
             return Err(PathError::TooLong);
         }
-        self.buf[len..len + s.len()].copy_from_slice(s.as_bytes());
+        self.buf[len..len + s.len()].copy_from_slice(s);
         self.len = (len + s.len()) as u16;
         Ok(())
     }
 
     /// Appends one component (no `/` in it).
     pub fn push(&mut self, name: &str) -> Result<(), PathError> {
+        self.push_name(name.as_bytes())
+    }
+
+    fn push_name(&mut self, name: &[u8]) -> Result<(), PathError> {
         if !self.is_root() {
-            self.push_bytes("/")?;
+            self.push_bytes(b"/")?;
         }
         self.push_bytes(name)
     }
 
+    /// Where the last `/` is.
+    fn last_slash(&self) -> Option<usize> {
+        self.buf[..self.len as usize]
+            .iter()
+            .rposition(|&b| b == b'/')
+    }
+
     /// Removes the last component; the root stays the root.
     pub fn pop(&mut self) {
-        let s = self.as_str();
-        let cut = s.rfind('/').unwrap_or(0).max(1);
+        let cut = self.last_slash().unwrap_or(0).max(1);
         self.len = cut as u16;
     }
 
     /// The last component (empty for the root).
     pub fn file_name(&self) -> &str {
-        let s = self.as_str();
-        &s[s.rfind('/').map_or(0, |i| i + 1)..]
+        let from = self.last_slash().map_or(0, |i| i + 1);
+        self.as_str().get(from..).unwrap_or("")
     }
 
     /// Copies `s`, which must already be a normalised absolute path.
@@ -79,7 +91,7 @@ impl PathBuf {
             buf: [0; MAX_PATH],
             len: 0,
         };
-        p.push_bytes(s)?;
+        p.push_bytes(s.as_bytes())?;
         Ok(p)
     }
 }
@@ -107,16 +119,17 @@ impl fmt::Display for PathBuf {
 
 /// Resolves `arg` against the virtual working directory `cwd`.
 pub fn resolve(cwd: &PathBuf, arg: &str) -> Result<PathBuf, PathError> {
-    let mut out = if arg.starts_with('/') {
+    let arg = arg.as_bytes();
+    let mut out = if arg.first() == Some(&b'/') {
         PathBuf::root()
     } else {
         cwd.clone()
     };
-    for part in arg.split('/') {
+    for part in arg.split(|&b| b == b'/') {
         match part {
-            "" | "." => {}
-            ".." => out.pop(),
-            name => out.push(name)?,
+            b"" | b"." => {}
+            b".." => out.pop(),
+            name => out.push_name(name)?,
         }
     }
     Ok(out)
@@ -124,13 +137,20 @@ pub fn resolve(cwd: &PathBuf, arg: &str) -> Result<PathBuf, PathError> {
 
 /// The storage path of virtual path `v` for a user whose root is `root`.
 pub fn to_storage(root: &str, v: &PathBuf) -> Result<PathBuf, PathError> {
-    let root = root.trim_end_matches('/');
+    let mut root = root.as_bytes();
+    while let [rest @ .., b'/'] = root {
+        root = rest;
+    }
     if root.is_empty() {
         return Ok(v.clone());
     }
-    let mut p = PathBuf::from_normalised(root)?;
+    let mut p = PathBuf {
+        buf: [0; MAX_PATH],
+        len: 0,
+    };
+    p.push_bytes(root)?;
     if !v.is_root() {
-        p.push_bytes(v.as_str())?;
+        p.push_bytes(&v.buf[..v.len as usize])?;
     }
     Ok(p)
 }

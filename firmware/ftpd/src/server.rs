@@ -86,10 +86,7 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
                     let id = self.next_id;
                     self.next_id = self.next_id.wrapping_add(1);
                     let mut w = Writer::new(&mut self.reply);
-                    w.line(
-                        ReplyCode::ServiceReady,
-                        format_args!("{}", self.config.banner),
-                    );
+                    w.line(ReplyCode::ServiceReady, self.config.banner);
                     let _ = net.send(sock, w.as_bytes());
                     match Session::new(id, sock, net, now) {
                         Some(s) => {
@@ -106,10 +103,11 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
                         limit
                     );
                     let mut w = Writer::new(&mut self.reply);
-                    w.line(
-                        ReplyCode::ServiceNotAvailable,
-                        format_args!("Too many connections ({limit}), try again later."),
-                    );
+                    w.begin(ReplyCode::ServiceNotAvailable)
+                        .text("Too many connections (")
+                        .num(limit as u64)
+                        .text("), try again later.")
+                        .end();
                     let _ = net.send(sock, w.as_bytes());
                     net.close(sock);
                 }

@@ -25,12 +25,13 @@ use core::net::{IpAddr, SocketAddr};
 
 use crate::MAX_REPLY;
 use crate::config::{Account, Config};
-use crate::list::{self, Format, SliceWriter, facts};
+use crate::list::{self, Format, facts};
 use crate::net::{Net, NetError, SockState};
 use crate::path::{self, PathBuf};
 use crate::proto::command::{Command, EpsvArg, ParseError, TransferType, parse};
+use crate::proto::command::{eq_ic, split_word, trim, trim_bytes, trim_start};
 use crate::proto::line::{self, Frame};
-use crate::proto::reply::{Quoted, ReplyCode as R, Writer};
+use crate::proto::reply::{ReplyCode as R, Writer};
 use crate::storage::{self, DateTime, Kind, Storage, WriteMode};
 use crate::time::Instant;
 
@@ -266,13 +267,25 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    fn reply<N: Net<Socket = K>, S: Storage>(
+    fn say<N: Net<Socket = K>, S: Storage>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
         code: R,
-        text: core::fmt::Arguments<'_>,
+        text: &str,
     ) {
         self.send(ctx, |w| w.line(code, text));
+    }
+
+    /// `code pre<n>post`.
+    fn say_n<N: Net<Socket = K>, S: Storage>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        code: R,
+        pre: &str,
+        n: u64,
+        post: &str,
+    ) {
+        self.send(ctx, |w| w.begin(code).text(pre).num(n).text(post).end());
     }
 
     fn room<N: Net<Socket = K>>(&self, net: &N) -> bool {
@@ -330,11 +343,14 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             if self.room(ctx.net) {
                 self.owed = None;
                 progressed = true;
-                self.reply(
-                    ctx,
-                    code,
-                    format_args!("{text} ({bytes} bytes transferred)"),
-                );
+                self.send(ctx, |w| {
+                    w.begin(code)
+                        .text(text)
+                        .text(" (")
+                        .num(bytes)
+                        .text(" bytes transferred)")
+                        .end()
+                });
             }
         }
 
@@ -349,14 +365,14 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 progressed = true;
                 if self.failures >= ctx.config.max_login_failures {
                     crate::event!("[{}] too many failed logins, closing", self.id);
-                    self.reply(
+                    self.say(
                         ctx,
                         R::ServiceNotAvailable,
-                        format_args!("Too many failed logins, closing."),
+                        "Too many failed logins, closing.",
                     );
                     self.closing = true;
                 } else {
-                    self.reply(ctx, R::NotLoggedIn, format_args!("Login incorrect."));
+                    self.say(ctx, R::NotLoggedIn, "Login incorrect.");
                 }
             }
         }
@@ -409,10 +425,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         if now >= deadline {
             crate::event!("[{}] idle timeout", self.id);
             if self.room(ctx.net) {
-                self.reply(
+                self.say(
                     ctx,
                     R::ServiceNotAvailable,
-                    format_args!("Timeout: closing control connection."),
+                    "Timeout: closing control connection.",
                 );
             }
             self.teardown(ctx.net, ctx.fs);
@@ -448,10 +464,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     ) {
         if !self.ctrl_gone && net.send_capacity(self.ctrl) >= MAX_REPLY {
             let mut w = Writer::new(&mut reply[..]);
-            w.line(
-                R::ServiceNotAvailable,
-                format_args!("Server shutting down."),
-            );
+            w.line(R::ServiceNotAvailable, "Server shutting down.");
             let _ = net.send(self.ctrl, w.as_bytes());
         }
         self.teardown(net, fs);
@@ -578,7 +591,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 ctx.net.consume(self.ctrl, n);
                 self.discarding = true;
                 self.last_command = ctx.now;
-                self.reply(ctx, R::SyntaxError, format_args!("Command line too long."));
+                self.say(ctx, R::SyntaxError, "Command line too long.");
                 true
             }
             Frame::Partial => {
@@ -603,7 +616,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.discarding = true;
                 self.last_command = ctx.now;
                 crate::event!("[{}] command line too long", self.id);
-                self.reply(ctx, R::SyntaxError, format_args!("Command line too long."));
+                self.say(ctx, R::SyntaxError, "Command line too long.");
                 true
             }
             Frame::Line { consumed, len } => {
@@ -659,7 +672,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         "Network protocol not supported, use (1,2).",
                     ),
                 };
-                self.reply(ctx, code, format_args!("{text}"));
+                self.say(ctx, code, text);
                 return Handled::Done;
             }
         };
@@ -679,11 +692,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             self.log_line(line);
         }
         if !matches!(self.login, Login::In(_)) && !cmd.allowed_before_login() {
-            self.reply(
-                ctx,
-                R::NotLoggedIn,
-                format_args!("Please login with USER and PASS."),
-            );
+            self.say(ctx, R::NotLoggedIn, "Please login with USER and PASS.");
             return Handled::Done;
         }
         let was_rnfr = self.rnfr;
@@ -720,15 +729,15 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             C::User(name) => self.user(ctx, name),
             C::Pass(pass) => self.pass(ctx, pass),
             C::Acct => match self.login {
-                Login::In(_) => self.reply(ctx, R::Superfluous, format_args!("ACCT not needed.")),
-                _ => self.reply(ctx, R::BadSequence, format_args!("Login with USER first.")),
+                Login::In(_) => self.say(ctx, R::Superfluous, "ACCT not needed."),
+                _ => self.say(ctx, R::BadSequence, "Login with USER first."),
             },
             C::Quit => {
                 if let Some(t) = self.xfer.take() {
                     let _ = Self::drop_transfer(t, ctx.net, ctx.fs, true);
-                    self.reply(ctx, R::TransferAborted, format_args!("Transfer aborted."));
+                    self.say(ctx, R::TransferAborted, "Transfer aborted.");
                 }
-                self.reply(ctx, R::Closing, format_args!("Goodbye."));
+                self.say(ctx, R::Closing, "Goodbye.");
                 self.closing = true;
             }
             C::Rein => {
@@ -739,11 +748,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.rest = 0;
                 self.epsv_all = false;
                 self.facts = facts::ALL;
-                self.reply(
-                    ctx,
-                    R::ServiceReady,
-                    format_args!("Service ready for new user."),
-                );
+                self.say(ctx, R::ServiceReady, "Service ready for new user.");
             }
             C::Cwd(arg) => {
                 let arg = if arg.is_empty() { "/" } else { arg };
@@ -752,11 +757,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             C::Cdup => self.cwd_to(ctx, ".."),
             C::Pwd => {
                 let cwd = self.cwd.clone();
-                self.reply(
-                    ctx,
-                    R::PathCreated,
-                    format_args!("{} is the current directory.", Quoted(cwd.as_str())),
-                );
+                self.send(ctx, |w| {
+                    w.begin(R::PathCreated)
+                        .quoted(cwd.as_str())
+                        .text(" is the current directory.")
+                        .end()
+                });
             }
             C::Mkd(arg) => self.mkd(ctx, arg),
             C::Rmd(arg) => self.simple_write(ctx, arg, Modify::Rmd),
@@ -766,7 +772,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 if was_rnfr {
                     self.rnto(ctx, arg);
                 } else {
-                    self.reply(ctx, R::BadSequence, format_args!("RNFR required first."));
+                    self.say(ctx, R::BadSequence, "RNFR required first.");
                 }
             }
             C::List(arg) => return self.list(ctx, Format::List, skip_options(arg)),
@@ -779,48 +785,48 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             C::Stou => return self.store(ctx, "", StoreKind::Stou),
             C::Rest(n) => {
                 self.rest = n;
-                self.reply(
+                self.say_n(
                     ctx,
                     R::FileActionPending,
-                    format_args!("Restarting at {n}. Send STOR or RETR."),
+                    "Restarting at ",
+                    n,
+                    ". Send STOR or RETR.",
                 );
             }
-            C::Allo => self.reply(
-                ctx,
-                R::Ok,
-                format_args!("ALLO command ok, no allocation needed."),
-            ),
+            C::Allo => self.say(ctx, R::Ok, "ALLO command ok, no allocation needed."),
             C::Type(t) => {
                 self.ty = t;
                 let name = if t == TransferType::Ascii { "A" } else { "I" };
-                self.reply(ctx, R::Ok, format_args!("Type set to {name}."));
+                self.send(ctx, |w| {
+                    w.begin(R::Ok)
+                        .text("Type set to ")
+                        .text(name)
+                        .text(".")
+                        .end()
+                });
             }
-            C::Stru => self.reply(ctx, R::Ok, format_args!("Structure set to F.")),
-            C::Mode => self.reply(ctx, R::Ok, format_args!("Mode set to S.")),
+            C::Stru => self.say(ctx, R::Ok, "Structure set to F."),
+            C::Mode => self.say(ctx, R::Ok, "Mode set to S."),
             C::Pasv => self.pasv(ctx, false, EpsvArg::Any),
             C::Epsv(EpsvArg::All) => {
                 self.epsv_all = true;
-                self.reply(ctx, R::Ok, format_args!("EPSV ALL ok."));
+                self.say(ctx, R::Ok, "EPSV ALL ok.");
             }
             C::Epsv(arg) => self.pasv(ctx, true, arg),
             C::Port(addr) => self.port(ctx, SocketAddr::V4(addr), false),
             C::Eprt(addr) => self.port(ctx, addr, true),
             C::Abor => self.abor(ctx),
-            C::Syst => self.reply(ctx, R::SystemType, format_args!("UNIX Type: L8")),
+            C::Syst => self.say(ctx, R::SystemType, "UNIX Type: L8"),
             C::Stat(arg) => return self.stat(ctx, arg),
             C::Help(arg) => self.help(ctx, arg),
-            C::Noop => self.reply(ctx, R::Ok, format_args!("NOOP ok.")),
+            C::Noop => self.say(ctx, R::Ok, "NOOP ok."),
             C::Site(arg) => self.site(ctx, arg),
             C::Feat => self.feat(ctx),
             C::Opts(arg) => self.opts(ctx, arg),
             C::Size(arg) => self.size(ctx, arg),
             C::Mdtm(arg) => self.mdtm(ctx, arg),
-            C::Clnt => self.reply(ctx, R::Ok, format_args!("Noted.")),
-            C::NotImplemented => self.reply(
-                ctx,
-                R::NotImplemented,
-                format_args!("Command not implemented."),
-            ),
+            C::Clnt => self.say(ctx, R::Ok, "Noted."),
+            C::NotImplemented => self.say(ctx, R::NotImplemented, "Command not implemented."),
         }
         Handled::Done
     }
@@ -836,7 +842,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             let _ = Self::drop_transfer(t, ctx.net, ctx.fs, true);
         }
         let cfg = ctx.config;
-        let anon = (name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("ftp"))
+        let anon = (eq_ic(name.as_bytes(), b"anonymous") || eq_ic(name.as_bytes(), b"ftp"))
             && cfg.anonymous_root.is_some();
         let who = if anon {
             Some(Who::Anonymous)
@@ -849,11 +855,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         self.login = Login::User(who);
         self.cwd = PathBuf::root();
-        self.reply(
-            ctx,
-            R::NeedPassword,
-            format_args!("Please specify the password."),
-        );
+        self.say(ctx, R::NeedPassword, "Please specify the password.");
     }
 
     fn pass<N: Net<Socket = K>, S: Storage<File = F>>(
@@ -863,8 +865,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     ) {
         let Login::User(who) = self.login else {
             match self.login {
-                Login::In(_) => self.reply(ctx, R::LoggedIn, format_args!("Already logged in.")),
-                _ => self.reply(ctx, R::BadSequence, format_args!("Login with USER first.")),
+                Login::In(_) => self.say(ctx, R::LoggedIn, "Already logged in."),
+                _ => self.say(ctx, R::BadSequence, "Login with USER first."),
             }
             return;
         };
@@ -882,7 +884,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.login = Login::In(who);
                 self.failures = 0;
                 crate::event!("[{}] logged in", self.id);
-                self.reply(ctx, R::LoggedIn, format_args!("Login successful."));
+                self.say(ctx, R::LoggedIn, "Login successful.");
             }
             _ => {
                 crate::event!("[{}] login failed", self.id);
@@ -905,7 +907,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         match (v, s) {
             (Some(v), Some(s)) => Some((v, s)),
             _ => {
-                self.reply(ctx, R::NameNotAllowed, format_args!("Path too long."));
+                self.say(ctx, R::NameNotAllowed, "Path too long.");
                 None
             }
         }
@@ -916,7 +918,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         e: storage::Error,
     ) {
-        self.reply(ctx, storage_reply(e, false), format_args!("{e}."));
+        self.send(ctx, |w| {
+            w.begin(storage_reply(e, false))
+                .text(e.text())
+                .text(".")
+                .end()
+        });
     }
 
     fn deny<N: Net<Socket = K>, S: Storage<File = F>>(
@@ -926,7 +933,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         if self.writable(ctx.config) {
             return false;
         }
-        self.reply(ctx, R::FileUnavailable, format_args!("Permission denied."));
+        self.say(ctx, R::FileUnavailable, "Permission denied.");
         true
     }
 
@@ -962,11 +969,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Ok(m) if m.kind == Kind::Dir => {
                 self.cwd = v;
                 let cwd = self.cwd.clone();
-                self.reply(
-                    ctx,
-                    R::FileActionOk,
-                    format_args!("Directory changed to {cwd}."),
-                );
+                self.send(ctx, |w| {
+                    w.begin(R::FileActionOk)
+                        .text("Directory changed to ")
+                        .text(cwd.as_str())
+                        .text(".")
+                        .end()
+                });
             }
             Ok(_) => self.fail(ctx, storage::Error::NotADirectory),
             Err(e) => self.fail(ctx, e),
@@ -982,11 +991,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return;
         };
         match ctx.fs.mkdir(s.as_str()) {
-            Ok(()) => self.reply(
-                ctx,
-                R::PathCreated,
-                format_args!("{} created.", Quoted(v.as_str())),
-            ),
+            Ok(()) => self.send(ctx, |w| {
+                w.begin(R::PathCreated)
+                    .quoted(v.as_str())
+                    .text(" created.")
+                    .end()
+            }),
             Err(e) => self.fail(ctx, e),
         }
     }
@@ -1018,7 +1028,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 } else {
                     "File deleted."
                 };
-                self.reply(ctx, R::FileActionOk, format_args!("{text}"));
+                self.say(ctx, R::FileActionOk, text);
             }
             Err(e) => self.fail(ctx, e),
         }
@@ -1037,7 +1047,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Ok(_) => {
                 self.aux = v;
                 self.rnfr = true;
-                self.reply(ctx, R::FileActionPending, format_args!("Ready for RNTO."));
+                self.say(ctx, R::FileActionPending, "Ready for RNTO.");
             }
             Err(e) => self.fail(ctx, e),
         }
@@ -1060,7 +1070,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return self.fail(ctx, storage::Error::PermissionDenied);
         }
         match ctx.fs.rename(from.as_str(), to.as_str()) {
-            Ok(()) => self.reply(ctx, R::FileActionOk, format_args!("Rename successful.")),
+            Ok(()) => self.say(ctx, R::FileActionOk, "Rename successful."),
             Err(e) => self.fail(ctx, e),
         }
     }
@@ -1074,10 +1084,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return;
         };
         match ctx.fs.metadata(s.as_str()) {
-            Ok(m) if m.kind == Kind::File => {
-                self.reply(ctx, R::FileStatus, format_args!("{}", m.size))
-            }
-            Ok(_) => self.reply(ctx, R::FileUnavailable, format_args!("Not a regular file.")),
+            Ok(m) if m.kind == Kind::File => self.say_n(ctx, R::FileStatus, "", m.size, ""),
+            Ok(_) => self.say(ctx, R::FileUnavailable, "Not a regular file."),
             Err(e) => self.fail(ctx, e),
         }
     }
@@ -1092,14 +1100,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         match ctx.fs.metadata(s.as_str()) {
             Ok(m) if m.kind == Kind::File => match m.modified {
-                Some(t) => self.reply(ctx, R::FileStatus, format_args!("{}", list::Timeval(t))),
-                None => self.reply(
-                    ctx,
-                    R::FileUnavailable,
-                    format_args!("Modification time unknown."),
-                ),
+                Some(t) => self.send(ctx, |w| {
+                    list::write_timeval(w.begin(R::FileStatus), &t);
+                    w.end()
+                }),
+                None => self.say(ctx, R::FileUnavailable, "Modification time unknown."),
             },
-            Ok(_) => self.reply(ctx, R::FileUnavailable, format_args!("Not a regular file.")),
+            Ok(_) => self.say(ctx, R::FileUnavailable, "Not a regular file."),
             Err(e) => self.fail(ctx, e),
         }
     }
@@ -1116,9 +1123,14 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Ok(m) => {
                 let (writable, mask) = (self.writable(ctx.config), self.facts);
                 self.send(ctx, |w| {
-                    w.first(R::FileActionOk, format_args!("Listing {v}"));
-                    w.cont(format_args!("{}{}", FactsOf(&m, writable, mask), v));
-                    w.last(R::FileActionOk, format_args!("End."));
+                    w.begin_first(R::FileActionOk)
+                        .text("Listing ")
+                        .text(v.as_str())
+                        .end();
+                    w.begin_cont();
+                    list::write_facts(w, &m, writable, mask);
+                    w.text(v.as_str()).end();
+                    w.last(R::FileActionOk, "End.");
                 });
             }
             Err(e) => self.fail(ctx, e),
@@ -1130,15 +1142,19 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     fn feat<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, ctx: &mut Ctx<'_, '_, N, S>) {
         let mask = self.facts;
         self.send(ctx, |w| {
-            w.first(R::SystemStatus, format_args!("Features:"));
+            w.first(R::SystemStatus, "Features:");
             for f in ["EPRT", "EPSV", "MDTM"] {
-                w.cont(format_args!("{f}"));
+                w.cont(f);
             }
-            w.cont(format_args!("MLST {}", MlstFeat(mask)));
+            w.begin_cont().text("MLST ");
+            for (name, bit) in facts::NAMES {
+                w.text(name).text(if mask & bit != 0 { "*;" } else { ";" });
+            }
+            w.end();
             for f in ["PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"] {
-                w.cont(format_args!("{f}"));
+                w.cont(f);
             }
-            w.last(R::SystemStatus, format_args!("End"));
+            w.last(R::SystemStatus, "End");
         });
     }
 
@@ -1147,34 +1163,39 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
     ) {
-        let (name, value) = arg.split_once(' ').unwrap_or((arg, ""));
-        if name.eq_ignore_ascii_case("UTF8") || name.eq_ignore_ascii_case("UTF-8") {
-            if value.trim().eq_ignore_ascii_case("ON") || value.trim().is_empty() {
-                self.reply(ctx, R::Ok, format_args!("UTF8 mode is always on."));
+        let (name, value) = split_word(arg.as_bytes());
+        if eq_ic(name, b"UTF8") || eq_ic(name, b"UTF-8") {
+            let value = trim_bytes(value);
+            if eq_ic(value, b"ON") || value.is_empty() {
+                self.say(ctx, R::Ok, "UTF8 mode is always on.");
             } else {
-                self.reply(
+                self.say(
                     ctx,
                     R::ParameterNotImplemented,
-                    format_args!("UTF8 cannot be turned off."),
+                    "UTF8 cannot be turned off.",
                 );
             }
-        } else if name.eq_ignore_ascii_case("MLST") {
+        } else if eq_ic(name, b"MLST") {
             let mut mask = 0;
-            for f in value.split(';') {
+            for f in value.split(|&c| c == b';') {
                 for (n, bit) in facts::NAMES {
-                    if f.trim().eq_ignore_ascii_case(n) {
+                    if eq_ic(trim_bytes(f), n.as_bytes()) {
                         mask |= bit;
                     }
                 }
             }
             self.facts = mask;
-            self.reply(ctx, R::Ok, format_args!("MLST OPTS {}", FactList(mask)));
+            self.send(ctx, |w| {
+                w.begin(R::Ok).text("MLST OPTS ");
+                for (name, bit) in facts::NAMES {
+                    if mask & bit != 0 {
+                        w.text(name).text(";");
+                    }
+                }
+                w.end()
+            });
         } else {
-            self.reply(
-                ctx,
-                R::ArgumentSyntaxError,
-                format_args!("Option not understood."),
-            );
+            self.say(ctx, R::ArgumentSyntaxError, "Option not understood.");
         }
     }
 
@@ -1183,38 +1204,40 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
     ) {
-        const COMMANDS: [&str; 48] = [
-            "ABOR", "ACCT", "ALLO", "APPE", "CDUP", "CLNT", "CWD", "DELE", "EPRT", "EPSV", "FEAT",
-            "HELP", "LIST", "MDTM", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS",
-            "PASV", "PORT", "PWD", "QUIT", "REIN", "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE",
-            "SIZE", "STAT", "STOR", "STOU", "STRU", "SYST", "TYPE", "USER", "XCUP", "XCWD", "XMKD",
-            "XPWD", "XRMD", "", "",
+        const COMMANDS: [&str; 4] = [
+            "ABOR ACCT ALLO APPE CDUP CLNT CWD DELE EPRT EPSV FEAT HELP",
+            "LIST MDTM MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT",
+            "PWD QUIT REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR",
+            "STOU STRU SYST TYPE USER XCUP XCWD XMKD XPWD XRMD",
         ];
-        let arg = arg.trim();
+        let arg = trim(arg);
         if !arg.is_empty() {
-            let known = COMMANDS
-                .iter()
-                .any(|c| !c.is_empty() && c.eq_ignore_ascii_case(arg));
+            let known = COMMANDS.iter().any(|row| {
+                row.as_bytes()
+                    .split(|&c| c == b' ')
+                    .any(|c| eq_ic(c, arg.as_bytes()))
+            });
             if known {
-                self.reply(ctx, R::Help, format_args!("{} is supported.", Upper(arg)));
+                self.send(ctx, |w| {
+                    w.begin(R::Help).upper(arg).text(" is supported.").end()
+                });
             } else {
-                self.reply(
-                    ctx,
-                    R::NotImplemented,
-                    format_args!("Unknown command {}.", Upper(arg)),
-                );
+                self.send(ctx, |w| {
+                    w.begin(R::NotImplemented)
+                        .text("Unknown command ")
+                        .upper(arg)
+                        .text(".")
+                        .end()
+                });
             }
             return;
         }
         self.send(ctx, |w| {
-            w.first(
-                R::Help,
-                format_args!("The following commands are recognized:"),
-            );
-            for row in COMMANDS.chunks(12) {
-                w.cont(format_args!("{}", Row(row)));
+            w.first(R::Help, "The following commands are recognized:");
+            for row in COMMANDS {
+                w.cont(row);
             }
-            w.last(R::Help, format_args!("Help OK."));
+            w.last(R::Help, "Help OK.");
         });
     }
 
@@ -1223,19 +1246,14 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
     ) {
-        let sub = arg.split(' ').next().unwrap_or("");
-        if sub.eq_ignore_ascii_case("HELP") {
+        if eq_ic(split_word(arg.as_bytes()).0, b"HELP") {
             self.send(ctx, |w| {
-                w.first(R::Help, format_args!("SITE commands:"));
-                w.cont(format_args!("HELP"));
-                w.last(R::Help, format_args!("End."));
+                w.first(R::Help, "SITE commands:");
+                w.cont("HELP");
+                w.last(R::Help, "End.");
             });
         } else {
-            self.reply(
-                ctx,
-                R::ParameterNotImplemented,
-                format_args!("Unknown SITE command."),
-            );
+            self.say(ctx, R::ParameterNotImplemented, "Unknown SITE command.");
         }
     }
 
@@ -1246,10 +1264,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     ) -> Handled {
         if let Some(t) = &self.xfer {
             let bytes = t.bytes;
-            self.reply(
+            self.say_n(
                 ctx,
                 R::SystemStatus,
-                format_args!("Transfer in progress: {bytes} bytes so far."),
+                "Transfer in progress: ",
+                bytes,
+                " bytes so far.",
             );
             return Handled::Done;
         }
@@ -1270,13 +1290,22 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 _ => "(not logged in)",
             };
             self.send(ctx, |w| {
-                w.first(R::SystemStatus, format_args!("FTP server status:"));
-                w.cont(format_args!("Connected to {peer}"));
-                w.cont(format_args!("Logged in as {user}"));
-                w.cont(format_args!("TYPE: {ty}, STRUcture: File, MODE: Stream"));
-                w.cont(format_args!("Sessions: {open} of {max}"));
-                w.cont(format_args!("Open files: {files}"));
-                w.last(R::SystemStatus, format_args!("End of status."));
+                w.first(R::SystemStatus, "FTP server status:");
+                w.begin_cont().text("Connected to ").ip(peer).end();
+                w.begin_cont().text("Logged in as ").text(user).end();
+                w.begin_cont()
+                    .text("TYPE: ")
+                    .text(ty)
+                    .text(", STRUcture: File, MODE: Stream")
+                    .end();
+                w.begin_cont()
+                    .text("Sessions: ")
+                    .num(open as u64)
+                    .text(" of ")
+                    .num(max as u64)
+                    .end();
+                w.begin_cont().text("Open files: ").num(files as u64).end();
+                w.last(R::SystemStatus, "End of status.");
             });
             return Handled::Done;
         }
@@ -1286,7 +1315,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         match ctx.fs.metadata(s.as_str()) {
             Ok(m) if m.kind == Kind::Dir => {
                 self.send(ctx, |w| {
-                    w.first(R::FileStatus, format_args!("Status of {v}:"))
+                    w.begin_first(R::FileStatus)
+                        .text("Status of ")
+                        .text(v.as_str())
+                        .text(":")
+                        .end()
                 });
                 self.aux = s;
                 self.xfer = Some(Transfer {
@@ -1304,12 +1337,18 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 let (writable, utc) = (self.writable(ctx.config), ctx.utc.copied());
                 let name = v.file_name();
                 self.send(ctx, |w| {
-                    w.first(R::FileStatus, format_args!("Status of {v}:"));
-                    w.cont(format_args!(
-                        "{}",
-                        ListLine(name, &m, writable, utc.as_ref())
-                    ));
-                    w.last(R::FileStatus, format_args!("End of status."));
+                    w.begin_first(R::FileStatus)
+                        .text("Status of ")
+                        .text(v.as_str())
+                        .text(":")
+                        .end();
+                    w.begin_cont();
+                    // Its CRLF is dropped as text; `end` ends the line.
+                    let start = w.len();
+                    list::write_list_line(w, name, &m, writable, utc.as_ref());
+                    w.drop_crlf_from(start);
+                    w.end();
+                    w.last(R::FileStatus, "End of status.");
                 });
             }
             Err(e) => self.fail(ctx, e),
@@ -1326,11 +1365,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         family: EpsvArg,
     ) {
         if self.epsv_all && !extended {
-            return self.reply(
-                ctx,
-                R::BadSequence,
-                format_args!("EPSV ALL in effect, use EPSV."),
-            );
+            return self.say(ctx, R::BadSequence, "EPSV ALL in effect, use EPSV.");
         }
         let local_ip = self.local.ip().to_canonical();
         let wrong = match family {
@@ -1340,20 +1375,22 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         if wrong {
             let use_ = if local_ip.is_ipv4() { 1 } else { 2 };
-            return self.reply(
+            return self.say_n(
                 ctx,
                 R::ProtocolNotSupported,
-                format_args!("Network protocol not supported, use ({use_})."),
+                "Network protocol not supported, use (",
+                use_,
+                ").",
             );
         }
         let advertised = match (extended, local_ip) {
             (true, _) => None,
             (false, IpAddr::V4(ip)) => Some(ctx.config.pasv_address.unwrap_or(ip)),
             (false, IpAddr::V6(_)) => {
-                return self.reply(
+                return self.say(
                     ctx,
                     R::CantOpenDataConnection,
-                    format_args!("PASV is IPv4 only; use EPSV."),
+                    "PASV is IPv4 only; use EPSV.",
                 );
             }
         };
@@ -1381,34 +1418,33 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         match (result, advertised) {
             (Ok((s, port)), Some(ip)) => {
                 self.data = Data::Listening(s);
-                let o = ip.octets();
-                self.reply(
-                    ctx,
-                    R::PassiveMode,
-                    format_args!(
-                        "Entering Passive Mode ({},{},{},{},{},{}).",
-                        o[0],
-                        o[1],
-                        o[2],
-                        o[3],
-                        port >> 8,
-                        port & 0xff
-                    ),
-                );
+                self.send(ctx, |w| {
+                    w.begin(R::PassiveMode).text("Entering Passive Mode (");
+                    for o in ip.octets() {
+                        w.num(u64::from(o)).text(",");
+                    }
+                    w.num(u64::from(port >> 8))
+                        .text(",")
+                        .num(u64::from(port & 0xff))
+                        .text(").")
+                        .end()
+                });
             }
             (Ok((s, port)), None) => {
                 self.data = Data::Listening(s);
-                self.reply(
+                self.say_n(
                     ctx,
                     R::ExtendedPassiveMode,
-                    format_args!("Entering Extended Passive Mode (|||{port}|)."),
+                    "Entering Extended Passive Mode (|||",
+                    u64::from(port),
+                    "|).",
                 );
             }
             (Err(_), _) => {
-                self.reply(
+                self.say(
                     ctx,
                     R::CantOpenDataConnection,
-                    format_args!("No data connection available, try later."),
+                    "No data connection available, try later.",
                 );
             }
         }
@@ -1421,11 +1457,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         extended: bool,
     ) {
         if self.epsv_all {
-            return self.reply(
-                ctx,
-                R::BadSequence,
-                format_args!("EPSV ALL in effect, use EPSV."),
-            );
+            return self.say(ctx, R::BadSequence, "EPSV ALL in effect, use EPSV.");
         }
         let peer = self.peer.ip().to_canonical();
         let target = addr.ip().to_canonical();
@@ -1436,19 +1468,21 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             } else {
                 R::ParameterNotImplemented
             };
-            return self.reply(
+            return self.say_n(
                 ctx,
                 code,
-                format_args!("Network protocol not supported, use ({use_})."),
+                "Network protocol not supported, use (",
+                use_,
+                ").",
             );
         }
         // RFC 2577 §3: no bounce to third parties, no privileged ports.
         if target != peer || addr.port() < 1024 {
             crate::event!("[{}] refused active connection to {}", self.id, addr);
-            return self.reply(
+            return self.say(
                 ctx,
                 R::ParameterNotImplemented,
-                format_args!("Data connections only to your own address and a port above 1023."),
+                "Data connections only to your own address and a port above 1023.",
             );
         }
         self.drop_data(ctx.net);
@@ -1456,12 +1490,14 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Ok(s) => {
                 self.data = Data::Connecting(s);
                 let verb = if extended { "EPRT" } else { "PORT" };
-                self.reply(ctx, R::Ok, format_args!("{verb} command successful."));
+                self.send(ctx, |w| {
+                    w.begin(R::Ok).text(verb).text(" command successful.").end()
+                });
             }
-            Err(_) => self.reply(
+            Err(_) => self.say(
                 ctx,
                 R::CantOpenDataConnection,
-                format_args!("Cannot open data connection."),
+                "Cannot open data connection.",
             ),
         }
     }
@@ -1481,21 +1517,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 let since = self.deferred_since.unwrap_or(ctx.now);
                 if ctx.now >= since.after(ctx.config.data_timeout_ms) {
                     self.drop_data(ctx.net);
-                    self.reply(
-                        ctx,
-                        R::CantOpenDataConnection,
-                        format_args!("Data connection timed out."),
-                    );
+                    self.say(ctx, R::CantOpenDataConnection, "Data connection timed out.");
                     Ok(None)
                 } else {
                     Err(())
                 }
             }
             Data::None => {
-                self.reply(
+                self.say(
                     ctx,
                     R::CantOpenDataConnection,
-                    format_args!("Use PORT, PASV, EPRT or EPSV first."),
+                    "Use PORT, PASV, EPRT or EPSV first.",
                 );
                 Ok(None)
             }
@@ -1547,14 +1579,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 } else {
                     "BINARY"
                 };
-                self.reply(
-                    ctx,
-                    R::FileStatusOk,
-                    format_args!(
-                        "Opening {mode} mode data connection for {} ({size} bytes).",
-                        v.file_name()
-                    ),
-                );
+                self.send(ctx, |w| {
+                    w.begin(R::FileStatusOk)
+                        .text("Opening ")
+                        .text(mode)
+                        .text(" mode data connection for ")
+                        .text(v.file_name())
+                        .text(" (")
+                        .num(size)
+                        .text(" bytes).")
+                        .end()
+                });
                 let ascii = self.ty == TransferType::Ascii;
                 self.start(
                     Op::Retr {
@@ -1604,11 +1639,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 }
             }
             if !found {
-                self.reply(
-                    ctx,
-                    R::NameNotAllowed,
-                    format_args!("Cannot find a unique name."),
-                );
+                self.say(ctx, R::NameNotAllowed, "Cannot find a unique name.");
                 return Handled::Done;
             }
             unique.as_str()
@@ -1645,13 +1676,14 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Ok(file) => {
                 crate::event!("[{}] storing {} ({:?})", self.id, v, mode);
                 if kind == StoreKind::Stou {
-                    self.reply(
-                        ctx,
-                        R::FileStatusOk,
-                        format_args!("FILE: {}", v.file_name()),
-                    );
+                    self.send(ctx, |w| {
+                        w.begin(R::FileStatusOk)
+                            .text("FILE: ")
+                            .text(v.file_name())
+                            .end()
+                    });
                 } else {
-                    self.reply(ctx, R::FileStatusOk, format_args!("Ok to send data."));
+                    self.say(ctx, R::FileStatusOk, "Ok to send data.");
                 }
                 let ascii = self.ty == TransferType::Ascii;
                 self.start(
@@ -1691,10 +1723,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         if meta.kind == Kind::File && format == Format::Mlsd {
             // RFC 3659 §7.1: MLSD names a directory; MLST is for files.
-            self.reply(
+            self.say(
                 ctx,
                 R::ArgumentSyntaxError,
-                format_args!("Not a directory; use MLST for a file."),
+                "Not a directory; use MLST for a file.",
             );
             return Handled::Done;
         }
@@ -1703,25 +1735,18 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Ok(None) => return Handled::Done,
             Ok(Some(sock)) => sock,
         };
-        self.reply(
-            ctx,
-            R::FileStatusOk,
-            format_args!("Here comes the directory listing."),
-        );
+        self.say(ctx, R::FileStatusOk, "Here comes the directory listing.");
         if meta.kind == Kind::File {
             // A listing of one file (FAR checks existence with `LIST path`).
-            let mut w = SliceWriter {
-                buf: &mut ctx.data[..],
-                len: 0,
-            };
+            let mut w = Writer::new(&mut ctx.data[..]);
             let (writable, utc) = (self.writable(ctx.config), ctx.utc);
             let name = if format == Format::Nlst {
                 arg
             } else {
                 v.file_name()
             };
-            let _ = list::write_entry(&mut w, format, name, &meta, writable, utc, self.facts);
-            let n = w.len;
+            list::write_entry(&mut w, format, name, &meta, writable, utc, self.facts);
+            let n = w.len();
             let _ = ctx.net.send(sock, &ctx.data[..n]);
             self.xfer = Some(Transfer {
                 op: Op::List {
@@ -1746,15 +1771,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Some(t) => {
                 let _ = Self::drop_transfer(t, ctx.net, ctx.fs, true);
                 self.send(ctx, |w| {
-                    w.line(R::TransferAborted, format_args!("Transfer aborted."));
-                    w.line(R::TransferComplete, format_args!("ABOR successful."));
+                    w.line(R::TransferAborted, "Transfer aborted.");
+                    w.line(R::TransferComplete, "ABOR successful.");
                 });
             }
-            None => self.reply(
-                ctx,
-                R::DataOpenNoTransfer,
-                format_args!("No transfer to abort."),
-            ),
+            None => self.say(ctx, R::DataOpenNoTransfer, "No transfer to abort."),
         }
     }
 
@@ -1778,11 +1799,14 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 text
             );
             if self.room(ctx.net) {
-                self.reply(
-                    ctx,
-                    code,
-                    format_args!("{text} ({bytes} bytes transferred)"),
-                );
+                self.send(ctx, |w| {
+                    w.begin(code)
+                        .text(text)
+                        .text(" (")
+                        .num(bytes)
+                        .text(" bytes transferred)")
+                        .end()
+                });
             } else {
                 // The client is not reading its replies: say it when it does.
                 self.owed = Some((code, text, bytes));
@@ -1798,19 +1822,26 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let (bytes, control) = (t.bytes, t.sink == Sink::Control);
         let stor = matches!(t.op, Op::Stor { .. });
         match Self::drop_transfer(t, ctx.net, ctx.fs, false) {
-            Ok(()) if control => self.reply(ctx, R::FileStatus, format_args!("End of status.")),
+            Ok(()) if control => self.say(ctx, R::FileStatus, "End of status."),
             Ok(()) => {
                 crate::event!("[{}] transfer complete, {} bytes", self.id, bytes);
-                self.reply(
+                self.say_n(
                     ctx,
                     R::TransferComplete,
-                    format_args!("Transfer complete ({bytes} bytes)."),
+                    "Transfer complete (",
+                    bytes,
+                    " bytes).",
                 );
             }
             Err(e) => {
                 crate::event!("[{}] closing the file failed: {}", self.id, e);
                 let code = storage_reply(e, stor);
-                self.reply(ctx, code, format_args!("{e}; transfer failed."));
+                self.send(ctx, |w| {
+                    w.begin(code)
+                        .text(e.text())
+                        .text("; transfer failed.")
+                        .end()
+                });
             }
         }
     }
@@ -1916,26 +1947,25 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 if cap < crate::MAX_LINE.min(ctx.data.len()) {
                     return false;
                 }
-                let mut w = SliceWriter {
-                    buf: &mut ctx.data[..cap],
-                    len: 0,
-                };
+                let mut w = Writer::new(&mut ctx.data[..cap]);
                 let (mut count, mut full) = (0usize, false);
                 let (utc, mask) = (ctx.utc, self.facts);
                 let r = ctx.fs.list(self.aux.as_str(), start, &mut |e| {
-                    let before = w.len;
-                    let ok = (!indent || core::fmt::Write::write_str(&mut w, " ").is_ok())
-                        && list::write_entry(&mut w, format, e.name, &e.meta, writable, utc, mask)
-                            .is_ok();
+                    let before = w.len();
+                    if indent {
+                        w.raw(b" ");
+                    }
+                    list::write_entry(&mut w, format, e.name, &e.meta, writable, utc, mask);
+                    let ok = !w.overflowed();
                     if ok {
                         count += 1;
                     } else {
-                        w.len = before;
+                        w.truncate(before);
                         full = true;
                     }
                     ok
                 });
-                let n = w.len;
+                let n = w.len();
                 match r {
                     Err(e) => Err(Failure::Storage(e)),
                     Ok(()) => {
@@ -2073,9 +2103,10 @@ fn is_within(p: &PathBuf, dir: &PathBuf) -> bool {
 /// `LIST -la path` and friends: option words are skipped (wget, FAR,
 /// Chrome send them; RFC 959 LIST takes only a path).
 fn skip_options(arg: &str) -> &str {
-    let mut rest = arg.trim_start();
+    let mut rest = trim_start(arg);
     while rest.starts_with('-') {
-        rest = rest.split_once(' ').map_or("", |(_, r)| r.trim_start());
+        let sp = rest.bytes().position(|c| c == b' ');
+        rest = sp.map_or("", |i| trim_start(rest.get(i + 1..).unwrap_or("")));
     }
     rest
 }
@@ -2100,68 +2131,6 @@ fn eq_ct(a: &str, b: &str) -> bool {
         diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff));
     }
     diff == 0
-}
-
-struct FactsOf<'m>(&'m storage::Metadata, bool, u8);
-impl core::fmt::Display for FactsOf<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        list::write_facts(f, self.0, self.1, self.2)
-    }
-}
-
-struct ListLine<'m>(&'m str, &'m storage::Metadata, bool, Option<&'m DateTime>);
-impl core::fmt::Display for ListLine<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        // The writer drops the CRLF this adds.
-        list::write_list_line(f, self.0, self.1, self.2, self.3)
-    }
-}
-
-/// `type*;size*;modify*;perm*;` for FEAT.
-struct MlstFeat(u8);
-impl core::fmt::Display for MlstFeat {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (name, bit) in facts::NAMES {
-            write!(f, "{name}{};", if self.0 & bit != 0 { "*" } else { "" })?;
-        }
-        Ok(())
-    }
-}
-
-/// `type;size;` for the OPTS MLST reply.
-struct FactList(u8);
-impl core::fmt::Display for FactList {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (name, bit) in facts::NAMES {
-            if self.0 & bit != 0 {
-                write!(f, "{name};")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-struct Upper<'s>(&'s str);
-impl core::fmt::Display for Upper<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for c in self.0.chars() {
-            core::fmt::Write::write_char(f, c.to_ascii_uppercase())?;
-        }
-        Ok(())
-    }
-}
-
-struct Row<'r>(&'r [&'r str]);
-impl core::fmt::Display for Row<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (i, c) in self.0.iter().filter(|c| !c.is_empty()).enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            f.write_str(c)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -108,9 +108,10 @@ pub enum Error {
     Io,
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Error {
+    /// What the error says in a reply.
+    pub fn text(self) -> &'static str {
+        match self {
             Error::NotFound => "No such file or directory",
             Error::NotADirectory => "Not a directory",
             Error::IsADirectory => "Is a directory",
@@ -123,7 +124,13 @@ impl fmt::Display for Error {
             Error::InvalidOffset => "Invalid restart offset",
             Error::Busy => "File busy, try again later",
             Error::Io => "Input/output error",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text())
     }
 }
 

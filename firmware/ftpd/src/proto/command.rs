@@ -135,6 +135,128 @@ impl Command<'_> {
     }
 }
 
+// What a verb is. The first groups say what the argument must be: NEED
+// verbs want one (`501` without), ANY verbs take one or none, BARE verbs
+// none (only white space); the rest look at it themselves.
+const USER: u8 = 0;
+const MKD: u8 = 1;
+const RMD: u8 = 2;
+const DELE: u8 = 3;
+const RNFR: u8 = 4;
+const RNTO: u8 = 5;
+const RETR: u8 = 6;
+const STOR: u8 = 7;
+const APPE: u8 = 8;
+const SITE: u8 = 9;
+const OPTS: u8 = 10;
+const SIZE: u8 = 11;
+const MDTM: u8 = 12;
+const ANY: u8 = 13;
+const PASS: u8 = ANY;
+const CWD: u8 = 14;
+const LIST: u8 = 15;
+const NLST: u8 = 16;
+const MLSD: u8 = 17;
+const MLST: u8 = 18;
+const STAT: u8 = 19;
+const HELP: u8 = 20;
+const BARE: u8 = 21;
+const QUIT: u8 = BARE;
+const REIN: u8 = 22;
+const CDUP: u8 = 23;
+const PWD: u8 = 24;
+const STOU: u8 = 25;
+const PASV: u8 = 26;
+const ABOR: u8 = 27;
+const SYST: u8 = 28;
+const NOOP: u8 = 29;
+const FEAT: u8 = 30;
+const OWN: u8 = 31;
+const ACCT: u8 = OWN;
+const CLNT: u8 = 32;
+const NOT_IMPL: u8 = 33;
+const REST: u8 = 34;
+const ALLO: u8 = 35;
+const TYPE: u8 = 36;
+const STRU: u8 = 37;
+const MODE: u8 = 38;
+const PORT: u8 = 39;
+const EPSV: u8 = 40;
+const EPRT: u8 = 41;
+
+/// Every verb known, upper case, three-letter verbs padded with a space.
+const VERBS: [([u8; 4], u8); 69] = [
+    (*b"USER", USER),
+    (*b"PASS", PASS),
+    (*b"ACCT", ACCT),
+    (*b"QUIT", QUIT),
+    (*b"REIN", REIN),
+    (*b"CWD ", CWD),
+    (*b"XCWD", CWD),
+    (*b"CDUP", CDUP),
+    (*b"XCUP", CDUP),
+    (*b"PWD ", PWD),
+    (*b"XPWD", PWD),
+    (*b"MKD ", MKD),
+    (*b"XMKD", MKD),
+    (*b"RMD ", RMD),
+    (*b"XRMD", RMD),
+    (*b"DELE", DELE),
+    (*b"RNFR", RNFR),
+    (*b"RNTO", RNTO),
+    (*b"LIST", LIST),
+    (*b"NLST", NLST),
+    (*b"MLSD", MLSD),
+    (*b"MLST", MLST),
+    (*b"RETR", RETR),
+    (*b"STOR", STOR),
+    (*b"STOU", STOU),
+    (*b"APPE", APPE),
+    (*b"REST", REST),
+    (*b"ALLO", ALLO),
+    (*b"TYPE", TYPE),
+    (*b"STRU", STRU),
+    (*b"MODE", MODE),
+    (*b"PORT", PORT),
+    (*b"PASV", PASV),
+    (*b"EPSV", EPSV),
+    (*b"EPRT", EPRT),
+    (*b"ABOR", ABOR),
+    (*b"SYST", SYST),
+    (*b"STAT", STAT),
+    (*b"HELP", HELP),
+    (*b"NOOP", NOOP),
+    (*b"SITE", SITE),
+    (*b"FEAT", FEAT),
+    (*b"OPTS", OPTS),
+    (*b"SIZE", SIZE),
+    (*b"MDTM", MDTM),
+    (*b"CLNT", CLNT),
+    (*b"AUTH", NOT_IMPL),
+    (*b"PBSZ", NOT_IMPL),
+    (*b"PROT", NOT_IMPL),
+    (*b"CCC ", NOT_IMPL),
+    (*b"LANG", NOT_IMPL),
+    (*b"HOST", NOT_IMPL),
+    (*b"MFMT", NOT_IMPL),
+    (*b"MFCT", NOT_IMPL),
+    (*b"MFF ", NOT_IMPL),
+    (*b"SMNT", NOT_IMPL),
+    (*b"LPSV", NOT_IMPL),
+    (*b"LPRT", NOT_IMPL),
+    (*b"ADAT", NOT_IMPL),
+    (*b"MIC ", NOT_IMPL),
+    (*b"CONF", NOT_IMPL),
+    (*b"ENC ", NOT_IMPL),
+    (*b"AVBL", NOT_IMPL),
+    (*b"DSIZ", NOT_IMPL),
+    (*b"RMDA", NOT_IMPL),
+    (*b"XCRC", NOT_IMPL),
+    (*b"XMD5", NOT_IMPL),
+    (*b"XSHA", NOT_IMPL),
+    (*b"HASH", NOT_IMPL),
+];
+
 /// Parses one command line (terminator already removed, Telnet sequences
 /// already stripped).
 pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
@@ -142,151 +264,216 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
         return Err(ParseError::BadBytes);
     }
     let line = core::str::from_utf8(line).map_err(|_| ParseError::BadBytes)?;
-    let (verb, arg) = match line.find(' ') {
-        Some(i) => (&line[..i], &line[i + 1..]),
-        None => (line, ""),
-    };
-    if verb.len() > 4 || verb.is_empty() {
+    let b = line.as_bytes();
+    let sp = b.iter().position(|&c| c == b' ').unwrap_or(b.len());
+    let arg = line.get(sp + 1..).unwrap_or("");
+    if sp > 4 || sp == 0 {
         return Err(ParseError::Unknown);
     }
-    let mut up = [0u8; 4];
-    for (d, s) in up.iter_mut().zip(verb.bytes()) {
+    let mut up = *b"    ";
+    for (d, s) in up.iter_mut().zip(b) {
         *d = s.to_ascii_uppercase();
     }
-    let verb = &up[..verb.len()];
-
-    use Command as C;
-    let need = |c: fn(&'a str) -> Command<'a>| -> Result<Command<'a>, ParseError> {
-        if arg.is_empty() {
-            Err(ParseError::MissingArgument)
-        } else {
-            Ok(c(arg))
-        }
+    let k = match VERBS.iter().find(|v| v.0 == up) {
+        Some(v) => v.1,
+        None => return Err(ParseError::Unknown),
     };
-    let bare = |c: Command<'a>| -> Result<Command<'a>, ParseError> {
-        if arg.trim().is_empty() {
-            Ok(c)
-        } else {
-            Err(ParseError::UnexpectedArgument)
-        }
-    };
-    match verb {
-        b"USER" => need(C::User),
-        // An empty password is a password (anonymous clients send one).
-        b"PASS" => Ok(C::Pass(arg)),
-        b"ACCT" => Ok(C::Acct),
-        b"QUIT" => bare(C::Quit),
-        b"REIN" => bare(C::Rein),
-        b"CWD" | b"XCWD" => Ok(C::Cwd(arg)),
-        b"CDUP" | b"XCUP" => bare(C::Cdup),
-        b"PWD" | b"XPWD" => bare(C::Pwd),
-        b"MKD" | b"XMKD" => need(C::Mkd),
-        b"RMD" | b"XRMD" => need(C::Rmd),
-        b"DELE" => need(C::Dele),
-        b"RNFR" => need(C::Rnfr),
-        b"RNTO" => need(C::Rnto),
-        b"LIST" => Ok(C::List(arg)),
-        b"NLST" => Ok(C::Nlst(arg)),
-        b"MLSD" => Ok(C::Mlsd(arg)),
-        b"MLST" => Ok(C::Mlst(arg)),
-        b"RETR" => need(C::Retr),
-        b"STOR" => need(C::Stor),
-        b"STOU" => bare(C::Stou),
-        b"APPE" => need(C::Appe),
-        b"REST" => parse_rest(arg),
-        b"ALLO" => {
-            if arg.is_empty() {
-                Err(ParseError::MissingArgument)
-            } else {
-                Ok(C::Allo)
-            }
-        }
-        b"TYPE" => parse_type(arg),
-        b"STRU" => match arg {
-            "" => Err(ParseError::MissingArgument),
-            "F" | "f" => Ok(C::Stru),
-            "R" | "r" | "P" | "p" => Err(ParseError::UnsupportedParameter),
-            _ => Err(ParseError::BadArgument),
-        },
-        b"MODE" => match arg {
-            "" => Err(ParseError::MissingArgument),
-            "S" | "s" => Ok(C::Mode),
-            "B" | "b" | "C" | "c" | "Z" | "z" => Err(ParseError::UnsupportedParameter),
-            _ => Err(ParseError::BadArgument),
-        },
-        b"PORT" => parse_port(arg).map(C::Port),
-        b"PASV" => bare(C::Pasv),
-        b"EPSV" => parse_epsv(arg),
-        b"EPRT" => parse_eprt(arg).map(C::Eprt),
-        b"ABOR" => bare(C::Abor),
-        b"SYST" => bare(C::Syst),
-        b"STAT" => Ok(C::Stat(arg)),
-        b"HELP" => Ok(C::Help(arg)),
-        b"NOOP" => bare(C::Noop),
-        b"SITE" => need(C::Site),
-        b"FEAT" => bare(C::Feat),
-        b"OPTS" => need(C::Opts),
-        b"SIZE" => need(C::Size),
-        b"MDTM" => need(C::Mdtm),
-        b"CLNT" => Ok(C::Clnt),
-        b"AUTH" | b"PBSZ" | b"PROT" | b"CCC" | b"LANG" | b"HOST" | b"MFMT" | b"MFCT" | b"MFF"
-        | b"SMNT" | b"LPSV" | b"LPRT" | b"ADAT" | b"MIC" | b"CONF" | b"ENC" | b"AVBL" | b"DSIZ"
-        | b"RMDA" | b"XCRC" | b"XMD5" | b"XSHA" | b"HASH" => Ok(C::NotImplemented),
-        _ => Err(ParseError::Unknown),
-    }
-}
-
-fn parse_rest(arg: &str) -> Result<Command<'_>, ParseError> {
-    if arg.is_empty() {
+    if k < ANY && arg.is_empty() {
         return Err(ParseError::MissingArgument);
     }
-    parse_u64(arg)
-        .map(Command::Rest)
-        .ok_or(ParseError::BadArgument)
+    if (BARE..OWN).contains(&k) && !trim(arg).is_empty() {
+        return Err(ParseError::UnexpectedArgument);
+    }
+    use Command as C;
+    Ok(match k {
+        USER => C::User(arg),
+        MKD => C::Mkd(arg),
+        RMD => C::Rmd(arg),
+        DELE => C::Dele(arg),
+        RNFR => C::Rnfr(arg),
+        RNTO => C::Rnto(arg),
+        RETR => C::Retr(arg),
+        STOR => C::Stor(arg),
+        APPE => C::Appe(arg),
+        SITE => C::Site(arg),
+        OPTS => C::Opts(arg),
+        SIZE => C::Size(arg),
+        MDTM => C::Mdtm(arg),
+        // An empty password is a password (anonymous clients send one).
+        PASS => C::Pass(arg),
+        CWD => C::Cwd(arg),
+        LIST => C::List(arg),
+        NLST => C::Nlst(arg),
+        MLSD => C::Mlsd(arg),
+        MLST => C::Mlst(arg),
+        STAT => C::Stat(arg),
+        HELP => C::Help(arg),
+        QUIT => C::Quit,
+        REIN => C::Rein,
+        CDUP => C::Cdup,
+        PWD => C::Pwd,
+        STOU => C::Stou,
+        PASV => C::Pasv,
+        ABOR => C::Abor,
+        SYST => C::Syst,
+        NOOP => C::Noop,
+        FEAT => C::Feat,
+        ACCT => C::Acct,
+        CLNT => C::Clnt,
+        REST => C::Rest(match arg {
+            "" => return Err(ParseError::MissingArgument),
+            _ => parse_u64(arg.as_bytes()).ok_or(ParseError::BadArgument)?,
+        }),
+        ALLO => match arg {
+            "" => return Err(ParseError::MissingArgument),
+            _ => C::Allo,
+        },
+        TYPE => C::Type(parse_type(arg)?),
+        STRU => one_letter(arg, b'F', b"RP").map(|()| C::Stru)?,
+        MODE => one_letter(arg, b'S', b"BCZ").map(|()| C::Mode)?,
+        PORT => C::Port(parse_port(arg)?),
+        EPSV => C::Epsv(parse_epsv(arg)?),
+        EPRT => C::Eprt(parse_eprt(arg)?),
+        _ => C::NotImplemented,
+    })
 }
 
-fn parse_u64(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+/// `STRU` and `MODE`: the one letter supported, letters known but not
+/// supported (`504`), anything else (`501`).
+fn one_letter(arg: &str, ok: u8, known: &[u8]) -> Result<(), ParseError> {
+    match *arg.as_bytes() {
+        [] => Err(ParseError::MissingArgument),
+        [c] if c.to_ascii_uppercase() == ok => Ok(()),
+        [c] if known.contains(&c.to_ascii_uppercase()) => Err(ParseError::UnsupportedParameter),
+        _ => Err(ParseError::BadArgument),
+    }
+}
+
+/// The one Unicode white-space character (`char::is_whitespace`) that `c`
+/// is, in UTF-8.
+fn is_space(c: &[u8]) -> bool {
+    matches!(
+        *c,
+        [b'\t'..=b'\r' | b' ']
+            | [0xC2, 0x85 | 0xA0]
+            | [0xE1, 0x9A, 0x80]
+            | [0xE2, 0x80, 0x80..=0x8A | 0xA8 | 0xA9 | 0xAF]
+            | [0xE2, 0x81, 0x9F]
+            | [0xE3, 0x80, 0x80]
+    )
+}
+
+/// The bounds of `b` without white space (`char::is_whitespace`) at the
+/// start and/or the end, without Unicode tables.
+fn trim_range(b: &[u8], start: bool, end: bool) -> (usize, usize) {
+    let (mut i, mut j) = (0, b.len());
+    'front: while start {
+        for n in 1..=3 {
+            if i + n <= j && is_space(&b[i..i + n]) {
+                i += n;
+                continue 'front;
+            }
+        }
+        break;
+    }
+    'back: while end {
+        for n in 1..=3 {
+            if i + n <= j && is_space(&b[j - n..j]) {
+                j -= n;
+                continue 'back;
+            }
+        }
+        break;
+    }
+    (i, j)
+}
+
+/// `str::trim`.
+pub(crate) fn trim(s: &str) -> &str {
+    let (i, j) = trim_range(s.as_bytes(), true, true);
+    s.get(i..j).unwrap_or("")
+}
+
+/// `str::trim_start`.
+pub(crate) fn trim_start(s: &str) -> &str {
+    let (i, j) = trim_range(s.as_bytes(), true, false);
+    s.get(i..j).unwrap_or("")
+}
+
+/// `trim` for bytes.
+pub(crate) fn trim_bytes(b: &[u8]) -> &[u8] {
+    let (i, j) = trim_range(b, true, true);
+    &b[i..j]
+}
+
+/// Digits only (at most 20), no sign, no overflow.
+fn parse_u64(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 20 || (b.len() == 20 && b > b"18446744073709551615".as_slice()) {
         return None;
     }
-    s.parse().ok()
+    let mut v: u64 = 0;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v.wrapping_mul(10).wrapping_add(u64::from(d));
+    }
+    Some(v)
 }
 
-fn parse_type(arg: &str) -> Result<Command<'_>, ParseError> {
-    let mut it = arg.split(' ').filter(|s| !s.is_empty());
-    let first = it.next().ok_or(ParseError::MissingArgument)?;
-    let second = it.next();
-    if it.next().is_some() {
-        return Err(ParseError::BadArgument);
+/// The bytes before the first space, and those after it.
+pub(crate) fn split_word(b: &[u8]) -> (&[u8], &[u8]) {
+    match b.iter().position(|&c| c == b' ') {
+        Some(i) => (&b[..i], &b[i + 1..]),
+        None => (b, &[]),
     }
-    let t = match (first.to_ascii_uppercase_byte(), second) {
-        (b'A', None) => TransferType::Ascii,
-        (b'A', Some(f)) if f.eq_ignore_ascii_case("N") || f.eq_ignore_ascii_case("T") => {
-            TransferType::Ascii
+}
+
+/// ASCII case-insensitive equality of bytes.
+pub(crate) fn eq_ic(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y))
+}
+
+/// Splits `b` at every `sep` into `N` parts; `None` when there are more.
+/// Returns how many parts there were.
+fn split_n<'a, const N: usize>(
+    b: &'a [u8],
+    sep: u8,
+    skip_empty: bool,
+) -> Option<([&'a [u8]; N], usize)> {
+    let mut parts = [&b[..0]; N];
+    let mut n = 0;
+    for part in b.split(|&c| c == sep) {
+        if skip_empty && part.is_empty() {
+            continue;
         }
-        (b'A', Some(f)) if f.eq_ignore_ascii_case("C") => {
-            return Err(ParseError::UnsupportedParameter);
-        }
-        (b'I', None) => TransferType::Image,
-        (b'L', Some("8")) => TransferType::Image,
-        (b'L', Some(_)) | (b'E', _) => return Err(ParseError::UnsupportedParameter),
+        *parts.get_mut(n)? = part;
+        n += 1;
+    }
+    Some((parts, n))
+}
+
+fn parse_type(arg: &str) -> Result<TransferType, ParseError> {
+    // Words separated by spaces (only spaces), empty words skipped.
+    let ([first, second], n) =
+        split_n(arg.as_bytes(), b' ', true).ok_or(ParseError::BadArgument)?;
+    let Some(&c) = first.first() else {
+        return Err(ParseError::MissingArgument);
+    };
+    let t = match (c.to_ascii_uppercase(), n) {
+        (b'A', 1) => TransferType::Ascii,
+        (b'A', _) if eq_ic(second, b"N") || eq_ic(second, b"T") => TransferType::Ascii,
+        (b'A', _) if eq_ic(second, b"C") => return Err(ParseError::UnsupportedParameter),
+        (b'I', 1) => TransferType::Image,
+        (b'L', 2) if second == b"8" => TransferType::Image,
+        (b'L', 2) | (b'E', _) => return Err(ParseError::UnsupportedParameter),
         _ => return Err(ParseError::BadArgument),
     };
     if first.len() != 1 {
         return Err(ParseError::BadArgument);
     }
-    Ok(Command::Type(t))
-}
-
-trait FirstByte {
-    fn to_ascii_uppercase_byte(&self) -> u8;
-}
-impl FirstByte for str {
-    fn to_ascii_uppercase_byte(&self) -> u8 {
-        self.as_bytes()
-            .first()
-            .map_or(0, |b| b.to_ascii_uppercase())
-    }
+    Ok(t)
 }
 
 /// `PORT h1,h2,h3,h4,p1,p2` (RFC 959 §4.1.2).
@@ -294,15 +481,12 @@ fn parse_port(arg: &str) -> Result<SocketAddrV4, ParseError> {
     if arg.is_empty() {
         return Err(ParseError::MissingArgument);
     }
+    let (parts, count) =
+        split_n::<6>(trim_bytes(arg.as_bytes()), b',', false).ok_or(ParseError::BadArgument)?;
     let mut n = [0u8; 6];
-    let mut count = 0;
-    for part in arg.trim().split(',') {
-        if count == 6 {
-            return Err(ParseError::BadArgument);
-        }
-        let v = parse_u64(part.trim()).ok_or(ParseError::BadArgument)?;
-        n[count] = u8::try_from(v).map_err(|_| ParseError::BadArgument)?;
-        count += 1;
+    for (d, part) in n.iter_mut().zip(parts) {
+        let v = parse_u64(trim_bytes(part)).ok_or(ParseError::BadArgument)?;
+        *d = u8::try_from(v).map_err(|_| ParseError::BadArgument)?;
     }
     if count != 6 {
         return Err(ParseError::BadArgument);
@@ -315,48 +499,173 @@ fn parse_port(arg: &str) -> Result<SocketAddrV4, ParseError> {
 }
 
 /// `EPSV [1|2|ALL]` (RFC 2428 §3).
-fn parse_epsv(arg: &str) -> Result<Command<'_>, ParseError> {
-    Ok(Command::Epsv(match arg.trim() {
-        "" => EpsvArg::Any,
-        "1" => EpsvArg::V4,
-        "2" => EpsvArg::V6,
-        a if a.eq_ignore_ascii_case("ALL") => EpsvArg::All,
-        a if parse_u64(a).is_some() => return Err(ParseError::UnsupportedProtocol),
-        _ => return Err(ParseError::BadArgument),
-    }))
+fn parse_epsv(arg: &str) -> Result<EpsvArg, ParseError> {
+    Ok(match trim_bytes(arg.as_bytes()) {
+        b"" => EpsvArg::Any,
+        b"1" => EpsvArg::V4,
+        b"2" => EpsvArg::V6,
+        a if eq_ic(a, b"ALL") => EpsvArg::All,
+        a => return Err(protocol_error(a)),
+    })
+}
+
+/// A network protocol number we do not know is `522`, anything else `501`.
+fn protocol_error(p: &[u8]) -> ParseError {
+    match parse_u64(p) {
+        Some(_) => ParseError::UnsupportedProtocol,
+        None => ParseError::BadArgument,
+    }
 }
 
 /// `EPRT |proto|addr|port|` with any delimiter (RFC 2428 §2).
 fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
-    let arg = arg.trim();
-    let d = arg.chars().next().ok_or(ParseError::MissingArgument)?;
-    if !(33..=126).contains(&(d as u32)) || d.is_ascii_digit() {
+    let arg = trim_bytes(arg.as_bytes());
+    let (&d, arg) = arg.split_first().ok_or(ParseError::MissingArgument)?;
+    // A delimiter is printable ASCII other than a digit (a non-ASCII first
+    // character starts with a byte above 126).
+    if !(33..=126).contains(&d) || d.is_ascii_digit() {
         return Err(ParseError::BadArgument);
     }
-    let mut it = arg[d.len_utf8()..].split(d);
-    let (proto, addr, port, rest) = (it.next(), it.next(), it.next(), it.next());
-    let (Some(proto), Some(addr), Some(port), Some("")) = (proto, addr, port, rest) else {
-        return Err(ParseError::BadArgument);
-    };
-    if it.next().is_some() {
+    let ([proto, addr, port, rest], n) = split_n(arg, d, false).ok_or(ParseError::BadArgument)?;
+    if n != 4 || !rest.is_empty() {
         return Err(ParseError::BadArgument);
     }
     let port = parse_u64(port)
         .and_then(|p| u16::try_from(p).ok())
         .ok_or(ParseError::BadArgument)?;
     let ip = match proto {
-        "1" => IpAddr::V4(
-            addr.parse::<Ipv4Addr>()
-                .map_err(|_| ParseError::BadArgument)?,
-        ),
-        "2" => IpAddr::V6(
-            addr.parse::<Ipv6Addr>()
-                .map_err(|_| ParseError::BadArgument)?,
-        ),
-        p if parse_u64(p).is_some() => return Err(ParseError::UnsupportedProtocol),
-        _ => return Err(ParseError::BadArgument),
+        b"1" => IpAddr::V4(parse_ipv4(addr).ok_or(ParseError::BadArgument)?),
+        b"2" => IpAddr::V6(parse_ipv6(addr).ok_or(ParseError::BadArgument)?),
+        p => return Err(protocol_error(p)),
     };
     Ok(SocketAddr::new(ip, port))
+}
+
+/// `core::net`'s address grammar, without its parser's code size.
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn eat(&mut self, c: u8) -> bool {
+        let hit = self.s.get(self.i) == Some(&c);
+        self.i += usize::from(hit);
+        hit
+    }
+
+    /// `eat(sep)` unless this is the first item.
+    fn sep(&mut self, first: bool, sep: u8) -> bool {
+        first || self.eat(sep)
+    }
+
+    /// A number of at most `max` digits; with `zero_prefix` false, no
+    /// leading zero unless the number is `0`. Nothing is consumed on failure.
+    fn number(&mut self, radix: u32, max: usize, zero_prefix: bool) -> Option<u32> {
+        let start = self.i;
+        let mut v = 0u32;
+        while let Some(d) = self
+            .s
+            .get(self.i)
+            .and_then(|&c| char::from(c).to_digit(radix))
+        {
+            v = v * radix + d;
+            self.i += 1;
+            if self.i - start > max {
+                self.i = start;
+                return None;
+            }
+        }
+        let n = self.i - start;
+        if n == 0 || (!zero_prefix && n > 1 && self.s[start] == b'0') {
+            self.i = start;
+            return None;
+        }
+        Some(v)
+    }
+
+    fn ipv4(&mut self) -> Option<[u8; 4]> {
+        let start = self.i;
+        let mut o = [0u8; 4];
+        for (k, slot) in o.iter_mut().enumerate() {
+            let v = if self.sep(k == 0, b'.') {
+                self.number(10, 3, false).and_then(|v| u8::try_from(v).ok())
+            } else {
+                None
+            };
+            match v {
+                Some(v) => *slot = v,
+                None => {
+                    self.i = start;
+                    return None;
+                }
+            }
+        }
+        Some(o)
+    }
+
+    /// Colon-separated groups, possibly ending in an embedded IPv4 address
+    /// (then `true`): how many groups were read.
+    fn groups(&mut self, g: &mut [u16]) -> (usize, bool) {
+        let limit = g.len();
+        for i in 0..limit {
+            let save = self.i;
+            if i + 1 < limit && self.sep(i == 0, b':') {
+                if let Some([a, b, c, d]) = self.ipv4() {
+                    g[i] = u16::from_be_bytes([a, b]);
+                    g[i + 1] = u16::from_be_bytes([c, d]);
+                    return (i + 2, true);
+                }
+            }
+            self.i = save;
+            let v = if self.sep(i == 0, b':') {
+                self.number(16, 4, true)
+            } else {
+                None
+            };
+            match v {
+                Some(v) => g[i] = v as u16,
+                None => {
+                    self.i = save;
+                    return (i, false);
+                }
+            }
+        }
+        (limit, false)
+    }
+
+    fn ipv6(&mut self) -> Option<[u16; 8]> {
+        let mut head = [0u16; 8];
+        let (n, v4) = self.groups(&mut head);
+        if n == 8 {
+            return Some(head);
+        }
+        if v4 || !(self.eat(b':') && self.eat(b':')) {
+            return None;
+        }
+        let mut tail = [0u16; 7];
+        let (t, _) = self.groups(&mut tail[..7 - n]);
+        head[8 - t..].copy_from_slice(&tail[..t]);
+        Some(head)
+    }
+
+    fn done<T>(&self, v: Option<T>) -> Option<T> {
+        v.filter(|_| self.i == self.s.len())
+    }
+}
+
+/// `Ipv4Addr::from_str`.
+pub fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut p = Parser { s, i: 0 };
+    let v = p.ipv4();
+    p.done(v).map(Ipv4Addr::from)
+}
+
+/// `Ipv6Addr::from_str`.
+pub fn parse_ipv6(s: &[u8]) -> Option<Ipv6Addr> {
+    let mut p = Parser { s, i: 0 };
+    let v = p.ipv6();
+    p.done(v).map(Ipv6Addr::from)
 }
 
 #[cfg(test)]
@@ -515,5 +824,117 @@ mod tests {
         assert!(parse(b"OPTS UTF8 ON").unwrap().allowed_before_login());
         assert!(!parse(b"LIST").unwrap().allowed_before_login());
         assert!(!parse(b"RETR a").unwrap().allowed_before_login());
+    }
+
+    /// A small deterministic generator for the cross-checks below.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 16) as usize
+        }
+        fn pick<'a, T>(&mut self, from: &'a [T]) -> &'a T {
+            &from[self.next() % from.len()]
+        }
+    }
+
+    #[test]
+    fn address_parsers_agree_with_core() {
+        let seeds = [
+            "0.0.0.0",
+            "127.0.0.1",
+            "255.255.255.255",
+            "1.2.3.04",
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "01.1.1.1",
+            "0.0.0.00",
+            "1..2.3",
+            "::",
+            "::1",
+            "1::",
+            "1::2",
+            "::ffff:1.2.3.4",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:1.2.3.4",
+            "1:2:3:4:5:6:7:1.2.3.4",
+            "::1.2.3.4",
+            "1.2.3.4::",
+            ":::",
+            "1:::2",
+            "12345::",
+            "fFfF::",
+            "0000:0000::",
+            "2001:db8::1:0:0:1",
+            "::1:2:3:4:5:6:7",
+            "::1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7::",
+            "1:2:3:4:5:6::7",
+            ":1::",
+            "1:",
+            "1.2.3.4:5",
+            "",
+            ".",
+            ":",
+            "1::2::3",
+            "1:2:3:4:5::1.2.3.4",
+            "1:2:3:4:5:6::1.2.3.4",
+            "a:b:c:d:e:f:0.0.0.0",
+        ];
+        let alphabet = b"0123456789abcdefABCDEFgx:.:.:. ";
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut cases: std::vec::Vec<std::string::String> =
+            seeds.iter().map(|s| s.to_string()).collect();
+        for _ in 0..200_000 {
+            let mut c: std::vec::Vec<u8> = if rng.next() % 2 == 0 {
+                (*rng.pick(&seeds)).as_bytes().to_vec()
+            } else {
+                std::vec::Vec::new()
+            };
+            for _ in 0..rng.next() % 6 {
+                let b = *rng.pick(alphabet);
+                match rng.next() % 3 {
+                    0 if !c.is_empty() => {
+                        let i = rng.next() % c.len();
+                        c[i] = b;
+                    }
+                    1 if !c.is_empty() => {
+                        let i = rng.next() % c.len();
+                        c.remove(i);
+                    }
+                    _ => {
+                        let i = rng.next() % (c.len() + 1);
+                        c.insert(i, b);
+                    }
+                }
+            }
+            cases.push(std::string::String::from_utf8(c).unwrap());
+        }
+        for c in &cases {
+            assert_eq!(parse_ipv4(c.as_bytes()), c.parse().ok(), "IPv4 {c:?}");
+            assert_eq!(parse_ipv6(c.as_bytes()), c.parse().ok(), "IPv6 {c:?}");
+        }
+    }
+
+    #[test]
+    fn trimming_agrees_with_core() {
+        let pieces = [
+            "", " ", "\t", "\u{b}", "\u{c}", "\u{85}", "\u{a0}", "\u{1680}", "\u{2000}",
+            "\u{200a}", "\u{200b}", "\u{2028}", "\u{2029}", "\u{202f}", "\u{205f}", "\u{3000}",
+            "\u{feff}", "a", "é", "\u{2030}", "\u{1681}", "x y", "\u{e000}",
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..50_000 {
+            let mut s = std::string::String::new();
+            for _ in 0..rng.next() % 6 {
+                s.push_str(*rng.pick(&pieces));
+            }
+            assert_eq!(trim(&s), s.trim(), "{s:?}");
+            assert_eq!(trim_start(&s), s.trim_start(), "{s:?}");
+        }
     }
 }

@@ -9,4 +9,4 @@ pub mod line;
 pub mod reply;
 
 pub use command::{Command, EpsvArg, ParseError, TransferType, parse};
-pub use reply::{Quoted, ReplyCode, Writer};
+pub use reply::{ReplyCode, Writer};

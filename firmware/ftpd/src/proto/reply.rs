@@ -6,7 +6,7 @@
 //! (RFC 959 §4.2); continuation lines are indented so none can be mistaken
 //! for the end.
 
-use core::fmt;
+use core::net::{IpAddr, Ipv4Addr};
 
 macro_rules! reply_codes {
     ($( $(#[$doc:meta])* $name:ident = $code:literal, )*) => {
@@ -98,23 +98,45 @@ impl ReplyCode {
     }
 }
 
-/// Formats replies into a caller-provided buffer. Text that does not fit is
-/// cut (the reply stays well-formed: the final line is always complete).
+/// Writes replies (and listing lines) into a caller-provided buffer,
+/// without `core::fmt`: text, numbers and addresses are put in piece by
+/// piece. Text that does not fit is cut (a reply stays well-formed: the
+/// final line is always complete).
 pub struct Writer<'b> {
     buf: &'b mut [u8],
     len: usize,
+    /// Where the piece being written must end.
+    limit: usize,
     overflow: bool,
+    /// A continuation line that found no room: drop it whole.
+    mute: bool,
 }
 
 /// Bytes kept free for the final line of a multi-line reply.
 const FINAL_LINE_RESERVE: usize = 64;
 
+/// `n / 10` and `n % 10` for a `u64` with 32-bit divisions only (no
+/// 64-bit division routine in the firmware).
+fn divmod10(n: u64) -> (u64, u32) {
+    let hi = (n >> 32) as u32;
+    let lo = n as u32;
+    let (qh, r) = (hi / 10, hi % 10);
+    let x = (r << 16) | (lo >> 16);
+    let (qm, r) = (x / 10, x % 10);
+    let y = (r << 16) | (lo & 0xffff);
+    let (ql, r) = (y / 10, y % 10);
+    ((u64::from(qh) << 32) | u64::from((qm << 16) | ql), r)
+}
+
 impl<'b> Writer<'b> {
     pub fn new(buf: &'b mut [u8]) -> Self {
+        let limit = buf.len();
         Writer {
             buf,
             len: 0,
+            limit,
             overflow: false,
+            mute: false,
         }
     }
 
@@ -135,100 +157,227 @@ impl<'b> Writer<'b> {
         self.overflow
     }
 
-    fn put(&mut self, s: &[u8], limit: usize) {
-        let room = limit.saturating_sub(self.len);
+    /// Forgets everything after the first `len` bytes (and any overflow).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = len.min(self.len);
+        self.overflow = false;
+    }
+
+    /// Removes every CR and LF written since `start` (a listing line
+    /// shown inside a reply).
+    pub fn drop_crlf_from(&mut self, start: usize) {
+        let mut out = start;
+        for i in start..self.len {
+            let b = self.buf[i];
+            if b != b'\r' && b != b'\n' {
+                self.buf[out] = b;
+                out += 1;
+            }
+        }
+        self.len = out;
+    }
+
+    /// Bytes as they are, cut at the limit.
+    pub fn raw(&mut self, s: &[u8]) -> &mut Self {
+        let room = self.limit.saturating_sub(self.len);
         let n = s.len().min(room);
         self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
         self.len += n;
         if n < s.len() {
             self.overflow = true;
         }
+        self
+    }
+
+    /// Text; a CR or LF (from a file name) never breaks the framing.
+    pub fn text(&mut self, s: &str) -> &mut Self {
+        self.filtered(s.as_bytes(), false, false)
+    }
+
+    /// Text with ASCII letters upper-cased.
+    pub fn upper(&mut self, s: &str) -> &mut Self {
+        self.filtered(s.as_bytes(), true, false)
+    }
+
+    /// A path inside double quotes with embedded quotes doubled (RFC 959
+    /// Appendix II), as in `257 "/a ""b""" created`.
+    pub fn quoted(&mut self, s: &str) -> &mut Self {
+        self.raw(b"\"");
+        self.filtered(s.as_bytes(), false, true);
+        self.raw(b"\"")
+    }
+
+    fn filtered(&mut self, s: &[u8], upper: bool, quote: bool) -> &mut Self {
+        for &b in s {
+            match b {
+                b'\r' | b'\n' => {}
+                b'"' if quote => {
+                    self.raw(b"\"\"");
+                }
+                _ => {
+                    self.raw(&[if upper { b.to_ascii_uppercase() } else { b }]);
+                }
+            }
+        }
+        self
+    }
+
+    /// A decimal number.
+    pub fn num(&mut self, n: u64) -> &mut Self {
+        self.num_pad(n, 0, b' ')
+    }
+
+    /// A decimal number right-aligned in `width` (at most 20) with `pad`.
+    pub fn num_pad(&mut self, mut n: u64, width: usize, pad: u8) -> &mut Self {
+        let mut d = [pad; 20];
+        let mut i = d.len();
+        loop {
+            let (q, r) = divmod10(n);
+            i -= 1;
+            d[i] = b'0' + r as u8;
+            n = q;
+            if n == 0 {
+                break;
+            }
+        }
+        self.raw(&d[i.min(d.len().saturating_sub(width))..])
+    }
+
+    /// An IPv4 address, `a.b.c.d`.
+    pub fn ipv4(&mut self, ip: Ipv4Addr) -> &mut Self {
+        for (i, o) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.raw(b".");
+            }
+            self.num(u64::from(o));
+        }
+        self
+    }
+
+    /// An IP address as `core` displays it (RFC 5952 for IPv6: lower-case
+    /// hex, the longest run of two or more zero groups as `::`, IPv4-mapped
+    /// addresses as `::ffff:a.b.c.d`).
+    pub fn ip(&mut self, ip: IpAddr) -> &mut Self {
+        let v6 = match ip {
+            IpAddr::V4(v4) => return self.ipv4(v4),
+            IpAddr::V6(v6) => v6,
+        };
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return self.raw(b"::ffff:").ipv4(v4);
+        }
+        let g = v6.segments();
+        // The first longest run of zero groups.
+        let (mut start, mut len, mut run) = (0, 0, 0);
+        for (i, &s) in g.iter().enumerate() {
+            run = if s == 0 { run + 1 } else { 0 };
+            if run > len {
+                len = run;
+                start = i + 1 - run;
+            }
+        }
+        if len < 2 {
+            start = 8;
+        }
+        let mut i = 0;
+        while i < 8 {
+            if i == start {
+                self.raw(b"::");
+                i += len;
+                continue;
+            }
+            if i > 0 && i != start + len {
+                self.raw(b":");
+            }
+            self.hex(g[i]);
+            i += 1;
+        }
+        self
+    }
+
+    fn hex(&mut self, v: u16) {
+        let mut started = false;
+        for shift in [12, 8, 4, 0] {
+            let d = (v >> shift) & 0xf;
+            if d != 0 || started || shift == 0 {
+                started = true;
+                self.raw(&[b"0123456789abcdef"[usize::from(d)]]);
+            }
+        }
+    }
+
+    fn code(&mut self, code: ReplyCode, sep: u8, limit: usize) -> &mut Self {
+        self.mute = false;
+        self.limit = self.buf.len();
+        let c = code.code();
+        self.raw(&[
+            b'0' + (c / 100) as u8,
+            b'0' + (c / 10 % 10) as u8,
+            b'0' + (c % 10) as u8,
+            sep,
+        ]);
+        self.limit = limit;
+        self
     }
 
     fn body_limit(&self) -> usize {
         self.buf.len().saturating_sub(FINAL_LINE_RESERVE)
     }
 
-    /// A single-line reply: `code text\r\n`.
-    pub fn line(&mut self, code: ReplyCode, text: fmt::Arguments<'_>) {
-        self.code(code, b' ');
+    /// Starts a single-line reply (or the last line of a multi-line one):
+    /// `code text`; [`Writer::end`] finishes it.
+    pub fn begin(&mut self, code: ReplyCode) -> &mut Self {
         let limit = self.buf.len() - 2;
-        let _ = fmt::write(&mut Bounded { w: self, limit }, text);
-        self.put(b"\r\n", self.buf.len());
+        self.code(code, b' ', limit)
+    }
+
+    /// Starts the first line of a multi-line reply: `code-text`.
+    pub fn begin_first(&mut self, code: ReplyCode) -> &mut Self {
+        let limit = self.body_limit();
+        self.code(code, b'-', limit)
+    }
+
+    /// Starts a continuation line, indented by one space; a line that has
+    /// no room is left out whole.
+    pub fn begin_cont(&mut self) -> &mut Self {
+        let limit = self.body_limit();
+        self.limit = limit;
+        if self.len + 3 > limit {
+            self.overflow = true;
+            self.mute = true;
+            self.limit = self.len;
+            return self;
+        }
+        self.raw(b" ");
+        self.limit = limit - 2;
+        self
+    }
+
+    /// Ends the line begun last with CRLF.
+    pub fn end(&mut self) {
+        self.limit = self.buf.len();
+        if !core::mem::take(&mut self.mute) {
+            self.raw(b"\r\n");
+        }
+    }
+
+    /// A single-line reply: `code text\r\n`.
+    pub fn line(&mut self, code: ReplyCode, text: &str) {
+        self.begin(code).text(text).end();
     }
 
     /// First line of a multi-line reply: `code-text\r\n`.
-    pub fn first(&mut self, code: ReplyCode, text: fmt::Arguments<'_>) {
-        self.code(code, b'-');
-        let limit = self.body_limit();
-        let _ = fmt::write(&mut Bounded { w: self, limit }, text);
-        self.put(b"\r\n", self.buf.len());
+    pub fn first(&mut self, code: ReplyCode, text: &str) {
+        self.begin_first(code).text(text).end();
     }
 
     /// A continuation line, indented by one space.
-    pub fn cont(&mut self, text: fmt::Arguments<'_>) {
-        let limit = self.body_limit();
-        if self.len + 3 > limit {
-            self.overflow = true;
-            return;
-        }
-        self.put(b" ", limit);
-        let _ = fmt::write(
-            &mut Bounded {
-                w: self,
-                limit: limit - 2,
-            },
-            text,
-        );
-        self.put(b"\r\n", self.buf.len());
+    pub fn cont(&mut self, text: &str) {
+        self.begin_cont().text(text).end();
     }
 
     /// Last line of a multi-line reply.
-    pub fn last(&mut self, code: ReplyCode, text: fmt::Arguments<'_>) {
+    pub fn last(&mut self, code: ReplyCode, text: &str) {
         self.line(code, text)
-    }
-
-    fn code(&mut self, code: ReplyCode, sep: u8) {
-        let c = code.code();
-        let digits = [
-            b'0' + (c / 100) as u8,
-            b'0' + (c / 10 % 10) as u8,
-            b'0' + (c % 10) as u8,
-            sep,
-        ];
-        self.put(&digits, self.buf.len());
-    }
-}
-
-struct Bounded<'w, 'b> {
-    w: &'w mut Writer<'b>,
-    limit: usize,
-}
-
-impl fmt::Write for Bounded<'_, '_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        // Never let a CR or LF from a file name break the framing.
-        for chunk in s.split(['\r', '\n']) {
-            self.w.put(chunk.as_bytes(), self.limit);
-        }
-        Ok(())
-    }
-}
-
-/// Displays a path inside double quotes with embedded quotes doubled
-/// (RFC 959 Appendix II), as in `257 "/a ""b""" created`.
-pub struct Quoted<'a>(pub &'a str);
-
-impl fmt::Display for Quoted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"")?;
-        for (i, part) in self.0.split('"').enumerate() {
-            if i > 0 {
-                f.write_str("\"\"")?;
-            }
-            f.write_str(part)?;
-        }
-        f.write_str("\"")
     }
 }
 
@@ -247,11 +396,11 @@ mod tests {
     #[test]
     fn single_line() {
         assert_eq!(
-            text(|w| w.line(ReplyCode::Ok, format_args!("NOOP ok."))),
+            text(|w| w.line(ReplyCode::Ok, "NOOP ok.")),
             "200 NOOP ok.\r\n"
         );
         assert_eq!(
-            text(|w| w.line(ReplyCode::ServiceNotAvailable, format_args!("Timeout."))),
+            text(|w| w.line(ReplyCode::ServiceNotAvailable, "Timeout.")),
             "421 Timeout.\r\n"
         );
     }
@@ -259,9 +408,9 @@ mod tests {
     #[test]
     fn multi_line_form() {
         let s = text(|w| {
-            w.first(ReplyCode::SystemStatus, format_args!("Features:"));
-            w.cont(format_args!("SIZE"));
-            w.last(ReplyCode::SystemStatus, format_args!("End"));
+            w.first(ReplyCode::SystemStatus, "Features:");
+            w.cont("SIZE");
+            w.last(ReplyCode::SystemStatus, "End");
         });
         assert_eq!(s, "211-Features:\r\n SIZE\r\n211 End\r\n");
     }
@@ -269,17 +418,17 @@ mod tests {
     #[test]
     fn quotes_are_doubled() {
         let s = text(|w| {
-            w.line(
-                ReplyCode::PathCreated,
-                format_args!("{} created.", Quoted("/a \"b\"")),
-            )
+            w.begin(ReplyCode::PathCreated)
+                .quoted("/a \"b\"")
+                .text(" created.")
+                .end()
         });
         assert_eq!(s, "257 \"/a \"\"b\"\"\" created.\r\n");
     }
 
     #[test]
     fn crlf_in_text_cannot_forge_a_reply() {
-        let s = text(|w| w.line(ReplyCode::FileUnavailable, format_args!("{}", "a\r\n230 b")));
+        let s = text(|w| w.line(ReplyCode::FileUnavailable, "a\r\n230 b"));
         assert_eq!(s, "550 a230 b\r\n");
     }
 
@@ -287,11 +436,11 @@ mod tests {
     fn overflow_keeps_the_last_line_whole() {
         let mut buf = [0u8; 100];
         let mut w = Writer::new(&mut buf);
-        w.first(ReplyCode::Help, format_args!("Commands:"));
+        w.first(ReplyCode::Help, "Commands:");
         for _ in 0..20 {
-            w.cont(format_args!("ABCDEFGHIJ"));
+            w.cont("ABCDEFGHIJ");
         }
-        w.last(ReplyCode::Help, format_args!("Help OK."));
+        w.last(ReplyCode::Help, "Help OK.");
         let s = core::str::from_utf8(w.as_bytes()).unwrap();
         assert!(w.overflowed());
         assert!(s.ends_with("214 Help OK.\r\n"), "{s:?}");
@@ -299,13 +448,106 @@ mod tests {
     }
 
     #[test]
+    fn numbers_without_core_fmt() {
+        let edge = [
+            0,
+            1,
+            9,
+            10,
+            99,
+            4096,
+            u64::from(u32::MAX),
+            1 << 32,
+            1 << 40,
+            u64::MAX,
+        ];
+        for n in edge {
+            assert_eq!(
+                text(|w| {
+                    w.num(n);
+                }),
+                std::format!("{n}")
+            );
+            assert_eq!(
+                text(|w| {
+                    w.num_pad(n, 12, b' ');
+                }),
+                std::format!("{n:>12}")
+            );
+            assert_eq!(
+                text(|w| {
+                    w.num_pad(n, 4, b'0');
+                }),
+                std::format!("{n:04}")
+            );
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = x >> (x % 64);
+            assert_eq!(
+                text(|w| {
+                    w.num(n);
+                }),
+                std::format!("{n}")
+            );
+        }
+    }
+
+    #[test]
+    fn addresses_print_as_core_prints_them() {
+        use core::net::Ipv6Addr;
+        let mut cases: std::vec::Vec<IpAddr> = [
+            "0.0.0.0",
+            "127.0.0.1",
+            "192.0.2.2",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "1::",
+            "2001:db8::1",
+            "2001:db8:0:0:1:0:0:1",
+            "2001:0:0:1:0:0:0:1",
+            "1:0:1:0:1:0:1:0",
+            "::ffff:192.0.2.1",
+            "::192.0.2.1",
+            "fe80::abcd:ef01",
+            "1:2:3:4:5:6:7:8",
+            "0:0:1::",
+            "1:0:0:2:0:0:0:3",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        // Every pattern of zero and non-zero groups, plain and IPv4-mapped.
+        for bits in 0..256u32 {
+            let mut g = [0u16; 8];
+            for (i, s) in g.iter_mut().enumerate() {
+                if bits & (1 << i) != 0 {
+                    *s = (i as u16 + 1) * 0x1011;
+                }
+            }
+            cases.push(IpAddr::V6(Ipv6Addr::from(g)));
+            g[5] = 0xffff;
+            cases.push(IpAddr::V6(Ipv6Addr::from(g)));
+        }
+        for ip in cases {
+            assert_eq!(
+                text(|w| {
+                    w.ip(ip);
+                }),
+                std::format!("{ip}")
+            );
+        }
+    }
+
+    #[test]
     fn long_single_line_is_cut_but_terminated() {
         let mut buf = [0u8; 20];
         let mut w = Writer::new(&mut buf);
-        w.line(
-            ReplyCode::FileUnavailable,
-            format_args!("{}", "x".repeat(50)),
-        );
+        w.line(ReplyCode::FileUnavailable, &"x".repeat(50));
         assert_eq!(w.as_bytes().len(), 20);
         assert!(w.as_bytes().ends_with(b"\r\n"));
     }
