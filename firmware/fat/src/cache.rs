@@ -70,6 +70,25 @@ pub struct CacheStats {
     pub write_blocks: u32,
 }
 
+/// What [`BlockCache::bench_sequential`] measured: the storage ceiling of
+/// the path file data takes (one multi-block command per cache line).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqBench {
+    /// Blocks read, and then written back.
+    pub blocks: u32,
+    /// Time of the read pass, in the units of the caller's clock.
+    pub read_time: u64,
+    /// Time of the write pass (the writes alone), same units.
+    pub write_time: u64,
+}
+
+impl SeqBench {
+    /// Bytes moved in each pass.
+    pub fn bytes(&self) -> u64 {
+        u64::from(self.blocks) * 512
+    }
+}
+
 struct Line<const B: usize> {
     /// First block of the line; meaningful when `used`.
     base: u32,
@@ -228,6 +247,72 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize>
             let Some(l) = next else { return Ok(()) };
             Self::write_back(&self.dev, &mut st.lines[l], &mut st.stats)?;
         }
+    }
+
+    /// The storage ceiling (issue 6): reads `blocks` blocks from `start`
+    /// (fewer if the device ends first) in order, one line of `LINE_BLOCKS`
+    /// blocks per command, timed; then goes over them again, reading each
+    /// line and writing it back unchanged, and times the writes. `now`
+    /// is any clock (ms on a board, µs on the host); the result is in its
+    /// units. The write time is the second pass's time less the first
+    /// pass's: a board's millisecond clock is too coarse for one command.
+    ///
+    /// Dirty lines are flushed first and every line is dropped at the end
+    /// (a line's buffer carries the data), so the medium ends as it was,
+    /// changes made before the call included. Nothing else may use the
+    /// device meanwhile.
+    pub fn bench_sequential(
+        &self,
+        start: u32,
+        blocks: u32,
+        now: &mut dyn FnMut() -> u64,
+    ) -> Result<SeqBench, DiskError<D::Error>> {
+        self.flush()?;
+        if start >= self.size {
+            return Err(DiskError::OutOfRange);
+        }
+        let blocks = blocks.min(self.size - start);
+        let end = start + blocks;
+        let mut st = self.state.borrow_mut();
+        let st = &mut *st;
+        for line in st.lines.iter_mut() {
+            line.used = false;
+            line.valid = 0;
+            line.dirty = 0;
+        }
+        let buf = &mut st.lines[0].data;
+        let chunks = || {
+            (start..end)
+                .step_by(LINE_BLOCKS)
+                .map(move |at| (at, (end - at).min(LINE_BLOCKS as u32) as usize))
+        };
+        let t0 = now();
+        for (at, n) in chunks() {
+            self.dev
+                .read(&mut buf[..n], BlockIdx(at))
+                .map_err(DiskError::Device)?;
+        }
+        let t1 = now();
+        for (at, n) in chunks() {
+            self.dev
+                .read(&mut buf[..n], BlockIdx(at))
+                .map_err(DiskError::Device)?;
+            self.dev
+                .write(&buf[..n], BlockIdx(at))
+                .map_err(DiskError::Device)?;
+        }
+        let t2 = now();
+        let n = chunks().count() as u32;
+        st.stats.read_cmds += 2 * n;
+        st.stats.read_blocks += 2 * blocks;
+        st.stats.write_cmds += n;
+        st.stats.write_blocks += blocks;
+        let read_time = t1.saturating_sub(t0);
+        Ok(SeqBench {
+            blocks,
+            read_time,
+            write_time: t2.saturating_sub(t1).saturating_sub(read_time),
+        })
     }
 
     /// Drops every clean line (after the device was changed behind our back).
@@ -454,6 +539,48 @@ pub(crate) mod tests {
 
     fn first_byte(c: &BlockCache<RamDisk, 2, 4>, idx: u32) -> u8 {
         c.read_block(idx, |b| b[0]).unwrap()
+    }
+
+    #[test]
+    fn bench_sequential_reads_and_rewrites_whole_lines_and_changes_nothing() {
+        let c: BlockCache<RamDisk, 2, 4> = BlockCache::new(RamDisk::new(20)).unwrap();
+        // A pending change is flushed first and survives.
+        c.modify_block(1, |b| b[0] = 0xaa).unwrap();
+        let before = {
+            let mut d = c.inner().blocks.borrow().clone();
+            d[1][0] = 0xaa;
+            d
+        };
+        c.inner().take_log();
+        let mut t = 0;
+        let mut clock = || {
+            t += 10;
+            t
+        };
+        // 11 blocks from 6: lines of 4, the last one short (the device ends
+        // at 20, so 14 are asked for and 14 = 4 + 4 + 4 + 2 are done).
+        let r = c.bench_sequential(6, 100, &mut clock).unwrap();
+        assert_eq!(r.blocks, 14);
+        assert_eq!(r.bytes(), 14 * 512);
+        assert_eq!(r.read_time, 10);
+        assert_eq!(r.write_time, 0, "second pass (10) less the first (10)");
+        let log = c.inner().take_log();
+        let reads = [('r', 6, 4), ('r', 10, 4), ('r', 14, 4), ('r', 18, 2)];
+        assert_eq!(&log[..1], &[('w', 1, 1)], "the flush");
+        assert_eq!(&log[1..5], &reads);
+        let rw: Vec<_> = reads
+            .iter()
+            .flat_map(|&(_, at, n)| [('r', at, n), ('w', at, n)])
+            .collect();
+        assert_eq!(&log[5..], &rw[..]);
+        assert_eq!(*c.inner().blocks.borrow(), before);
+        // The cache starts afresh: the next read goes to the device.
+        assert_eq!(first_byte(&c, 1), 0xaa);
+        assert_eq!(c.inner().take_log(), [('r', 0, 4)]);
+        assert!(matches!(
+            c.bench_sequential(20, 1, &mut clock),
+            Err(DiskError::OutOfRange)
+        ));
     }
 
     #[test]

@@ -444,6 +444,22 @@ where
         self.vm.device(|d| d.stats())
     }
 
+    /// The storage ceiling through this volume's block cache: see
+    /// [`BlockCache::bench_sequential`] (blocks from the start of the
+    /// device; the volume is left exactly as it was). Run it while no
+    /// transfer is under way: it holds the device for its whole duration.
+    pub fn bench_sequential(
+        &mut self,
+        blocks: u32,
+        now: &mut dyn FnMut() -> u64,
+    ) -> Result<crate::SeqBench> {
+        self.vm.device(|d| {
+            d.cache()
+                .bench_sequential(0, blocks, now)
+                .map_err(|_| Error::Io)
+        })
+    }
+
     /// Writes everything cached to the device.
     pub fn flush(&mut self) -> Result<()> {
         self.vm.device(|d| d.flush())
