@@ -205,6 +205,11 @@ impl<'a, const K: usize> SmolNet<'a, K> {
     }
 
     /// Runs the interface: receives and sends what it can.
+    ///
+    /// Never inlined: smoltcp's frame processing (2 KB of stack on a
+    /// Cortex-M3) is then a sibling of the engine's frames in `App::poll`,
+    /// not under them.
+    #[inline(never)]
     pub fn poll_iface<D: smoltcp::phy::Device + ?Sized>(
         &mut self,
         now_ms: u64,
