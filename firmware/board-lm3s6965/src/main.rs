@@ -8,19 +8,24 @@
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("board-lm3s6965 is firmware: build it for thumbv7m-none-eabi (cargo build in its directory)");
+    eprintln!(
+        "board-lm3s6965 is firmware: build it for thumbv7m-none-eabi (cargo build in its directory)"
+    );
 }
 
 #[cfg(target_os = "none")]
 mod fw {
+    use core::cell::UnsafeCell;
+    use core::mem::MaybeUninit;
     use core::net::{Ipv4Addr, Ipv6Addr};
+    use core::sync::atomic::{AtomicBool, Ordering};
 
+    use board_lm3s6965::clock::Clock;
     use board_lm3s6965::hw::enet::{self, Enet};
     use board_lm3s6965::hw::gpio::SdChipSelect;
     use board_lm3s6965::hw::ssi::Ssi0;
     use board_lm3s6965::hw::time::{self, Delay};
     use board_lm3s6965::hw::{stack, sysctl, uart};
-    use board_lm3s6965::clock::Clock;
     use board_lm3s6965::params::BootParams;
     use board_lm3s6965::sd::{CardInfo, SdCard, Shared};
     use board_lm3s6965::{VERSION, print, println};
@@ -36,6 +41,9 @@ mod fw {
 
     /// Seconds between retries of a failed boot step.
     const RETRY_MS: u64 = 2_000;
+    /// How often the loop looks for a new stack peak (a scan of the unused
+    /// stack: a few thousand reads).
+    const STACK_REPORT_MS: u64 = 100;
 
     /// What the boot steps hand to the main loop.
     struct Booted {
@@ -69,18 +77,39 @@ mod fw {
         let params = BootParams::read();
         let mac = sysctl::mac_address();
         // Large state lives in statics (.bss), not on the stack.
-        let eth: &'static mut Enet = cortex_m::singleton!(: Enet = Enet::new(mac)).unwrap();
+        let eth: &'static mut Enet = {
+            static ETH: Slot<Enet> = Slot::new();
+            ETH.put(|| Enet::new(mac))
+        };
 
         let p = params.unwrap_or_default();
         let clock = Clock::new(p.unix_time, time::now_ms);
-        let sd: &'static Sd = cortex_m::singleton!(: Sd = SdCard::new(Ssi0::new(), SdChipSelect::new(), Delay)).unwrap();
+        let sd: &'static Sd =
+            cortex_m::singleton!(: Sd = SdCard::new(Ssi0::new(), SdChipSelect::new(), Delay))
+                .unwrap();
         let (card, fs) = bring_up_storage(sd, clock);
-        Booted { params, mac, clock, sd, card, fs, eth }
+        Booted {
+            params,
+            mac,
+            clock,
+            sd,
+            card,
+            fs,
+            eth,
+        }
     }
 
     #[inline(never)]
     fn run(b: Booted) -> ! {
-        let Booted { params, mac, clock, sd, card, fs, eth } = b;
+        let Booted {
+            params,
+            mac,
+            clock,
+            sd,
+            card,
+            fs,
+            eth,
+        } = b;
         let p = params.unwrap_or_default();
         let vol = fs.info();
         let free = fs.free_space();
@@ -95,7 +124,8 @@ mod fw {
         }
 
         let (ip, prefix) = p.ip.unwrap_or((Ipv4Addr::new(192, 0, 2, 2), 24));
-        let seed = (time::now_ms() << 24) ^ cortex_m::peripheral::SYST::get_current() as u64
+        let seed = (time::now_ms() << 24)
+            ^ cortex_m::peripheral::SYST::get_current() as u64
             ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
         let net = NetConfig {
             mac,
@@ -126,7 +156,11 @@ mod fw {
             OptAddr(settings.pasv_address),
             settings.pasv_ports.0,
             settings.pasv_ports.1,
-            if params.is_some() { "boot parameters" } else { "defaults" }
+            if params.is_some() {
+                "boot parameters"
+            } else {
+                "defaults"
+            }
         );
         println!(
             "  sd {} MiB ({:?}, capacity from {:?}), {:?} {}, {} MiB, {} KiB free, cluster {} B",
@@ -134,7 +168,11 @@ mod fw {
             card.card_type,
             card.capacity_source,
             vol.fat_type,
-            if vol.partitioned { "in MBR partition" } else { "without partition table" },
+            if vol.partitioned {
+                "in MBR partition"
+            } else {
+                "without partition table"
+            },
             vol.capacity >> 20,
             free.unwrap_or(0) >> 10,
             vol.cluster_bytes
@@ -143,21 +181,31 @@ mod fw {
             println!("  time of day unknown (no boot parameters): files dated 2000-01-01");
         }
         println!(
-            "  ram: {} bytes free for the stack of {} (64 KiB SRAM), stack used so far {} (boot steps {boot_stack})",
+            "  ram: {} bytes free for the stack of {} (64 KiB SRAM), stack used so far {} (boot steps {boot_stack}); app {} in it, volume {} in .bss",
             stack::free_ram() - stack::high_water(),
             stack::free_ram(),
-            stack::high_water()
+            stack::high_water(),
+            core::mem::size_of::<App<'static, AppFs>>(),
+            core::mem::size_of::<Fs>()
         );
 
         let mut reported_peak = 0;
         let mut next_report = 0;
+        let mut next_clock = 0;
         loop {
             let now = time::now_ms();
             let wake = app.poll(now, eth);
+            #[cfg(feature = "diag")]
+            sdbench(&mut app);
 
-            if now >= next_report {
-                next_report = now + 1_000;
+            if now >= next_clock {
+                next_clock = now + 1_000;
                 app.set_utc(clock.utc());
+            }
+            // A new peak is printed within 100 ms, so a harness that stops
+            // the board shortly after its last session still reads it.
+            if now >= next_report {
+                next_report = now + STACK_REPORT_MS;
                 let peak = stack::high_water();
                 if peak > reported_peak {
                     reported_peak = peak;
@@ -169,7 +217,7 @@ mod fw {
             }
 
             // Sleep until the next deadline, a frame or a console byte.
-            let deadline = wake.unwrap_or(u64::MAX).min(next_report);
+            let deadline = wake.unwrap_or(u64::MAX).min(next_report).min(next_clock);
             loop {
                 if Enet::rx_pending() || time::now_ms() >= deadline || uart::rx_pending() {
                     break;
@@ -180,7 +228,12 @@ mod fw {
     }
 
     /// Builds the application in its own frame, so the temporaries of its
-    /// construction are not part of the main loop's frame.
+    /// construction are not part of the main loop's frame. The application
+    /// (4.8 KB) is returned straight into `run`'s frame. In a `static` it
+    /// would cost the same RAM, and more stack: a value returned into a
+    /// `static` is built on the stack and copied (see [`fill`]), and that
+    /// copy, with `App::new`'s own frames on top, would be deeper than the
+    /// engine's deepest calls are under `run`.
     #[inline(never)]
     fn make_app(
         res: &'static mut Resources<'static>,
@@ -189,6 +242,62 @@ mod fw {
         fs: &'static mut Fs,
     ) -> App<'static, AppFs> {
         App::new(res, settings, eth, fs, time::now_ms())
+    }
+
+    /// A `static` filled once at run time (`cortex_m::singleton!` without
+    /// its critical section). The value is built in [`fill`]'s frame and
+    /// copied into place, so the copy's stack is gone before the caller goes
+    /// deeper (mounting the volume).
+    struct Slot<T> {
+        taken: AtomicBool,
+        value: UnsafeCell<MaybeUninit<T>>,
+    }
+
+    // SAFETY: the value is reachable only through the one `&'static mut`
+    // that `put` hands out, once (guarded by `taken`).
+    unsafe impl<T> Sync for Slot<T> {}
+
+    impl<T> Slot<T> {
+        const fn new() -> Self {
+            Slot {
+                taken: AtomicBool::new(false),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            }
+        }
+
+        /// Fills the slot with `make()` and lends it for ever; panics when
+        /// called a second time.
+        #[inline(always)]
+        #[allow(clippy::mut_from_ref)] // once only, guarded by `taken`
+        fn put(&'static self, make: impl FnOnce() -> T) -> &'static mut T {
+            assert!(
+                !self.taken.swap(true, Ordering::AcqRel),
+                "static filled twice"
+            );
+            // SAFETY: `taken` lets exactly one caller through, so this is
+            // the only reference to the value ever made.
+            fill(unsafe { &mut *self.value.get() }, make)
+        }
+    }
+
+    /// `slot.write(make())` in a frame of its own. The optimiser builds
+    /// the value on the stack and copies it: it writes a result in place
+    /// only into a local or the caller's return slot, never through a
+    /// pointer to a `static`.
+    #[inline(never)]
+    fn fill<T>(slot: &mut MaybeUninit<T>, make: impl FnOnce() -> T) -> &mut T {
+        slot.write(make())
+    }
+
+    /// The diag build's storage ceiling (ftpd-app's sdbench service, port 7):
+    /// sequential reads and rewrites through the volume's block cache.
+    #[cfg(feature = "diag")]
+    #[inline(never)]
+    fn sdbench(app: &mut App<'static, AppFs>) {
+        app.serve_sdbench(|fs, mib| {
+            let r = fs.bench_sequential(mib << 11, &mut time::now_ms).map_err(|_| "card error")?;
+            Ok(ftpd_app::diag::SdBenchResult { bytes: r.bytes(), read_ms: r.read_time, write_ms: r.write_time })
+        });
     }
 
     /// One-letter console commands: `s` prints statistics.
@@ -225,7 +334,10 @@ mod fw {
     #[inline(never)]
     #[allow(clippy::mut_from_ref)] // the &mut comes from a singleton, not from `sd`
     fn bring_up_storage(sd: &'static Sd, clock: Clock) -> (CardInfo, &'static mut Fs) {
-        let fs: &'static mut Fs = cortex_m::singleton!(: Fs = FatStorage::new(Shared(sd), clock)).unwrap();
+        let fs: &'static mut Fs = {
+            static FS: Slot<Fs> = Slot::new();
+            FS.put(|| FatStorage::new(Shared(sd), clock))
+        };
         loop {
             match sd.init() {
                 Err(e) => println!("boot: SD card: {e}; retrying in {} s", RETRY_MS / 1000),
@@ -236,7 +348,9 @@ mod fw {
                         Err(e) => println!(
                             "boot: SD card ({} MiB): {e}; retrying in {} s [stack {} of {}]",
                             info.bytes() >> 20,
-                            RETRY_MS / 1000, stack::high_water(), stack::free_ram()
+                            RETRY_MS / 1000,
+                            stack::high_water(),
+                            stack::free_ram()
                         ),
                     }
                 }
