@@ -144,6 +144,8 @@ mod fw {
 
         let res = Resources::take().unwrap();
         let mut app = make_app(res, &settings, eth, fs);
+        #[cfg(feature = "diag")]
+        println!("diag: discard 9 chargen 19 sdbench 7");
         app.set_utc(clock.utc());
 
         println!(
@@ -195,6 +197,8 @@ mod fw {
         loop {
             let now = time::now_ms();
             let wake = app.poll(now, eth);
+            #[cfg(feature = "diag")]
+            sdbench(&mut app);
             #[cfg(feature = "diag")]
             sdbench(&mut app);
 
@@ -287,6 +291,17 @@ mod fw {
     #[inline(never)]
     fn fill<T>(slot: &mut MaybeUninit<T>, make: impl FnOnce() -> T) -> &mut T {
         slot.write(make())
+    }
+
+    /// The diag build's storage ceiling (ftpd-app's sdbench service, port 7):
+    /// sequential reads and rewrites through the volume's block cache.
+    #[cfg(feature = "diag")]
+    #[inline(never)]
+    fn sdbench(app: &mut App<'static, AppFs>) {
+        app.serve_sdbench(|fs, mib| {
+            let r = fs.bench_sequential(mib << 11, &mut time::now_ms).map_err(|_| "card error")?;
+            Ok(ftpd_app::diag::SdBenchResult { bytes: r.bytes(), read_ms: r.read_time, write_ms: r.write_time })
+        });
     }
 
     /// The diag build's storage ceiling (ftpd-app's sdbench service, port 7):
