@@ -199,8 +199,6 @@ mod fw {
             let wake = app.poll(now, eth);
             #[cfg(feature = "diag")]
             sdbench(&mut app);
-            #[cfg(feature = "diag")]
-            sdbench(&mut app);
 
             if now >= next_clock {
                 next_clock = now + 1_000;
@@ -291,17 +289,6 @@ mod fw {
     #[inline(never)]
     fn fill<T>(slot: &mut MaybeUninit<T>, make: impl FnOnce() -> T) -> &mut T {
         slot.write(make())
-    }
-
-    /// The diag build's storage ceiling (ftpd-app's sdbench service, port 7):
-    /// sequential reads and rewrites through the volume's block cache.
-    #[cfg(feature = "diag")]
-    #[inline(never)]
-    fn sdbench(app: &mut App<'static, AppFs>) {
-        app.serve_sdbench(|fs, mib| {
-            let r = fs.bench_sequential(mib << 11, &mut time::now_ms).map_err(|_| "card error")?;
-            Ok(ftpd_app::diag::SdBenchResult { bytes: r.bytes(), read_ms: r.read_time, write_ms: r.write_time })
-        });
     }
 
     /// The diag build's storage ceiling (ftpd-app's sdbench service, port 7):
