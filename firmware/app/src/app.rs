@@ -58,6 +58,9 @@ pub struct Settings {
     /// `diag` module). Only with feature `diag`, which turns it on by
     /// default; the virtual board turns it off unless `sim --diag`.
     pub diag: bool,
+    /// The engine's idle and data timeouts (default: [`Config`]'s).
+    pub idle_timeout_ms: u64,
+    pub data_timeout_ms: u64,
 }
 
 impl Settings {
@@ -68,6 +71,8 @@ impl Settings {
             pasv_ports: Config::default().pasv_ports,
             pasv_address: None,
             diag: cfg!(feature = "diag"),
+            idle_timeout_ms: Config::default().idle_timeout_ms,
+            data_timeout_ms: Config::default().data_timeout_ms,
         }
     }
 }
@@ -80,6 +85,8 @@ pub fn ftp_config(settings: &Settings) -> Config<'static> {
         max_sessions: MAX_SESSIONS,
         pasv_ports: settings.pasv_ports,
         pasv_address: settings.pasv_address,
+        idle_timeout_ms: settings.idle_timeout_ms,
+        data_timeout_ms: settings.data_timeout_ms,
         ..Config::default()
     }
 }
