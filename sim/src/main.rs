@@ -59,7 +59,7 @@ fn main() -> ExitCode {
 fn serve<S: Storage>(cli: &Cli, fs: S, config: Config<'_>) -> Result<(), String> {
     match cli.network() {
         NetworkMode::Host(addr) => serve_host(cli, addr, fs, config),
-        NetworkMode::Tap(ifname) => serve_tap(&ifname, fs, cli.diag),
+        NetworkMode::Tap(ifname) => serve_tap(&ifname, fs, cli.diag, &config),
     }
 }
 
@@ -67,7 +67,12 @@ fn serve<S: Storage>(cli: &Cli, fs: S, config: Config<'_>) -> Result<(), String>
 /// TAP device, with the board's own configuration and socket budget. The
 /// TAP device and its host-side address must exist in this process's network
 /// namespace (the harness prepares them).
-fn serve_tap<S: Storage>(ifname: &str, fs: S, diag: bool) -> Result<(), String> {
+fn serve_tap<S: Storage>(
+    ifname: &str,
+    fs: S,
+    diag: bool,
+    config: &Config<'_>,
+) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM] {
         signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
@@ -76,6 +81,10 @@ fn serve_tap<S: Storage>(ifname: &str, fs: S, diag: bool) -> Result<(), String> 
     }
     let mut settings = Settings::new(NetConfig::TEST_NET);
     settings.diag = diag;
+    // --idle-timeout and --data-timeout (the rest of the engine's
+    // configuration is the board's own).
+    settings.idle_timeout_ms = config.idle_timeout_ms;
+    settings.data_timeout_ms = config.data_timeout_ms;
     let ip = settings
         .net
         .ipv4
