@@ -141,6 +141,12 @@ mod fw {
         if let Some(r) = p.pasv_ports {
             settings.pasv_ports = r;
         }
+        if let Some(s) = p.idle_timeout_s {
+            settings.idle_timeout_ms = u64::from(s) * 1000;
+        }
+        if let Some(s) = p.data_timeout_s {
+            settings.data_timeout_ms = u64::from(s) * 1000;
+        }
 
         let res = Resources::take().unwrap();
         let mut app = make_app(res, &settings, eth, fs);
