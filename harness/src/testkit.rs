@@ -267,12 +267,18 @@ impl Card {
     /// A fresh card, formatted by `harness image create`'s code (FAT32 in
     /// an MBR partition, 64 MiB: a power of two for QEMU).
     pub fn new() -> Card {
+        Card::with(target::IMAGE_SIZE, crate::image::FatType::Fat32)
+    }
+
+    /// A fresh card of `size` bytes (a power of two for QEMU) formatted
+    /// as `fat` (FAT16 needs at least 4085 clusters: 4 MiB and up).
+    pub fn with(size: u64, fat: crate::image::FatType) -> Card {
         let dir = tempfile::Builder::new()
             .prefix("harness-boards-")
             .tempdir()
             .unwrap();
         let c = Card { dir };
-        crate::image::create(&c.image(), target::IMAGE_SIZE).unwrap();
+        crate::image::create_with(&c.image(), size, fat).unwrap();
         std::fs::create_dir(c.scratch()).unwrap();
         c
     }
@@ -362,6 +368,18 @@ impl Card {
 
     /// `fsck.fat -n` on the partition: no error, nothing to repair.
     pub fn assert_clean(&self) {
+        let out = self.fsck();
+        assert!(
+            out.status.success(),
+            "fsck.fat -n found problems:\n{}{}",
+            out.stdout(),
+            out.stderr()
+        );
+    }
+
+    /// `fsck.fat -n` on the partition (a copy of it: fsck.fat wants a
+    /// volume, not a disk), whatever it finds.
+    pub fn fsck(&self) -> Output {
         let mut mbr = vec![0u8; 512];
         let mut f = std::fs::File::open(self.image()).unwrap();
         f.read_exact(&mut mbr).unwrap();
@@ -375,12 +393,7 @@ impl Card {
         }
         let out = run(Command::new("fsck.fat").arg("-n").arg(&part), TOOL_TIMEOUT);
         let _ = std::fs::remove_file(&part);
-        assert!(
-            out.status.success(),
-            "fsck.fat -n found problems:\n{}{}",
-            out.stdout(),
-            out.stderr()
-        );
+        out
     }
 }
 
