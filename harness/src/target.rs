@@ -375,6 +375,29 @@ pub struct StartOptions {
     pub log: Option<PathBuf>,
     /// Also print the server's log on stderr as it comes (`serve`).
     pub echo: bool,
+    /// The engine's idle timeout in seconds (`sim --idle-timeout`, the QEMU
+    /// script's `--idle-timeout`); `None`: the board's default (300 s).
+    /// The boards only (sim, qemu, qemu-10).
+    pub idle_timeout: Option<u64>,
+    /// The engine's data timeout in seconds, likewise (default 30 s).
+    pub data_timeout: Option<u64>,
+}
+
+impl StartOptions {
+    /// `--idle-timeout S --data-timeout S` for `sim` and the QEMU script.
+    fn timeout_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (flag, s) in [
+            ("--idle-timeout", self.idle_timeout),
+            ("--data-timeout", self.data_timeout),
+        ] {
+            if let Some(s) = s {
+                v.push(flag.to_string());
+                v.push(s.to_string());
+            }
+        }
+        v
+    }
 }
 
 impl Target {
@@ -1003,6 +1026,7 @@ async fn start_sim_tap(ctx: &Context, tree: &Tree, opts: &StartOptions) -> anyho
     die_with_parent(&mut cmd);
     let mut child = cmd
         .args(["--tap", netns::TAP])
+        .args(opts.timeout_args())
         .arg(flag)
         .arg(&path)
         .stdin(Stdio::null())
@@ -1076,6 +1100,7 @@ async fn start_qemu(
         .arg(&qemu.path)
         .arg("--image")
         .arg(&image)
+        .args(opts.timeout_args())
         .arg("--serial")
         .arg(&console)
         .arg("--qmp")

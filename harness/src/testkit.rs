@@ -418,6 +418,7 @@ impl Board {
             storage: Some(StorageArg::Image(card.image())),
             log: Some(card.dir.path().join("board.log")),
             echo: false,
+            ..Default::default()
         };
         let server = rt
             .block_on(t.start_with(ctx(), &Fixture::default(), &opts))
