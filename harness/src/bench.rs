@@ -41,6 +41,9 @@ pub struct BenchArgs {
     /// Print the flash and RAM footprint report instead of throughput.
     #[arg(long)]
     pub footprint: bool,
+    /// With --footprint: skip the stack measurement on QEMU.
+    #[arg(long, requires = "footprint")]
+    pub no_qemu: bool,
     /// Targets to measure (globs over host-dir, host-fat, sim, qemu,
     /// qemu-10; `host` is host-*); default all that can run here.
     #[arg(long = "target", short = 't')]
@@ -316,7 +319,12 @@ impl Report {
 /// Runs `harness bench`.
 pub async fn main(ctx: &Context, args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.footprint {
-        return crate::footprint::main(ctx).await;
+        let opts = crate::footprint::Options {
+            no_qemu: args.no_qemu,
+            check_floors: args.check_floors,
+            out: args.out.clone(),
+        };
+        return crate::footprint::main(ctx, &opts).await;
     }
     let plan = Plan::new(&args)?;
     let out_dir = args
