@@ -596,11 +596,45 @@ impl Progress {
     }
 }
 
-/// Where the diagnostic discard/chargen services of a started target are,
-/// if it has them (see /work/shared-notes/diag-interface.md).
-fn diag_addrs(server: &Server) -> (SocketAddr, SocketAddr) {
-    let ip = server.addr.ip();
-    (SocketAddr::new(ip, 9), SocketAddr::new(ip, 19))
+/// The diagnostic services of a target started with them: discard,
+/// chargen, and the board's sdbench. `sim` logs `diag: discard ADDR
+/// chargen ADDR`; the QEMU board's console says `diag: discard 9 chargen 19
+/// sdbench 7` (ports on the board's address).
+pub struct Diag {
+    pub discard: SocketAddr,
+    pub chargen: SocketAddr,
+    pub sdbench: Option<SocketAddr>,
+}
+
+/// Read where the diag services are from the server's log (waiting up to
+/// `limit` for the line).
+async fn diag_addrs(server: &Server, limit: Duration) -> Result<Diag, String> {
+    let re = regex::Regex::new(r"diag: discard (\S+) chargen (\S+)(?: sdbench (\d+))?").unwrap();
+    let at = |s: &str| -> Option<SocketAddr> {
+        s.parse().ok().or_else(|| {
+            s.parse::<u16>()
+                .ok()
+                .map(|p| SocketAddr::new(server.addr.ip(), p))
+        })
+    };
+    let deadline = Instant::now() + limit;
+    loop {
+        let log = server.log();
+        if let Some(c) = re.captures(&log) {
+            return match (at(&c[1]), at(&c[2])) {
+                (Some(discard), Some(chargen)) => Ok(Diag {
+                    discard,
+                    chargen,
+                    sdbench: c.get(3).and_then(|p| at(p.as_str())),
+                }),
+                _ => Err(format!("unreadable diag line `{}`", &c[0])),
+            };
+        }
+        if Instant::now() > deadline {
+            return Err("the target started with diag services never said where they are (`diag: discard ... chargen ...`)".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Measure one target.
@@ -633,7 +667,22 @@ async fn bench_target(
         _ => None,
     };
     progress.step(t.name, "starting");
-    let server = t.start_with(ctx, tree, &opts).await?;
+    // With the diagnostic services if it can; the FTP figures without them
+    // otherwise (the ceilings then say why not).
+    let (server, diag) = match t.start_diag(ctx, tree, &opts, true).await {
+        Ok(s) => {
+            let d = diag_addrs(&s, Duration::from_secs(3)).await;
+            (s, d)
+        }
+        Err(e) => {
+            let why = format!(
+                "the target did not start with its diag services: {}",
+                first_line(&format!("{e:#}"))
+            );
+            progress.note(&format!("{}: {why}; measuring without them", t.name));
+            (t.start_with(ctx, tree, &opts).await?, Err(why))
+        }
+    };
     // The peer.
     let (peer_listen, peer_ns, peer_where): (Option<SocketAddr>, Option<String>, String) = match t
         .kind
@@ -683,17 +732,27 @@ async fn bench_target(
         Ok(_) => peer_where,
         Err(e) => format!("n/a ({e})"),
     };
-    let (discard, chargen) = diag_addrs(&server);
-    result.raw_where = format!(
-        "discard {discard} / chargen {chargen} of the target (diagnostic build), same client"
-    );
+    result.raw_where = match &diag {
+        Ok(d) => format!(
+            "discard {} / chargen {} of the target (diag services), same client, same namespace",
+            d.discard, d.chargen
+        ),
+        Err(e) => format!("n/a ({e})"),
+    };
+    let sdbench = match (&diag, t.kind) {
+        (Ok(d), Kind::Qemu(_)) => d.sdbench,
+        _ => None,
+    };
     // Everything on the network from inside the target's namespace.
     let job = Job {
         target: t.name,
         addr: server.addr,
         peer: peer_state.clone(),
-        discard,
-        chargen,
+        diag: diag
+            .as_ref()
+            .map(|d| (d.discard, d.chargen))
+            .map_err(Clone::clone),
+        sdbench,
         plan: plan.clone(),
         progress: progress.clone(),
     };
@@ -722,19 +781,20 @@ async fn bench_target(
             );
             Box::new(
                 move |size| match ftpd_fat::host::bench_sequential(&copy, size) {
-                    Ok((bytes, r, w)) => (
-                        Ok(mbps(bytes, r.as_secs_f64())),
-                        Ok(mbps(bytes, w.as_secs_f64())),
-                    ),
+                    Ok((bytes, r, w)) => (timed(bytes, r), timed(bytes, w)),
                     Err(e) => (Err(format!("{e}")), Err(format!("{e}"))),
                 },
             )
         }
         (_, Kind::Qemu(_)) => {
-            let why =
-                "the board's diag storage service is not wired into the bench yet".to_string();
-            result.disk_where = format!("n/a ({why})");
-            Box::new(move |_| (Err(why.clone()), Err(why.clone())))
+            result.disk_where = match (sdbench, &diag) {
+                (Some(a), _) => format!(
+                    "the board's sdbench service at {a} (sequential reads and writes of the SD card through the firmware's block cache, timed by the board in ms; whole MiB, so sizes under 1 MiB show the 1 MiB figure)"
+                ),
+                (None, Ok(_)) => "n/a (the board's console named no sdbench port)".into(),
+                (None, Err(e)) => format!("n/a ({e})"),
+            };
+            Box::new(|_| (Err(String::new()), Err(String::new())))
         }
         _ => {
             let why = "a host directory: no block device".to_string();
@@ -743,6 +803,10 @@ async fn bench_target(
         }
     };
     for row in &mut result.rows {
+        if matches!(t.kind, Kind::Qemu(_)) {
+            // Measured by the board, in the job above.
+            continue;
+        }
         progress.step(t.name, &format!("storage ceiling {}", size_label(row.size)));
         let mut reads = Vec::new();
         let mut writes = Vec::new();
@@ -775,6 +839,18 @@ async fn bench_target(
     Ok(result)
 }
 
+/// MB/s, unless the time is too short to mean anything.
+fn timed(bytes: u64, t: Duration) -> Figure {
+    if t < Duration::from_micros(500) {
+        Err(format!(
+            "too short to time ({} us for {bytes} bytes)",
+            t.as_micros()
+        ))
+    } else {
+        Ok(mbps(bytes, t.as_secs_f64()))
+    }
+}
+
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
@@ -787,8 +863,9 @@ struct Job {
     target: &'static str,
     addr: SocketAddr,
     peer: Result<SocketAddr, String>,
-    discard: SocketAddr,
-    chargen: SocketAddr,
+    /// discard, chargen.
+    diag: Result<(SocketAddr, SocketAddr), String>,
+    sdbench: Option<SocketAddr>,
     plan: Plan,
     progress: Arc<Progress>,
 }
@@ -829,7 +906,10 @@ impl Job {
             failures.push(format!("login: {e:#}"));
         }
         // Is there a raw-TCP service at all? One short probe.
-        let raw_state = probe_diag(self.discard, self.chargen).await;
+        let raw_state = match self.diag.clone() {
+            Ok((d, c)) => probe_diag(d, c).await.map(|_| (d, c)),
+            Err(e) => Err(e),
+        };
         for &size in &self.plan.sizes {
             let label = size_label(size);
             let path = file_path(size);
@@ -873,23 +953,19 @@ impl Job {
                     row.stor = row.retr.clone();
                 }
             }
-            match &raw_state {
-                Ok(()) => {
+            match raw_state.clone() {
+                Ok((discard, chargen)) => {
                     row.raw_retr = runs(
                         r,
                         |i| p.step(name, &format!("raw TCP out {label} ({}/{r})", i + 1)),
-                        async || ftp::chargen(self.chargen, size).await.map(|x| x.secs()),
+                        async || ftp::chargen(chargen, size).await.map(|x| x.secs()),
                     )
                     .await
                     .map(|t| mbps(size, t));
                     row.raw_stor = runs(
                         r,
                         |i| p.step(name, &format!("raw TCP in {label} ({}/{r})", i + 1)),
-                        async || {
-                            ftp::discard(self.discard, size, &pat)
-                                .await
-                                .map(|x| x.secs())
-                        },
+                        async || ftp::discard(discard, size, &pat).await.map(|x| x.secs()),
                     )
                     .await
                     .map(|t| mbps(size, t));
@@ -922,6 +998,35 @@ impl Job {
                 }
             }
             rows.push(row);
+        }
+        // The board's storage ceiling, with nothing else in flight.
+        if let Some(a) = self.sdbench {
+            for row in &mut rows {
+                let mib = row.size.div_ceil(1 << 20).max(1);
+                let mut reads = Vec::new();
+                let mut writes = Vec::new();
+                let mut err = None;
+                for i in 0..self.plan.repeat {
+                    p.step(
+                        name,
+                        &format!("sdbench {mib} MiB ({}/{})", i + 1, self.plan.repeat),
+                    );
+                    match sdbench(a, mib).await {
+                        Ok((r, w)) => {
+                            reads.push(r);
+                            writes.push(w);
+                        }
+                        Err(e) => {
+                            err = Some(e);
+                            break;
+                        }
+                    }
+                }
+                (row.disk_read, row.disk_write) = match err {
+                    Some(e) => (Err(e.clone()), Err(e)),
+                    None => (Ok(median(&mut reads)), Ok(median(&mut writes))),
+                };
+            }
         }
         if let Ok(s) = ours {
             s.quit().await;
@@ -1034,6 +1139,46 @@ async fn wait_ready(a: SocketAddr) -> Result<(), String> {
     }
 }
 
+/// The board's sdbench: send `MiB\n`, read `sdbench bytes=B read_ms=R
+/// write_ms=W`; (read MB/s, write MB/s).
+async fn sdbench(a: SocketAddr, mib: u64) -> Result<(f64, f64), String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = crate::client::connect(a, Duration::from_secs(5))
+        .await
+        .map_err(|e| format!("sdbench at {a}: {e}"))?;
+    s.write_all(format!("{mib}\n").as_bytes())
+        .await
+        .map_err(|e| format!("sdbench at {a}: {e}"))?;
+    let mut text = Vec::new();
+    tokio::time::timeout(Duration::from_secs(120), s.read_to_end(&mut text))
+        .await
+        .map_err(|_| format!("sdbench at {a}: no answer within 120 s"))?
+        .map_err(|e| format!("sdbench at {a}: {e}"))?;
+    let text = String::from_utf8_lossy(&text);
+    parse_sdbench(text.trim())
+}
+
+/// `sdbench bytes=16777216 read_ms=812 write_ms=1630`: (read, write) MB/s.
+pub fn parse_sdbench(line: &str) -> Result<(f64, f64), String> {
+    let field = |k: &str| -> Option<u64> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k)?.strip_prefix('=')?.parse().ok())
+    };
+    match (field("bytes"), field("read_ms"), field("write_ms")) {
+        (Some(b), Some(r), Some(w)) => {
+            let rate = |ms: u64| {
+                if ms == 0 {
+                    Err(format!("too short to time ({b} bytes in < 1 ms)"))
+                } else {
+                    Ok(mbps(b, ms as f64 / 1e3))
+                }
+            };
+            Ok((rate(r)?, rate(w)?))
+        }
+        _ => Err(format!("sdbench answered `{line}`")),
+    }
+}
+
 /// Does the target offer the diagnostic services? A connection to each.
 async fn probe_diag(discard: SocketAddr, chargen: SocketAddr) -> Result<(), String> {
     for (what, a) in [("discard", discard), ("chargen", chargen)] {
@@ -1062,6 +1207,18 @@ mod tests {
         let (a, b) = fit(&[(10.0, 2.0), (100.0, 11.0), (1000.0, 101.0)]).unwrap();
         assert!((a - 1.0).abs() < 1e-9 && (b - 0.1).abs() < 1e-9, "{a} {b}");
         assert!(fit(&[(1.0, 1.0)]).is_none());
+    }
+
+    #[test]
+    fn sdbench_lines() {
+        let (r, w) = parse_sdbench("sdbench bytes=16000000 read_ms=800 write_ms=1600").unwrap();
+        assert!((r - 20.0).abs() < 1e-9 && (w - 10.0).abs() < 1e-9);
+        assert!(
+            parse_sdbench("sdbench error: card busy")
+                .unwrap_err()
+                .contains("card busy")
+        );
+        assert!(parse_sdbench("sdbench bytes=1 read_ms=0 write_ms=1").is_err());
     }
 
     #[test]

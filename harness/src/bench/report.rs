@@ -127,8 +127,13 @@ fn na_notes(r: &TargetResult) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut add = |what: &str, f: &Figure| {
         if let Err(e) = f {
-            let l = format!("{what}: n/a ({})", e.lines().next().unwrap_or(e));
-            if !out.contains(&l) {
+            let why = e.lines().next().unwrap_or(e);
+            // Already said where the figure comes from.
+            let said = [&r.peer_where, &r.raw_where, &r.disk_where]
+                .iter()
+                .any(|w| w.starts_with("n/a") && w.contains(why));
+            let l = format!("{what}: n/a ({why})");
+            if !said && !out.contains(&l) {
                 out.push(l);
             }
         }
