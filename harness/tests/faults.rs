@@ -52,6 +52,7 @@ macro_rules! on_boards {
 
 on_boards! {
     power_cut: [sim, qemu],
+    storage_full: [sim, qemu],
 }
 
 // ---------------------------------------------------------------------------
@@ -778,5 +779,115 @@ fn power_cut(t: Target) {
     eprintln!(
         "power_cut on {}: {CUTS} cuts, {cut_after_reply} after the reply had left, {renames_lost} renames lost their name",
         t.name
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Storage full
+// ---------------------------------------------------------------------------
+
+/// Free bytes as `STAT` or a listing do not say it: the card's volume,
+/// by fsck.fat's summary ("N files, used/total clusters").
+fn free_bytes(card: &Card) -> u64 {
+    let out = card.fsck();
+    let text = out.stdout();
+    let summary = text
+        .lines()
+        .find(|l| l.contains(" files, ") && l.ends_with(" clusters"))
+        .unwrap_or_else(|| panic!("no summary in fsck.fat's output:\n{text}"));
+    let counts = summary
+        .rsplit(", ")
+        .next()
+        .unwrap()
+        .trim_end_matches(" clusters");
+    let (used, total) = counts.split_once('/').unwrap();
+    let (used, total): (u64, u64) = (used.parse().unwrap(), total.parse().unwrap());
+    (total - used) * cluster_bytes(card)
+}
+
+/// A 4 MiB FAT16 card filled over FTP, then a STOR past its free space:
+/// `452` (or `552`) saying so and that the partial file is kept (the
+/// engine keeps partial uploads, as after a lost connection: resumable with
+/// REST), which holds only what was sent; the files already there intact;
+/// room again after a DELE; fsck clean.
+fn storage_full(t: Target) {
+    let card = Card::with(4 << 20, harness::image::FatType::Fat16);
+    let free = free_bytes(&card);
+    let fill: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| {
+            (
+                format!("fill {i}.bin"),
+                bytes((free / 4) as usize + 777 * i, 300 + i as u64),
+            )
+        })
+        .collect();
+    let too_big = bytes(free as usize, 399);
+    let again = bytes(fill[1].1.len() / 2, 398);
+    let b = Board::start(t, &card);
+    let ns = b.netns.clone();
+    let (f2, a2, big2) = (fill.clone(), again.clone(), too_big.clone());
+    let (reply, size) = harness::netns::run_in_blocking(&ns, move || {
+        let mut f = Ftp::login(harness::netns::board_addr(false));
+        for (name, data) in &f2 {
+            let r = f.stor(name, data);
+            assert_eq!(r.code, 226, "STOR {name}: {r}");
+        }
+        let reply = f.stor("too big.bin", &big2);
+        // Still a working session: the partial file is listed with its
+        // size, and what it holds is what was sent.
+        let size: usize = f.ok("SIZE too big.bin", 213).text.trim().parse().unwrap();
+        let partial = f.retr("too big.bin");
+        assert_eq!(partial.len(), size, "RETR of the partial file vs SIZE");
+        assert!(
+            size < big2.len() && partial[..] == big2[..size],
+            "the partial file ({size} bytes) is not the start of what was sent"
+        );
+        for (name, data) in &f2 {
+            same_bytes(
+                &format!("RETR {name} after the card filled"),
+                &f.retr(name),
+                data,
+            );
+        }
+        // Room again after a DELE.
+        f.ok("DELE fill 1.bin", 250);
+        let r = f.stor("again.bin", &a2);
+        assert_eq!(r.code, 226, "STOR after DELE: {r}");
+        f.ok("QUIT", 221);
+        (reply, size)
+    })
+    .unwrap();
+    let log = b.stop();
+    eprintln!(
+        "storage_full on {}: STOR past {free} free bytes: {reply}",
+        t.name
+    );
+    assert!(
+        [452, 552].contains(&reply.code)
+            && reply.text.contains("No space left on device")
+            && reply.text.contains("partial file kept"),
+        "STOR past the free space: {reply}\n--- log\n{log}"
+    );
+    card.assert_clean();
+    same_bytes(
+        "fill 0.bin on the card",
+        &card.read("/fill 0.bin").unwrap(),
+        &fill[0].1,
+    );
+    same_bytes(
+        "fill 2.bin on the card",
+        &card.read("/fill 2.bin").unwrap(),
+        &fill[2].1,
+    );
+    same_bytes(
+        "again.bin on the card",
+        &card.read("/again.bin").unwrap(),
+        &again,
+    );
+    assert_eq!(card.read("/fill 1.bin"), None, "fill 1.bin was deleted");
+    same_bytes(
+        "the partial file on the card",
+        &card.read("/too big.bin").unwrap(),
+        &too_big[..size],
     );
 }
