@@ -1,9 +1,11 @@
 //! The FTP server firmware for QEMU's lm3s6965evb (and the EK-LM3S6965).
 //!
-//! Boot: clocks (50 MHz), console, SysTick; the SD card (retried with a
-//! message until a card answers and holds a FAT volume); the Ethernet MAC;
+//! Boot: clocks (50 MHz), console, SysTick; the SD card (one attempt: a
+//! missing or unformatted card does not stop the board); the Ethernet MAC;
 //! the banner; then the shared application (`ftpd_app::App`) in a poll loop
-//! that sleeps with WFI between events.
+//! that sleeps with WFI between events. Without a mounted card FTP serves
+//! anyway (logins work, file commands fail with `451`) and the loop tries
+//! the card again every 2 s, with a console message, until it mounts.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -51,7 +53,7 @@ mod fw {
         mac: [u8; 6],
         clock: Clock,
         sd: &'static Sd,
-        card: CardInfo,
+        card: Option<CardInfo>,
         fs: &'static mut Fs,
         eth: &'static mut Enet,
     }
@@ -170,21 +172,13 @@ mod fw {
                 "defaults"
             }
         );
-        println!(
-            "  sd {} MiB ({:?}, capacity from {:?}), {:?} {}, {} MiB, {} KiB free, cluster {} B",
-            card.bytes() >> 20,
-            card.card_type,
-            card.capacity_source,
-            vol.fat_type,
-            if vol.partitioned {
-                "in MBR partition"
-            } else {
-                "without partition table"
-            },
-            vol.capacity >> 20,
-            free.unwrap_or(0) >> 10,
-            vol.cluster_bytes
-        );
+        match card {
+            Some(card) => print_card(card, vol, free),
+            None => println!(
+                "  sd NOT READY: FTP serves without storage (file commands fail with 451); retrying every {} s",
+                RETRY_MS / 1000
+            ),
+        }
         if !clock.known() {
             println!("  time of day unknown (no boot parameters): files dated 2000-01-01");
         }
@@ -200,9 +194,14 @@ mod fw {
         let mut reported_peak = 0;
         let mut next_report = 0;
         let mut next_clock = 0;
+        let mut next_mount = time::now_ms() + RETRY_MS;
         loop {
             let now = time::now_ms();
             let wake = app.poll(now, eth);
+            if now >= next_mount && !app.storage().is_mounted() {
+                next_mount = now + RETRY_MS;
+                retry_card(sd, &mut app);
+            }
             #[cfg(feature = "diag")]
             sdbench(&mut app);
 
@@ -225,7 +224,10 @@ mod fw {
             }
 
             // Sleep until the next deadline, a frame or a console byte.
-            let deadline = wake.unwrap_or(u64::MAX).min(next_report).min(next_clock);
+            let mut deadline = wake.unwrap_or(u64::MAX).min(next_report).min(next_clock);
+            if !app.storage().is_mounted() {
+                deadline = deadline.min(next_mount);
+            }
             loop {
                 if Enet::rx_pending() || time::now_ms() >= deadline || uart::rx_pending() {
                     break;
@@ -336,35 +338,75 @@ mod fw {
         }
     }
 
-    /// Initialises the card and mounts its FAT volume, retrying (with a
-    /// console message each time) until both work. The volume is mounted in
-    /// place, in its `static`: its state never passes through the stack.
+    /// The storage, and the card if it could be initialised and its FAT
+    /// volume mounted at the first attempt. Without one the board boots
+    /// anyway and the main loop tries again ([`retry_card`]). The volume is
+    /// mounted in place, in its `static`: its state never passes through
+    /// the stack.
     #[inline(never)]
     #[allow(clippy::mut_from_ref)] // the &mut comes from a singleton, not from `sd`
-    fn bring_up_storage(sd: &'static Sd, clock: Clock) -> (CardInfo, &'static mut Fs) {
+    fn bring_up_storage(sd: &'static Sd, clock: Clock) -> (Option<CardInfo>, &'static mut Fs) {
         let fs: &'static mut Fs = {
             static FS: Slot<Fs> = Slot::new();
             FS.put(|| FatStorage::new(Shared(sd), clock))
         };
-        loop {
-            match sd.init() {
-                Err(e) => println!("boot: SD card: {e}; retrying in {} s", RETRY_MS / 1000),
-                Ok(info) => {
-                    sd.with_bus(|b| b.set_fast());
-                    match fs.mount() {
-                        Ok(()) => return (info, fs),
-                        Err(e) => println!(
-                            "boot: SD card ({} MiB): {e}; retrying in {} s [stack {} of {}]",
-                            info.bytes() >> 20,
-                            RETRY_MS / 1000,
-                            stack::high_water(),
-                            stack::free_ram()
-                        ),
-                    }
+        let card = mount_card(sd, fs);
+        (card, fs)
+    }
+
+    /// The main loop's attempt while no card is mounted; says so when one is.
+    #[inline(never)]
+    fn retry_card(sd: &Sd, app: &mut App<'static, AppFs>) {
+        if let Some(card) = mount_card(sd, app.storage_mut()) {
+            let fs = app.storage_mut();
+            let (vol, free) = (fs.info(), fs.free_space());
+            println!("sd: card ready");
+            print_card(card, vol, free);
+        }
+    }
+
+    /// One attempt to initialise the card and mount its volume; says why
+    /// not on the console.
+    #[inline(never)]
+    fn mount_card(sd: &Sd, fs: &mut Fs) -> Option<CardInfo> {
+        match sd.init() {
+            Err(e) => println!(
+                "sd: SD card not ready: {e}; retrying in {} s",
+                RETRY_MS / 1000
+            ),
+            Ok(info) => {
+                sd.with_bus(|b| b.set_fast());
+                match fs.mount() {
+                    Ok(()) => return Some(info),
+                    Err(e) => println!(
+                        "sd: SD card not ready: card of {} MiB: {e}; retrying in {} s [stack {} of {}]",
+                        info.bytes() >> 20,
+                        RETRY_MS / 1000,
+                        stack::high_water(),
+                        stack::free_ram()
+                    ),
                 }
             }
-            sleep_ms(RETRY_MS);
         }
+        None
+    }
+
+    fn print_card(card: CardInfo, vol: ftpd_fat::VolumeInfo, free: Option<u64>) {
+        println!(
+            "  sd {} MiB ({:?}, capacity from {:?}), {:?} {}, {} MiB, {} KiB free, cluster {} B",
+            card.bytes() >> 20,
+            card.card_type,
+            card.capacity_source,
+            vol.fat_type,
+            if vol.partitioned {
+                "in MBR partition"
+            } else {
+                "without partition table"
+            },
+            vol.capacity >> 20,
+            free.unwrap_or(0) >> 10,
+            vol.cluster_bytes
+        );
     }
 
     fn sleep_ms(ms: u64) {
