@@ -415,6 +415,7 @@ where
             .map_err(mount_dev_err)??;
         disk.place(&loc, bpb.fat_type);
         let geo = Geometry::new(&bpb, disk.lba(&loc));
+        disk.set_fat_mirror(&geo).map_err(mount_dev_err)?;
         let info = VolumeInfo {
             fat_type: bpb.fat_type,
             partitioned: !loc.bare,
