@@ -554,7 +554,7 @@ pub struct Progress {
 impl Progress {
     fn new(plan: &Plan, targets: usize) -> Arc<Progress> {
         let per_target = plan.sizes.len() * plan.repeat * 6
-            + plan.concurrency.len() * 2
+            + plan.concurrency.len() * 2 * plan.repeat
             + plan.listings.len() * 2
             + plan.sizes.len();
         Arc::new(Progress {
@@ -841,7 +841,7 @@ async fn bench_target(
 
 /// MB/s, unless the time is too short to mean anything.
 fn timed(bytes: u64, t: Duration) -> Figure {
-    if t < Duration::from_micros(500) {
+    if t < Duration::from_micros(50) {
         Err(format!(
             "too short to time ({} us for {bytes} bytes)",
             t.as_micros()
@@ -1038,24 +1038,33 @@ impl Job {
         let cs = self.plan.concurrency_size;
         let mut concurrency = Vec::new();
         for &n in &self.plan.concurrency {
-            p.step(name, &format!("{n} x RETR {} at once", size_label(cs)));
-            let retr = ftp::concurrent(
-                self.addr,
-                &Login::test(),
-                n,
-                false,
-                &file_path(cs),
-                cs,
-                &pat,
-            )
-            .await
-            .map(|s| mbps(s.bytes, s.secs()))
-            .map_err(|e| format!("{e:#}"));
-            p.step(name, &format!("{n} x STOR {} at once", size_label(cs)));
-            let stor = ftp::concurrent(self.addr, &Login::test(), n, true, "/up/c.bin", cs, &pat)
-                .await
-                .map(|s| mbps(s.bytes, s.secs()))
-                .map_err(|e| format!("{e:#}"));
+            let mut agg = async |stor: bool| -> Figure {
+                let what = if stor { "STOR" } else { "RETR" };
+                let mut v = Vec::new();
+                for i in 0..self.plan.repeat {
+                    p.step(
+                        name,
+                        &format!(
+                            "{n} x {what} {} at once ({}/{})",
+                            size_label(cs),
+                            i + 1,
+                            self.plan.repeat
+                        ),
+                    );
+                    let path = if stor {
+                        "/up/c.bin".to_string()
+                    } else {
+                        file_path(cs)
+                    };
+                    let s = ftp::concurrent(self.addr, &Login::test(), n, stor, &path, cs, &pat)
+                        .await
+                        .map_err(|e| format!("{e:#}"))?;
+                    v.push(mbps(s.bytes, s.secs()));
+                }
+                Ok(median(&mut v))
+            };
+            let retr = agg(false).await;
+            let stor = agg(true).await;
             for (what, f) in [("RETR", &retr), ("STOR", &stor)] {
                 if let Err(e) = f {
                     failures.push(format!("{n} x {what} at once: {e}"));

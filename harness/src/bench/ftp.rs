@@ -257,12 +257,29 @@ async fn pour(s: &mut TcpStream, size: u64, pattern: &[u8]) -> anyhow::Result<()
     Ok(())
 }
 
+/// Connect to a diag service, which serves one connection at a time and
+/// listens again only after the last one ended: a refusal right after the
+/// previous run is retried for up to 3 s.
+async fn connect_service(addr: SocketAddr, what: &str) -> anyhow::Result<TcpStream> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match client::connect(addr, Duration::from_secs(10)).await {
+            Ok(s) => return Ok(s),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(anyhow!("{what} service at {addr}: {e}")),
+        }
+    }
+}
+
 /// The STOR ceiling: `size` bytes into a discard service, from connect to
 /// the server's close after ours (the `226` of raw TCP).
 pub async fn discard(addr: SocketAddr, size: u64, pattern: &[u8]) -> anyhow::Result<Span> {
-    let mut s = client::connect(addr, Duration::from_secs(10))
-        .await
-        .with_context(|| format!("discard service at {addr}"))?;
+    let mut s = connect_service(addr, "discard").await?;
     let start = Instant::now();
     pour(&mut s, size, pattern).await?;
     s.shutdown().await.ok();
@@ -279,9 +296,7 @@ pub async fn discard(addr: SocketAddr, size: u64, pattern: &[u8]) -> anyhow::Res
 /// The RETR ceiling: `size` bytes out of a chargen service, from connect to
 /// the last byte.
 pub async fn chargen(addr: SocketAddr, size: u64) -> anyhow::Result<Span> {
-    let mut s = client::connect(addr, Duration::from_secs(10))
-        .await
-        .with_context(|| format!("chargen service at {addr}"))?;
+    let mut s = connect_service(addr, "chargen").await?;
     let start = Instant::now();
     let got = drain(&mut s, size).await?;
     let end = Instant::now();
