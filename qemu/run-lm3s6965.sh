@@ -28,6 +28,8 @@
 #                       (repeatable; e.g. the diag build's discard 9 / chargen 19)
 #   --mac MAC           NIC address (default 52:54:00:12:34:56)
 #   --serial stdio|FILE the console (UART0)  [QEMU_SERIAL]
+#   --idle-timeout S    the engine's idle timeout in seconds (default 300)
+#   --data-timeout S    the engine's data timeout in seconds (default 30)
 #   --qmp PATH          QMP server on a unix socket: cable pull with
 #                       {"execute":"set_link","arguments":{"name":"stellaris_enet.0","up":false}}
 #   --monitor PATH      HMP monitor on a unix socket (set_link stellaris_enet.0 off)
@@ -35,7 +37,7 @@
 #   --print             print the command line (one argument per line), do not run
 #
 # Boot parameters (address, gateway, passive address and ports, the time of
-# day) reach the firmware through QEMU's generic loader, which writes them
+# day, timeouts) reach the firmware through QEMU's generic loader, which writes them
 # into the top of SRAM before the CPU starts
 # (firmware/board-lm3s6965/src/params.rs).
 # Works with QEMU 7.2 (Debian bookworm) and 10.0.2 (bookworm-backports).
@@ -57,6 +59,8 @@ monitor=""
 print=0
 kernel=""
 forwards=()
+idle_timeout=0
+data_timeout=0
 
 die() { echo "run-lm3s6965.sh: $*" >&2; exit 2; }
 
@@ -73,6 +77,10 @@ while (($#)); do
         --forward) [[ "$2" =~ ^[0-9]+:[0-9]+$ ]] || die "--forward wants HOSTPORT:GUESTPORT, got $2"
                    forwards+=("$2"); shift 2 ;;
         --serial) serial="$2"; shift 2 ;;
+        --idle-timeout|--data-timeout)
+            [[ "$2" =~ ^[0-9]+$ ]] && (($2 > 0 && $2 < 65536)) || die "$1 wants seconds (1-65535), got $2"
+            if [[ "$1" == --idle-timeout ]]; then idle_timeout="$2"; else data_timeout="$2"; fi
+            shift 2 ;;
         --qmp) qmp="$2"; shift 2 ;;
         --monitor) monitor="$2"; shift 2 ;;
         --qemu) qemu="$2"; shift 2 ;;
@@ -157,6 +165,7 @@ params=(
     "$(printf '0x%08x' $(( (21 << 16) | prefix )))"
     "$(printf '0x%08x' $(( (pasv_hi << 16) | pasv_lo )))"
     "$(printf '0x%08x' "$(date +%s)")" # the board has no clock of its own
+    "$(printf '0x%08x' $(( (data_timeout << 16) | idle_timeout )))"
 )
 loaders=()
 for i in "${!params[@]}"; do

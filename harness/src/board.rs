@@ -131,17 +131,33 @@ pub fn board_dir() -> PathBuf {
 /// Build the QEMU board's firmware (release) and return the ELF's path.
 /// `$HARNESS_FIRMWARE` names a prebuilt ELF instead.
 pub fn build_firmware() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("HARNESS_FIRMWARE") {
+    build_firmware_with("HARNESS_FIRMWARE", &[])
+}
+
+/// The firmware with its diagnostic services (feature `diag`: discard,
+/// chargen, sdbench), for `harness bench`; built into its own target dir so
+/// that it never replaces the normal one. `$HARNESS_DIAG_FIRMWARE` names a
+/// prebuilt ELF instead.
+pub fn build_diag_firmware() -> Result<PathBuf, String> {
+    build_firmware_with(
+        "HARNESS_DIAG_FIRMWARE",
+        &["--features", "diag", "--target-dir", "target/diag"],
+    )
+}
+
+fn build_firmware_with(env: &str, extra: &[&str]) -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os(env) {
         let p = PathBuf::from(p);
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(format!("HARNESS_FIRMWARE={} does not exist", p.display()))
+            Err(format!("{env}={} does not exist", p.display()))
         };
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = std::process::Command::new(cargo)
         .args(["build", "--release", "--message-format=json"])
+        .args(extra)
         .current_dir(board_dir())
         .stdin(Stdio::null())
         .stderr(Stdio::piped())

@@ -21,14 +21,17 @@
 //! - [`bench`], [`footprint`]: throughput and footprint (issue 6).
 //! - [`netfuzz`]: the network fuzzer (issue 7).
 //! - [`testkit`]: boards with SD cards for tests (load, faults).
+//! - [`cable`]: cable pull on a running board (QMP `set_link`, TAP down).
 
 pub mod bench;
 pub mod board;
+pub mod cable;
 pub mod capture;
 pub mod client;
 pub mod fixture;
 pub mod footprint;
 pub mod image;
+pub mod load;
 pub mod netfuzz;
 pub mod netns;
 pub mod player;

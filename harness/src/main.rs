@@ -335,6 +335,7 @@ async fn cmd_serve(
         storage,
         log: Some(log.clone()),
         echo: true,
+        ..Default::default()
     };
     let started = tokio::select! {
         r = t.start_with(&ctx, &tree, &opts) => r,

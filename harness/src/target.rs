@@ -375,6 +375,29 @@ pub struct StartOptions {
     pub log: Option<PathBuf>,
     /// Also print the server's log on stderr as it comes (`serve`).
     pub echo: bool,
+    /// The engine's idle timeout in seconds (`sim --idle-timeout`, the QEMU
+    /// script's `--idle-timeout`); `None`: the board's default (300 s).
+    /// The boards only (sim, qemu, qemu-10).
+    pub idle_timeout: Option<u64>,
+    /// The engine's data timeout in seconds, likewise (default 30 s).
+    pub data_timeout: Option<u64>,
+}
+
+impl StartOptions {
+    /// `--idle-timeout S --data-timeout S` for `sim` and the QEMU script.
+    fn timeout_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (flag, s) in [
+            ("--idle-timeout", self.idle_timeout),
+            ("--data-timeout", self.data_timeout),
+        ] {
+            if let Some(s) = s {
+                v.push(flag.to_string());
+                v.push(s.to_string());
+            }
+        }
+        v
+    }
 }
 
 impl Target {
@@ -510,10 +533,23 @@ impl Target {
         tree: &Tree,
         opts: &StartOptions,
     ) -> anyhow::Result<Server> {
+        self.start_diag(ctx, tree, opts, false).await
+    }
+
+    /// [`Target::start_with`]; `diag` also serves the diagnostic raw-TCP
+    /// services (`sim --diag`, the QEMU board's diag firmware): the
+    /// ceilings of `harness bench`.
+    pub async fn start_diag(
+        &self,
+        ctx: &Context,
+        tree: &Tree,
+        opts: &StartOptions,
+        diag: bool,
+    ) -> anyhow::Result<Server> {
         let mut server = match self.kind {
-            Kind::Host(storage) => self.start_host(ctx, tree, storage, opts).await?,
-            Kind::Sim => start_sim_tap(ctx, tree, opts).await?,
-            Kind::Qemu(which) => start_qemu(ctx, which, tree, opts).await?,
+            Kind::Host(storage) => self.start_host(ctx, tree, storage, opts, diag).await?,
+            Kind::Sim => start_sim_tap(ctx, tree, opts, diag).await?,
+            Kind::Qemu(which) => start_qemu(ctx, which, tree, opts, diag).await?,
         };
         server.target = self.name;
         Ok(server)
@@ -525,6 +561,7 @@ impl Target {
         tree: &Tree,
         storage: Storage,
         opts: &StartOptions,
+        diag: bool,
     ) -> anyhow::Result<Server> {
         let bin = ctx.sim_binary().map_err(|e| anyhow!(e))?;
         let dir = tempfile::Builder::new().prefix("harness-").tempdir()?;
@@ -547,7 +584,7 @@ impl Target {
         let port = free_port()?;
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let log = LogSink::new(opts.log.as_deref(), opts.echo)?;
-        let mut server = spawn_sim_with(&bin, listen, arg, &path, log).await?;
+        let mut server = spawn_sim_with(&bin, listen, arg, &path, log, diag).await?;
         server.tempdir = Some(dir);
         if seed {
             seed_over_ftp(server.addr, tree).await.with_context(|| {
@@ -877,7 +914,15 @@ pub async fn spawn_sim(
     storage_flag: &str,
     path: &Path,
 ) -> anyhow::Result<Server> {
-    spawn_sim_with(bin, listen, storage_flag, path, LogSink::new(None, false)?).await
+    spawn_sim_with(
+        bin,
+        listen,
+        storage_flag,
+        path,
+        LogSink::new(None, false)?,
+        false,
+    )
+    .await
 }
 
 async fn spawn_sim_with(
@@ -886,9 +931,13 @@ async fn spawn_sim_with(
     storage_flag: &str,
     path: &Path,
     log: LogSink,
+    diag: bool,
 ) -> anyhow::Result<Server> {
     let mut cmd = Command::new(bin);
     die_with_parent(&mut cmd);
+    if diag {
+        cmd.arg("--diag");
+    }
     let mut child = cmd
         .arg("--listen")
         .arg(listen.to_string())
@@ -990,7 +1039,12 @@ async fn board_image(
 
 /// The virtual board: `ip netns exec NS sim --tap ftpd0 --image IMG` in a
 /// namespace of its own; serving once it reports the TAP device open.
-async fn start_sim_tap(ctx: &Context, tree: &Tree, opts: &StartOptions) -> anyhow::Result<Server> {
+async fn start_sim_tap(
+    ctx: &Context,
+    tree: &Tree,
+    opts: &StartOptions,
+    diag: bool,
+) -> anyhow::Result<Server> {
     if let Some(why) = netns::missing_privilege() {
         bail!("target sim cannot start: {why}; use --target host-dir or host-fat");
     }
@@ -1003,6 +1057,8 @@ async fn start_sim_tap(ctx: &Context, tree: &Tree, opts: &StartOptions) -> anyho
     die_with_parent(&mut cmd);
     let mut child = cmd
         .args(["--tap", netns::TAP])
+        .args(opts.timeout_args())
+        .args(diag.then_some("--diag"))
         .arg(flag)
         .arg(&path)
         .stdin(Stdio::null())
@@ -1036,9 +1092,15 @@ async fn start_qemu(
     which: Which,
     tree: &Tree,
     opts: &StartOptions,
+    diag: bool,
 ) -> anyhow::Result<Server> {
     let qemu = board::find_qemu(which).map_err(|n| anyhow!(n.reason))?;
-    let elf = ctx.firmware().map_err(|e| anyhow!(e))?;
+    let elf = if diag {
+        board::build_diag_firmware()
+    } else {
+        ctx.firmware()
+    }
+    .map_err(|e| anyhow!(e))?;
     let dir = tempfile::Builder::new().prefix("harness-qemu-").tempdir()?;
     let (_, image) = board_image(ctx, tree, opts, dir.path(), true).await?;
     let console = match &opts.log {
@@ -1076,6 +1138,7 @@ async fn start_qemu(
         .arg(&qemu.path)
         .arg("--image")
         .arg(&image)
+        .args(opts.timeout_args())
         .arg("--serial")
         .arg(&console)
         .arg("--qmp")

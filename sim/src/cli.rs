@@ -69,6 +69,21 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub data_timeout: u64,
 
+    /// Also serve the diagnostic raw-TCP services, the benchmarks' network
+    /// ceiling: discard (RFC 863) and chargen (RFC 864). With --tap: the
+    /// firmware's own (ftpd-app feature `diag`) on the board's address, ports
+    /// 9 and 19 (and sdbench on 7, which answers with an error here); with
+    /// --listen: std sockets on the listen IP, ports from --diag-ports. One
+    /// log line says where: `diag: discard ADDR:PORT chargen ADDR:PORT`.
+    #[arg(long)]
+    pub diag: bool,
+
+    /// --listen mode: ports of discard and chargen [default: the control
+    /// port + 1 and + 2; any free ports when the control port is 0].
+    #[arg(long, value_name = "D,C", value_parser = parse_diag_ports,
+          requires = "diag", conflicts_with = "tap")]
+    pub diag_ports: Option<(u16, u16)>,
+
     /// Also append the log to this file.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
@@ -109,6 +124,15 @@ impl Cli {
             // clap's "storage" group requires one of them.
             (None, None) => unreachable!("--root or --image is required"),
         }
+    }
+
+    /// The ports of the host-socket diag services, given the control port
+    /// really bound.
+    pub fn diag_ports(&self, control_port: u16) -> (u16, u16) {
+        self.diag_ports.unwrap_or(match control_port {
+            0 | 65534.. => (0, 0),
+            p => (p + 1, p + 2),
+        })
     }
 
     pub fn log_level(&self) -> log::LevelFilter {
@@ -224,6 +248,17 @@ fn normalise_root(root: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Parses `D,C`: two ports (0: any free one), not the same unless 0.
+pub fn parse_diag_ports(s: &str) -> Result<(u16, u16), String> {
+    let (d, c) = s.split_once(',').ok_or("expected D,C, e.g. 2122,2123")?;
+    let d: u16 = d.trim().parse().map_err(|e| format!("port `{d}`: {e}"))?;
+    let c: u16 = c.trim().parse().map_err(|e| format!("port `{c}`: {e}"))?;
+    if d == c && d != 0 {
+        return Err(format!("discard and chargen need two ports, got {d} twice"));
+    }
+    Ok((d, c))
+}
+
 /// Parses `A-B` (inclusive, A <= B, both non-zero).
 pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     let (a, b) = s.split_once('-').ok_or("expected A-B, e.g. 50000-50099")?;
@@ -298,6 +333,43 @@ mod tests {
         assert!(parse_port_range("50000").is_err());
         assert!(parse_port_range("a-b").is_err());
         assert!(parse_port_range("1-70000").is_err());
+    }
+
+    #[test]
+    fn diag_options() {
+        let cli = Cli::try_parse_from(["sim", "--root", "a", "--diag"]).unwrap();
+        assert!(cli.diag);
+        assert_eq!(cli.diag_ports(2121), (2122, 2123));
+        assert_eq!(cli.diag_ports(0), (0, 0));
+        assert_eq!(cli.diag_ports(65535), (0, 0));
+        let cli =
+            Cli::try_parse_from(["sim", "--root", "a", "--diag", "--diag-ports", "9009,9019"])
+                .unwrap();
+        assert_eq!(cli.diag_ports(2121), (9009, 9019));
+        assert!(!Cli::try_parse_from(["sim", "--root", "a"]).unwrap().diag);
+        assert!(
+            Cli::try_parse_from(["sim", "--root", "a", "--diag-ports", "1,2"]).is_err(),
+            "--diag-ports needs --diag"
+        );
+        assert!(
+            Cli::try_parse_from([
+                "sim",
+                "--root",
+                "a",
+                "--tap",
+                "t",
+                "--diag",
+                "--diag-ports",
+                "1,2"
+            ])
+            .is_err(),
+            "the board's ports are fixed"
+        );
+        assert_eq!(parse_diag_ports("0,0"), Ok((0, 0)));
+        assert!(parse_diag_ports("5,5").is_err());
+        assert!(parse_diag_ports("5").is_err());
+        assert!(parse_diag_ports("5,x").is_err());
+        assert!(parse_diag_ports("5,70000").is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! that drives it ([`serve`]). The binary (`src/main.rs`) is the CLI.
 
 pub mod cli;
+pub mod diag;
 pub mod fs;
 pub mod logger;
 pub mod net;

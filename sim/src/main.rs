@@ -58,8 +58,8 @@ fn main() -> ExitCode {
 /// Serves `fs` on the network the command line chose.
 fn serve<S: Storage>(cli: &Cli, fs: S, config: Config<'_>) -> Result<(), String> {
     match cli.network() {
-        NetworkMode::Host(addr) => serve_host(addr, fs, config),
-        NetworkMode::Tap(ifname) => serve_tap(&ifname, fs),
+        NetworkMode::Host(addr) => serve_host(cli, addr, fs, config),
+        NetworkMode::Tap(ifname) => serve_tap(&ifname, fs, cli.diag, &config),
     }
 }
 
@@ -67,14 +67,24 @@ fn serve<S: Storage>(cli: &Cli, fs: S, config: Config<'_>) -> Result<(), String>
 /// TAP device, with the board's own configuration and socket budget. The
 /// TAP device and its host-side address must exist in this process's network
 /// namespace (the harness prepares them).
-fn serve_tap<S: Storage>(ifname: &str, fs: S) -> Result<(), String> {
+fn serve_tap<S: Storage>(
+    ifname: &str,
+    fs: S,
+    diag: bool,
+    config: &Config<'_>,
+) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM] {
         signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
             .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
             .map_err(|e| format!("signals: {e}"))?;
     }
-    let settings = Settings::new(NetConfig::TEST_NET);
+    let mut settings = Settings::new(NetConfig::TEST_NET);
+    settings.diag = diag;
+    // --idle-timeout and --data-timeout (the rest of the engine's
+    // configuration is the board's own).
+    settings.idle_timeout_ms = config.idle_timeout_ms;
+    settings.data_timeout_ms = config.data_timeout_ms;
     let ip = settings
         .net
         .ipv4
@@ -94,8 +104,20 @@ fn serve_tap<S: Storage>(ifname: &str, fs: S) -> Result<(), String> {
 }
 
 /// Host sockets: bind, announce, serve until SIGINT/SIGTERM.
-fn serve_host<S: Storage>(addr: SocketAddr, mut fs: S, config: Config<'_>) -> Result<(), String> {
+fn serve_host<S: Storage>(
+    cli: &Cli,
+    addr: SocketAddr,
+    mut fs: S,
+    config: Config<'_>,
+) -> Result<(), String> {
     let mut net = HostNet::bind(addr).map_err(|e| format!("--listen {addr}: {e}"))?;
+    if cli.diag {
+        let bound = net.control_addr();
+        let ports = cli.diag_ports(bound.port());
+        let d = sim::diag::spawn(bound.ip(), ports)
+            .map_err(|e| format!("--diag on {} ports {ports:?}: {e}", bound.ip()))?;
+        log::info!("diag: discard {} chargen {}", d.discard, d.chargen);
+    }
     let stop = install_stop_signals(&net).map_err(|e| format!("signals: {e}"))?;
     describe(&config);
     // Exactly one such line, on stdout, flushed: scripts wait for it.

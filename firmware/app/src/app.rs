@@ -54,6 +54,13 @@ pub struct Settings {
     pub pasv_ports: (u16, u16),
     /// Address advertised in `227` replies (NAT, QEMU user networking).
     pub pasv_address: Option<Ipv4Addr>,
+    /// Serve the diagnostic services (discard, chargen, sdbench: see the
+    /// `diag` module). Only with feature `diag`, which turns it on by
+    /// default; the virtual board turns it off unless `sim --diag`.
+    pub diag: bool,
+    /// The engine's idle and data timeouts (default: [`Config`]'s).
+    pub idle_timeout_ms: u64,
+    pub data_timeout_ms: u64,
 }
 
 impl Settings {
@@ -63,6 +70,9 @@ impl Settings {
             control_port: FTP_PORT,
             pasv_ports: Config::default().pasv_ports,
             pasv_address: None,
+            diag: cfg!(feature = "diag"),
+            idle_timeout_ms: Config::default().idle_timeout_ms,
+            data_timeout_ms: Config::default().data_timeout_ms,
         }
     }
 }
@@ -75,6 +85,8 @@ pub fn ftp_config(settings: &Settings) -> Config<'static> {
         max_sessions: MAX_SESSIONS,
         pasv_ports: settings.pasv_ports,
         pasv_address: settings.pasv_address,
+        idle_timeout_ms: settings.idle_timeout_ms,
+        data_timeout_ms: settings.data_timeout_ms,
         ..Config::default()
     }
 }
@@ -208,7 +220,9 @@ impl<'a, S: Storage> App<'a, S> {
             net.add_data(rx, tx);
         }
         #[cfg(feature = "diag")]
-        resources_diag(&mut net, &mut resources.diag);
+        if settings.diag {
+            resources_diag(&mut net, &mut resources.diag);
+        }
         // The engine's state (4 KB on a 32-bit board) is made by a call that
         // writes it where the App is returned: built here and then moved, it
         // would cost its size twice more in stack.
@@ -241,6 +255,23 @@ impl<'a, S: Storage> App<'a, S> {
         }
         // Still busy: come back at once.
         Some(now_ms)
+    }
+
+    /// Runs a pending sdbench request (see the `diag` module): `run` gets
+    /// the storage and the MiB asked for and measures; the answer goes to
+    /// the client. True when a request was served. A board calls it in its
+    /// loop; nothing else is served while `run` runs.
+    #[cfg(feature = "diag")]
+    pub fn serve_sdbench(
+        &mut self,
+        run: impl FnOnce(&mut S, u32) -> Result<crate::diag::SdBenchResult, &'static str>,
+    ) -> bool {
+        let Some(mib) = self.net.sdbench_pending() else {
+            return false;
+        };
+        let r = run(&mut self.storage, mib);
+        self.net.sdbench_answer(r);
+        true
     }
 
     /// Tells the engine the calendar time (for listings and MDTM).
@@ -284,6 +315,11 @@ fn resources_diag<'a>(net: &mut AppNet<'a>, b: &'a mut crate::diag::Buffers) {
     use crate::diag::Service;
     net.add_service(Service::Discard, &mut b.discard_rx, &mut b.discard_tx);
     net.add_service(Service::CHARGEN, &mut b.chargen_rx, &mut b.chargen_tx);
+    net.add_service(
+        Service::SdBench(crate::diag::SdBench::Idle),
+        &mut b.sdbench_rx,
+        &mut b.sdbench_tx,
+    );
 }
 
 /// An Ethernet interface with the configured addresses and routes.

@@ -304,16 +304,25 @@ pub fn run_tap<S: Storage>(
         settings.control_port,
     ));
     #[cfg(feature = "diag")]
-    log(&format!(
-        "ftpd-app: diagnostic services: discard on port {}, chargen on port {}",
-        crate::diag::DISCARD_PORT,
-        crate::diag::CHARGEN_PORT
-    ));
+    if settings.diag {
+        let ip = net.ipv4.map_or("-".to_string(), |(ip, _)| ip.to_string());
+        log(&format!(
+            "ftpd-app: diag: discard {ip}:{} chargen {ip}:{}",
+            crate::diag::DISCARD_PORT,
+            crate::diag::CHARGEN_PORT
+        ));
+    }
     let mut link_up = true;
     while !stop.load(Ordering::Relaxed) {
         app.set_utc(Some(utc_now()));
         let now = millis(start);
         let wake = app.poll(now, &mut tap);
+        #[cfg(feature = "diag")]
+        if app.serve_sdbench(|_, _| {
+            Err("not on the virtual board: measure its image (ftpd_fat::host::bench_sequential)")
+        }) {
+            continue;
+        }
         if tap.link_up() != link_up {
             link_up = tap.link_up();
             log(if link_up {

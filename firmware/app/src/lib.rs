@@ -9,8 +9,8 @@
 //!   interface, IPv4 and IPv6, with socket pools in caller-provided storage.
 //! - [`App`]: the configuration (accounts, limits, passive ports), the
 //!   engine, the adapter and the storage in one poll loop.
-//! - `diag` (feature `diag`): raw-TCP discard and chargen services, the
-//!   network ceiling for the benchmarks.
+//! - `diag` (feature `diag`): raw-TCP discard and chargen services (the
+//!   network ceiling for the benchmarks) and sdbench (the storage ceiling).
 //! - `host` (feature `std`): the virtual board's TAP glue, `host::run_tap`.
 //!
 //! `#![no_std]`, no allocator. Builds for `thumbv7m-none-eabi`,
@@ -43,7 +43,7 @@
 //! | engine shared data buffer ([`ENGINE_BUF`]) | 1 × 2048 | 2 048 |
 //! | **[`Resources`] total** | | **34 136** |
 //! | [`AppNet`]: smoltcp `Interface` (576: neighbour cache, addresses, routes) + pools | | 840 |
-//! | with feature `diag`: 2 more sockets, 2 × 392 + 2048 + 64 + 64 + 2048 | | + 5 008 |
+//! | with feature `diag`: 3 more sockets, 3 × 392 + 2048 + 64 + 64 + 2048 + 64 + 128 | | + 5 592 |
 //!
 //! [`Resources`] is all zeros until [`App::new`] makes the socket slots, so
 //! its `static` is in `.bss`: RAM only, no flash for an initial image (the
@@ -100,7 +100,7 @@ pub const DATA_TX: usize = 2048;
 /// The engine's data buffer, shared by all sessions.
 pub const ENGINE_BUF: usize = 2048;
 /// Sockets of the diagnostic services.
-pub const DIAG_SOCKETS: usize = if cfg!(feature = "diag") { 2 } else { 0 };
+pub const DIAG_SOCKETS: usize = if cfg!(feature = "diag") { 3 } else { 0 };
 /// Every socket the application owns.
 pub const SOCKETS: usize = CONTROL_SOCKETS + DATA_SOCKETS + DIAG_SOCKETS;
 

@@ -176,6 +176,31 @@ impl<'a, const K: usize> SmolNet<'a, K> {
         self.add(s, Role::Service(service), Usage::Pooled);
     }
 
+    /// The MiB an sdbench client asked for, while the board has not answered.
+    #[cfg(feature = "diag")]
+    pub fn sdbench_pending(&self) -> Option<u32> {
+        self.slots.iter().flatten().find_map(|s| match s.role {
+            Role::Service(crate::diag::Service::SdBench(crate::diag::SdBench::Pending(mib))) => {
+                Some(mib)
+            }
+            _ => None,
+        })
+    }
+
+    /// Answers the pending sdbench request (see [`crate::diag`]) and closes.
+    #[cfg(feature = "diag")]
+    pub fn sdbench_answer(&mut self, r: Result<crate::diag::SdBenchResult, &str>) {
+        use crate::diag::{SdBench, Service};
+        let mut line = [0u8; 128];
+        let n = crate::diag::format_answer(&mut line, r);
+        for slot in self.slots.iter_mut().flatten() {
+            if let Role::Service(Service::SdBench(state @ SdBench::Pending(_))) = &mut slot.role {
+                let sock = self.sockets.get_mut::<tcp::Socket>(slot.handle);
+                crate::diag::answer(state, sock, &line[..n]);
+            }
+        }
+    }
+
     fn add(&mut self, socket: tcp::Socket<'a>, role: Role, usage: Usage) {
         let free = self
             .slots
@@ -205,6 +230,11 @@ impl<'a, const K: usize> SmolNet<'a, K> {
     }
 
     /// Runs the interface: receives and sends what it can.
+    ///
+    /// Never inlined: smoltcp's frame processing (2 KB of stack on a
+    /// Cortex-M3) is then a sibling of the engine's frames in `App::poll`,
+    /// not under them.
+    #[inline(never)]
     pub fn poll_iface<D: smoltcp::phy::Device + ?Sized>(
         &mut self,
         now_ms: u64,

@@ -8,6 +8,8 @@
 //! `true` and say loudly that they did not run otherwise.
 
 use std::io::Read;
+#[cfg(feature = "diag")]
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::Command;

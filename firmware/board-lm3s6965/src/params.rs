@@ -16,6 +16,7 @@
 //! | 16 | prefix length (bits 7:0), FTP control port (bits 31:16, 0 = 21) |
 //! | 20 | first passive port (bits 15:0), last passive port (bits 31:16), 0 = default |
 //! | 24 | Unix time (seconds, UTC) when QEMU started, 0 = unknown |
+//! | 28 | idle timeout (bits 15:0), data timeout (bits 31:16), seconds, 0 = default |
 
 use core::net::Ipv4Addr;
 
@@ -24,7 +25,7 @@ pub const ADDR: usize = 0x2000_FF00;
 /// "FTPB" read as a little-endian word.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"FTPB");
 /// Number of 32-bit words in the block.
-pub const WORDS: usize = 7;
+pub const WORDS: usize = 8;
 
 /// Network settings for this boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,11 +39,23 @@ pub struct BootParams {
     pub pasv_ports: Option<(u16, u16)>,
     /// Unix time at boot (the board has no clock of its own under QEMU).
     pub unix_time: Option<u64>,
+    /// The engine's idle and data timeouts in seconds (tests shorten them).
+    pub idle_timeout_s: Option<u16>,
+    pub data_timeout_s: Option<u16>,
 }
 
 impl Default for BootParams {
     fn default() -> Self {
-        BootParams { ip: None, gateway: None, pasv_address: None, ftp_port: 21, pasv_ports: None, unix_time: None }
+        BootParams {
+            ip: None,
+            gateway: None,
+            pasv_address: None,
+            ftp_port: 21,
+            pasv_ports: None,
+            unix_time: None,
+            idle_timeout_s: None,
+            data_timeout_s: None,
+        }
     }
 }
 
@@ -67,6 +80,8 @@ impl BootParams {
             ftp_port: if port == 0 { 21 } else { port },
             pasv_ports: (lo != 0 && hi >= lo).then_some((lo, hi)),
             unix_time: (w[6] != 0).then_some(w[6] as u64),
+            idle_timeout_s: (w[7] as u16 != 0).then_some(w[7] as u16),
+            data_timeout_s: ((w[7] >> 16) as u16 != 0).then_some((w[7] >> 16) as u16),
         })
     }
 
@@ -84,6 +99,7 @@ impl BootParams {
             prefix as u32 | (self.ftp_port as u32) << 16,
             lo as u32 | (hi as u32) << 16,
             self.unix_time.unwrap_or(0) as u32,
+            self.idle_timeout_s.unwrap_or(0) as u32 | (self.data_timeout_s.unwrap_or(0) as u32) << 16,
         ]
     }
 
@@ -92,7 +108,7 @@ impl BootParams {
     pub fn read() -> Option<Self> {
         let mut w = [0u32; WORDS];
         for (i, v) in w.iter_mut().enumerate() {
-            // SAFETY: ADDR..ADDR+24 is SRAM reserved for this block.
+            // SAFETY: ADDR..ADDR+4*WORDS is SRAM reserved for this block.
             *v = unsafe { core::ptr::read_volatile((ADDR as *const u32).add(i)) };
         }
         Self::decode(&w)
@@ -112,8 +128,12 @@ mod tests {
             ftp_port: 21,
             pasv_ports: Some((50000, 50009)),
             unix_time: Some(1_709_210_096),
+            idle_timeout_s: Some(10),
+            data_timeout_s: Some(5),
         };
         assert_eq!(BootParams::decode(&p.encode()), Some(p));
+        // qemu/run-lm3s6965.sh --idle-timeout 10 --data-timeout 5 writes 0x0005000a.
+        assert_eq!(p.encode()[7], 0x0005_000a);
         assert_eq!(BootParams::decode(&BootParams::default().encode()), Some(BootParams::default()));
     }
 

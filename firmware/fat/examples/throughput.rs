@@ -34,7 +34,7 @@ fn measure<const LINES: usize, const LINE_BLOCKS: usize>(
     let mut fs = mount();
     let t = Instant::now();
     let mut f = fs.open_write("/upload.bin", WriteMode::Truncate).unwrap();
-    for piece in bytes.chunks(1460) {
+    for piece in bytes.chunks(2048) {
         fs.write(&mut f, piece).unwrap();
     }
     fs.close(f).unwrap();
@@ -82,7 +82,7 @@ fn main() {
     host::format_image(&image, image_mib << 20, FatType::Fat32).unwrap();
     let fs = host::mount_image(&image).unwrap();
     println!(
-        "{image_mib} MiB FAT32 image, {} byte clusters, {file_mib} MiB file written in 1460-byte pieces, read in 4 KiB",
+        "{image_mib} MiB FAT32 image, {} byte clusters, {file_mib} MiB file written in 2048-byte pieces, read in 4 KiB",
         fs.info().cluster_bytes
     );
     fs.unmount().unwrap();
@@ -90,6 +90,9 @@ fn main() {
         .map(|i| (i * 7 + i / 4096) as u8)
         .collect();
     measure::<1, 1>(&image, "1 block (no batching)", &bytes);
-    measure::<4, 2>(&image, "4 x 2 blocks (board)", &bytes);
+    measure::<2, 2>(&image, "2 x 2 blocks (QEMU board)", &bytes);
+    measure::<4, 2>(&image, "4 x 2 blocks", &bytes);
+    measure::<2, 8>(&image, "2 x 8 blocks", &bytes);
+    measure::<3, 4>(&image, "3 x 4 blocks", &bytes);
     measure::<8, 16>(&image, "8 x 16 blocks (host)", &bytes);
 }

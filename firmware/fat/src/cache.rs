@@ -70,6 +70,25 @@ pub struct CacheStats {
     pub write_blocks: u32,
 }
 
+/// What [`BlockCache::bench_sequential`] measured: the storage ceiling of
+/// the path file data takes (one multi-block command per cache line).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqBench {
+    /// Blocks read, and then written back.
+    pub blocks: u32,
+    /// Time of the read pass, in the units of the caller's clock.
+    pub read_time: u64,
+    /// Time of the write pass (the writes alone), same units.
+    pub write_time: u64,
+}
+
+impl SeqBench {
+    /// Bytes moved in each pass.
+    pub fn bytes(&self) -> u64 {
+        u64::from(self.blocks) * 512
+    }
+}
+
 struct Line<const B: usize> {
     /// First block of the line; meaningful when `used`.
     base: u32,
@@ -107,7 +126,18 @@ pub struct BlockCache<D, const LINES: usize, const LINE_BLOCKS: usize> {
     dev: D,
     /// Blocks on the device.
     size: u32,
+    /// Mirrored FAT copies, see [`BlockCache::set_mirror`].
+    mirror: Option<Mirror>,
     state: RefCell<State<LINES, LINE_BLOCKS>>,
+}
+
+/// Blocks `start..start + len` are kept in `copies` copies, the next copy
+/// `len` blocks after the previous one (the FATs of a FAT volume).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mirror {
+    start: u32,
+    len: u32,
+    copies: u32,
 }
 
 fn bit(i: usize) -> u64 {
@@ -136,6 +166,7 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize>
         BlockCache {
             dev,
             size: 0,
+            mirror: None,
             state: RefCell::new(State {
                 lines: core::array::from_fn(|_| Line::new()),
                 clock: 0,
@@ -153,8 +184,48 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize>
             line.dirty = 0;
         }
         self.size = 0;
+        self.mirror = None;
         self.size = self.dev.num_blocks().map_err(DiskError::Device)?.0;
         Ok(())
+    }
+
+    /// Declares blocks `start..start + len` mirrored `copies` times in a
+    /// row (the FATs: `copies` = the number of FATs, `len` = one FAT's
+    /// size). Every copy after the first becomes an alias of the first: reads
+    /// and writes of a copy's block are reads and writes of the first copy's
+    /// block, and writing a block of the first copy back to the device writes
+    /// it to every copy. The FATs then take one line of the cache instead of
+    /// one per copy: the library rewrites a FAT block in both copies for
+    /// every cluster a file grows by, and with few lines each copy would
+    /// evict the other (and the file data) at every cluster.
+    ///
+    /// The copies must hold the same data (a mirrored FAT); dirty lines are
+    /// flushed first. [`BlockCache::restart`] forgets the mirror.
+    pub fn set_mirror(
+        &mut self,
+        start: u32,
+        len: u32,
+        copies: u32,
+    ) -> Result<(), DiskError<D::Error>> {
+        self.flush()?;
+        self.invalidate_clean();
+        self.mirror = (copies > 1 && len > 0).then_some(Mirror { start, len, copies });
+        Ok(())
+    }
+
+    /// The block that stands for `idx`: the first copy for a block of a
+    /// mirror copy, else `idx`.
+    fn alias(&self, idx: u32) -> u32 {
+        match self.mirror {
+            Some(m)
+                if idx >= m.start + m.len
+                    && u64::from(idx)
+                        < u64::from(m.start) + u64::from(m.len) * u64::from(m.copies) =>
+            {
+                m.start + (idx - m.start) % m.len
+            }
+            _ => idx,
+        }
     }
 
     /// Blocks on the device.
@@ -226,8 +297,74 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize>
                 .filter(|&l| st.lines[l].used && st.lines[l].dirty != 0)
                 .min_by_key(|&l| st.lines[l].base);
             let Some(l) = next else { return Ok(()) };
-            Self::write_back(&self.dev, &mut st.lines[l], &mut st.stats)?;
+            Self::write_back(&self.dev, self.mirror, &mut st.lines[l], &mut st.stats)?;
         }
+    }
+
+    /// The storage ceiling (issue 6): reads `blocks` blocks from `start`
+    /// (fewer if the device ends first) in order, one line of `LINE_BLOCKS`
+    /// blocks per command, timed; then goes over them again, reading each
+    /// line and writing it back unchanged, and times the writes. `now`
+    /// is any clock (ms on a board, µs on the host); the result is in its
+    /// units. The write time is the second pass's time less the first
+    /// pass's: a board's millisecond clock is too coarse for one command.
+    ///
+    /// Dirty lines are flushed first and every line is dropped at the end
+    /// (a line's buffer carries the data), so the medium ends as it was,
+    /// changes made before the call included. Nothing else may use the
+    /// device meanwhile.
+    pub fn bench_sequential(
+        &self,
+        start: u32,
+        blocks: u32,
+        now: &mut dyn FnMut() -> u64,
+    ) -> Result<SeqBench, DiskError<D::Error>> {
+        self.flush()?;
+        if start >= self.size {
+            return Err(DiskError::OutOfRange);
+        }
+        let blocks = blocks.min(self.size - start);
+        let end = start + blocks;
+        let mut st = self.state.borrow_mut();
+        let st = &mut *st;
+        for line in st.lines.iter_mut() {
+            line.used = false;
+            line.valid = 0;
+            line.dirty = 0;
+        }
+        let buf = &mut st.lines[0].data;
+        let chunks = || {
+            (start..end)
+                .step_by(LINE_BLOCKS)
+                .map(move |at| (at, (end - at).min(LINE_BLOCKS as u32) as usize))
+        };
+        let t0 = now();
+        for (at, n) in chunks() {
+            self.dev
+                .read(&mut buf[..n], BlockIdx(at))
+                .map_err(DiskError::Device)?;
+        }
+        let t1 = now();
+        for (at, n) in chunks() {
+            self.dev
+                .read(&mut buf[..n], BlockIdx(at))
+                .map_err(DiskError::Device)?;
+            self.dev
+                .write(&buf[..n], BlockIdx(at))
+                .map_err(DiskError::Device)?;
+        }
+        let t2 = now();
+        let n = chunks().count() as u32;
+        st.stats.read_cmds += 2 * n;
+        st.stats.read_blocks += 2 * blocks;
+        st.stats.write_cmds += n;
+        st.stats.write_blocks += blocks;
+        let read_time = t1.saturating_sub(t0);
+        Ok(SeqBench {
+            blocks,
+            read_time,
+            write_time: t2.saturating_sub(t1).saturating_sub(read_time),
+        })
     }
 
     /// Drops every clean line (after the device was changed behind our back).
@@ -250,6 +387,7 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize>
         if idx >= self.size {
             return Err(DiskError::OutOfRange);
         }
+        let idx = self.alias(idx);
         let b = LINE_BLOCKS as u32;
         let base = idx - idx % b;
         let i = (idx - base) as usize;
@@ -325,7 +463,7 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize>
                 )
             })
             .unwrap_or(0);
-        Self::write_back(&self.dev, &mut st.lines[l], &mut st.stats)?;
+        Self::write_back(&self.dev, self.mirror, &mut st.lines[l], &mut st.stats)?;
         st.lines[l].used = false;
         Ok(l)
     }
@@ -336,6 +474,7 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize>
     /// command).
     fn write_back(
         dev: &D,
+        mirror: Option<Mirror>,
         line: &mut Line<LINE_BLOCKS>,
         stats: &mut CacheStats,
     ) -> Result<(), DiskError<D::Error>> {
@@ -353,10 +492,27 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize>
                 }
                 j += 1;
             }
-            dev.write(&line.data[i..=last], BlockIdx(line.base + i as u32))
+            let at = line.base + i as u32;
+            dev.write(&line.data[i..=last], BlockIdx(at))
                 .map_err(DiskError::Device)?;
             stats.write_cmds += 1;
             stats.write_blocks += (last + 1 - i) as u32;
+            if let Some(m) = mirror {
+                // The part of the run inside the first copy goes to the
+                // other copies too.
+                let lo = at.max(m.start);
+                let hi = (line.base + last as u32 + 1).min(m.start + m.len);
+                if lo < hi {
+                    let from = (lo - line.base) as usize;
+                    let to = (hi - line.base) as usize;
+                    for k in 1..m.copies {
+                        dev.write(&line.data[from..to], BlockIdx(lo + k * m.len))
+                            .map_err(DiskError::Device)?;
+                        stats.write_cmds += 1;
+                        stats.write_blocks += (to - from) as u32;
+                    }
+                }
+            }
             for k in i..=last {
                 line.dirty &= !bit(k);
             }
@@ -454,6 +610,80 @@ pub(crate) mod tests {
 
     fn first_byte(c: &BlockCache<RamDisk, 2, 4>, idx: u32) -> u8 {
         c.read_block(idx, |b| b[0]).unwrap()
+    }
+
+    #[test]
+    fn mirrored_copies_share_the_first_copys_lines_and_are_written_together() {
+        // Blocks 4..7 mirrored at 7..10 (three copies would reach 13).
+        let mut c: BlockCache<RamDisk, 2, 4> = BlockCache::new(RamDisk::new(16)).unwrap();
+        c.set_mirror(4, 3, 2).unwrap();
+        assert_eq!(first_byte(&c, 8), 5, "block 8 reads as block 5");
+        c.inner().take_log();
+        // Writing either copy changes the one cached block.
+        c.modify_block(8, |b| b[0] = 0xa8).unwrap();
+        assert_eq!(first_byte(&c, 5), 0xa8);
+        c.overwrite_block(6, |b| b[0] = 0xa6).unwrap();
+        assert_eq!(first_byte(&c, 9), 0xa6);
+        assert!(c.inner().take_log().is_empty(), "all in the cache");
+        c.flush().unwrap();
+        // Line 4..8 holds 5 and 6 dirty (7 is a copy block: never dirty
+        // there): one write for the first copy, one for the second.
+        assert_eq!(c.inner().take_log(), [('w', 5, 2), ('w', 8, 2)]);
+        let d = c.inner().blocks.borrow().clone();
+        assert_eq!(
+            (d[5][0], d[6][0], d[8][0], d[9][0]),
+            (0xa8, 0xa6, 0xa8, 0xa6)
+        );
+        assert_eq!((d[4][0], d[7][0], d[10][0]), (4, 7, 10), "untouched");
+        // Outside the copies nothing is aliased; restart forgets the mirror.
+        assert_eq!(first_byte(&c, 10), 10);
+        c.restart().unwrap();
+        c.modify_block(8, |b| b[0] = 0x88).unwrap();
+        c.flush().unwrap();
+        assert_eq!(c.inner().blocks.borrow()[5][0], 0xa8);
+        assert_eq!(c.inner().blocks.borrow()[8][0], 0x88);
+    }
+
+    #[test]
+    fn bench_sequential_reads_and_rewrites_whole_lines_and_changes_nothing() {
+        let c: BlockCache<RamDisk, 2, 4> = BlockCache::new(RamDisk::new(20)).unwrap();
+        // A pending change is flushed first and survives.
+        c.modify_block(1, |b| b[0] = 0xaa).unwrap();
+        let before = {
+            let mut d = c.inner().blocks.borrow().clone();
+            d[1][0] = 0xaa;
+            d
+        };
+        c.inner().take_log();
+        let mut t = 0;
+        let mut clock = || {
+            t += 10;
+            t
+        };
+        // 11 blocks from 6: lines of 4, the last one short (the device ends
+        // at 20, so 14 are asked for and 14 = 4 + 4 + 4 + 2 are done).
+        let r = c.bench_sequential(6, 100, &mut clock).unwrap();
+        assert_eq!(r.blocks, 14);
+        assert_eq!(r.bytes(), 14 * 512);
+        assert_eq!(r.read_time, 10);
+        assert_eq!(r.write_time, 0, "second pass (10) less the first (10)");
+        let log = c.inner().take_log();
+        let reads = [('r', 6, 4), ('r', 10, 4), ('r', 14, 4), ('r', 18, 2)];
+        assert_eq!(&log[..1], &[('w', 1, 1)], "the flush");
+        assert_eq!(&log[1..5], &reads);
+        let rw: Vec<_> = reads
+            .iter()
+            .flat_map(|&(_, at, n)| [('r', at, n), ('w', at, n)])
+            .collect();
+        assert_eq!(&log[5..], &rw[..]);
+        assert_eq!(*c.inner().blocks.borrow(), before);
+        // The cache starts afresh: the next read goes to the device.
+        assert_eq!(first_byte(&c, 1), 0xaa);
+        assert_eq!(c.inner().take_log(), [('r', 0, 4)]);
+        assert!(matches!(
+            c.bench_sequential(20, 1, &mut clock),
+            Err(DiskError::OutOfRange)
+        ));
     }
 
     #[test]

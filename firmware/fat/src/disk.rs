@@ -90,6 +90,19 @@ impl<D: BlockDevice, const LINES: usize, const LINE_BLOCKS: usize> Disk<D, LINES
         b[511] = 0xAA;
     }
 
+    /// Keeps the FAT copies of the volume in one place in the cache (see
+    /// [`BlockCache::set_mirror`]); `g` is in this numbering.
+    pub fn set_fat_mirror(
+        &mut self,
+        g: &crate::layout::Geometry,
+    ) -> Result<(), DiskError<D::Error>> {
+        let start = g
+            .fat_start
+            .checked_sub(self.shift)
+            .ok_or(DiskError::OutOfRange)?;
+        self.cache.set_mirror(start, g.fat_size, g.num_fats)
+    }
+
     /// Where the volume starts in this numbering.
     pub fn lba(&self, loc: &Location) -> u32 {
         loc.start + self.shift

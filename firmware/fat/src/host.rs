@@ -11,6 +11,7 @@ use std::vec::Vec;
 
 use embedded_sdmmc::{Block, BlockCount, BlockDevice, BlockIdx, TimeSource, Timestamp};
 
+use crate::cache::{BlockCache, DiskError};
 use crate::layout::{FatType, MountError};
 use crate::mkfs::{self, FormatError, Options};
 use crate::volume::FatStorage;
@@ -237,6 +238,36 @@ pub fn format_image_with(
     Ok(())
 }
 
+/// The storage ceiling of an image file (issue 6): reads its first `bytes`
+/// (rounded down to blocks, at most the image) sequentially through a
+/// [`BlockCache`] shaped like [`ImageStorage`]'s (16-block commands), then
+/// reads and writes them back unchanged; returns (bytes, read time, write
+/// time). See [`BlockCache::bench_sequential`]. The image's content is
+/// unchanged; nothing else may have it open for writing meanwhile. Writes go
+/// to the OS page cache (as [`FileBlockDevice`]'s always do), not `fsync`ed.
+pub fn bench_sequential(
+    path: impl AsRef<Path>,
+    bytes: u64,
+) -> io::Result<(u64, std::time::Duration, std::time::Duration)> {
+    let dev = FileBlockDevice::open(path)?;
+    let cache: BlockCache<FileBlockDevice, 1, 16> = BlockCache::new(dev).map_err(disk_io_error)?;
+    let blocks = u32::try_from(bytes / 512).unwrap_or(u32::MAX);
+    let start = std::time::Instant::now();
+    let mut micros = || start.elapsed().as_micros() as u64;
+    let r = cache
+        .bench_sequential(0, blocks, &mut micros)
+        .map_err(disk_io_error)?;
+    let us = std::time::Duration::from_micros;
+    Ok((r.bytes(), us(r.read_time), us(r.write_time)))
+}
+
+fn disk_io_error(e: DiskError<io::Error>) -> io::Error {
+    match e {
+        DiskError::Device(e) => e,
+        DiskError::OutOfRange => io::Error::new(io::ErrorKind::InvalidInput, "empty image"),
+    }
+}
+
 /// Opens and mounts a FAT image (partitioned or bare).
 pub fn mount_image(path: impl AsRef<Path>) -> Result<ImageStorage, ImageError> {
     let dev = FileBlockDevice::open(path)?;
@@ -246,6 +277,22 @@ pub fn mount_image(path: impl AsRef<Path>) -> Result<ImageStorage, ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bench_sequential_leaves_the_image_as_it_was() {
+        let dir = std::env::temp_dir().join(format!("ftpd-fat-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = dir.join("sd.img");
+        format_image(&img, 8 << 20, FatType::Fat16).unwrap();
+        let before = std::fs::read(&img).unwrap();
+        let (bytes, _, _) = bench_sequential(&img, 3 << 20).unwrap();
+        assert_eq!(bytes, 3 << 20);
+        let (bytes, _, _) = bench_sequential(&img, 100 << 20).unwrap();
+        assert_eq!(bytes, 8 << 20, "at most the image");
+        assert_eq!(std::fs::read(&img).unwrap(), before);
+        mount_image(&img).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn calendar() {

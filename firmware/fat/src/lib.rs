@@ -68,7 +68,7 @@ mod volume;
 #[cfg(feature = "std")]
 pub mod host;
 
-pub use cache::{BlockCache, CacheStats, DiskError};
+pub use cache::{BlockCache, CacheStats, DiskError, SeqBench};
 pub use embedded_sdmmc::{Block, BlockCount, BlockDevice, BlockIdx, TimeSource, Timestamp};
 pub use layout::{FatType, MountError};
 pub use volume::{FatFile, FatStorage, VolumeInfo};

@@ -415,6 +415,7 @@ where
             .map_err(mount_dev_err)??;
         disk.place(&loc, bpb.fat_type);
         let geo = Geometry::new(&bpb, disk.lba(&loc));
+        disk.set_fat_mirror(&geo).map_err(mount_dev_err)?;
         let info = VolumeInfo {
             fat_type: bpb.fat_type,
             partitioned: !loc.bare,
@@ -442,6 +443,22 @@ where
     /// What the block cache has done so far.
     pub fn cache_stats(&self) -> CacheStats {
         self.vm.device(|d| d.stats())
+    }
+
+    /// The storage ceiling through this volume's block cache: see
+    /// [`BlockCache::bench_sequential`] (blocks from the start of the
+    /// device; the volume is left exactly as it was). Run it while no
+    /// transfer is under way: it holds the device for its whole duration.
+    pub fn bench_sequential(
+        &mut self,
+        blocks: u32,
+        now: &mut dyn FnMut() -> u64,
+    ) -> Result<crate::SeqBench> {
+        self.vm.device(|d| {
+            d.cache()
+                .bench_sequential(0, blocks, now)
+                .map_err(|_| Error::Io)
+        })
     }
 
     /// Writes everything cached to the device.

@@ -43,6 +43,16 @@ const SESSION_FLOOR: u64 = 1024;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--csv") {
+        let build = !args.iter().any(|a| a == "--no-build");
+        return match csv(build) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("footprint: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let strict = args.iter().any(|a| a == "--strict");
     let build = !args.iter().any(|a| a == "--no-build");
     let top = args
@@ -55,7 +65,7 @@ fn main() -> ExitCode {
         .iter()
         .find(|a| a.starts_with("--") && !matches!(a.as_str(), "--strict" | "--no-build" | "--top"))
     {
-        eprintln!("unknown option {a}; options: --strict, --no-build, --top N");
+        eprintln!("unknown option {a}; options: --strict, --no-build, --top N, --csv");
         return ExitCode::from(2);
     }
     match run(strict, build, top) {
@@ -382,6 +392,66 @@ fn run(strict: bool, build: bool, top: usize) -> Result<bool, String> {
         println!("(failing: the engine state or Resources floors are enforced always)");
     }
     Ok(ok)
+}
+
+/// `--csv`: the figures of the table as `key,value` lines (bytes), for
+/// `harness bench --footprint`, which prints and checks them itself. No
+/// verdicts here and always exit 0 once the probes are read.
+fn csv(build: bool) -> Result<(), String> {
+    if build {
+        cargo_build("probe-z", &["engine", "baseline", "resources"])?;
+        cargo_build("probe-s", &["engine", "baseline"])?;
+    }
+    let mut rows: Vec<(String, String)> = vec![
+        ("target".into(), TARGET.into()),
+        ("rustc".into(), rustc_version()),
+    ];
+    let mut put = |k: &str, v: u64| rows.push((k.into(), v.to_string()));
+    for (profile, level) in PROFILES {
+        let engine = Probe::load(profile, "engine")?;
+        let base = Probe::load(profile, "baseline")?;
+        let text = engine
+            .section(".text")
+            .saturating_sub(base.section(".text"));
+        let rodata = engine
+            .section(".rodata")
+            .saturating_sub(base.section(".rodata"));
+        put(&format!("engine_text_{level}"), text);
+        put(&format!("engine_rodata_{level}"), rodata);
+        put(
+            &format!("engine_flash_{level}"),
+            engine.code().saturating_sub(base.code()),
+        );
+    }
+    let engine = Probe::load("probe-z", "engine")?;
+    let res = Probe::load("probe-z", "resources")?;
+    let sessions = 4u64;
+    let server = engine.marker("FOOTPRINT_SERVER")?;
+    let server0 = engine.marker("FOOTPRINT_SERVER_0")?;
+    let slot = engine.marker("FOOTPRINT_SESSION_SLOT")?;
+    put("session", engine.marker("FOOTPRINT_SESSION")?);
+    put("session_slot", ((server - server0) / sessions).max(slot));
+    put("server_sessions", sessions);
+    put("server_without_sessions", server0);
+    for (k, m) in [
+        ("control_rx", "FOOTPRINT_CONTROL_RX"),
+        ("control_tx", "FOOTPRINT_CONTROL_TX"),
+        ("data_rx", "FOOTPRINT_DATA_RX"),
+        ("data_tx", "FOOTPRINT_DATA_TX"),
+        ("socket_storage", "FOOTPRINT_SOCKET_STORAGE"),
+        ("app_sessions", "FOOTPRINT_MAX_SESSIONS"),
+        ("app_sockets", "FOOTPRINT_SOCKETS"),
+        ("resources", "FOOTPRINT_RESOURCES"),
+        ("engine_buf", "FOOTPRINT_ENGINE_BUF"),
+    ] {
+        put(k, res.marker(m)?);
+    }
+    put("resources_data", res.section(".data"));
+    println!("key,value");
+    for (k, v) in rows {
+        println!("{k},{v}");
+    }
+    Ok(())
 }
 
 fn rustc_version() -> String {

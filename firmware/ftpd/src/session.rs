@@ -2013,7 +2013,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Err(Failure::Storage(e)) => {
                 let code = storage_reply(e, true);
                 let text = match e {
-                    storage::Error::NoSpace => "No space left on device; transfer aborted.",
+                    storage::Error::NoSpace => "No space left on device; partial file kept.",
                     _ => "Storage error; transfer aborted.",
                 };
                 self.fail_transfer(ctx, code, text);

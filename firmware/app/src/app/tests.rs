@@ -306,6 +306,76 @@ fn discard_and_chargen_services() {
     r.until("chargen again", |r| r.peer.tcp(again).can_recv());
 }
 
+#[cfg(feature = "diag")]
+#[test]
+fn sdbench_service_asks_the_board_and_answers_one_line() {
+    use crate::diag::{SDBENCH_PORT, SdBenchResult};
+    let mut r = Rig::new(MemFs::default());
+    let to = SocketAddr::new(addr("192.0.2.2:0").ip(), SDBENCH_PORT);
+
+    let c = r.peer.connect(to);
+    r.until("connected", |r| r.peer.state(c) == tcp::State::Established);
+    r.peer.send(c, b"1");
+    r.run(20);
+    assert!(!r.app.serve_sdbench(|_, _| panic!("no whole line yet")));
+    r.peer.send(c, b"6\r\n");
+    let mut asked = None;
+    r.until("the request reaches the board", |r| {
+        r.app.serve_sdbench(|_fs, mib| {
+            asked = Some(mib);
+            Ok(SdBenchResult {
+                bytes: u64::from(mib) << 20,
+                read_ms: 5,
+                write_ms: 7,
+            })
+        })
+    });
+    assert_eq!(asked, Some(16));
+    let mut got = String::new();
+    r.until("answer and close", |r| {
+        got.push_str(&r.peer.take_text(c));
+        !r.peer.tcp(c).may_recv()
+    });
+    assert_eq!(got, "sdbench bytes=16777216 read_ms=5 write_ms=7\r\n");
+    r.peer.tcp(c).close();
+    r.until("closed on both sides", |r| r.peer.state(c) == tcp::State::Closed);
+    r.run(20);
+
+    // A bad request gets an error line at once; the board is never asked.
+    let c = r.peer.connect(to);
+    r.until("connected again", |r| {
+        r.peer.state(c) == tcp::State::Established
+    });
+    r.peer.send(c, b"lots\n");
+    let mut got = String::new();
+    r.until("error and close", |r| {
+        assert!(!r.app.serve_sdbench(|_, _| panic!("not a request")));
+        got.push_str(&r.peer.take_text(c));
+        !r.peer.tcp(c).may_recv()
+    });
+    assert_eq!(
+        got,
+        "sdbench error: expected a number of MiB from 1 to 4096\r\n"
+    );
+}
+
+#[test]
+fn diagnostic_services_are_off_when_the_settings_say_so() {
+    let (mut board, peer_end, _wire) = wire();
+    let resources = Box::leak(Box::new(Resources::new()));
+    let mut settings = Settings::new(NetConfig::TEST_NET);
+    assert_eq!(settings.diag, cfg!(feature = "diag"));
+    settings.diag = false;
+    let mut app = App::new(resources, &settings, &mut board, MemFs::default(), 0);
+    let mut peer = Peer::new(peer_end);
+    let c = peer.connect(SocketAddr::new(addr("192.0.2.2:0").ip(), 19));
+    for now in 1..200 {
+        app.poll(now, &mut board);
+        peer.poll(now);
+    }
+    assert_eq!(peer.state(c), tcp::State::Closed, "refused with RST");
+}
+
 #[test]
 fn active_mode_retr_over_ipv4_and_ipv6() {
     let file: Vec<u8> = (0..9_000u32).map(|i| (i % 13) as u8).collect();

@@ -902,10 +902,11 @@ fn disk_full_during_stor_is_452_and_other_files_survive() {
     t.run();
     let r = t.net.take(t.ctrl);
     assert!(
-        r.starts_with("452 No space left on device; transfer aborted."),
+        r.starts_with("452 No space left on device; partial file kept. ("),
         "{r}"
     );
     assert_eq!(t.fs.get("/readme.txt").unwrap(), b"hello\nworld\n");
+    assert!(t.fs.get("/big.bin").is_some(), "the reply says the partial file is kept");
     assert!(t.closed(d));
     assert_eq!(t.fs.open_files(), 0);
 }
