@@ -37,6 +37,12 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub image: Option<PathBuf>,
 
+    /// Tests of a failing card (hidden): with --image, block writes number
+    /// AFTER to AFTER+COUNT-1 since the start fail with an I/O error.
+    #[arg(long, value_name = "AFTER,COUNT", value_parser = parse_fail_writes,
+          requires = "image", hide = true)]
+    pub fail_writes: Option<(u64, u64)>,
+
     /// An account NAME:PASS[:ro|:rw][:ROOT], repeatable. ROOT is a path in
     /// the served tree that becomes the user's `/`. Without any --user, the
     /// default account is test:test, read-write, at `/`.
@@ -257,6 +263,16 @@ pub fn parse_diag_ports(s: &str) -> Result<(u16, u16), String> {
         return Err(format!("discard and chargen need two ports, got {d} twice"));
     }
     Ok((d, c))
+}
+
+/// Parses `AFTER,COUNT` (block counts).
+pub fn parse_fail_writes(s: &str) -> Result<(u64, u64), String> {
+    let (a, c) = s
+        .split_once(',')
+        .ok_or("expected AFTER,COUNT, e.g. 1000,32")?;
+    let a = a.trim().parse().map_err(|e| format!("`{a}`: {e}"))?;
+    let c = c.trim().parse().map_err(|e| format!("`{c}`: {e}"))?;
+    Ok((a, c))
 }
 
 /// Parses `A-B` (inclusive, A <= B, both non-zero).

@@ -38,7 +38,16 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(format!("--root {}: {e}", dir.display())),
         },
-        StorageMode::Image(img) => match ftpd_fat::host::mount_image(&img) {
+        StorageMode::Image(img) => match match cli.fail_writes {
+            Some((after, count)) => {
+                log::warn!(
+                    "--fail-writes: block writes {after} to {} will fail",
+                    after + count
+                );
+                ftpd_fat::host::mount_image_failing(&img, after, count)
+            }
+            None => ftpd_fat::host::mount_image(&img),
+        } {
             Ok(fs) => {
                 log::info!("serving FAT image {}", img.display());
                 serve(&cli, fs, config)

@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
+use std::format;
 use std::vec;
 use std::vec::Vec;
 
@@ -23,6 +24,19 @@ use crate::volume::FatStorage;
 pub struct FileBlockDevice {
     file: File,
     blocks: u32,
+    faults: Option<WriteFaults>,
+}
+
+/// Injected write failures, for tests of a card that fails in the middle
+/// of a transfer (`sim --fail-writes`): the block writes numbered `after`
+/// to `after + count - 1` (counting every block written, or attempted,
+/// since the image was opened) fail with an I/O error and write nothing;
+/// writes before and after them work, as on a card that recovers.
+#[derive(Debug)]
+pub struct WriteFaults {
+    after: u64,
+    count: u64,
+    written: std::sync::atomic::AtomicU64,
 }
 
 impl FileBlockDevice {
@@ -35,7 +49,21 @@ impl FileBlockDevice {
         let len = file.metadata()?.len();
         let blocks = u32::try_from(len / 512)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "image larger than 2 TiB"))?;
-        Ok(FileBlockDevice { file, blocks })
+        Ok(FileBlockDevice {
+            file,
+            blocks,
+            faults: None,
+        })
+    }
+
+    /// Makes writes fail as [`WriteFaults`] says.
+    pub fn fail_writes(mut self, after: u64, count: u64) -> Self {
+        self.faults = Some(WriteFaults {
+            after,
+            count,
+            written: std::sync::atomic::AtomicU64::new(0),
+        });
+        self
     }
 
     /// Makes written data durable on the host's disk (`fsync`).
@@ -106,6 +134,16 @@ impl BlockDevice for FileBlockDevice {
 
     fn write(&self, blocks: &[Block], start: BlockIdx) -> io::Result<()> {
         let at = self.check(start, blocks.len())?;
+        if let Some(f) = &self.faults {
+            let n = blocks.len() as u64;
+            let first = f.written.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            if first + n > f.after && first < f.after.saturating_add(f.count) {
+                return Err(io::Error::other(format!(
+                    "injected write fault (blocks {first}..{} of this run)",
+                    first + n
+                )));
+            }
+        }
         if let [one] = blocks {
             return write_at(&self.file, &one.contents, at);
         }
@@ -274,9 +312,37 @@ pub fn mount_image(path: impl AsRef<Path>) -> Result<ImageStorage, ImageError> {
     FatStorage::mounted(dev, StdClock).map_err(ImageError::Mount)
 }
 
+/// [`mount_image`] on a device whose writes fail for a while
+/// ([`FileBlockDevice::fail_writes`]): tests of a failing card.
+pub fn mount_image_failing(
+    path: impl AsRef<Path>,
+    after: u64,
+    count: u64,
+) -> Result<ImageStorage, ImageError> {
+    let dev = FileBlockDevice::open(path)?.fail_writes(after, count);
+    FatStorage::mounted(dev, StdClock).map_err(ImageError::Mount)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn injected_write_faults_cover_their_window_only() {
+        let dir = std::env::temp_dir().join(format!("ftpd-fat-faults-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = dir.join("f.img");
+        std::fs::write(&img, vec![0u8; 64 * 512]).unwrap();
+        let dev = FileBlockDevice::open(&img).unwrap().fail_writes(4, 3);
+        let b = [Block::new(), Block::new()];
+        assert!(dev.write(&b, BlockIdx(0)).is_ok()); // 0, 1
+        assert!(dev.write(&b[..1], BlockIdx(2)).is_ok()); // 2
+        assert!(dev.write(&b, BlockIdx(3)).is_err()); // 3, 4: 4 fails
+        assert!(dev.write(&b[..1], BlockIdx(5)).is_err()); // 5
+        assert!(dev.write(&b[..1], BlockIdx(6)).is_err()); // 6
+        assert!(dev.write(&b, BlockIdx(7)).is_ok()); // 7, 8
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn bench_sequential_leaves_the_image_as_it_was() {
