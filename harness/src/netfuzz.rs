@@ -91,6 +91,14 @@ pub struct FuzzArgs {
     /// Also write every session's events to target/netfuzz/trace-SEED-K.txt.
     #[arg(long)]
     pub trace: bool,
+    /// Fuzz a server already running at this loopback address instead of
+    /// starting a target (no image or log checks then).
+    #[arg(long)]
+    pub addr: Option<SocketAddr>,
+    /// After the client's FIN, the longest silence before the server must
+    /// have closed (default 45 s: the engine's data timeout is 30 s).
+    #[arg(long, value_name = "SECS")]
+    pub hang_after: Option<u64>,
 }
 
 fn parse_seed(s: &str) -> Result<u64, String> {
@@ -147,6 +155,8 @@ pub struct Stats {
 pub struct Shared {
     pub seed: u64,
     pub target: String,
+    /// How to name the target again: `--target sim`, `--addr A`.
+    pub rerun: String,
     pub out_dir: PathBuf,
     pub deadline: Instant,
     pub limits: Limits,
@@ -179,10 +189,10 @@ impl Shared {
             .join(format!("crash-{:016x}-{k}.txt", self.seed));
         let body = format!(
             "# harness fuzz: a failure\n# target {}, seed {:#018x}, session {k}\n# {what}\n\
-             # rerun this session alone: harness fuzz --target {} --seed {:#018x} --session {k}\n{}",
+             # rerun this session alone: harness fuzz {} --seed {:#018x} --session {k}\n{}",
             self.target,
             self.seed,
-            self.target,
+            self.rerun,
             self.seed,
             log.render()
         );
@@ -231,25 +241,6 @@ pub fn out_dir() -> PathBuf {
 
 /// Runs `harness fuzz`.
 pub async fn main(ctx: &Context, args: FuzzArgs) -> anyhow::Result<ExitCode> {
-    let t = Target::by_name(&args.target).ok_or_else(|| {
-        anyhow!(
-            "unknown target `{}` (host-fat, sim, qemu, qemu-10)",
-            args.target
-        )
-    })?;
-    if matches!(t.kind, Kind::Host(crate::target::Storage::Dir)) {
-        bail!(
-            "harness fuzz does not fuzz host-dir: it serves a real directory, and a bug in the jail would let the fuzzer delete files outside it; use --target host-fat (the same server on a FAT image)"
-        );
-    }
-    if let Err(u) = t.probe(ctx) {
-        let hint = if crate::snapshot::is_ci() {
-            " (a failure under CI=true)"
-        } else {
-            ""
-        };
-        bail!("target {} cannot run here{hint}: {}", t.name, u.reason);
-    }
     let seed = args.seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -260,43 +251,88 @@ pub async fn main(ctx: &Context, args: FuzzArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&out)?;
     let root = crate::target::workspace_root();
     let (corpus, note) = input::Corpus::load(&root);
+    let mut limits = Limits::default();
+    if let Some(s) = args.hang_after {
+        limits.gap = Duration::from_secs(s);
+    }
+
+    // The target: started here on a fresh image, or (--addr) a server
+    // someone else runs on loopback.
+    let mut started = None;
+    let (name, addr, netns) = match args.addr {
+        Some(addr) => {
+            if !addr.ip().is_loopback() {
+                bail!(
+                    "--addr must be a loopback address (the fuzzer talks to nothing else): {addr}"
+                );
+            }
+            ("external".to_string(), addr, None)
+        }
+        None => {
+            let t = Target::by_name(&args.target).ok_or_else(|| {
+                anyhow!(
+                    "unknown target `{}` (host-fat, sim, qemu, qemu-10)",
+                    args.target
+                )
+            })?;
+            if matches!(t.kind, Kind::Host(crate::target::Storage::Dir)) {
+                bail!(
+                    "harness fuzz does not fuzz host-dir: it serves a real directory, and a bug in the jail would let the fuzzer delete files outside it; use --target host-fat (the same server on a FAT image)"
+                );
+            }
+            if let Err(u) = t.probe(ctx) {
+                let hint = if crate::snapshot::is_ci() {
+                    " (a failure under CI=true)"
+                } else {
+                    ""
+                };
+                bail!("target {} cannot run here{hint}: {}", t.name, u.reason);
+            }
+            // A fresh image with the conformance tree on it, kept to check
+            // after.
+            let dir = tempfile::Builder::new()
+                .prefix("harness-netfuzz-")
+                .tempdir()?;
+            let image = dir.path().join("sd.img");
+            let tree =
+                Tree::load(&root.join("scenarios/fixtures"), "rich").map_err(|e| anyhow!(e))?;
+            ctx.fixture_image(&tree, &image).await?;
+            let server_log = out.join(format!("server-{}.log", t.name));
+            let opts = StartOptions {
+                storage: Some(StorageArg::Image(image.clone())),
+                log: Some(server_log.clone()),
+                echo: false,
+                ..Default::default()
+            };
+            let server = t.start_with(ctx, &Tree::default(), &opts).await?;
+            let (addr, netns) = (server.addr, server.netns.clone());
+            started = Some((t, server, dir, image, server_log));
+            (t.name.to_string(), addr, netns)
+        }
+    };
     println!(
-        "netfuzz: target {}, {} s, {} connections, seed {seed:#018x}",
-        t.name, args.seconds, args.connections
+        "netfuzz: target {name}, {} s, {} connections, seed {seed:#018x}",
+        args.seconds, args.connections
     );
     println!("netfuzz: {note}");
+    if let Some((_, _, _, _, log)) = &started {
+        println!(
+            "netfuzz: serving on {addr}{}; the server's log: {}",
+            netns
+                .as_deref()
+                .map(|n| format!(" in namespace {n}"))
+                .unwrap_or_default(),
+            log.display()
+        );
+    }
 
-    // A fresh image with the conformance tree on it, kept to check after.
-    let dir = tempfile::Builder::new()
-        .prefix("harness-netfuzz-")
-        .tempdir()?;
-    let image = dir.path().join("sd.img");
-    let tree = Tree::load(&root.join("scenarios/fixtures"), "rich").map_err(|e| anyhow!(e))?;
-    ctx.fixture_image(&tree, &image).await?;
-    let server_log = out.join(format!("server-{}.log", t.name));
-    let opts = StartOptions {
-        storage: Some(StorageArg::Image(image.clone())),
-        log: Some(server_log.clone()),
-        echo: false,
-        ..Default::default()
-    };
-    let mut server = t.start_with(ctx, &Tree::default(), &opts).await?;
-    let addr = server.addr;
-    let netns = server.netns.clone();
-    println!(
-        "netfuzz: {} serving on {addr}{}; its log: {}",
-        t.name,
-        netns
-            .as_deref()
-            .map(|n| format!(" in namespace {n}"))
-            .unwrap_or_default(),
-        server_log.display()
-    );
-
-    let limits = Limits::default();
     let sh = Arc::new(Shared {
         seed,
-        target: t.name.to_string(),
+        target: name.clone(),
+        rerun: match args.addr {
+            Some(a) => format!("--addr {a}"),
+            None => format!("--target {name}"),
+        },
         out_dir: out.clone(),
         deadline: Instant::now() + Duration::from_secs(args.seconds),
         limits,
@@ -307,7 +343,7 @@ pub async fn main(ctx: &Context, args: FuzzArgs) -> anyhow::Result<ExitCode> {
         stats: Mutex::new(Stats::default()),
         failures: Mutex::new(Vec::new()),
     });
-    let started = Instant::now();
+    let t0 = Instant::now();
 
     // The fuzzing, inside the board's namespace when it has one; meanwhile
     // this task watches the server process.
@@ -328,38 +364,40 @@ pub async fn main(ctx: &Context, args: FuzzArgs) -> anyhow::Result<ExitCode> {
                 break;
             }
             _ = tokio::time::sleep(Duration::from_millis(250)) => {
-                if !died {
-                    if let Some(st) = server.exited() {
-                        died = true;
-                        sh.stop.store(true, Ordering::Relaxed);
-                        sh.fail_plain(format!("the server process exited ({st}) during the run"));
+                if let Some((_, server, ..)) = started.as_mut() {
+                    if !died {
+                        if let Some(st) = server.exited() {
+                            died = true;
+                            sh.stop.store(true, Ordering::Relaxed);
+                            sh.fail_plain(format!("the server process exited ({st}) during the run"));
+                        }
                     }
                 }
             }
         }
     }
-    let fuzzed = started.elapsed();
+    let fuzzed = t0.elapsed();
 
     // A normal session still works.
     if !died {
-        let sh2 = sh.clone();
-        let r = in_netns(netns.clone(), move || {
-            normal_session(addr, sh2.limits.clone())
-        })
-        .await;
+        let lim = sh.limits.clone();
+        let r = in_netns(netns.clone(), move || normal_session(addr, lim)).await;
         match r.and_then(|r| r) {
             Ok(s) => println!("netfuzz: normal session afterwards: {s}"),
             Err(e) => sh.fail_plain(format!("normal session afterwards: {e:#}")),
         }
     }
-    let log = server.stop_gracefully().await;
-    drop(log);
-    check_server_log(&sh, &server_log, t.kind);
-    let fsck = check_image(&sh, &image, &out);
+    let fsck = match started {
+        Some((t, server, _dir, image, server_log)) => {
+            drop(server.stop_gracefully().await);
+            check_server_log(&sh, &server_log, t.kind);
+            check_image(&sh, &image, &out)
+        }
+        None => "not checked (--addr)".to_string(),
+    };
 
     // Summary.
     let st = sh.stats.lock().unwrap().clone();
-    let failures = sh.failures.lock().unwrap().clone();
     let top: Vec<String> = {
         let mut v: Vec<(&u16, &u64)> = st.codes.iter().collect();
         v.sort_by(|a, b| b.1.cmp(a.1));
@@ -390,14 +428,10 @@ pub async fn main(ctx: &Context, args: FuzzArgs) -> anyhow::Result<ExitCode> {
         top.join(" ")
     );
     println!("netfuzz: image: {fsck}");
-    if st.sessions == 0 && args.session.is_none() {
+    if st.sessions + st.sweeps == 0 {
         sh.fail_plain("no session got through: nothing was fuzzed".into());
     }
-    let failures = if failures.len() < sh.failures.lock().unwrap().len() {
-        sh.failures.lock().unwrap().clone()
-    } else {
-        failures
-    };
+    let failures = sh.failures.lock().unwrap().clone();
     if failures.is_empty() {
         println!("netfuzz: seed {seed:#018x}: PASS");
         Ok(ExitCode::SUCCESS)

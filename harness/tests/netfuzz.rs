@@ -128,3 +128,117 @@ fn sim_30s() {
     let (ok, text) = fuzz(&["--target", "sim", "--seconds", "30", "--seed", "0x5eed0003"]);
     assert_passed(ok, &text, "harness fuzz --target sim");
 }
+
+/// A fake server on loopback that frames replies wrongly or never closes:
+/// the fuzzer must fail, say why, and write a crash file.
+mod broken_servers {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{SocketAddr, TcpListener};
+    use std::time::Duration;
+
+    #[derive(Clone, Copy)]
+    enum Fault {
+        /// Replies end with a bare LF.
+        BareLf,
+        /// Correct replies, but the connection stays open after the
+        /// client's FIN.
+        NeverClose,
+    }
+
+    /// Serves for 60 s at most, each connection for 20 s at most.
+    fn serve(fault: Fault) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        l.set_nonblocking(false).unwrap();
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            for s in l.incoming() {
+                if start.elapsed() > Duration::from_secs(60) {
+                    return;
+                }
+                let Ok(mut s) = s else { continue };
+                std::thread::spawn(move || {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+                    let end = match fault {
+                        Fault::BareLf => "\n",
+                        Fault::NeverClose => "\r\n",
+                    };
+                    let _ = write!(s, "220 fake\r\n");
+                    let mut r = BufReader::new(s.try_clone().unwrap());
+                    let mut line = Vec::new();
+                    loop {
+                        line.clear();
+                        match r.read_until(b'\n', &mut line) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {
+                                let _ = write!(s, "200 ok{end}");
+                            }
+                        }
+                    }
+                    if let Fault::NeverClose = fault {
+                        std::thread::sleep(Duration::from_secs(20));
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn crash_file(text: &str) -> String {
+        let re = regex::Regex::new(r"\((/[^)]*crash-[0-9a-f]+-\d+\.txt)\)").unwrap();
+        let path = re
+            .captures(text)
+            .unwrap_or_else(|| panic!("no crash file named in:\n{text}"))[1]
+            .to_string();
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn bare_lf_replies_fail_the_run() {
+        let a = serve(Fault::BareLf).to_string();
+        let (ok, text) = super::fuzz(&[
+            "--addr",
+            &a,
+            "--seconds",
+            "2",
+            "--connections",
+            "1",
+            "--seed",
+            "7",
+        ]);
+        assert!(!ok, "passed against a broken server:\n{text}");
+        assert!(text.contains("bare LF"), "{text}");
+        let crash = crash_file(&text);
+        assert!(
+            crash.contains("--seed 0x0000000000000007 --session"),
+            "{crash}"
+        );
+        assert!(crash.contains("raw \""), "{crash}");
+    }
+
+    #[test]
+    fn a_server_that_never_closes_is_a_hang() {
+        let a = serve(Fault::NeverClose).to_string();
+        let (ok, text) = super::fuzz(&[
+            "--addr",
+            &a,
+            "--seconds",
+            "2",
+            "--connections",
+            "1",
+            "--seed",
+            "8",
+            "--hang-after",
+            "2",
+        ]);
+        assert!(!ok, "passed against a server that never closes:\n{text}");
+        assert!(text.contains("hang: "), "{text}");
+        crash_file(&text);
+    }
+
+    #[test]
+    fn only_loopback() {
+        let (ok, text) = super::fuzz(&["--addr", "192.0.2.7:21", "--seconds", "1"]);
+        assert!(!ok && text.contains("loopback"), "{text}");
+    }
+}
