@@ -1158,18 +1158,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     fn feat<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, ctx: &mut Ctx<'_, '_, N, S>) {
         let mask = self.facts;
         self.send(ctx, |w| {
+            // Short enough never to be cut: whole lines as they go out.
             w.first(R::SystemStatus, "Features:");
-            for f in ["EPRT", "EPSV", "MDTM"] {
-                w.cont(f);
-            }
-            w.begin_cont().text("MLST ");
+            w.raw(b" EPRT\r\n EPSV\r\n MDTM\r\n MLST ");
             for (name, bit) in facts::NAMES {
                 w.text(name).text(if mask & bit != 0 { "*;" } else { ";" });
             }
-            w.end();
-            for f in ["PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"] {
-                w.cont(f);
-            }
+            w.raw(b"\r\n PASV\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n");
             w.last(R::SystemStatus, "End");
         });
     }
@@ -1251,9 +1246,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return;
         }
         self.send(ctx, |w| {
+            // Short enough never to be cut: whole lines as they go out.
             w.first(R::Help, "The following commands are recognized:");
             for row in COMMANDS {
-                w.cont(row);
+                w.raw(b" ").raw(row.as_bytes()).raw(b"\r\n");
             }
             w.last(R::Help, "Help OK.");
         });
