@@ -28,6 +28,9 @@
 #                       (repeatable; e.g. the diag build's discard 9 / chargen 19)
 #   --mac MAC           NIC address (default 52:54:00:12:34:56)
 #   --serial stdio|FILE the console (UART0)  [QEMU_SERIAL]
+#   --console-socket PATH  with --serial FILE: the console's input (and a
+#                       copy of its output) on a unix socket as well, for
+#                       commands such as `s` (statistics)
 #   --idle-timeout S    the engine's idle timeout in seconds (default 300)
 #   --data-timeout S    the engine's data timeout in seconds (default 30)
 #   --qmp PATH          QMP server on a unix socket: cable pull with
@@ -55,6 +58,7 @@ gateway=""
 mac="52:54:00:12:34:56"
 serial="${QEMU_SERIAL:-stdio}"
 qmp=""
+console_socket=""
 monitor=""
 print=0
 kernel=""
@@ -77,6 +81,7 @@ while (($#)); do
         --forward) [[ "$2" =~ ^[0-9]+:[0-9]+$ ]] || die "--forward wants HOSTPORT:GUESTPORT, got $2"
                    forwards+=("$2"); shift 2 ;;
         --serial) serial="$2"; shift 2 ;;
+        --console-socket) console_socket="$2"; shift 2 ;;
         --idle-timeout|--data-timeout)
             [[ "$2" =~ ^[0-9]+$ ]] && (($2 > 0 && $2 < 65536)) || die "$1 wants seconds (1-65535), got $2"
             if [[ "$1" == --idle-timeout ]]; then idle_timeout="$2"; else data_timeout="$2"; fi
@@ -173,7 +178,11 @@ for i in "${!params[@]}"; do
 done
 
 # --- console and monitor ---------------------------------------------------
-if [[ "$serial" == stdio ]]; then
+if [[ -n "$console_socket" ]]; then
+    [[ "$serial" != stdio ]] || die "--console-socket needs --serial FILE (the output's copy)"
+    console=(-chardev "socket,id=console,path=$console_socket,server=on,wait=off,logfile=$serial"
+             -serial chardev:console)
+elif [[ "$serial" == stdio ]]; then
     console=(-serial stdio)
 else
     console=(-serial "file:$serial")

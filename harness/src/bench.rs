@@ -1038,7 +1038,7 @@ impl Job {
         let cs = self.plan.concurrency_size;
         let mut concurrency = Vec::new();
         for &n in &self.plan.concurrency {
-            let mut agg = async |stor: bool| -> Figure {
+            let agg = async |stor: bool| -> Figure {
                 let what = if stor { "STOR" } else { "RETR" };
                 let mut v = Vec::new();
                 for i in 0..self.plan.repeat {

@@ -495,6 +495,56 @@ impl Stat {
     }
 }
 
+/// What the QEMU board's console command `s` reports (its `stats:` line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsoleStats {
+    pub sessions: usize,
+    pub open_files: usize,
+    /// The whole line.
+    pub line: String,
+}
+
+impl ConsoleStats {
+    /// From "stats: up N ms, sessions N, open files N, ...".
+    pub fn parse(line: &str) -> Option<ConsoleStats> {
+        let rest = &line[line.find("stats: ")?..];
+        let field = |name: &str| -> Option<usize> {
+            let i = rest.find(name)? + name.len();
+            let digits: String = rest[i..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        };
+        Some(ConsoleStats {
+            sessions: field(", sessions ")?,
+            open_files: field(", open files ")?,
+            line: rest.trim_end().to_string(),
+        })
+    }
+}
+
+/// Send `s` to a board's console on a unix socket (the QEMU board:
+/// [`crate::target::Server::console`]) and read its `stats:` line.
+pub fn console_stats(socket: &std::path::Path, limit: Duration) -> io::Result<ConsoleStats> {
+    let mut c = std::os::unix::net::UnixStream::connect(socket)?;
+    c.set_read_timeout(Some(limit))?;
+    c.write_all(b"s")?;
+    let t0 = Instant::now();
+    let mut r = BufReader::new(c);
+    let mut line = String::new();
+    while t0.elapsed() < limit {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            break;
+        }
+        if let Some(s) = ConsoleStats::parse(&line) {
+            return Ok(s);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("no `stats:` line from the console within {limit:?}"),
+    ))
+}
+
 /// How a login that finds the server full tries again.
 #[derive(Clone, Copy, Debug)]
 pub struct Retry {
@@ -973,6 +1023,17 @@ mod tests {
             })
         );
         assert_eq!(Stat::parse(&reply(&["211 End of status."])), None);
+    }
+
+    #[test]
+    fn console_stats_line() {
+        let s = ConsoleStats::parse(
+            "stats: up 2895 ms, sessions 3, open files 1, stack peak 10564 of 22560, eth rx 0\r\n",
+        )
+        .unwrap();
+        assert_eq!((s.sessions, s.open_files), (3, 1));
+        assert!(s.line.ends_with("eth rx 0"));
+        assert_eq!(ConsoleStats::parse("stack: peak 7000 bytes"), None);
     }
 
     #[test]

@@ -366,7 +366,7 @@ pub async fn main(ctx: &Context, args: FuzzArgs) -> anyhow::Result<ExitCode> {
         v.iter().take(12).map(|(c, n)| format!("{c}×{n}")).collect()
     };
     println!(
-        "netfuzz: {:.1} s fuzzing: {} sessions ({} split sweeps), {} connections ({} refused with 421, {} connects failed), \
+        "netfuzz: {:.1} s fuzzing: {} fuzz sessions and {} split sweeps, {} connections ({} refused with 421, {} connects failed), \
          {} commands in {} bytes, {} data connections, {} resets, {} cut at the deadline",
         fuzzed.as_secs_f64(),
         st.sessions,

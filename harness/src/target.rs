@@ -748,6 +748,9 @@ pub struct Server {
     pub target: &'static str,
     /// QEMU's QMP socket (cable pull: `set_link stellaris_enet.0`).
     pub qmp: Option<PathBuf>,
+    /// QEMU's console input (and a copy of its output) on a unix socket:
+    /// write `s` for the board's statistics (see [`crate::load::console_stats`]).
+    pub console: Option<PathBuf>,
     /// The image the board serves (sim, qemu), to check after it stops.
     pub image: Option<PathBuf>,
     child: Option<Child>,
@@ -767,6 +770,7 @@ impl Server {
             netns: None,
             target: "",
             qmp: None,
+            console: None,
             image: None,
             child: Some(child),
             log,
@@ -1109,6 +1113,7 @@ async fn start_qemu(
     };
     let _ = std::fs::remove_file(&console);
     let qmp = dir.path().join("qmp.sock");
+    let console_socket = dir.path().join("console.sock");
     let net = qemu_net();
     let (ns, mut cmd, addr) = match net {
         QemuNet::Tap => {
@@ -1141,6 +1146,8 @@ async fn start_qemu(
         .args(opts.timeout_args())
         .arg("--serial")
         .arg(&console)
+        .arg("--console-socket")
+        .arg(&console_socket)
         .arg("--qmp")
         .arg(&qmp)
         .arg("--kernel")
@@ -1158,6 +1165,7 @@ async fn start_qemu(
     server.netns = ns.as_ref().map(|n| n.name().to_string());
     server.ns = ns;
     server.qmp = Some(qmp);
+    server.console = Some(console_socket);
     server.image = Some(image);
     server.tempdir = Some(dir);
     let tail = Arc::new(Mutex::new(Tail::new(console)));

@@ -16,7 +16,8 @@
 //!   closed; once one of the four leaves, a new client gets in.
 //! - `abrupt_disconnects`: 200 resets (RST) in the middle of logins,
 //!   listings, downloads and uploads (control or data connection, or both);
-//!   afterwards `STAT` shows one session and no open file, a normal session
+//!   afterwards `STAT` shows one session and no open file (and the QEMU
+//!   board's console, command `s`, none and none), a normal session
 //!   works, and four sessions transferring at once (every socket back in
 //!   its pool) work while a fifth client hears `421`.
 //! - `slow_clients`: with the board's timeouts shortened (idle 10 s, data
@@ -26,7 +27,7 @@
 //!   byte a second gets `421` at the idle timeout and is closed; meanwhile
 //!   another client's transfers complete.
 //!
-//! Sizes: files of 1 KB to 1 MB on the virtual board, 1 to 48 KB on QEMU
+//! Sizes: files of 1 KB to 2 MiB on the virtual board, 1 to 64 KB on QEMU
 //! (it stores 250-650 kB/s).
 
 use std::collections::BTreeMap;
@@ -153,15 +154,36 @@ fn settle(within: Duration) -> (Stat, Duration) {
     }
 }
 
+/// The QEMU board's console (`s`) once no client is connected: no session,
+/// no open file (`None` for the virtual board, which has no console; its
+/// `STAT` says the same).
+fn console_idle(b: &Board) -> Option<load::ConsoleStats> {
+    let sock = b.server.as_ref()?.console.clone()?;
+    let t0 = Instant::now();
+    loop {
+        let s = load::console_stats(&sock, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("the console at {}: {e}", sock.display()));
+        if (s.sessions, s.open_files) == (0, 0) {
+            return Some(s);
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the board's console after the clients left: {}",
+            s.line
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Four clients at work, four more waiting
 // ---------------------------------------------------------------------------
 
 fn mix_for(t: &Target, client: u64) -> Mix {
     let (min_size, max_size) = if is_qemu(t) {
-        (1024, 48 * 1024)
+        (1024, 64 * 1024)
     } else {
-        (1024, 1024 * 1024)
+        (1024, 2 << 20)
     };
     Mix {
         ops: 50,
@@ -324,6 +346,7 @@ fn mixed_load(t: Target) {
     let s = in_ns(&b, stat_now);
     let s = ok("STAT after the load", s);
     assert_eq!((s.sessions, s.open_files), (1, 0), "{s:?}");
+    console_idle(&b);
     b.stop();
     card.assert_clean();
     for d in &done {
@@ -482,6 +505,7 @@ fn abrupt_disconnects(t: Target) {
     let b = start(t, &card, StartOptions::default());
     let before = ok("STAT before", in_ns(&b, stat_now));
     assert_eq!((before.sessions, before.open_files), (1, 0), "{before:?}");
+    let console_before = console_idle(&b);
     let plan = AbruptPlan {
         user: USER.into(),
         pass: PASS.into(),
@@ -520,6 +544,13 @@ fn abrupt_disconnects(t: Target) {
         counts,
         settled.as_secs_f64()
     );
+    let console_after = console_idle(&b);
+    if let (Some(x), Some(y)) = (&console_before, &console_after) {
+        eprintln!(
+            "{} console before: {}\n{} console after:  {}",
+            t.name, x.line, t.name, y.line
+        );
+    }
     // A normal session works.
     let data = load::content(if qemu { 40_000 } else { 1 << 20 }, 5);
     let d2 = data.clone();
@@ -573,7 +604,14 @@ fn abrupt_disconnects(t: Target) {
     }
     let s = ok("STAT at the end", in_ns(&b, stat_now));
     assert_eq!((s.sessions, s.open_files), (1, 0), "{s:?}");
+    console_idle(&b);
     let log = b.stop();
+    if t.name == "sim" {
+        // The resets did reach the board: one session each (those reset
+        // before the greeting included).
+        let sessions = log.matches("] connected from ").count();
+        assert!(sessions > RESETS, "{sessions} sessions in the board's log");
+    }
     assert!(
         !log.contains("panicked"),
         "the board panicked:\n{}",
@@ -599,8 +637,12 @@ fn abrupt_disconnects(t: Target) {
 
 const IDLE_S: u64 = 10;
 const DATA_S: u64 = 5;
-/// How late a timeout may come (polling, a loaded machine, QEMU).
-const SLACK: Duration = Duration::from_secs(4);
+/// How late a timeout may come: 2 s (polling, a loaded machine) and half
+/// the timeout again (the QEMU board's millisecond clock runs slow: a 10 s
+/// timeout there takes about 13 s of wall-clock time).
+fn slack(want_s: u64) -> f64 {
+    2.0 + want_s as f64 * 0.5
+}
 
 /// When something happened, from a common start.
 fn at(t0: Instant) -> f64 {
@@ -610,12 +652,11 @@ fn at(t0: Instant) -> f64 {
 #[track_caller]
 fn within(what: &str, got: f64, from: f64, want_s: u64) {
     let lo = want_s as f64 - 0.5;
-    let hi = (Duration::from_secs(want_s) + SLACK).as_secs_f64();
+    let hi = want_s as f64 + slack(want_s);
     let d = got - from;
     assert!(
         d >= lo && d <= hi,
-        "{what}: after {d:.1} s, expected {want_s} s (+{} s)",
-        SLACK.as_secs()
+        "{what}: after {d:.1} s, expected {want_s} s (up to {hi:.1} s)"
     );
 }
 

@@ -522,6 +522,16 @@ async fn data(mut s: TcpStream, seed: u64, what: String, log: Arc<SessionLog>, s
     let mut rng = Rng::new(seed);
     let gap = sh.limits.gap;
     let act = rng.weighted(&[60, 12, 10, 10, 8]);
+    log.note(format!(
+        "D: {what}: connected, {}",
+        [
+            "write some, read to the end",
+            "read only",
+            "close at once",
+            "reset at once",
+            "hold, then write and read"
+        ][act]
+    ));
     let mut sent = 0usize;
     let mut got = 0usize;
     let how = match act {
@@ -550,6 +560,7 @@ async fn data(mut s: TcpStream, seed: u64, what: String, log: Arc<SessionLog>, s
                     sent = n;
                 }
                 let _ = s.shutdown().await;
+                log.note(format!("D: {what}: sent {n} bytes and FIN"));
                 log.touch();
             }
             // Read to the end (a download), within the gap per read; at
