@@ -447,6 +447,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     }
 
     /// Gives back every socket and file.
+    #[inline(never)]
     fn teardown<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, net: &mut N, fs: &mut S) {
         if let Some(t) = self.xfer.take() {
             let _ = Self::drop_transfer(t, net, fs, true);
@@ -494,6 +495,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     /// Moves a data connection being set up along; refuses passive
     /// connections from anyone but the control connection's peer.
+    #[inline(never)]
     fn advance_data<N: Net<Socket = K>, S: Storage>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -543,6 +545,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     // ---- commands --------------------------------------------------------
 
     /// Reads and answers at most one command.
+    #[inline(never)]
     fn read_command<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -643,6 +646,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
+    #[inline(never)]
     fn handle_line<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -718,6 +722,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
+    #[inline(never)]
     fn dispatch<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -833,6 +838,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     // ---- login -------------------------------------------------------------
 
+    #[inline(never)]
     fn user<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -858,6 +864,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         self.say(ctx, R::NeedPassword, "Please specify the password.");
     }
 
+    #[inline(never)]
     fn pass<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -957,6 +964,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         Some((v, s))
     }
 
+    #[inline(never)]
     fn cwd_to<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -982,6 +990,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
+    #[inline(never)]
     fn mkd<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1001,6 +1010,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
+    #[inline(never)]
     fn simple_write<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1034,6 +1044,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
+    #[inline(never)]
     fn rnfr<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1053,6 +1064,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
+    #[inline(never)]
     fn rnto<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1075,6 +1087,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
+    #[inline(never)]
     fn size<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1090,6 +1103,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
+    #[inline(never)]
     fn mdtm<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1111,6 +1125,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
+    #[inline(never)]
     fn mlst<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1139,25 +1154,22 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     // ---- information ---------------------------------------------------------
 
+    #[inline(never)]
     fn feat<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, ctx: &mut Ctx<'_, '_, N, S>) {
         let mask = self.facts;
         self.send(ctx, |w| {
+            // Short enough never to be cut: whole lines as they go out.
             w.first(R::SystemStatus, "Features:");
-            for f in ["EPRT", "EPSV", "MDTM"] {
-                w.cont(f);
-            }
-            w.begin_cont().text("MLST ");
+            w.raw(b" EPRT\r\n EPSV\r\n MDTM\r\n MLST ");
             for (name, bit) in facts::NAMES {
                 w.text(name).text(if mask & bit != 0 { "*;" } else { ";" });
             }
-            w.end();
-            for f in ["PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"] {
-                w.cont(f);
-            }
+            w.raw(b"\r\n PASV\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n");
             w.last(R::SystemStatus, "End");
         });
     }
 
+    #[inline(never)]
     fn opts<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1199,6 +1211,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
+    #[inline(never)]
     fn help<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1233,14 +1246,16 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return;
         }
         self.send(ctx, |w| {
+            // Short enough never to be cut: whole lines as they go out.
             w.first(R::Help, "The following commands are recognized:");
             for row in COMMANDS {
-                w.cont(row);
+                w.raw(b" ").raw(row.as_bytes()).raw(b"\r\n");
             }
             w.last(R::Help, "Help OK.");
         });
     }
 
+    #[inline(never)]
     fn site<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1257,6 +1272,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
+    #[inline(never)]
     fn stat<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1358,6 +1374,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     // ---- data connections ------------------------------------------------------
 
+    #[inline(never)]
     fn pasv<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1450,6 +1467,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
+    #[inline(never)]
     fn port<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1544,6 +1562,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         });
     }
 
+    #[inline(never)]
     fn retr<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1609,6 +1628,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         Handled::Done
     }
 
+    #[inline(never)]
     fn store<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1704,6 +1724,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         Handled::Done
     }
 
+    #[inline(never)]
     fn list<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1765,6 +1786,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         Handled::Done
     }
 
+    #[inline(never)]
     fn abor<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, ctx: &mut Ctx<'_, '_, N, S>) {
         self.drop_data(ctx.net);
         match self.xfer.take() {
@@ -1783,6 +1805,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     /// Ends a transfer with an error reply (the file is closed, so what an
     /// upload received so far is kept and can be resumed with REST).
+    #[inline(never)]
     fn fail_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1814,6 +1837,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
+    #[inline(never)]
     fn finish_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1847,6 +1871,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     }
 
     /// Moves one buffer of the running transfer.
+    #[inline(never)]
     fn step_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1879,7 +1904,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             );
             return true;
         }
-        let t = self.xfer.as_mut().expect("checked above");
+        let Some(t) = self.xfer.as_mut() else {
+            return false;
+        };
         let writable = matches!(self.login, Login::In(Who::Account(i))
             if ctx.config.accounts.get(usize::from(i)).is_some_and(|a| a.writable));
         let result = match &mut t.op {
@@ -1989,7 +2016,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 }
             }
         };
-        let t = self.xfer.as_mut().expect("still running");
+        let Some(t) = self.xfer.as_mut() else {
+            return true;
+        };
         match result {
             Ok(Progress::Idle) => false,
             Ok(Progress::Moved(n)) => {

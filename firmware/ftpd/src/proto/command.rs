@@ -367,18 +367,18 @@ fn is_space(c: &[u8]) -> bool {
 /// start and/or the end, without Unicode tables.
 fn trim_range(b: &[u8], start: bool, end: bool) -> (usize, usize) {
     let (mut i, mut j) = (0, b.len());
-    'front: while start {
+    'front: loop {
         for n in 1..=3 {
-            if i + n <= j && is_space(&b[i..i + n]) {
+            if start && i + n <= j && is_space(&b[i..i + n]) {
                 i += n;
                 continue 'front;
             }
         }
         break;
     }
-    'back: while end {
+    'back: loop {
         for n in 1..=3 {
-            if i + n <= j && is_space(&b[j - n..j]) {
+            if end && i + n <= j && is_space(&b[j - n..j]) {
                 j -= n;
                 continue 'back;
             }
@@ -437,11 +437,7 @@ pub(crate) fn eq_ic(a: &[u8], b: &[u8]) -> bool {
 
 /// Splits `b` at every `sep` into `N` parts; `None` when there are more.
 /// Returns how many parts there were.
-fn split_n<'a, const N: usize>(
-    b: &'a [u8],
-    sep: u8,
-    skip_empty: bool,
-) -> Option<([&'a [u8]; N], usize)> {
+fn split_n<const N: usize>(b: &[u8], sep: u8, skip_empty: bool) -> Option<([&[u8]; N], usize)> {
     let mut parts = [&b[..0]; N];
     let mut n = 0;
     for part in b.split(|&c| c == sep) {
@@ -890,7 +886,7 @@ mod tests {
         let mut cases: std::vec::Vec<std::string::String> =
             seeds.iter().map(|s| s.to_string()).collect();
         for _ in 0..200_000 {
-            let mut c: std::vec::Vec<u8> = if rng.next() % 2 == 0 {
+            let mut c: std::vec::Vec<u8> = if rng.next().is_multiple_of(2) {
                 (*rng.pick(&seeds)).as_bytes().to_vec()
             } else {
                 std::vec::Vec::new()
@@ -931,7 +927,8 @@ mod tests {
         for _ in 0..50_000 {
             let mut s = std::string::String::new();
             for _ in 0..rng.next() % 6 {
-                s.push_str(*rng.pick(&pieces));
+                let p: &&str = rng.pick(&pieces);
+                s.push_str(p);
             }
             assert_eq!(trim(&s), s.trim(), "{s:?}");
             assert_eq!(trim_start(&s), s.trim_start(), "{s:?}");

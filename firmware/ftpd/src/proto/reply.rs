@@ -229,7 +229,7 @@ impl<'b> Writer<'b> {
 
     /// A decimal number right-aligned in `width` (at most 20) with `pad`.
     pub fn num_pad(&mut self, mut n: u64, width: usize, pad: u8) -> &mut Self {
-        let mut d = [pad; 20];
+        let mut d = [0u8; 20];
         let mut i = d.len();
         loop {
             let (q, r) = divmod10(n);
@@ -240,7 +240,10 @@ impl<'b> Writer<'b> {
                 break;
             }
         }
-        self.raw(&d[i.min(d.len().saturating_sub(width))..])
+        for _ in d.len() - i..width {
+            self.raw(&[pad]);
+        }
+        self.raw(d.get(i..).unwrap_or(&[]))
     }
 
     /// An IPv4 address, `a.b.c.d`.

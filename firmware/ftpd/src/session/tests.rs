@@ -906,7 +906,10 @@ fn disk_full_during_stor_is_452_and_other_files_survive() {
         "{r}"
     );
     assert_eq!(t.fs.get("/readme.txt").unwrap(), b"hello\nworld\n");
-    assert!(t.fs.get("/big.bin").is_some(), "the reply says the partial file is kept");
+    assert!(
+        t.fs.get("/big.bin").is_some(),
+        "the reply says the partial file is kept"
+    );
     assert!(t.closed(d));
     assert_eq!(t.fs.open_files(), 0);
 }
