@@ -51,10 +51,10 @@ macro_rules! on_boards {
 }
 
 on_boards! {
-    power_cut: [sim, qemu],
-    storage_full: [sim, qemu],
-    no_card: [qemu],
-    unformatted_card: [qemu],
+    power_cut: [sim, qemu, qemu_10],
+    storage_full: [sim, qemu, qemu_10],
+    no_card: [qemu, qemu_10],
+    unformatted_card: [qemu, qemu_10],
     card_fails: [sim],
 }
 
