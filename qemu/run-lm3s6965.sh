@@ -161,7 +161,7 @@ word() {
 }
 prefix="${ip#*/}"
 [[ "$prefix" != "$ip" ]] || prefix=24
-base=$((0x2000ff00))
+base=$((0x2000ffc0))
 params=(
     0x42505446 # "FTPB"
     "$(word "${ip%/*}")"

@@ -7,9 +7,10 @@ fn main() {
         // cortex-m-rt's linker script; `memory.x` comes from the lm3s6965 crate
         // (FLASH 256K at 0, RAM 64K at 0x2000_0000).
         println!("cargo:rustc-link-arg-bins=-Tlink.x");
-        // The top 256 bytes of SRAM are kept out of the stack: boot parameters
-        // written by QEMU's generic loader live there (see src/params.rs).
-        println!("cargo:rustc-link-arg-bins=--defsym=_stack_start=0x2000FF00");
+        // The top 64 bytes of SRAM are kept out of the stack: boot parameters
+        // written by QEMU's generic loader live there (see src/params.rs; 8
+        // of its 16 words are used). Every byte below is the stack's.
+        println!("cargo:rustc-link-arg-bins=--defsym=_stack_start=0x2000FFC0");
     }
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -20,8 +20,9 @@
 
 use core::net::Ipv4Addr;
 
-/// Where the block lives: the last 256 bytes of SRAM are kept out of the stack.
-pub const ADDR: usize = 0x2000_FF00;
+/// Where the block lives: the last 64 bytes of SRAM (room for 16 words) are
+/// kept out of the stack (build.rs).
+pub const ADDR: usize = 0x2000_FFC0;
 /// "FTPB" read as a little-endian word.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"FTPB");
 /// Number of 32-bit words in the block.

@@ -480,10 +480,10 @@ fn firmware_fits_the_chip() {
     let size = |n: &str| sections.iter().filter(|(s, ..)| s == n).map(|s| s.2).sum::<u32>();
     let flash = size(".vector_table") + size(".text") + size(".rodata") + size(".data");
     let ram_static = size(".data") + size(".bss") + size(".uninit");
-    let stack = 0xFF00 - ram_static;
+    let stack = 0xFFC0 - ram_static;
     println!(
         "footprint: flash {flash} bytes of 262144 ({:.0} %) [.text {} .rodata {} .data {}]; \
-         static RAM {ram_static} bytes of 65536 [.data {} .bss {}], stack {stack} bytes, boot parameters 256",
+         static RAM {ram_static} bytes of 65536 [.data {} .bss {}], stack {stack} bytes, boot parameters 64",
         flash as f64 * 100.0 / 262144.0,
         size(".text"),
         size(".rodata"),
