@@ -15,7 +15,7 @@
 //!   does, without the snapshots), then four sessions at once move files (two
 //!   RETR, two STOR), and the largest peak of all the consoles counts. The
 //!   `diag` build (discard, chargen, sdbench) is measured the same way under
-//!   the four-at-once load plus its discard and chargen services.
+//!   the four-at-once load plus its discard, chargen and sdbench services.
 //!
 //! The floors are issue 6's: the engine under 16 KB of flash at
 //! `opt-level = "z"`, one session's engine state under 1 KB, and the QEMU
@@ -51,6 +51,8 @@ const STM32_CCM: u64 = 64 * 1024;
 const STM32_FLASH: u64 = 1024 * 1024;
 /// Size of each file the four-at-once load moves.
 const LOAD_FILE: usize = 1 << 20;
+/// How many of the deepest scenarios are played again on the diag build.
+const DIAG_SCENARIOS: usize = 3;
 /// Bytes through discard and chargen on the diag build.
 const DIAG_BYTES: usize = 1 << 20;
 /// Time for a board to print a new peak after the last session (it looks
@@ -403,8 +405,11 @@ pub struct Measured {
     /// transfers were served.
     pub four: Option<u64>,
     pub four_ok: Result<(), String>,
-    /// Peak of the diag build under four at once + discard + chargen.
+    /// Peak of the diag build under four at once + discard + chargen +
+    /// sdbench.
     pub diag: Option<u64>,
+    /// Peak of the diag build over the normal build's deepest scenarios.
+    pub diag_scenarios: Option<u64>,
     pub diag_ok: Result<(), String>,
     pub seconds: f64,
 }
@@ -441,6 +446,7 @@ async fn measure_stack(ctx: &Context, diag_elf: &Path) -> anyhow::Result<Measure
         four: None,
         four_ok: Err("not run".into()),
         diag: None,
+        diag_scenarios: None,
         diag_ok: Err("not run".into()),
         seconds: 0.0,
     };
@@ -451,6 +457,7 @@ async fn measure_stack(ctx: &Context, diag_elf: &Path) -> anyhow::Result<Measure
         bail!("loading the scenarios: {e}");
     }
     let n = scenarios.len();
+    let mut peaks: Vec<(u64, usize)> = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
         eprint!("\rfootprint: [{}/{n}] {} on qemu          ", i + 1, s.id);
         let tree = crate::run::fixture_for(s, &opts.scenarios_dir).map_err(|e| anyhow!(e))?;
@@ -482,6 +489,7 @@ async fn measure_stack(ctx: &Context, diag_elf: &Path) -> anyhow::Result<Measure
         }
         m.played += 1;
         if let Some(p) = peak_in(&console) {
+            peaks.push((p, i));
             if m.scenarios.as_ref().is_none_or(|(q, _)| p > *q) {
                 m.scenarios = Some((p, s.id.clone()));
             }
@@ -506,10 +514,14 @@ async fn measure_stack(ctx: &Context, diag_elf: &Path) -> anyhow::Result<Measure
     let console = server.stop().await;
     m.four = peak_in(&console);
 
-    eprintln!("footprint: the diag build on qemu: four at once, discard, chargen...");
-    let (diag_ok, console) = diag_run(ctx, diag_elf, &tree).await?;
-    m.diag_ok = diag_ok;
-    m.diag = peak_in(&console);
+    peaks.sort_by_key(|&(p, i)| (std::cmp::Reverse(p), i));
+    let mut deepest = Vec::new();
+    for &(_, i) in peaks.iter().take(DIAG_SCENARIOS) {
+        let s = &scenarios[i];
+        let tree = crate::run::fixture_for(s, &opts.scenarios_dir).map_err(|e| anyhow!(e))?;
+        deepest.push((s.clone(), tree));
+    }
+    diag_run(ctx, diag_elf, &deepest, &tree, &mut m).await?;
     m.seconds = t0.elapsed().as_secs_f64();
     Ok(m)
 }
@@ -668,51 +680,111 @@ async fn stor(c: &mut Control, addr: SocketAddr, name: &str, data: &[u8]) -> Res
 }
 
 /// The diag build in QEMU, in a namespace of its own (the qemu target runs
-/// the normal build): four at once, then `DIAG_BYTES` through discard
-/// (port 9) and from chargen (port 19). Returns how that went, and the
-/// console.
+/// the normal build), serving `tree`.
+struct DiagBoard {
+    child: tokio::process::Child,
+    console: PathBuf,
+    ns: crate::netns::Netns,
+    _dir: tempfile::TempDir,
+}
+
+impl DiagBoard {
+    async fn start(
+        ctx: &Context,
+        elf: &Path,
+        tree: &Tree,
+        name: &str,
+    ) -> anyhow::Result<DiagBoard> {
+        let qemu = board::find_qemu(board::Which::System).map_err(|n| anyhow!(n.reason))?;
+        let dir = tempfile::Builder::new()
+            .prefix("harness-footprint-")
+            .tempdir()?;
+        let image = dir.path().join("sd.img");
+        ctx.fixture_image(tree, &image).await?;
+        std::fs::create_dir_all(log_dir())?;
+        let console = log_dir().join(format!("diag__{}.console", name.replace('/', "__")));
+        let _ = std::fs::remove_file(&console);
+        let ns = crate::netns::Netns::create("qemu")?;
+        let mut cmd = ns.command(board::run_script());
+        cmd.args(["--net", &format!("tap:{}", crate::netns::TAP)])
+            .arg("--qemu")
+            .arg(&qemu.path)
+            .arg("--image")
+            .arg(&image)
+            .arg("--serial")
+            .arg(&console)
+            .arg("--kernel")
+            .arg(elf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let child = cmd.spawn().context("starting the diag board")?;
+        let mut b = DiagBoard {
+            child,
+            console,
+            ns,
+            _dir: dir,
+        };
+        let t0 = Instant::now();
+        while !b.console().contains(" ready: ftp://") {
+            if t0.elapsed() > Duration::from_secs(60) || b.child.try_wait()?.is_some() {
+                let _ = b.child.start_kill();
+                bail!("the diag board did not boot; console:\n{}", b.console());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(b)
+    }
+
+    fn console(&self) -> String {
+        std::fs::read_to_string(&self.console).unwrap_or_default()
+    }
+
+    /// Stops the board (after it had time to print a last peak); its console.
+    async fn stop(mut self) -> String {
+        tokio::time::sleep(SETTLE).await;
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        self.console()
+    }
+}
+
+/// The diag build: the `deepest` scenarios of the normal build played on it
+/// (each on a fresh board), then on one board four at once, `DIAG_BYTES`
+/// through discard (port 9) and from chargen (port 19), and a 1 MiB
+/// sdbench (port 7). Fills in the diag figures of `m`.
 async fn diag_run(
     ctx: &Context,
     elf: &Path,
+    deepest: &[(crate::scenario::Scenario, Tree)],
     tree: &Tree,
-) -> anyhow::Result<(Result<(), String>, String)> {
-    let qemu = board::find_qemu(board::Which::System).map_err(|n| anyhow!(n.reason))?;
-    let dir = tempfile::Builder::new()
-        .prefix("harness-footprint-")
-        .tempdir()?;
-    let image = dir.path().join("sd.img");
-    ctx.fixture_image(tree, &image).await?;
-    std::fs::create_dir_all(log_dir())?;
-    let console = log_dir().join("diag.console");
-    let _ = std::fs::remove_file(&console);
-    let ns = crate::netns::Netns::create("qemu")?;
-    let mut cmd = ns.command(board::run_script());
-    cmd.args(["--net", &format!("tap:{}", crate::netns::TAP)])
-        .arg("--qemu")
-        .arg(&qemu.path)
-        .arg("--image")
-        .arg(&image)
-        .arg("--serial")
-        .arg(&console)
-        .arg("--kernel")
-        .arg(elf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().context("starting the diag board")?;
-    let read = || std::fs::read_to_string(&console).unwrap_or_default();
-    let t0 = Instant::now();
-    while !read().contains(" ready: ftp://") {
-        if t0.elapsed() > Duration::from_secs(60) || child.try_wait()?.is_some() {
-            let _ = child.start_kill();
-            bail!("the diag board did not boot; console:\n{}", read());
+    m: &mut Measured,
+) -> anyhow::Result<()> {
+    for (s, t) in deepest {
+        eprintln!("footprint: {} on the diag build", s.id);
+        let b = DiagBoard::start(ctx, elf, t, &s.id).await?;
+        let played =
+            crate::target::play_in_netns(b.ns.name(), s, crate::netns::board_addr(false), t, false)
+                .await;
+        let console = b.stop().await;
+        match played {
+            Ok(p) if p.failures().is_empty() => {}
+            Ok(p) => m.problems.push(format!(
+                "{} (diag build): {}",
+                s.id,
+                p.failures().join("; ")
+            )),
+            Err(e) => m.problems.push(format!("{} (diag build): {e:#}", s.id)),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        m.diag_scenarios = m.diag_scenarios.max(peak_in(&console));
     }
+    eprintln!("footprint: the diag build: four at once, discard, chargen, sdbench...");
+    let b = DiagBoard::start(ctx, elf, tree, "load").await?;
     let addr = crate::netns::board_addr(false);
-    let mut ok = four_at_once(ns.name(), addr).await;
-    let raw = crate::netns::run_in(ns.name(), move || async move {
+    let mut ok = four_at_once(b.ns.name(), addr).await;
+    let raw = crate::netns::run_in(b.ns.name(), move || async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let ip = addr.ip();
         let mut d = client::connect(SocketAddr::new(ip, 9), IO_LIMIT)
             .await
@@ -726,7 +798,6 @@ async fn diag_run(
         let mut got = 0;
         let mut buf = vec![0u8; 64 * 1024];
         while got < DIAG_BYTES {
-            use tokio::io::AsyncReadExt;
             let n = tokio::time::timeout(IO_LIMIT, c.read(&mut buf))
                 .await
                 .map_err(|_| "chargen: silent".to_string())?
@@ -735,6 +806,23 @@ async fn diag_run(
                 return Err(format!("chargen: closed after {got} bytes"));
             }
             got += n;
+        }
+        drop(c);
+        // sdbench (port 7): 1 MiB written and read back through the volume.
+        let mut b = client::connect(SocketAddr::new(ip, 7), IO_LIMIT)
+            .await
+            .map_err(|e| format!("sdbench: {e}"))?;
+        b.write_all(b"1\n")
+            .await
+            .map_err(|e| format!("sdbench: {e}"))?;
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(120), b.read_to_end(&mut answer))
+            .await
+            .map_err(|_| "sdbench: no answer in 120 s".to_string())?
+            .map_err(|e| format!("sdbench: {e}"))?;
+        let answer = String::from_utf8_lossy(&answer);
+        if !answer.starts_with("sdbench bytes=") {
+            return Err(format!("sdbench answered {:?}", answer.trim()));
         }
         Ok::<(), String>(())
     })
@@ -747,11 +835,10 @@ async fn diag_run(
             Err(f) => Err(format!("{f}; {e}")),
         };
     }
-    tokio::time::sleep(SETTLE).await;
-    let _ = child.start_kill();
-    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-    drop(ns);
-    Ok((ok, read()))
+    let console = b.stop().await;
+    m.diag_ok = ok;
+    m.diag = peak_in(&console);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -917,7 +1004,7 @@ impl Report {
             "stack area",
             all(&|f| f.stack),
             &format!(
-                "QEMU: SRAM − statics − 256 B of boot parameters; STM32F4: all of CCM ({} KiB)",
+                "QEMU: SRAM − statics − 64 B of boot parameters; STM32F4: all of CCM ({} KiB)",
                 STM32_CCM / 1024
             ),
         );
@@ -939,28 +1026,28 @@ impl Report {
             Ok(m) => m,
         };
         let normal = m.peak();
-        let diag = m.diag.max(m.scenarios.as_ref().map(|s| s.0));
+        let diag = m.diag.max(m.diag_scenarios);
         let note = match &m.scenarios {
             Some((_, s)) => format!("{} scenarios played, deepest: {s}", m.played),
             None => format!("{} scenarios played, no peak on the consoles", m.played),
         };
         self.row(
             T_STACK,
-            "peak over all scenarios",
-            vec![m.scenarios.as_ref().map(|s| s.0), None],
-            &note,
+            "peak over the scenarios",
+            vec![m.scenarios.as_ref().map(|s| s.0), m.diag_scenarios],
+            &format!("{note}; diag: the {DIAG_SCENARIOS} deepest of them"),
         );
         self.row(
             T_STACK,
             "peak under four sessions at once",
             vec![m.four, m.diag],
-            "2 × RETR + 2 × STOR of 1 MiB; diag: then 1 MiB through discard and from chargen",
+            "2 × RETR + 2 × STOR of 1 MiB; diag: then 1 MiB through discard, from chargen, and sdbench of 1 MiB",
         );
         self.row(
             T_STACK,
             "stack peak",
             vec![normal, diag],
-            "diag: its own load, or the scenarios' peak if higher",
+            "the larger of the two above",
         );
         self.row(
             T_STACK,
