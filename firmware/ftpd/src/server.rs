@@ -104,9 +104,11 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
                     );
                     let mut w = Writer::new(&mut self.reply);
                     w.begin(ReplyCode::ServiceNotAvailable)
-                        .text("Too many connections (")
-                        .num(limit as u64)
-                        .text("), try again later.")
+                        .fill(
+                            "Too many connections (\x04), try again later.",
+                            "",
+                            limit as u64,
+                        )
                         .end();
                     let _ = net.send(sock, w.as_bytes());
                     net.close(sock);

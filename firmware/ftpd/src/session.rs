@@ -179,6 +179,12 @@ pub fn storage_reply(e: storage::Error, in_transfer: bool) -> R {
     }
 }
 
+/// A transfer's failure: `text (n bytes transferred)`.
+const TRANSFERRED: &str = "\x01 (\x04 bytes transferred)";
+
+/// `522` (or `504` for PORT) with the family to use.
+const USE_FAMILY: &str = "Network protocol not supported, use (\x04).";
+
 fn same_ip(a: IpAddr, b: IpAddr) -> bool {
     a.to_canonical() == b.to_canonical()
 }
@@ -267,25 +273,29 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
+    /// `code text` (a literal: no template markers).
+    #[inline(never)]
     fn say<N: Net<Socket = K>, S: Storage>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
         code: R,
         text: &str,
     ) {
-        self.send(ctx, |w| w.line(code, text));
+        self.reply(ctx, code, text, "", 0);
     }
 
-    /// `code pre<n>post`.
-    fn say_n<N: Net<Socket = K>, S: Storage>(
+    /// `code` and the template `tpl` filled with `s` and `n` (see
+    /// [`Writer::fill`]).
+    #[inline(never)]
+    fn reply<N: Net<Socket = K>, S: Storage>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
         code: R,
-        pre: &str,
+        tpl: &str,
+        s: &str,
         n: u64,
-        post: &str,
     ) {
-        self.send(ctx, |w| w.begin(code).text(pre).num(n).text(post).end());
+        self.send(ctx, |w| w.begin(code).fill(tpl, s, n).end());
     }
 
     fn room<N: Net<Socket = K>>(&self, net: &N) -> bool {
@@ -343,14 +353,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             if self.room(ctx.net) {
                 self.owed = None;
                 progressed = true;
-                self.send(ctx, |w| {
-                    w.begin(code)
-                        .text(text)
-                        .text(" (")
-                        .num(bytes)
-                        .text(" bytes transferred)")
-                        .end()
-                });
+                self.reply(ctx, code, TRANSFERRED, text, bytes);
             }
         }
 
@@ -762,12 +765,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             C::Cdup => self.cwd_to(ctx, ".."),
             C::Pwd => {
                 let cwd = self.cwd.clone();
-                self.send(ctx, |w| {
-                    w.begin(R::PathCreated)
-                        .quoted(cwd.as_str())
-                        .text(" is the current directory.")
-                        .end()
-                });
+                self.reply(
+                    ctx,
+                    R::PathCreated,
+                    "\x03 is the current directory.",
+                    cwd.as_str(),
+                    0,
+                );
             }
             C::Mkd(arg) => self.mkd(ctx, arg),
             C::Rmd(arg) => self.simple_write(ctx, arg, Modify::Rmd),
@@ -790,25 +794,19 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             C::Stou => return self.store(ctx, "", StoreKind::Stou),
             C::Rest(n) => {
                 self.rest = n;
-                self.say_n(
+                self.reply(
                     ctx,
                     R::FileActionPending,
-                    "Restarting at ",
+                    "Restarting at \x04. Send STOR or RETR.",
+                    "",
                     n,
-                    ". Send STOR or RETR.",
                 );
             }
             C::Allo => self.say(ctx, R::Ok, "ALLO command ok, no allocation needed."),
             C::Type(t) => {
                 self.ty = t;
                 let name = if t == TransferType::Ascii { "A" } else { "I" };
-                self.send(ctx, |w| {
-                    w.begin(R::Ok)
-                        .text("Type set to ")
-                        .text(name)
-                        .text(".")
-                        .end()
-                });
+                self.reply(ctx, R::Ok, "Type set to \x01.", name, 0);
             }
             C::Stru => self.say(ctx, R::Ok, "Structure set to F."),
             C::Mode => self.say(ctx, R::Ok, "Mode set to S."),
@@ -925,12 +923,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         e: storage::Error,
     ) {
-        self.send(ctx, |w| {
-            w.begin(storage_reply(e, false))
-                .text(e.text())
-                .text(".")
-                .end()
-        });
+        self.reply(ctx, storage_reply(e, false), "\x01.", e.text(), 0);
     }
 
     fn deny<N: Net<Socket = K>, S: Storage<File = F>>(
@@ -977,13 +970,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Ok(m) if m.kind == Kind::Dir => {
                 self.cwd = v;
                 let cwd = self.cwd.clone();
-                self.send(ctx, |w| {
-                    w.begin(R::FileActionOk)
-                        .text("Directory changed to ")
-                        .text(cwd.as_str())
-                        .text(".")
-                        .end()
-                });
+                self.reply(
+                    ctx,
+                    R::FileActionOk,
+                    "Directory changed to \x01.",
+                    cwd.as_str(),
+                    0,
+                );
             }
             Ok(_) => self.fail(ctx, storage::Error::NotADirectory),
             Err(e) => self.fail(ctx, e),
@@ -1000,12 +993,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return;
         };
         match ctx.fs.mkdir(s.as_str()) {
-            Ok(()) => self.send(ctx, |w| {
-                w.begin(R::PathCreated)
-                    .quoted(v.as_str())
-                    .text(" created.")
-                    .end()
-            }),
+            Ok(()) => self.reply(ctx, R::PathCreated, "\x03 created.", v.as_str(), 0),
             Err(e) => self.fail(ctx, e),
         }
     }
@@ -1097,7 +1085,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return;
         };
         match ctx.fs.metadata(s.as_str()) {
-            Ok(m) if m.kind == Kind::File => self.say_n(ctx, R::FileStatus, "", m.size, ""),
+            Ok(m) if m.kind == Kind::File => self.reply(ctx, R::FileStatus, "\x04", "", m.size),
             Ok(_) => self.say(ctx, R::FileUnavailable, "Not a regular file."),
             Err(e) => self.fail(ctx, e),
         }
@@ -1231,17 +1219,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     .any(|c| eq_ic(c, arg.as_bytes()))
             });
             if known {
-                self.send(ctx, |w| {
-                    w.begin(R::Help).upper(arg).text(" is supported.").end()
-                });
+                self.reply(ctx, R::Help, "\x02 is supported.", arg, 0);
             } else {
-                self.send(ctx, |w| {
-                    w.begin(R::NotImplemented)
-                        .text("Unknown command ")
-                        .upper(arg)
-                        .text(".")
-                        .end()
-                });
+                self.reply(ctx, R::NotImplemented, "Unknown command \x02.", arg, 0);
             }
             return;
         }
@@ -1280,12 +1260,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     ) -> Handled {
         if let Some(t) = &self.xfer {
             let bytes = t.bytes;
-            self.say_n(
+            self.reply(
                 ctx,
                 R::SystemStatus,
-                "Transfer in progress: ",
+                "Transfer in progress: \x04 bytes so far.",
+                "",
                 bytes,
-                " bytes so far.",
             );
             return Handled::Done;
         }
@@ -1392,13 +1372,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         if wrong {
             let use_ = if local_ip.is_ipv4() { 1 } else { 2 };
-            return self.say_n(
-                ctx,
-                R::ProtocolNotSupported,
-                "Network protocol not supported, use (",
-                use_,
-                ").",
-            );
+            return self.reply(ctx, R::ProtocolNotSupported, USE_FAMILY, "", use_);
         }
         let advertised = match (extended, local_ip) {
             (true, _) => None,
@@ -1449,12 +1423,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
             (Ok((s, port)), None) => {
                 self.data = Data::Listening(s);
-                self.say_n(
+                self.reply(
                     ctx,
                     R::ExtendedPassiveMode,
-                    "Entering Extended Passive Mode (|||",
+                    "Entering Extended Passive Mode (|||\x04|).",
+                    "",
                     u64::from(port),
-                    "|).",
                 );
             }
             (Err(_), _) => {
@@ -1486,13 +1460,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             } else {
                 R::ParameterNotImplemented
             };
-            return self.say_n(
-                ctx,
-                code,
-                "Network protocol not supported, use (",
-                use_,
-                ").",
-            );
+            return self.reply(ctx, code, USE_FAMILY, "", use_);
         }
         // RFC 2577 §3: no bounce to third parties, no privileged ports.
         if target != peer || addr.port() < 1024 {
@@ -1508,9 +1476,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Ok(s) => {
                 self.data = Data::Connecting(s);
                 let verb = if extended { "EPRT" } else { "PORT" };
-                self.send(ctx, |w| {
-                    w.begin(R::Ok).text(verb).text(" command successful.").end()
-                });
+                self.reply(ctx, R::Ok, "\x01 command successful.", verb, 0);
             }
             Err(_) => self.say(
                 ctx,
@@ -1696,12 +1662,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Ok(file) => {
                 crate::event!("[{}] storing {} ({:?})", self.id, v, mode);
                 if kind == StoreKind::Stou {
-                    self.send(ctx, |w| {
-                        w.begin(R::FileStatusOk)
-                            .text("FILE: ")
-                            .text(v.file_name())
-                            .end()
-                    });
+                    self.reply(ctx, R::FileStatusOk, "FILE: \x01", v.file_name(), 0);
                 } else {
                     self.say(ctx, R::FileStatusOk, "Ok to send data.");
                 }
@@ -1822,14 +1783,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 text
             );
             if self.room(ctx.net) {
-                self.send(ctx, |w| {
-                    w.begin(code)
-                        .text(text)
-                        .text(" (")
-                        .num(bytes)
-                        .text(" bytes transferred)")
-                        .end()
-                });
+                self.reply(ctx, code, TRANSFERRED, text, bytes);
             } else {
                 // The client is not reading its replies: say it when it does.
                 self.owed = Some((code, text, bytes));
@@ -1849,23 +1803,18 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Ok(()) if control => self.say(ctx, R::FileStatus, "End of status."),
             Ok(()) => {
                 crate::event!("[{}] transfer complete, {} bytes", self.id, bytes);
-                self.say_n(
+                self.reply(
                     ctx,
                     R::TransferComplete,
-                    "Transfer complete (",
+                    "Transfer complete (\x04 bytes).",
+                    "",
                     bytes,
-                    " bytes).",
                 );
             }
             Err(e) => {
                 crate::event!("[{}] closing the file failed: {}", self.id, e);
                 let code = storage_reply(e, stor);
-                self.send(ctx, |w| {
-                    w.begin(code)
-                        .text(e.text())
-                        .text("; transfer failed.")
-                        .end()
-                });
+                self.reply(ctx, code, "\x01; transfer failed.", e.text(), 0);
             }
         }
     }

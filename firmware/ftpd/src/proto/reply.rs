@@ -112,6 +112,13 @@ pub struct Writer<'b> {
     mute: bool,
 }
 
+// Markers in a [`Writer::fill`] template (control bytes, never in a
+// reply text): write them as `\x01`..`\x04` in the literal.
+const ARG_BYTE: u8 = 1;
+const UPPER_BYTE: u8 = 2;
+const QUOTED_BYTE: u8 = 3;
+const NUM_BYTE: u8 = 4;
+
 /// Bytes kept free for the final line of a multi-line reply.
 const FINAL_LINE_RESERVE: usize = 64;
 
@@ -218,6 +225,23 @@ impl<'b> Writer<'b> {
                     self.raw(&[if upper { b.to_ascii_uppercase() } else { b }]);
                 }
             }
+        }
+        self
+    }
+
+    /// A template: its bytes as they are, except the markers `\x01` (`s`
+    /// as [`Writer::text`]), `\x02` (`s` as [`Writer::upper`]), `\x03` (`s`
+    /// as [`Writer::quoted`]) and `\x04` (`n`). One call and one literal
+    /// per reply instead of a chain of pieces.
+    pub fn fill(&mut self, tpl: &str, s: &str, n: u64) -> &mut Self {
+        for &b in tpl.as_bytes() {
+            match b {
+                ARG_BYTE => self.text(s),
+                UPPER_BYTE => self.upper(s),
+                QUOTED_BYTE => self.quoted(s),
+                NUM_BYTE => self.num(n),
+                _ => self.raw(&[b]),
+            };
         }
         self
     }
