@@ -260,7 +260,7 @@ const VERBS: [([u8; 4], u8); 69] = [
 /// Parses one command line (terminator already removed, Telnet sequences
 /// already stripped).
 pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
-    if line.contains(&0) {
+    if has(line, 0) {
         return Err(ParseError::BadBytes);
     }
     let line = core::str::from_utf8(line).map_err(|_| ParseError::BadBytes)?;
@@ -344,7 +344,7 @@ fn one_letter(arg: &str, ok: u8, known: &[u8]) -> Result<(), ParseError> {
     match *arg.as_bytes() {
         [] => Err(ParseError::MissingArgument),
         [c] if c.to_ascii_uppercase() == ok => Ok(()),
-        [c] if known.contains(&c.to_ascii_uppercase()) => Err(ParseError::UnsupportedParameter),
+        [c] if has(known, c.to_ascii_uppercase()) => Err(ParseError::UnsupportedParameter),
         _ => Err(ParseError::BadArgument),
     }
 }
@@ -435,10 +435,27 @@ pub(crate) fn eq_ic(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y))
 }
 
+/// `slice::contains` for bytes, as a plain loop (the `core` one is a
+/// word-at-a-time search several times the size).
+fn has(b: &[u8], c: u8) -> bool {
+    b.iter().any(|&x| x == c)
+}
+
 /// Splits `b` at every `sep` into `N` parts; `None` when there are more.
 /// Returns how many parts there were.
-fn split_n<const N: usize>(b: &[u8], sep: u8, skip_empty: bool) -> Option<([&[u8]; N], usize)> {
+fn split_n<'a, const N: usize>(
+    b: &'a [u8],
+    sep: u8,
+    skip_empty: bool,
+) -> Option<([&'a [u8]; N], usize)> {
     let mut parts = [&b[..0]; N];
+    let n = split_into(b, sep, skip_empty, &mut parts)?;
+    Some((parts, n))
+}
+
+/// [`split_n`] without a copy per `N`.
+#[inline(never)]
+fn split_into<'a>(b: &'a [u8], sep: u8, skip_empty: bool, parts: &mut [&'a [u8]]) -> Option<usize> {
     let mut n = 0;
     for part in b.split(|&c| c == sep) {
         if skip_empty && part.is_empty() {
@@ -447,7 +464,7 @@ fn split_n<const N: usize>(b: &[u8], sep: u8, skip_empty: bool) -> Option<([&[u8
         *parts.get_mut(n)? = part;
         n += 1;
     }
-    Some((parts, n))
+    Some(n)
 }
 
 fn parse_type(arg: &str) -> Result<TransferType, ParseError> {
