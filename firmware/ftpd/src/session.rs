@@ -28,7 +28,7 @@ use crate::config::{Account, Config};
 use crate::list::{self, Format, facts};
 use crate::net::{Net, NetError, SockState};
 use crate::path::{self, PathBuf};
-use crate::proto::command::{Command, EpsvArg, ParseError, TransferType, parse};
+use crate::proto::command::{self as verb, EpsvArg, ParseError, TransferType, Typed};
 use crate::proto::command::{eq_ic, split_word, trim, trim_bytes, trim_start};
 use crate::proto::line::{self, Frame};
 use crate::proto::reply::{ReplyCode as R, Writer};
@@ -178,6 +178,21 @@ pub fn storage_reply(e: storage::Error, in_transfer: bool) -> R {
         E::Io => R::LocalError,
     }
 }
+
+/// Verb kinds answered before login (RFC 959 leaves it to the server;
+/// lftp sends FEAT, OPTS and CLNT before USER).
+const BEFORE_LOGIN: u64 = 1 << verb::USER
+    | 1 << verb::PASS
+    | 1 << verb::ACCT
+    | 1 << verb::QUIT
+    | 1 << verb::REIN
+    | 1 << verb::FEAT
+    | 1 << verb::SYST
+    | 1 << verb::HELP
+    | 1 << verb::NOOP
+    | 1 << verb::OPTS
+    | 1 << verb::CLNT
+    | 1 << verb::NOT_IMPL;
 
 /// A transfer's failure: `text (n bytes transferred)`.
 const TRANSFERRED: &str = "\x01 (\x04 bytes transferred)";
@@ -655,7 +670,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         line: &[u8],
     ) -> Handled {
-        let cmd = match parse(line) {
+        let parsed = verb::verb(line).and_then(|(k, arg)| Ok((k, arg, verb::typed(k, arg)?)));
+        let (k, arg, typed) = match parsed {
             Ok(c) => c,
             Err(e) => {
                 if self.xfer.is_some() {
@@ -692,21 +708,23 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 ..
             })
         );
-        if self.xfer.is_some() && (listing_on_control || !cmd.allowed_during_transfer()) {
+        let during_transfer = matches!(k, verb::ABOR | verb::QUIT | verb::NOOP)
+            || (k == verb::STAT && arg.is_empty());
+        if self.xfer.is_some() && (listing_on_control || !during_transfer) {
             return Handled::Wait;
         }
         if self.deferred_since.is_none() {
             self.log_line(line);
         }
-        if !matches!(self.login, Login::In(_)) && !cmd.allowed_before_login() {
+        if !matches!(self.login, Login::In(_)) && BEFORE_LOGIN & (1 << k) == 0 {
             self.say(ctx, R::NotLoggedIn, "Please login with USER and PASS.");
             return Handled::Done;
         }
         let was_rnfr = self.rnfr;
-        if !matches!(cmd, Command::Rnto(_)) {
+        if k != verb::RNTO {
             self.rnfr = false;
         }
-        self.dispatch(ctx, cmd, was_rnfr)
+        self.dispatch(ctx, k, arg, typed, was_rnfr)
     }
 
     #[allow(unused_variables)]
@@ -729,18 +747,20 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     fn dispatch<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
-        cmd: Command<'_>,
+        k: u8,
+        arg: &str,
+        t: Typed,
         was_rnfr: bool,
     ) -> Handled {
-        use Command as C;
-        match cmd {
-            C::User(name) => self.user(ctx, name),
-            C::Pass(pass) => self.pass(ctx, pass),
-            C::Acct => match self.login {
+        use verb::*;
+        match k {
+            USER => self.user(ctx, arg),
+            PASS => self.pass(ctx, arg),
+            ACCT => match self.login {
                 Login::In(_) => self.say(ctx, R::Superfluous, "ACCT not needed."),
                 _ => self.say(ctx, R::BadSequence, "Login with USER first."),
             },
-            C::Quit => {
+            QUIT => {
                 if let Some(t) = self.xfer.take() {
                     let _ = Self::drop_transfer(t, ctx.net, ctx.fs, true);
                     self.say(ctx, R::TransferAborted, "Transfer aborted.");
@@ -748,7 +768,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.say(ctx, R::Closing, "Goodbye.");
                 self.closing = true;
             }
-            C::Rein => {
+            REIN => {
                 self.drop_data(ctx.net);
                 self.login = Login::Fresh;
                 self.cwd = PathBuf::root();
@@ -758,12 +778,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.facts = facts::ALL;
                 self.say(ctx, R::ServiceReady, "Service ready for new user.");
             }
-            C::Cwd(arg) => {
-                let arg = if arg.is_empty() { "/" } else { arg };
-                self.cwd_to(ctx, arg);
-            }
-            C::Cdup => self.cwd_to(ctx, ".."),
-            C::Pwd => {
+            // A bare `CWD` (lftp) goes to the user's root.
+            CWD => self.cwd_to(ctx, if arg.is_empty() { "/" } else { arg }),
+            CDUP => self.cwd_to(ctx, ".."),
+            PWD => {
                 let cwd = self.cwd.clone();
                 self.reply(
                     ctx,
@@ -773,63 +791,67 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     0,
                 );
             }
-            C::Mkd(arg) => self.mkd(ctx, arg),
-            C::Rmd(arg) => self.simple_write(ctx, arg, Modify::Rmd),
-            C::Dele(arg) => self.simple_write(ctx, arg, Modify::Dele),
-            C::Rnfr(arg) => self.rnfr(ctx, arg),
-            C::Rnto(arg) => {
+            MKD => self.mkd(ctx, arg),
+            RMD => self.simple_write(ctx, arg, Modify::Rmd),
+            DELE => self.simple_write(ctx, arg, Modify::Dele),
+            RNFR => self.rnfr(ctx, arg),
+            RNTO => {
                 if was_rnfr {
                     self.rnto(ctx, arg);
                 } else {
                     self.say(ctx, R::BadSequence, "RNFR required first.");
                 }
             }
-            C::List(arg) => return self.list(ctx, Format::List, skip_options(arg)),
-            C::Nlst(arg) => return self.list(ctx, Format::Nlst, skip_options(arg)),
-            C::Mlsd(arg) => return self.list(ctx, Format::Mlsd, arg),
-            C::Mlst(arg) => self.mlst(ctx, arg),
-            C::Retr(arg) => return self.retr(ctx, arg),
-            C::Stor(arg) => return self.store(ctx, arg, StoreKind::Stor),
-            C::Appe(arg) => return self.store(ctx, arg, StoreKind::Appe),
-            C::Stou => return self.store(ctx, "", StoreKind::Stou),
-            C::Rest(n) => {
-                self.rest = n;
+            LIST => return self.list(ctx, Format::List, skip_options(arg)),
+            NLST => return self.list(ctx, Format::Nlst, skip_options(arg)),
+            MLSD => return self.list(ctx, Format::Mlsd, arg),
+            MLST => self.mlst(ctx, arg),
+            RETR => return self.retr(ctx, arg),
+            STOR => return self.store(ctx, arg, StoreKind::Stor),
+            APPE => return self.store(ctx, arg, StoreKind::Appe),
+            STOU => return self.store(ctx, "", StoreKind::Stou),
+            REST => {
+                self.rest = t.num;
                 self.reply(
                     ctx,
                     R::FileActionPending,
                     "Restarting at \x04. Send STOR or RETR.",
                     "",
-                    n,
+                    t.num,
                 );
             }
-            C::Allo => self.say(ctx, R::Ok, "ALLO command ok, no allocation needed."),
-            C::Type(t) => {
-                self.ty = t;
-                let name = if t == TransferType::Ascii { "A" } else { "I" };
+            ALLO => self.say(ctx, R::Ok, "ALLO command ok, no allocation needed."),
+            TYPE => {
+                self.ty = t.ty;
+                let name = if t.ty == TransferType::Ascii {
+                    "A"
+                } else {
+                    "I"
+                };
                 self.reply(ctx, R::Ok, "Type set to \x01.", name, 0);
             }
-            C::Stru => self.say(ctx, R::Ok, "Structure set to F."),
-            C::Mode => self.say(ctx, R::Ok, "Mode set to S."),
-            C::Pasv => self.pasv(ctx, false, EpsvArg::Any),
-            C::Epsv(EpsvArg::All) => {
+            STRU => self.say(ctx, R::Ok, "Structure set to F."),
+            MODE => self.say(ctx, R::Ok, "Mode set to S."),
+            PASV => self.pasv(ctx, false, EpsvArg::Any),
+            EPSV if t.epsv == EpsvArg::All => {
                 self.epsv_all = true;
                 self.say(ctx, R::Ok, "EPSV ALL ok.");
             }
-            C::Epsv(arg) => self.pasv(ctx, true, arg),
-            C::Port(addr) => self.port(ctx, SocketAddr::V4(addr), false),
-            C::Eprt(addr) => self.port(ctx, addr, true),
-            C::Abor => self.abor(ctx),
-            C::Syst => self.say(ctx, R::SystemType, "UNIX Type: L8"),
-            C::Stat(arg) => return self.stat(ctx, arg),
-            C::Help(arg) => self.help(ctx, arg),
-            C::Noop => self.say(ctx, R::Ok, "NOOP ok."),
-            C::Site(arg) => self.site(ctx, arg),
-            C::Feat => self.feat(ctx),
-            C::Opts(arg) => self.opts(ctx, arg),
-            C::Size(arg) => self.size(ctx, arg),
-            C::Mdtm(arg) => self.mdtm(ctx, arg),
-            C::Clnt => self.say(ctx, R::Ok, "Noted."),
-            C::NotImplemented => self.say(ctx, R::NotImplemented, "Command not implemented."),
+            EPSV => self.pasv(ctx, true, t.epsv),
+            PORT => self.port(ctx, t.addr, false),
+            EPRT => self.port(ctx, t.addr, true),
+            ABOR => self.abor(ctx),
+            SYST => self.say(ctx, R::SystemType, "UNIX Type: L8"),
+            STAT => return self.stat(ctx, arg),
+            HELP => self.help(ctx, arg),
+            NOOP => self.say(ctx, R::Ok, "NOOP ok."),
+            SITE => self.site(ctx, arg),
+            FEAT => self.feat(ctx),
+            OPTS => self.opts(ctx, arg),
+            SIZE => self.size(ctx, arg),
+            MDTM => self.mdtm(ctx, arg),
+            CLNT => self.say(ctx, R::Ok, "Noted."),
+            _ => self.say(ctx, R::NotImplemented, "Command not implemented."),
         }
         Handled::Done
     }

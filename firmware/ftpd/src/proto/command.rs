@@ -138,51 +138,51 @@ impl Command<'_> {
 // What a verb is. The first groups say what the argument must be: NEED
 // verbs want one (`501` without), ANY verbs take one or none, BARE verbs
 // none (only white space); the rest look at it themselves.
-const USER: u8 = 0;
-const MKD: u8 = 1;
-const RMD: u8 = 2;
-const DELE: u8 = 3;
-const RNFR: u8 = 4;
-const RNTO: u8 = 5;
-const RETR: u8 = 6;
-const STOR: u8 = 7;
-const APPE: u8 = 8;
-const SITE: u8 = 9;
-const OPTS: u8 = 10;
-const SIZE: u8 = 11;
-const MDTM: u8 = 12;
-const ANY: u8 = 13;
-const PASS: u8 = ANY;
-const CWD: u8 = 14;
-const LIST: u8 = 15;
-const NLST: u8 = 16;
-const MLSD: u8 = 17;
-const MLST: u8 = 18;
-const STAT: u8 = 19;
-const HELP: u8 = 20;
-const BARE: u8 = 21;
-const QUIT: u8 = BARE;
-const REIN: u8 = 22;
-const CDUP: u8 = 23;
-const PWD: u8 = 24;
-const STOU: u8 = 25;
-const PASV: u8 = 26;
-const ABOR: u8 = 27;
-const SYST: u8 = 28;
-const NOOP: u8 = 29;
-const FEAT: u8 = 30;
-const OWN: u8 = 31;
-const ACCT: u8 = OWN;
-const CLNT: u8 = 32;
-const NOT_IMPL: u8 = 33;
-const REST: u8 = 34;
-const ALLO: u8 = 35;
-const TYPE: u8 = 36;
-const STRU: u8 = 37;
-const MODE: u8 = 38;
-const PORT: u8 = 39;
-const EPSV: u8 = 40;
-const EPRT: u8 = 41;
+pub(crate) const USER: u8 = 0;
+pub(crate) const MKD: u8 = 1;
+pub(crate) const RMD: u8 = 2;
+pub(crate) const DELE: u8 = 3;
+pub(crate) const RNFR: u8 = 4;
+pub(crate) const RNTO: u8 = 5;
+pub(crate) const RETR: u8 = 6;
+pub(crate) const STOR: u8 = 7;
+pub(crate) const APPE: u8 = 8;
+pub(crate) const SITE: u8 = 9;
+pub(crate) const OPTS: u8 = 10;
+pub(crate) const SIZE: u8 = 11;
+pub(crate) const MDTM: u8 = 12;
+pub(crate) const ANY: u8 = 13;
+pub(crate) const PASS: u8 = ANY;
+pub(crate) const CWD: u8 = 14;
+pub(crate) const LIST: u8 = 15;
+pub(crate) const NLST: u8 = 16;
+pub(crate) const MLSD: u8 = 17;
+pub(crate) const MLST: u8 = 18;
+pub(crate) const STAT: u8 = 19;
+pub(crate) const HELP: u8 = 20;
+pub(crate) const BARE: u8 = 21;
+pub(crate) const QUIT: u8 = BARE;
+pub(crate) const REIN: u8 = 22;
+pub(crate) const CDUP: u8 = 23;
+pub(crate) const PWD: u8 = 24;
+pub(crate) const STOU: u8 = 25;
+pub(crate) const PASV: u8 = 26;
+pub(crate) const ABOR: u8 = 27;
+pub(crate) const SYST: u8 = 28;
+pub(crate) const NOOP: u8 = 29;
+pub(crate) const FEAT: u8 = 30;
+pub(crate) const OWN: u8 = 31;
+pub(crate) const ACCT: u8 = OWN;
+pub(crate) const CLNT: u8 = 32;
+pub(crate) const NOT_IMPL: u8 = 33;
+pub(crate) const REST: u8 = 34;
+pub(crate) const ALLO: u8 = 35;
+pub(crate) const TYPE: u8 = 36;
+pub(crate) const STRU: u8 = 37;
+pub(crate) const MODE: u8 = 38;
+pub(crate) const PORT: u8 = 39;
+pub(crate) const EPSV: u8 = 40;
+pub(crate) const EPRT: u8 = 41;
 
 /// Every verb known, upper case, three-letter verbs padded with a space.
 const VERBS: [([u8; 4], u8); 69] = [
@@ -260,30 +260,8 @@ const VERBS: [([u8; 4], u8); 69] = [
 /// Parses one command line (terminator already removed, Telnet sequences
 /// already stripped).
 pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
-    if has(line, 0) {
-        return Err(ParseError::BadBytes);
-    }
-    let line = core::str::from_utf8(line).map_err(|_| ParseError::BadBytes)?;
-    let b = line.as_bytes();
-    let sp = b.iter().position(|&c| c == b' ').unwrap_or(b.len());
-    let arg = line.get(sp + 1..).unwrap_or("");
-    if sp > 4 || sp == 0 {
-        return Err(ParseError::Unknown);
-    }
-    let mut up = *b"    ";
-    for (d, s) in up.iter_mut().zip(b) {
-        *d = s.to_ascii_uppercase();
-    }
-    let k = match VERBS.iter().find(|v| v.0 == up) {
-        Some(v) => v.1,
-        None => return Err(ParseError::Unknown),
-    };
-    if k < ANY && arg.is_empty() {
-        return Err(ParseError::MissingArgument);
-    }
-    if (BARE..OWN).contains(&k) && !trim(arg).is_empty() {
-        return Err(ParseError::UnexpectedArgument);
-    }
+    let (k, arg) = verb(line)?;
+    let t = typed(k, arg)?;
     use Command as C;
     Ok(match k {
         USER => C::User(arg),
@@ -320,22 +298,87 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
         FEAT => C::Feat,
         ACCT => C::Acct,
         CLNT => C::Clnt,
-        REST => C::Rest(match arg {
-            "" => return Err(ParseError::MissingArgument),
-            _ => parse_u64(arg.as_bytes()).ok_or(ParseError::BadArgument)?,
-        }),
-        ALLO => match arg {
-            "" => return Err(ParseError::MissingArgument),
-            _ => C::Allo,
+        REST => C::Rest(t.num),
+        ALLO => C::Allo,
+        TYPE => C::Type(t.ty),
+        STRU => C::Stru,
+        MODE => C::Mode,
+        PORT => match t.addr {
+            SocketAddr::V4(a) => C::Port(a),
+            SocketAddr::V6(_) => return Err(ParseError::BadArgument),
         },
-        TYPE => C::Type(parse_type(arg)?),
-        STRU => one_letter(arg, b'F', b"RP").map(|()| C::Stru)?,
-        MODE => one_letter(arg, b'S', b"BCZ").map(|()| C::Mode)?,
-        PORT => C::Port(parse_port(arg)?),
-        EPSV => C::Epsv(parse_epsv(arg)?),
-        EPRT => C::Eprt(parse_eprt(arg)?),
+        EPSV => C::Epsv(t.epsv),
+        EPRT => C::Eprt(t.addr),
         _ => C::NotImplemented,
     })
+}
+
+/// The argument of a verb that takes a typed one (`REST`, `TYPE`, `PORT`,
+/// `EPSV`, `EPRT`); the fields the verb does not use hold defaults.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Typed {
+    pub num: u64,
+    pub ty: TransferType,
+    pub epsv: EpsvArg,
+    pub addr: SocketAddr,
+}
+
+/// Checks and converts the argument of verb kind `k` (see [`verb`]).
+pub(crate) fn typed(k: u8, arg: &str) -> Result<Typed, ParseError> {
+    let mut t = Typed {
+        num: 0,
+        ty: TransferType::Ascii,
+        epsv: EpsvArg::Any,
+        addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+    };
+    if k < REST {
+        return Ok(t);
+    }
+    if arg.is_empty() && k != EPSV {
+        return Err(ParseError::MissingArgument);
+    }
+    match k {
+        REST => t.num = parse_u64(arg.as_bytes()).ok_or(ParseError::BadArgument)?,
+        TYPE => t.ty = parse_type(arg)?,
+        STRU => one_letter(arg, b'F', b"RP")?,
+        MODE => one_letter(arg, b'S', b"BCZ")?,
+        PORT => t.addr = SocketAddr::V4(parse_port(arg)?),
+        EPSV => t.epsv = parse_epsv(arg)?,
+        EPRT => t.addr = parse_eprt(arg)?,
+        _ => {}
+    }
+    Ok(t)
+}
+
+/// The checks every line goes through: no NUL, UTF-8, a known verb, an
+/// argument where one is needed and none where none is allowed. Returns
+/// the verb's kind (the constants above) and its argument.
+pub(crate) fn verb(line: &[u8]) -> Result<(u8, &str), ParseError> {
+    if has(line, 0) {
+        return Err(ParseError::BadBytes);
+    }
+    let line = core::str::from_utf8(line).map_err(|_| ParseError::BadBytes)?;
+    let b = line.as_bytes();
+    let sp = b.iter().position(|&c| c == b' ').unwrap_or(b.len());
+    let arg = line.get(sp + 1..).unwrap_or("");
+    if sp > 4 || sp == 0 {
+        return Err(ParseError::Unknown);
+    }
+    let mut up = *b"    ";
+    for (d, s) in up.iter_mut().zip(b) {
+        *d = s.to_ascii_uppercase();
+    }
+    let k = match VERBS.iter().find(|v| v.0 == up) {
+        Some(v) => v.1,
+        None => return Err(ParseError::Unknown),
+    };
+    if k < ANY && arg.is_empty() {
+        return Err(ParseError::MissingArgument);
+    }
+    if (BARE..OWN).contains(&k) && !trim(arg).is_empty() {
+        return Err(ParseError::UnexpectedArgument);
+    }
+    Ok((k, arg))
 }
 
 /// `STRU` and `MODE`: the one letter supported, letters known but not
