@@ -1227,20 +1227,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
     ) {
-        const COMMANDS: [&str; 4] = [
-            "ABOR ACCT ALLO APPE CDUP CLNT CWD DELE EPRT EPSV FEAT HELP",
-            "LIST MDTM MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT",
-            "PWD QUIT REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR",
-            "STOU STRU SYST TYPE USER XCUP XCWD XMKD XPWD XRMD",
-        ];
         let arg = trim(arg);
         if !arg.is_empty() {
-            let known = COMMANDS.iter().any(|row| {
-                row.as_bytes()
-                    .split(|&c| c == b' ')
-                    .any(|c| eq_ic(c, arg.as_bytes()))
-            });
-            if known {
+            if verb::implemented().any(|c| eq_ic(c, arg.as_bytes())) {
                 self.reply(ctx, R::Help, "\x02 is supported.", arg, 0);
             } else {
                 self.reply(ctx, R::NotImplemented, "Unknown command \x02.", arg, 0);
@@ -1248,11 +1237,16 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return;
         }
         self.send(ctx, |w| {
-            // Short enough never to be cut: whole lines as they go out.
+            // Short enough never to be cut: whole lines as they go out,
+            // twelve verbs a line.
             w.first(R::Help, "The following commands are recognized:");
-            for row in COMMANDS {
-                w.raw(b" ").raw(row.as_bytes()).raw(b"\r\n");
+            for (i, c) in verb::implemented().enumerate() {
+                w.raw(b" ").raw(c);
+                if i % 12 == 11 {
+                    w.raw(b"\r\n");
+                }
             }
+            w.raw(b"\r\n");
             w.last(R::Help, "Help OK.");
         });
     }

@@ -184,54 +184,56 @@ pub(crate) const PORT: u8 = 39;
 pub(crate) const EPSV: u8 = 40;
 pub(crate) const EPRT: u8 = 41;
 
-/// Every verb known, upper case, three-letter verbs padded with a space.
+/// Every verb known, upper case, three-letter verbs padded with a space:
+/// first the [`IMPLEMENTED`] ones in alphabetical order (`HELP` lists them
+/// from here), then those answered with `502`.
 const VERBS: [([u8; 4], u8); 69] = [
-    (*b"USER", USER),
-    (*b"PASS", PASS),
+    (*b"ABOR", ABOR),
     (*b"ACCT", ACCT),
-    (*b"QUIT", QUIT),
-    (*b"REIN", REIN),
-    (*b"CWD ", CWD),
-    (*b"XCWD", CWD),
+    (*b"ALLO", ALLO),
+    (*b"APPE", APPE),
     (*b"CDUP", CDUP),
-    (*b"XCUP", CDUP),
-    (*b"PWD ", PWD),
-    (*b"XPWD", PWD),
-    (*b"MKD ", MKD),
-    (*b"XMKD", MKD),
-    (*b"RMD ", RMD),
-    (*b"XRMD", RMD),
+    (*b"CLNT", CLNT),
+    (*b"CWD ", CWD),
     (*b"DELE", DELE),
-    (*b"RNFR", RNFR),
-    (*b"RNTO", RNTO),
+    (*b"EPRT", EPRT),
+    (*b"EPSV", EPSV),
+    (*b"FEAT", FEAT),
+    (*b"HELP", HELP),
     (*b"LIST", LIST),
-    (*b"NLST", NLST),
+    (*b"MDTM", MDTM),
+    (*b"MKD ", MKD),
     (*b"MLSD", MLSD),
     (*b"MLST", MLST),
+    (*b"MODE", MODE),
+    (*b"NLST", NLST),
+    (*b"NOOP", NOOP),
+    (*b"OPTS", OPTS),
+    (*b"PASS", PASS),
+    (*b"PASV", PASV),
+    (*b"PORT", PORT),
+    (*b"PWD ", PWD),
+    (*b"QUIT", QUIT),
+    (*b"REIN", REIN),
+    (*b"REST", REST),
     (*b"RETR", RETR),
+    (*b"RMD ", RMD),
+    (*b"RNFR", RNFR),
+    (*b"RNTO", RNTO),
+    (*b"SITE", SITE),
+    (*b"SIZE", SIZE),
+    (*b"STAT", STAT),
     (*b"STOR", STOR),
     (*b"STOU", STOU),
-    (*b"APPE", APPE),
-    (*b"REST", REST),
-    (*b"ALLO", ALLO),
-    (*b"TYPE", TYPE),
     (*b"STRU", STRU),
-    (*b"MODE", MODE),
-    (*b"PORT", PORT),
-    (*b"PASV", PASV),
-    (*b"EPSV", EPSV),
-    (*b"EPRT", EPRT),
-    (*b"ABOR", ABOR),
     (*b"SYST", SYST),
-    (*b"STAT", STAT),
-    (*b"HELP", HELP),
-    (*b"NOOP", NOOP),
-    (*b"SITE", SITE),
-    (*b"FEAT", FEAT),
-    (*b"OPTS", OPTS),
-    (*b"SIZE", SIZE),
-    (*b"MDTM", MDTM),
-    (*b"CLNT", CLNT),
+    (*b"TYPE", TYPE),
+    (*b"USER", USER),
+    (*b"XCUP", CDUP),
+    (*b"XCWD", CWD),
+    (*b"XMKD", MKD),
+    (*b"XPWD", PWD),
+    (*b"XRMD", RMD),
     (*b"AUTH", NOT_IMPL),
     (*b"PBSZ", NOT_IMPL),
     (*b"PROT", NOT_IMPL),
@@ -256,6 +258,17 @@ const VERBS: [([u8; 4], u8); 69] = [
     (*b"XSHA", NOT_IMPL),
     (*b"HASH", NOT_IMPL),
 ];
+
+/// How many of [`VERBS`] are implemented (they come first).
+const IMPLEMENTED: usize = 46;
+
+/// The implemented verbs in alphabetical order, as `HELP` shows them.
+pub(crate) fn implemented() -> impl Iterator<Item = &'static [u8]> {
+    VERBS[..IMPLEMENTED].iter().map(|(v, _)| match v {
+        [_, _, _, b' '] => &v[..3],
+        _ => &v[..],
+    })
+}
 
 /// Parses one command line (terminator already removed, Telnet sequences
 /// already stripped).
