@@ -289,7 +289,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     }
 
     /// `code text` (a literal: no template markers).
-    #[inline(never)]
     fn say<N: Net<Socket = K>, S: Storage>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -301,7 +300,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     /// `code` and the template `tpl` filled with `s` and `n` (see
     /// [`Writer::fill`]).
-    #[inline(never)]
     fn reply<N: Net<Socket = K>, S: Storage>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -465,7 +463,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     }
 
     /// Gives back every socket and file.
-    #[inline(never)]
     fn teardown<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, net: &mut N, fs: &mut S) {
         if let Some(t) = self.xfer.take() {
             let _ = Self::drop_transfer(t, net, fs, true);
@@ -563,7 +560,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     // ---- commands --------------------------------------------------------
 
     /// Reads and answers at most one command.
-    #[inline(never)]
     fn read_command<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -664,7 +660,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    #[inline(never)]
     fn handle_line<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -743,7 +738,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    #[inline(never)]
     fn dispatch<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -858,7 +852,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     // ---- login -------------------------------------------------------------
 
-    #[inline(never)]
     fn user<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -979,7 +972,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         Some((v, s))
     }
 
-    #[inline(never)]
     fn cwd_to<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1005,7 +997,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    #[inline(never)]
     fn mkd<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1020,7 +1011,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    #[inline(never)]
     fn simple_write<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1054,7 +1044,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    #[inline(never)]
     fn rnfr<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1097,7 +1086,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    #[inline(never)]
     fn size<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1113,7 +1101,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    #[inline(never)]
     fn mdtm<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1135,7 +1122,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    #[inline(never)]
     fn mlst<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1164,7 +1150,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     // ---- information ---------------------------------------------------------
 
-    #[inline(never)]
     fn feat<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, ctx: &mut Ctx<'_, '_, N, S>) {
         let mask = self.facts;
         self.send(ctx, |w| {
@@ -1179,7 +1164,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         });
     }
 
-    #[inline(never)]
     fn opts<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1221,7 +1205,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    #[inline(never)]
     fn help<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1251,7 +1234,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         });
     }
 
-    #[inline(never)]
     fn site<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1268,7 +1250,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    #[inline(never)]
     fn stat<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1370,7 +1351,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     // ---- data connections ------------------------------------------------------
 
-    #[inline(never)]
     fn pasv<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1457,7 +1437,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    #[inline(never)]
     fn port<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1544,7 +1523,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         });
     }
 
-    #[inline(never)]
     fn retr<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1610,7 +1588,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         Handled::Done
     }
 
-    #[inline(never)]
     fn store<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1701,7 +1678,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         Handled::Done
     }
 
-    #[inline(never)]
     fn list<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1763,7 +1739,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         Handled::Done
     }
 
-    #[inline(never)]
     fn abor<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, ctx: &mut Ctx<'_, '_, N, S>) {
         self.drop_data(ctx.net);
         match self.xfer.take() {
@@ -1782,7 +1757,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     /// Ends a transfer with an error reply (the file is closed, so what an
     /// upload received so far is kept and can be resumed with REST).
-    #[inline(never)]
     fn fail_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
