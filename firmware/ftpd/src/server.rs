@@ -21,6 +21,13 @@ use crate::storage::{DateTime, Storage};
 use crate::time::Instant;
 use crate::{MAX_LINE, MAX_REPLY};
 
+/// A zeroed buffer, out of line: zeroed through a pointer of the array's
+/// own alignment, it needs no `memclr` routine of its own.
+#[inline(never)]
+fn zeroed<const N: usize>() -> [u8; N] {
+    [0; N]
+}
+
 /// What one call of [`Server::poll`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Poll {
@@ -53,8 +60,8 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
             config,
             sessions: core::array::from_fn(|_| None),
             data_buf,
-            line: [0; MAX_LINE],
-            reply: [0; MAX_REPLY],
+            line: zeroed(),
+            reply: zeroed(),
             next_id: 1,
             utc: None,
         }
