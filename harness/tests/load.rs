@@ -633,6 +633,31 @@ fn abrupt_disconnects(t: Target) {
         &data,
     );
     same_tree("/many on the card", &card.read_tree("many"), &many);
+    // Uploads cut by a reset: what was kept holds only bytes that were
+    // sent, in order (8 KB, then 8 KB more when the control went first).
+    let up = card.read_tree("up");
+    for (name, data) in &up {
+        let n: u64 = name
+            .strip_prefix("cut-")
+            .and_then(|r| r.strip_suffix(".bin"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected /up/{name} on the card"));
+        let data = data.as_ref().expect("a file");
+        let chunk = load::content(8192, n);
+        let sent = [chunk.clone(), chunk].concat();
+        assert!(
+            sent.starts_with(data),
+            "/up/{name} on the card ({} bytes) is not a prefix of what was sent",
+            data.len()
+        );
+    }
+    eprintln!(
+        "{}: {} cut uploads kept, {} to {} bytes",
+        t.name,
+        up.len(),
+        up.values().flatten().map(Vec::len).min().unwrap_or(0),
+        up.values().flatten().map(Vec::len).max().unwrap_or(0)
+    );
 }
 
 // ---------------------------------------------------------------------------
