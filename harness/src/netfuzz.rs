@@ -520,6 +520,13 @@ async fn probe(sh: Arc<Shared>, addr: SocketAddr) {
         .await;
         match r {
             Ok(()) => misses = 0,
+            // A board with every socket taken refuses (RST) rather than
+            // greet with 421 when more clients than its sockets come at
+            // once (--connections above 3): alive, not a miss.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                sh.stats.lock().unwrap().connect_errors += 1;
+                misses = 0;
+            }
             Err(e) => {
                 misses += 1;
                 if misses == 2 {
@@ -565,8 +572,26 @@ pub async fn normal_session(addr: SocketAddr, lim: Limits) -> anyhow::Result<Str
         }
         Ok(r)
     }
+    // EPSV until a data socket is free: sockets of sessions that just
+    // ended may still be closing (425 "try later").
     async fn passive(c: &mut Control) -> anyhow::Result<tokio::net::TcpStream> {
-        let r = step(c, "EPSV", &[229]).await?;
+        let t0 = Instant::now();
+        let r = loop {
+            let r = step(c, "EPSV", &[229, 425]).await?;
+            if r.code == 229 {
+                break r;
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                bail!("EPSV still answered `{}` after 60 s", r.lines.join(" / "));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        if t0.elapsed() > Duration::from_millis(400) {
+            println!(
+                "netfuzz: note: EPSV answered 425 (no data socket free) for {:.1} s after the fuzzing",
+                t0.elapsed().as_secs_f64()
+            );
+        }
         let port = client::parse_epsv(r.text()).ok_or_else(|| anyhow!("229 without a port"))?;
         Ok(client::connect(SocketAddr::new(c.peer.ip(), port), Duration::from_secs(10)).await?)
     }

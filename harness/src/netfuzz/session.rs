@@ -414,6 +414,7 @@ async fn read_replies(
     let lim = &sh.limits;
     let mut buf = vec![0u8; 8192];
     let mut malformed = false;
+    let mut last_code = 0;
     loop {
         if conn.rst.load(Ordering::Relaxed) {
             break;
@@ -427,6 +428,15 @@ async fn read_replies(
                     }
                 }
                 log.note("-- the server closed the connection");
+                if (100..200).contains(&last_code) {
+                    sh.fail(
+                        k,
+                        &format!(
+                            "the server closed the control connection after {last_code} without the transfer's final reply"
+                        ),
+                        log,
+                    );
+                }
                 break;
             }
             Ok(Ok(n)) => {
@@ -438,6 +448,7 @@ async fn read_replies(
                                 log.note(format!("S: {l}"));
                             }
                             sh.count_reply(r.code);
+                            last_code = r.code;
                             if r.code >= 200 {
                                 conn.finals.fetch_add(1, Ordering::Relaxed);
                             }
