@@ -54,6 +54,7 @@ on_boards! {
     power_cut: [sim, qemu, qemu_10],
     storage_full: [sim, qemu, qemu_10],
     no_card: [qemu, qemu_10],
+    card_inserted_live: [qemu, qemu_10],
     unformatted_card: [qemu, qemu_10],
     card_fails: [sim],
 }
@@ -980,6 +981,8 @@ impl RawBoard {
         let console = dir.path().join("console");
         let mut cmd = ns.std_command(harness::board::run_script());
         cmd.args(["--net", &format!("tap:{}", harness::netns::TAP)])
+            .arg("--qmp")
+            .arg(dir.path().join("qmp.sock"))
             .arg("--qemu")
             .arg(&qemu.path)
             .args(["--image", image])
@@ -1023,6 +1026,11 @@ impl RawBoard {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// QEMU's QMP socket.
+    fn qmp(&self) -> harness::cable::Qmp {
+        harness::cable::Qmp::connect(&self._dir.path().join("qmp.sock")).unwrap()
     }
 
     fn netns(&self) -> String {
@@ -1104,6 +1112,62 @@ fn no_card(t: Target) {
     drop(b);
     eprintln!("no card on {}: {}", t.name, replies[0]);
     card_inserted(t, &Card::new());
+}
+
+/// A card inserted while the QEMU board runs (an empty slot, then QMP's
+/// `blockdev-change-medium`): the board finds it within its 2 s retry and
+/// serves files from it, without a reboot.
+fn card_inserted_live(t: Target) {
+    let card = Card::new();
+    let mut b = RawBoard::qemu(&t, "empty");
+    b.wait_for(" ready: ftp://", 1, Duration::from_secs(60));
+    all_451("empty slot", &without_storage(&b.netns()));
+    let img = card.image();
+    let args = format!(
+        r#"{{"device":"sd0","filename":"{}","format":"raw"}}"#,
+        img.display()
+    );
+    b.qmp()
+        .execute("blockdev-change-medium", Some(&args))
+        .unwrap();
+    let t0 = Instant::now();
+    let console = b.wait_for("sd: card ready", 1, Duration::from_secs(10));
+    eprintln!(
+        "card inserted on {}: mounted after {:.1} s",
+        t.name,
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(console.contains("Fat32 in MBR partition"), "{console}");
+    let data = bytes(80_000, 700);
+    let d2 = data.clone();
+    harness::netns::run_in_blocking(&b.netns(), move || {
+        let mut f = Ftp::login(harness::netns::board_addr(false));
+        let r = f.stor("live.bin", &d2);
+        assert_eq!(r.code, 226, "STOR after the card went in: {r}");
+        same_bytes("RETR live.bin", &f.retr("live.bin"), &d2);
+        f.ok("MKD dir", 257);
+        f.ok("QUIT", 221);
+    })
+    .unwrap();
+    let out = b.stop();
+    assert!(
+        !out.contains("PANIC") && !out.contains("HARD FAULT"),
+        "{out}"
+    );
+    eprintln!(
+        "card inserted on {}: {}",
+        t.name,
+        out.lines()
+            .filter(|l| l.starts_with("stack: peak"))
+            .next_back()
+            .unwrap_or("")
+    );
+    card.assert_clean();
+    same_bytes(
+        "live.bin on the card",
+        &card.read("/live.bin").unwrap(),
+        &data,
+    );
 }
 
 /// After a card trouble: the board on a good card serves.
