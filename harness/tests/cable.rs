@@ -275,7 +275,7 @@ fn phase(
     );
 
     // Nothing stuck.
-    let (sessions, files, took) = in_ns(&ns, || settle())
+    let (sessions, files, took) = in_ns(&ns, settle)
         .join()
         .unwrap()
         .unwrap_or_else(|e| panic!("{what}: STAT after the pull: {e:#}"));
