@@ -110,7 +110,7 @@ async fn greeting(
             Ok(Ok(n)) => n,
         };
         log.touch();
-        for e in parser.feed(&buf[..n]) {
+        if let Some(e) = parser.feed(&buf[..n]).into_iter().next() {
             match e {
                 Event::Reply(r) => {
                     for l in &r.lines {
@@ -180,7 +180,6 @@ async fn fuzz(env: &Env, k: u64) {
         Ok(220) => {}
         Ok(_) => {
             sh.stats.lock().unwrap().refused += 1;
-            drop((rd, wr));
             tokio::time::sleep(Duration::from_millis(100)).await;
             return;
         }
@@ -233,7 +232,6 @@ async fn fuzz(env: &Env, k: u64) {
     let writer = write_plan(env, k, seed, &plan, &mut wr, &conn, &log);
     let reader = read_replies(env, k, seed, peer.ip(), &mut rd, &mut parser, &conn, &log);
     tokio::join!(writer, reader);
-    drop((rd, wr));
     if conn.rst.load(Ordering::Relaxed) {
         let _ = stream.set_zero_linger();
         sh.stats.lock().unwrap().resets += 1;
