@@ -500,6 +500,10 @@ impl Stat {
 pub struct ConsoleStats {
     pub sessions: usize,
     pub open_files: usize,
+    /// The socket pools: control sockets listening, data sockets free,
+    /// sockets held by the engine, sockets still closing (the board's
+    /// "free RAM": it has no heap).
+    pub sockets: Option<[usize; 4]>,
     /// The whole line.
     pub line: String,
 }
@@ -513,9 +517,18 @@ impl ConsoleStats {
             let digits: String = rest[i..].chars().take_while(char::is_ascii_digit).collect();
             digits.parse().ok()
         };
+        let sockets = (|| {
+            Some([
+                field(", sockets listening ")?,
+                field(" data-free ")?,
+                field(" owned ")?,
+                field(" closing ")?,
+            ])
+        })();
         Some(ConsoleStats {
             sessions: field(", sessions ")?,
             open_files: field(", open files ")?,
+            sockets,
             line: rest.trim_end().to_string(),
         })
     }
@@ -1031,8 +1044,13 @@ mod tests {
             "stats: up 2895 ms, sessions 3, open files 1, stack peak 10564 of 22560, eth rx 0\r\n",
         )
         .unwrap();
-        assert_eq!((s.sessions, s.open_files), (3, 1));
+        assert_eq!((s.sessions, s.open_files, s.sockets), (3, 1, None));
         assert!(s.line.ends_with("eth rx 0"));
+        let s = ConsoleStats::parse(
+            "stats: up 9 ms, sessions 0, open files 0, sockets listening 5 data-free 5 owned 0 closing 1, stack",
+        )
+        .unwrap();
+        assert_eq!(s.sockets, Some([5, 5, 0, 1]));
         assert_eq!(ConsoleStats::parse("stack: peak 7000 bytes"), None);
     }
 

@@ -154,19 +154,22 @@ fn settle(within: Duration) -> (Stat, Duration) {
 }
 
 /// The QEMU board's console (`s`) once no client is connected: no session,
-/// no open file (`None` for the virtual board, which has no console; its
-/// `STAT` says the same).
+/// no open file, no socket held or closing (`None` for the virtual board,
+/// which has no console; its `STAT` says the same).
 fn console_idle(b: &Board) -> Option<load::ConsoleStats> {
     let sock = b.server.as_ref()?.console.clone()?;
     let t0 = Instant::now();
     loop {
         let s = load::console_stats(&sock, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("the console at {}: {e}", sock.display()));
-        if (s.sessions, s.open_files) == (0, 0) {
+        let sockets_idle = s
+            .sockets
+            .is_none_or(|[_, _, owned, closing]| owned + closing == 0);
+        if (s.sessions, s.open_files) == (0, 0) && sockets_idle {
             return Some(s);
         }
         assert!(
-            t0.elapsed() < Duration::from_secs(5),
+            t0.elapsed() < Duration::from_secs(15),
             "the board's console after the clients left: {}",
             s.line
         );
@@ -548,6 +551,10 @@ fn abrupt_disconnects(t: Target) {
         eprintln!(
             "{} console before: {}\n{} console after:  {}",
             t.name, x.line, t.name, y.line
+        );
+        assert_eq!(
+            x.sockets, y.sockets,
+            "the board's sockets (listening, data free, owned, closing) before and after the resets"
         );
     }
     // A normal session works.
