@@ -15,7 +15,8 @@
 //! - `session_limit`: the fifth client hears `421` within a second and is
 //!   closed; once one of the four leaves, a new client gets in.
 //! - `abrupt_disconnects`: 200 resets (RST) in the middle of logins,
-//!   listings, downloads and uploads (control or data connection, or both);
+//!   listings, downloads and uploads (control or data connection, or both),
+//!   100 one after the other and 100 from four clients at once;
 //!   afterwards `STAT` shows one session and no open file (and the QEMU
 //!   board's console, command `s`, none and none), a normal session
 //!   works, and four sessions transferring at once (every socket back in
@@ -522,19 +523,36 @@ fn abrupt_disconnects(t: Target) {
         },
     };
     let t0 = Instant::now();
-    let (counts, busy, refused) = in_ns(&b, move || {
-        let mut counts = BTreeMap::<String, usize>::new();
-        let (mut busy, mut refused) = (0, 0);
-        for n in 0..RESETS {
-            let k = Abrupt::ALL[n % Abrupt::ALL.len()];
-            let a = load::abrupt(addr(), k, n, &plan)
-                .unwrap_or_else(|e| panic!("reset {n} ({k:?}): {e}"));
-            busy += a.busy;
-            refused += a.refused;
-            *counts.entry(format!("{k:?}")).or_default() += 1;
-        }
-        (counts, busy, refused)
-    });
+    // Half one after the other, half from four clients at once (then the
+    // board is often full: logins retry on 421).
+    let lane = |ns: Vec<usize>| {
+        let plan = plan.clone();
+        spawn_in(&b, move || {
+            ns.into_iter()
+                .map(|n| {
+                    let k = Abrupt::ALL[n % Abrupt::ALL.len()];
+                    let a = load::abrupt(addr(), k, n, &plan)
+                        .unwrap_or_else(|e| panic!("reset {n} ({k:?}): {e}"));
+                    (k, a)
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let mut results = lane((0..RESETS / 2).collect()).join().unwrap();
+    let four: Vec<_> = (0..4)
+        .map(|l| lane((RESETS / 2..RESETS).filter(|n| n % 4 == l).collect()))
+        .collect();
+    for l in four {
+        results.extend(l.join().unwrap());
+    }
+    let mut counts = BTreeMap::<String, usize>::new();
+    let (mut busy, mut refused) = (0, 0);
+    for (k, a) in &results {
+        busy += a.busy;
+        refused += a.refused;
+        *counts.entry(format!("{k:?}")).or_default() += 1;
+    }
+    assert_eq!(results.len(), RESETS);
     let resets_took = t0.elapsed();
     // Everything given back: one session (the one asking), no open file.
     let (after, settled) = in_ns(&b, || settle(Duration::from_secs(45)));
