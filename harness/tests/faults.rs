@@ -272,6 +272,19 @@ impl Rng {
     }
 }
 
+/// Sleeps `d`; spins for short ones (a sleep overshoots by tens of
+/// microseconds, longer than a whole operation on the virtual board).
+fn pause(d: Duration) {
+    let t0 = Instant::now();
+    if d > Duration::from_millis(2) {
+        std::thread::sleep(d);
+    } else {
+        while t0.elapsed() < d {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 fn kill9(pid: u32) {
     // SAFETY: a signal to a process the test started and has not reaped.
     let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
@@ -467,6 +480,10 @@ fn power_cut(t: Target) {
     let mut lost_budget = 0u64;
     let mut cut_after_reply = 0;
     let mut renames_lost = 0;
+    // Cuts after which fsck's findings changed: the cut hit the medium
+    // mid-operation (not merely before or after it).
+    let mut findings_before = String::new();
+    let mut cuts_that_show = 0;
     let ops = [Op::Stor, Op::Mkd, Op::Rename, Op::Dele];
     for i in 0..CUTS {
         let op = ops[i % ops.len()];
@@ -534,7 +551,7 @@ fn power_cut(t: Target) {
                             let _ = d.write_all(&data);
                             drop(d);
                         });
-                        std::thread::sleep(took * frac as u32 / 1000);
+                        pause(took * frac as u32 / 1000);
                         kill9(pid);
                         let _ = d2.shutdown(Shutdown::Both);
                         sender.join().unwrap();
@@ -547,7 +564,7 @@ fn power_cut(t: Target) {
                         took = t0.elapsed();
                         done.push(Done::Put(format!("{done_name}.d"), None));
                         f.send(&format!("MKD {flight_name}")).unwrap();
-                        std::thread::sleep(took * frac as u32 / 1000);
+                        pause(took * frac as u32 / 1000);
                         kill9(pid);
                     }
                     Op::Rename => {
@@ -560,7 +577,7 @@ fn power_cut(t: Target) {
                         done.push(Done::Move(victim_a.clone(), renamed_done.clone()));
                         f.ok(&format!("RNFR {victim_b}"), 350);
                         f.send(&format!("RNTO {renamed}")).unwrap();
-                        std::thread::sleep(took * frac as u32 / 1000);
+                        pause(took * frac as u32 / 1000);
                         kill9(pid);
                     }
                     Op::Dele => {
@@ -570,7 +587,7 @@ fn power_cut(t: Target) {
                         took = t0.elapsed();
                         done.push(Done::Remove(victim_a.clone()));
                         f.send(&format!("DELE {victim_b}")).unwrap();
-                        std::thread::sleep(took * frac as u32 / 1000);
+                        pause(took * frac as u32 / 1000);
                         kill9(pid);
                     }
                 }
@@ -644,7 +661,13 @@ fn power_cut(t: Target) {
         let out = card.fsck();
         let text = format!("{}{}", out.stdout(), out.stderr());
         let mut lost = 0;
-        for f in parse_fsck(&text) {
+        let findings = parse_fsck(&text);
+        let now = format!("{findings:?}");
+        if now != findings_before {
+            cuts_that_show += 1;
+            findings_before = now;
+        }
+        for f in findings {
             let allowed = match &f {
                 Finding::Path(p, _) => p
                     .strip_prefix(&format!("/{DIR}/"))
@@ -781,7 +804,7 @@ fn power_cut(t: Target) {
     .unwrap();
     b.stop();
     eprintln!(
-        "power_cut on {}: {CUTS} cuts, {cut_after_reply} after the reply had left, {renames_lost} renames lost their name",
+        "power_cut on {}: {CUTS} cuts, {cuts_that_show} changed what fsck finds, {cut_after_reply} came after the reply had left, {renames_lost} renames lost their name",
         t.name
     );
 }
