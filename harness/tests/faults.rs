@@ -1,22 +1,42 @@
 //! Faults (issue 7): power cuts, a full card, SD-card trouble, on the
-//! virtual board (`sim`) and the firmware under QEMU (`qemu`).
+//! virtual board (`sim`) and the firmware under QEMU 7.2 (`qemu`) and
+//! 10.0.2 (`qemu-10`). Run: `cargo test -p harness --test faults` (as root).
 //!
-//! - Power cut: the board's process (QEMU, or sim) is killed with SIGKILL
-//!   at a random moment (seeded; the seed is printed, `FAULTS_SEED=N`
-//!   repeats a run) during STOR, MKD, RNFR/RNTO and DELE, 20 times, on one
-//!   card that is never repaired, so that damage would accumulate. After
-//!   every cut `fsck.fat -n` may only report what the operation in flight
-//!   explains, and the card (read with mtools) holds exactly what the
-//!   client was told: every file stored with a `226` and not deleted since,
-//!   byte for byte; the operation in flight either happened or not.
-//! - Storage full: a 4 MiB FAT16 card filled over FTP, then a STOR past
-//!   the free space.
-//! - SD trouble: no card and an unformatted card at boot; a card that fails
-//!   in the middle of a transfer.
+//! - Power cut (`power_cut`): the board's process (QEMU, or sim) is killed
+//!   with SIGKILL at a random moment (seeded; the seed is printed,
+//!   `FAULTS_SEED=N` repeats a run) during STOR, MKD, RNFR/RNTO and DELE,
+//!   20 times, on one card that is never repaired, so that damage would
+//!   accumulate; the board is rebooted on it each time. The moment is drawn
+//!   within the time the same operation took just before, to completion.
+//!   After every cut `fsck.fat -n` may only report what an operation in
+//!   flight explains (its path, its long name, lost clusters up to the
+//!   bytes in flight, FSInfo's count, the dirty bit, FAT copies that differ
+//!   but are each intact; never a cross-link), and the card (read with
+//!   mtools) holds exactly what the client was told: every file stored with
+//!   a `226` and not deleted since, byte for byte; the operation in flight
+//!   either happened or not (a reply that left before the cut says which);
+//!   a file cut mid-STOR holds a prefix of what was sent. At the end the
+//!   board serves the card: every file reads back over FTP.
+//! - Storage full (`storage_full`): a 4 MiB FAT16 card filled over FTP,
+//!   then a STOR past the free space: `452 No space left on device; partial
+//!   file kept.`, the partial file a prefix of what was sent, the other
+//!   files intact, room again after a DELE, fsck clean.
+//! - No card, an unformatted card (`no_card`, `unformatted_card`): the QEMU
+//!   board boots and serves anyway, file commands get `451 Storage not
+//!   ready`, the console says why and retries every 2 s; a card inserted
+//!   while it runs (`card_inserted_live`: an empty slot, QMP
+//!   `blockdev-change-medium`) or at the next boot is served. The virtual
+//!   board refuses an unformatted image at start, saying why.
+//! - A card that fails mid-STOR (`card_fails`, sim only: QEMU's SD model
+//!   does not turn host I/O errors into card errors, sd.c only prints
+//!   `sd_blk_write: write error on host side`; sim's hidden
+//!   `--fail-writes AFTER,COUNT` fails block writes instead): `451 Storage
+//!   error`, no `226`, the session and the board stay up, later sessions
+//!   work, files stored before and after read back.
 //!
 //! Needs root (namespaces, TAP), dosfstools, mtools, and qemu-system-arm
-//! for QEMU: without them the tests fail under `CI=true` and print a loud
-//! notice otherwise.
+//! (and /opt/qemu10 for qemu-10): without them the tests fail under
+//! `CI=true` and print a loud notice otherwise. One board at a time.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
