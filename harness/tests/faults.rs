@@ -1204,8 +1204,7 @@ fn card_inserted_live(t: Target) {
         "card inserted on {}: {}",
         t.name,
         out.lines()
-            .filter(|l| l.starts_with("stack: peak"))
-            .next_back()
+            .rfind(|l| l.starts_with("stack: peak"))
             .unwrap_or("")
     );
     card.assert_clean();
