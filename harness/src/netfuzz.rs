@@ -651,6 +651,8 @@ pub async fn normal_session(addr: SocketAddr, lim: Limits) -> anyhow::Result<Str
         );
     }
     // Every fuzz session gone, every file closed.
+    let waited = Instant::now();
+    let mut first = None;
     loop {
         let r = step(&mut c, "STAT", &[211]).await?;
         let last = r.lines.join(" / ");
@@ -660,7 +662,23 @@ pub async fn normal_session(addr: SocketAddr, lim: Limits) -> anyhow::Result<Str
             .any(|l| l.trim().starts_with("Sessions: 1 of"));
         let closed = r.lines.iter().any(|l| l.trim() == "Open files: 0");
         if one && closed {
+            if let Some(f) = first.filter(|_| waited.elapsed() > Duration::from_secs(1)) {
+                println!(
+                    "netfuzz: note: STAT showed other sessions or open files for {:.1} s after the fuzzing ({f})",
+                    waited.elapsed().as_secs_f64()
+                );
+            }
             break;
+        }
+        if first.is_none() {
+            first = Some(
+                r.lines
+                    .iter()
+                    .filter(|l| l.contains("Sessions:") || l.contains("Open files:"))
+                    .map(|l| l.trim())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
         }
         if Instant::now() > until {
             bail!(
