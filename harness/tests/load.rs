@@ -25,7 +25,8 @@
 //!   5 s: `--idle-timeout`/`--data-timeout` of sim and of the QEMU script),
 //!   a client that stops reading mid-RETR gets `426` within the data
 //!   timeout and `421` at the idle timeout, a client that types a command a
-//!   byte a second gets `421` at the idle timeout and is closed; meanwhile
+//!   byte a second gets `421` at the idle timeout and is closed, a client
+//!   that stops sending mid-STOR gets `426` at the data timeout; meanwhile
 //!   another client's transfers complete.
 //!
 //! Sizes: files of 1 KB to 2 MiB on the virtual board, 1 to 64 KB on QEMU
@@ -830,6 +831,39 @@ fn slow_clients(t: Target) {
         drop(f);
         Ok((since, when, sent))
     });
+    // A client that stops sending mid-STOR (its data connection stays
+    // open): the upload ends with 426 at the data timeout, the server
+    // closes the data connection, and the session goes on.
+    let upload_stall = spawn_in(&b, move || -> load::Result<(f64, f64)> {
+        let mut f = Ftp::login(addr(), USER, PASS, Duration::from_secs(IDLE_S + 30))?;
+        let mut d = f.passive()?;
+        f.start("STOR /stalled.bin")?;
+        d.write_all(&load::content(8192, 3))
+            .map_err(|e| Error::Wrong(format!("STOR: {e}")))?;
+        let stalled = at(t0);
+        let r = f.read_reply("the stalled STOR")?;
+        let got = at(t0);
+        if r.code != 426 && r.code != 451 {
+            return Err(Error::Reply {
+                doing: "the stalled STOR".into(),
+                reply: r,
+            });
+        }
+        d.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut b = [0u8; 64];
+        match d.read(&mut b) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => {
+                return Err(Error::Wrong(format!(
+                    "data connection of the stalled STOR still open: {other:?}"
+                )));
+            }
+        }
+        f.expect("NOOP", 200)?;
+        f.quit()?;
+        Ok((stalled, got))
+    });
     // Meanwhile another client works.
     let size = if qemu { 32 * 1024 } else { 1 << 20 };
     let worker = spawn_in(&b, move || -> load::Result<(f64, usize)> {
@@ -849,15 +883,18 @@ fn slow_clients(t: Target) {
     let (worked, rounds) = ok("the worker", worker.join().unwrap());
     let (sent, got426, data_closed, got421) = ok("the stalled RETR", stall.join().unwrap());
     let (since, got421b, bytes) = ok("the byte-a-second client", trickle.join().unwrap());
+    let (stor_stalled, got426s) = ok("the stalled STOR", upload_stall.join().unwrap());
     eprintln!(
         "{}: stalled RETR at {sent:.1} s: 426 at {got426:.1} s, data connection ended by {data_closed:.1} s, 421 at {got421:.1} s; \
          byte-a-second client (logged in at {since:.1} s) sent {bytes} bytes, 421 at {got421b:.1} s; \
+         stalled STOR at {stor_stalled:.1} s: 426 at {got426s:.1} s; \
          the worker's {rounds} rounds done at {worked:.1} s",
         t.name
     );
     within("426 for the stalled RETR", got426, sent, DATA_S);
     within("421 for the stalled client", got421, sent, IDLE_S);
     within("421 for the byte-a-second client", got421b, since, IDLE_S);
+    within("426 for the stalled STOR", got426s, stor_stalled, DATA_S);
     assert!(
         worked < got426,
         "the worker finished at {worked:.1} s, after the stalled RETR timed out ({got426:.1} s)"
@@ -866,6 +903,14 @@ fn slow_clients(t: Target) {
     assert_eq!((s.sessions, s.open_files), (1, 0), "{s:?}");
     b.stop();
     card.assert_clean();
+    // The stalled upload kept (if anything) a prefix of what was sent.
+    let kept = card.read("/stalled.bin").unwrap_or_default();
+    assert!(
+        load::content(8192, 3).starts_with(&kept),
+        "/stalled.bin on the card ({} bytes) is not a prefix of what was sent",
+        kept.len()
+    );
+    eprintln!("{}: the stalled STOR kept {} bytes", t.name, kept.len());
     for i in 0..rounds {
         same_bytes(
             &format!("/w{i}.bin on the card"),
