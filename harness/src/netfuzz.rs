@@ -28,10 +28,13 @@
 //! Checks while it runs: every reply is well-formed ([`reply`]); every
 //! connection is greeted (220, or 421 past the session limit) within 10 s;
 //! after the client's FIN the server finishes and closes, with never more
-//! than 45 s of silence (the data timeout is 30 s); the server process
-//! stays up and a prober connecting every 2 s is greeted. Afterwards a
-//! normal session works (login, PWD, LIST, STOR and RETR with the checksum
-//! right, STAT shows one session and no open file), the server stops
+//! than 45 s of silence (`--hang-after`; the data timeout is 30 s); a
+//! transfer's 1xx is followed by its final reply before the server closes;
+//! the server process stays up and a prober connecting every 2 s is greeted
+//! (or refused outright by a board whose sockets are all taken: counted as
+//! "connects failed", as for the fuzz clients). Afterwards a normal session
+//! works (login, PWD, LIST, STOR and RETR with the checksum right, STAT
+//! shows one session and no open file within 45 s), the server stops
 //! cleanly, its log shows no panic (nor a reboot of the QEMU board), and
 //! `fsck.fat -n` finds the image clean.
 //!
@@ -40,7 +43,9 @@
 //! failing one is written to `target/netfuzz/crash-SEED-K.txt` with the
 //! exact bytes it sent (scenario `raw` syntax) and everything it saw.
 //! `harness fuzz --target T --seed SEED --session K` plays that session
-//! alone.
+//! alone; `--trace` writes every session's file, failed or not. `--addr
+//! 127.0.0.1:PORT` fuzzes a server started elsewhere (loopback only; no
+//! image or log checks).
 //!
 //! Safety: the fuzzer only talks to the target (loopback, or the board in
 //! its namespace), and a PORT/EPRT line it sends never names another host
