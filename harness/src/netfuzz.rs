@@ -53,9 +53,9 @@
 //! not fuzz `host-dir`: the server would serve a real directory, and a
 //! jail bug would let it delete files outside it.
 
-mod input;
-mod reply;
-mod session;
+pub mod input;
+pub mod reply;
+pub mod session;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
