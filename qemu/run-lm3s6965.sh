@@ -12,6 +12,10 @@
 #   --image FILE        SD-card image, raw, power-of-two size  [SD_IMAGE]
 #                       default: target/sd.img next to the firmware, made by
 #                       mkimage.sh (64 MiB FAT32) when missing; "none" = no card
+#                       slot at all; "empty" = an empty slot (drive sd0) to
+#                       insert a card into later, over QMP:
+#                       {"execute":"blockdev-change-medium","arguments":
+#                        {"device":"sd0","filename":"IMG","format":"raw"}}
 #   --net user|tap:IF   user: QEMU user networking, ports forwarded on
 #                       127.0.0.1 (no root); tap:IF: an existing TAP device IF
 #                       (inside the caller's network namespace)  [QEMU_NET]
@@ -112,7 +116,9 @@ if [[ -z "$image" ]]; then
     fi
 fi
 drive=()
-if [[ "$image" != "none" ]]; then
+if [[ "$image" == "empty" ]]; then
+    drive=(-drive "if=sd,index=0,id=sd0")
+elif [[ "$image" != "none" ]]; then
     [[ -f "$image" ]] || die "SD image $image not found (make one with $here/mkimage.sh IMAGE 64)"
     size=$(stat -L -c %s "$image")
     if ((size == 0 || (size & (size - 1)) != 0)); then

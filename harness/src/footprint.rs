@@ -852,6 +852,13 @@ struct Report {
     notes: Vec<String>,
 }
 
+const FLOOR_QEMU: &str = "QEMU firmware: 4 sessions, stack peak + 4 KB margin";
+const FLOOR_DIAG: &str = "QEMU diag firmware: 4 sessions, stack peak + 4 KB margin";
+
+fn stack_rule() -> String {
+    format!("margin ≥ {STACK_MARGIN}, four at once served")
+}
+
 const T_ENGINE: &str = "engine flash";
 const T_SESSION: &str = "RAM per session";
 const T_FIRMWARE: &str = "firmware";
@@ -1014,11 +1021,8 @@ impl Report {
         let m = match m {
             Err(why) => {
                 self.row(T_STACK, "stack peak", vec![None, None], why);
-                for (what, _) in [
-                    ("QEMU firmware: stack peak + 4 KB margin", q),
-                    ("QEMU diag firmware: stack peak + 4 KB margin", d),
-                ] {
-                    self.floor(what, None, format!("margin ≥ {STACK_MARGIN}"), None);
+                for what in [FLOOR_QEMU, FLOOR_DIAG] {
+                    self.floor(what, None, stack_rule(), None);
                 }
                 self.notes.push(format!("stack peak {why}"));
                 return;
@@ -1069,18 +1073,8 @@ impl Report {
             &format!("of {QEMU_SRAM}"),
         );
         for (what, fw, peak, load) in [
-            (
-                "QEMU firmware: 4 sessions, stack peak + 4 KB margin",
-                q,
-                normal,
-                &m.four_ok,
-            ),
-            (
-                "QEMU diag firmware: 4 sessions, stack peak + 4 KB margin",
-                d,
-                diag,
-                &m.diag_ok,
-            ),
+            (FLOOR_QEMU, q, normal, &m.four_ok),
+            (FLOOR_DIAG, d, diag, &m.diag_ok),
         ] {
             let mg = margin(fw.stack, peak);
             let ok = match (mg, load) {
@@ -1088,12 +1082,7 @@ impl Report {
                 (Some(_), Err(_)) => Some(false),
                 (None, _) => None,
             };
-            self.floor(
-                what,
-                mg,
-                format!("margin ≥ {STACK_MARGIN}, four at once served"),
-                ok,
-            );
+            self.floor(what, mg, stack_rule(), ok);
             if let Err(e) = load {
                 self.notes.push(format!("{what}: the load failed: {e}"));
             }
@@ -1232,7 +1221,7 @@ fn group(n: u64) -> String {
     let d = n.to_string();
     let mut out = String::new();
     for (i, c) in d.chars().enumerate() {
-        if i > 0 && (d.len() - i) % 3 == 0 {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
             out.push(' ');
         }
         out.push(c);

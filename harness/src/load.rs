@@ -500,6 +500,10 @@ impl Stat {
 pub struct ConsoleStats {
     pub sessions: usize,
     pub open_files: usize,
+    /// The socket pools: control sockets listening, data sockets free,
+    /// sockets held by the engine, sockets still closing (the board's
+    /// "free RAM": it has no heap).
+    pub sockets: Option<[usize; 4]>,
     /// The whole line.
     pub line: String,
 }
@@ -513,9 +517,18 @@ impl ConsoleStats {
             let digits: String = rest[i..].chars().take_while(char::is_ascii_digit).collect();
             digits.parse().ok()
         };
+        let sockets = (|| {
+            Some([
+                field(", sockets listening ")?,
+                field(" data-free ")?,
+                field(" owned ")?,
+                field(" closing ")?,
+            ])
+        })();
         Some(ConsoleStats {
             sessions: field(", sessions ")?,
             open_files: field(", open files ")?,
+            sockets,
             line: rest.trim_end().to_string(),
         })
     }
@@ -618,7 +631,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -626,7 +639,7 @@ impl Rng {
     }
     /// 0..n (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
     pub fn range(&mut self, lo: usize, hi: usize) -> usize {
         lo + self.below((hi - lo + 1) as u64) as usize
@@ -694,7 +707,7 @@ pub fn content(len: usize, seed: u64) -> Vec<u8> {
     let mut r = Rng::new(seed ^ (len as u64) << 20);
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
-        out.extend_from_slice(&r.next().to_le_bytes());
+        out.extend_from_slice(&r.next_u64().to_le_bytes());
     }
     out.truncate(len);
     out
@@ -879,7 +892,21 @@ pub fn abrupt(addr: SocketAddr, k: Abrupt, n: usize, p: &AbruptPlan) -> Result<A
     let mut attempts = Attempts::default();
     match k {
         Abrupt::BeforeGreeting => {
-            let s = TcpStream::connect_timeout(&addr, limit).map_err(io_err("connect"))?;
+            // A connection refused (every control socket busy) is retried.
+            let t0 = Instant::now();
+            let s = loop {
+                match TcpStream::connect_timeout(&addr, limit) {
+                    Ok(s) => break s,
+                    Err(e)
+                        if e.kind() == io::ErrorKind::ConnectionRefused
+                            && t0.elapsed() < p.retry.give_up =>
+                    {
+                        attempts.refused += 1;
+                        std::thread::sleep(p.retry.backoff);
+                    }
+                    Err(e) => return Err(io_err("connect")(e)),
+                }
+            };
             reset(s);
         }
         Abrupt::AfterUser | Abrupt::DuringPass | Abrupt::DuringFailedLogin | Abrupt::MidCommand => {
@@ -1031,8 +1058,13 @@ mod tests {
             "stats: up 2895 ms, sessions 3, open files 1, stack peak 10564 of 22560, eth rx 0\r\n",
         )
         .unwrap();
-        assert_eq!((s.sessions, s.open_files), (3, 1));
+        assert_eq!((s.sessions, s.open_files, s.sockets), (3, 1, None));
         assert!(s.line.ends_with("eth rx 0"));
+        let s = ConsoleStats::parse(
+            "stats: up 9 ms, sessions 0, open files 0, sockets listening 5 data-free 5 owned 0 closing 1, stack",
+        )
+        .unwrap();
+        assert_eq!(s.sockets, Some([5, 5, 0, 1]));
         assert_eq!(ConsoleStats::parse("stack: peak 7000 bytes"), None);
     }
 

@@ -28,10 +28,13 @@
 //! Checks while it runs: every reply is well-formed ([`reply`]); every
 //! connection is greeted (220, or 421 past the session limit) within 10 s;
 //! after the client's FIN the server finishes and closes, with never more
-//! than 45 s of silence (the data timeout is 30 s); the server process
-//! stays up and a prober connecting every 2 s is greeted. Afterwards a
-//! normal session works (login, PWD, LIST, STOR and RETR with the checksum
-//! right, STAT shows one session and no open file), the server stops
+//! than 45 s of silence (`--hang-after`; the data timeout is 30 s); a
+//! transfer's 1xx is followed by its final reply before the server closes;
+//! the server process stays up and a prober connecting every 2 s is greeted
+//! (or refused outright by a board whose sockets are all taken: counted as
+//! "connects failed", as for the fuzz clients). Afterwards a normal session
+//! works (login, PWD, LIST, STOR and RETR with the checksum right, STAT
+//! shows one session and no open file within 45 s), the server stops
 //! cleanly, its log shows no panic (nor a reboot of the QEMU board), and
 //! `fsck.fat -n` finds the image clean.
 //!
@@ -40,7 +43,9 @@
 //! failing one is written to `target/netfuzz/crash-SEED-K.txt` with the
 //! exact bytes it sent (scenario `raw` syntax) and everything it saw.
 //! `harness fuzz --target T --seed SEED --session K` plays that session
-//! alone.
+//! alone; `--trace` writes every session's file, failed or not. `--addr
+//! 127.0.0.1:PORT` fuzzes a server started elsewhere (loopback only; no
+//! image or log checks).
 //!
 //! Safety: the fuzzer only talks to the target (loopback, or the board in
 //! its namespace), and a PORT/EPRT line it sends never names another host
@@ -48,9 +53,9 @@
 //! not fuzz `host-dir`: the server would serve a real directory, and a
 //! jail bug would let it delete files outside it.
 
-mod input;
-mod reply;
-mod session;
+pub mod input;
+pub mod reply;
+pub mod session;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -520,6 +525,13 @@ async fn probe(sh: Arc<Shared>, addr: SocketAddr) {
         .await;
         match r {
             Ok(()) => misses = 0,
+            // A board with every socket taken refuses (RST) rather than
+            // greet with 421 when more clients than its sockets come at
+            // once (--connections above 3): alive, not a miss.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                sh.stats.lock().unwrap().connect_errors += 1;
+                misses = 0;
+            }
             Err(e) => {
                 misses += 1;
                 if misses == 2 {
@@ -565,8 +577,26 @@ pub async fn normal_session(addr: SocketAddr, lim: Limits) -> anyhow::Result<Str
         }
         Ok(r)
     }
+    // EPSV until a data socket is free: sockets of sessions that just
+    // ended may still be closing (425 "try later").
     async fn passive(c: &mut Control) -> anyhow::Result<tokio::net::TcpStream> {
-        let r = step(c, "EPSV", &[229]).await?;
+        let t0 = Instant::now();
+        let r = loop {
+            let r = step(c, "EPSV", &[229, 425]).await?;
+            if r.code == 229 {
+                break r;
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                bail!("EPSV still answered `{}` after 60 s", r.lines.join(" / "));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        if t0.elapsed() > Duration::from_millis(400) {
+            println!(
+                "netfuzz: note: EPSV answered 425 (no data socket free) for {:.1} s after the fuzzing",
+                t0.elapsed().as_secs_f64()
+            );
+        }
         let port = client::parse_epsv(r.text()).ok_or_else(|| anyhow!("229 without a port"))?;
         Ok(client::connect(SocketAddr::new(c.peer.ip(), port), Duration::from_secs(10)).await?)
     }
@@ -626,6 +656,8 @@ pub async fn normal_session(addr: SocketAddr, lim: Limits) -> anyhow::Result<Str
         );
     }
     // Every fuzz session gone, every file closed.
+    let waited = Instant::now();
+    let mut first = None;
     loop {
         let r = step(&mut c, "STAT", &[211]).await?;
         let last = r.lines.join(" / ");
@@ -635,7 +667,23 @@ pub async fn normal_session(addr: SocketAddr, lim: Limits) -> anyhow::Result<Str
             .any(|l| l.trim().starts_with("Sessions: 1 of"));
         let closed = r.lines.iter().any(|l| l.trim() == "Open files: 0");
         if one && closed {
+            if let Some(f) = first.filter(|_| waited.elapsed() > Duration::from_secs(1)) {
+                println!(
+                    "netfuzz: note: STAT showed other sessions or open files for {:.1} s after the fuzzing ({f})",
+                    waited.elapsed().as_secs_f64()
+                );
+            }
             break;
+        }
+        if first.is_none() {
+            first = Some(
+                r.lines
+                    .iter()
+                    .filter(|l| l.contains("Sessions:") || l.contains("Open files:"))
+                    .map(|l| l.trim())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
         }
         if Instant::now() > until {
             bail!(

@@ -26,10 +26,11 @@
 //! transfers with `426`: the test accepts either ending for both pulls.
 //!
 //! Clients pace themselves at [`RATE`] with small socket buffers, so the
-//! transfers are in flight, not finished, when the cable goes. The test
-//! takes about 100 s per board; `sim` and `qemu` run at once (separate
-//! namespaces, mostly idle during the pull): `cargo test -p harness --test
-//! cable -- --test-threads 2`. `qemu_10` (QEMU 10) is ignored by default.
+//! transfers are in flight, not finished, when the cable goes. A board
+//! takes 70 s (sim) to 85 s (QEMU); `sim` and `qemu` run at once (separate
+//! namespaces, mostly idle during the pull), about 90 s in all: `cargo test
+//! -p harness --test cable -- --test-threads 2`. `qemu_10` (QEMU 10, same
+//! time) is ignored by default: `-- --ignored qemu_10`.
 //!
 //! Needs root (namespaces, TAP), dosfstools, mtools, and qemu-system-arm for
 //! the QEMU boards: without them the tests fail under `CI=true` and print a
@@ -254,7 +255,7 @@ fn phase(
     };
     eprintln!(
         "{what}: pulled at RETR {} / STOR {} bytes; board CPU {cpu:.2} s while out; \
-         new session {:.2} s after the plug; RETR {} {}; STOR {} {}",
+         new session {:.3} s after the plug; RETR {} {}; STOR {} {}",
         at_pull.0,
         at_pull.1,
         new_session.as_secs_f64(),
@@ -274,7 +275,7 @@ fn phase(
     );
 
     // Nothing stuck.
-    let (sessions, files, took) = in_ns(&ns, || settle())
+    let (sessions, files, took) = in_ns(&ns, settle)
         .join()
         .unwrap()
         .unwrap_or_else(|e| panic!("{what}: STAT after the pull: {e:#}"));

@@ -1,22 +1,42 @@
 //! Faults (issue 7): power cuts, a full card, SD-card trouble, on the
-//! virtual board (`sim`) and the firmware under QEMU (`qemu`).
+//! virtual board (`sim`) and the firmware under QEMU 7.2 (`qemu`) and
+//! 10.0.2 (`qemu-10`). Run: `cargo test -p harness --test faults` (as root).
 //!
-//! - Power cut: the board's process (QEMU, or sim) is killed with SIGKILL
-//!   at a random moment (seeded; the seed is printed, `FAULTS_SEED=N`
-//!   repeats a run) during STOR, MKD, RNFR/RNTO and DELE, 20 times, on one
-//!   card that is never repaired, so that damage would accumulate. After
-//!   every cut `fsck.fat -n` may only report what the operation in flight
-//!   explains, and the card (read with mtools) holds exactly what the
-//!   client was told: every file stored with a `226` and not deleted since,
-//!   byte for byte; the operation in flight either happened or not.
-//! - Storage full: a 4 MiB FAT16 card filled over FTP, then a STOR past
-//!   the free space.
-//! - SD trouble: no card and an unformatted card at boot; a card that fails
-//!   in the middle of a transfer.
+//! - Power cut (`power_cut`): the board's process (QEMU, or sim) is killed
+//!   with SIGKILL at a random moment (seeded; the seed is printed,
+//!   `FAULTS_SEED=N` repeats a run) during STOR, MKD, RNFR/RNTO and DELE,
+//!   20 times, on one card that is never repaired, so that damage would
+//!   accumulate; the board is rebooted on it each time. The moment is drawn
+//!   within the time the same operation took just before, to completion.
+//!   After every cut `fsck.fat -n` may only report what an operation in
+//!   flight explains (its path, its long name, lost clusters up to the
+//!   bytes in flight, FSInfo's count, the dirty bit, FAT copies that differ
+//!   but are each intact; never a cross-link), and the card (read with
+//!   mtools) holds exactly what the client was told: every file stored with
+//!   a `226` and not deleted since, byte for byte; the operation in flight
+//!   either happened or not (a reply that left before the cut says which);
+//!   a file cut mid-STOR holds a prefix of what was sent. At the end the
+//!   board serves the card: every file reads back over FTP.
+//! - Storage full (`storage_full`): a 4 MiB FAT16 card filled over FTP,
+//!   then a STOR past the free space: `452 No space left on device; partial
+//!   file kept.`, the partial file a prefix of what was sent, the other
+//!   files intact, room again after a DELE, fsck clean.
+//! - No card, an unformatted card (`no_card`, `unformatted_card`): the QEMU
+//!   board boots and serves anyway, file commands get `451 Storage not
+//!   ready`, the console says why and retries every 2 s; a card inserted
+//!   while it runs (`card_inserted_live`: an empty slot, QMP
+//!   `blockdev-change-medium`) or at the next boot is served. The virtual
+//!   board refuses an unformatted image at start, saying why.
+//! - A card that fails mid-STOR (`card_fails`, sim only: QEMU's SD model
+//!   does not turn host I/O errors into card errors, sd.c only prints
+//!   `sd_blk_write: write error on host side`; sim's hidden
+//!   `--fail-writes AFTER,COUNT` fails block writes instead): `451 Storage
+//!   error`, no `226`, the session and the board stay up, later sessions
+//!   work, files stored before and after read back.
 //!
 //! Needs root (namespaces, TAP), dosfstools, mtools, and qemu-system-arm
-//! for QEMU: without them the tests fail under `CI=true` and print a loud
-//! notice otherwise.
+//! (and /opt/qemu10 for qemu-10): without them the tests fail under
+//! `CI=true` and print a loud notice otherwise. One board at a time.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -54,6 +74,7 @@ on_boards! {
     power_cut: [sim, qemu, qemu_10],
     storage_full: [sim, qemu, qemu_10],
     no_card: [qemu, qemu_10],
+    card_inserted_live: [qemu, qemu_10],
     unformatted_card: [qemu, qemu_10],
     card_fails: [sim],
 }
@@ -271,6 +292,19 @@ impl Rng {
     }
 }
 
+/// Sleeps `d`; spins for short ones (a sleep overshoots by tens of
+/// microseconds, longer than a whole operation on the virtual board).
+fn pause(d: Duration) {
+    let t0 = Instant::now();
+    if d > Duration::from_millis(2) {
+        std::thread::sleep(d);
+    } else {
+        while t0.elapsed() < d {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 fn kill9(pid: u32) {
     // SAFETY: a signal to a process the test started and has not reaped.
     let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
@@ -466,6 +500,10 @@ fn power_cut(t: Target) {
     let mut lost_budget = 0u64;
     let mut cut_after_reply = 0;
     let mut renames_lost = 0;
+    // Cuts after which fsck's findings changed: the cut hit the medium
+    // mid-operation (not merely before or after it).
+    let mut findings_before = String::new();
+    let mut cuts_that_show = 0;
     let ops = [Op::Stor, Op::Mkd, Op::Rename, Op::Dele];
     for i in 0..CUTS {
         let op = ops[i % ops.len()];
@@ -533,7 +571,7 @@ fn power_cut(t: Target) {
                             let _ = d.write_all(&data);
                             drop(d);
                         });
-                        std::thread::sleep(took * frac as u32 / 1000);
+                        pause(took * frac as u32 / 1000);
                         kill9(pid);
                         let _ = d2.shutdown(Shutdown::Both);
                         sender.join().unwrap();
@@ -546,7 +584,7 @@ fn power_cut(t: Target) {
                         took = t0.elapsed();
                         done.push(Done::Put(format!("{done_name}.d"), None));
                         f.send(&format!("MKD {flight_name}")).unwrap();
-                        std::thread::sleep(took * frac as u32 / 1000);
+                        pause(took * frac as u32 / 1000);
                         kill9(pid);
                     }
                     Op::Rename => {
@@ -559,7 +597,7 @@ fn power_cut(t: Target) {
                         done.push(Done::Move(victim_a.clone(), renamed_done.clone()));
                         f.ok(&format!("RNFR {victim_b}"), 350);
                         f.send(&format!("RNTO {renamed}")).unwrap();
-                        std::thread::sleep(took * frac as u32 / 1000);
+                        pause(took * frac as u32 / 1000);
                         kill9(pid);
                     }
                     Op::Dele => {
@@ -569,7 +607,7 @@ fn power_cut(t: Target) {
                         took = t0.elapsed();
                         done.push(Done::Remove(victim_a.clone()));
                         f.send(&format!("DELE {victim_b}")).unwrap();
-                        std::thread::sleep(took * frac as u32 / 1000);
+                        pause(took * frac as u32 / 1000);
                         kill9(pid);
                     }
                 }
@@ -643,7 +681,13 @@ fn power_cut(t: Target) {
         let out = card.fsck();
         let text = format!("{}{}", out.stdout(), out.stderr());
         let mut lost = 0;
-        for f in parse_fsck(&text) {
+        let findings = parse_fsck(&text);
+        let now = format!("{findings:?}");
+        if now != findings_before {
+            cuts_that_show += 1;
+            findings_before = now;
+        }
+        for f in findings {
             let allowed = match &f {
                 Finding::Path(p, _) => p
                     .strip_prefix(&format!("/{DIR}/"))
@@ -780,7 +824,7 @@ fn power_cut(t: Target) {
     .unwrap();
     b.stop();
     eprintln!(
-        "power_cut on {}: {CUTS} cuts, {cut_after_reply} after the reply had left, {renames_lost} renames lost their name",
+        "power_cut on {}: {CUTS} cuts, {cuts_that_show} changed what fsck finds, {cut_after_reply} came after the reply had left, {renames_lost} renames lost their name",
         t.name
     );
 }
@@ -980,6 +1024,8 @@ impl RawBoard {
         let console = dir.path().join("console");
         let mut cmd = ns.std_command(harness::board::run_script());
         cmd.args(["--net", &format!("tap:{}", harness::netns::TAP)])
+            .arg("--qmp")
+            .arg(dir.path().join("qmp.sock"))
             .arg("--qemu")
             .arg(&qemu.path)
             .args(["--image", image])
@@ -1023,6 +1069,11 @@ impl RawBoard {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// QEMU's QMP socket.
+    fn qmp(&self) -> harness::cable::Qmp {
+        harness::cable::Qmp::connect(&self._dir.path().join("qmp.sock")).unwrap()
     }
 
     fn netns(&self) -> String {
@@ -1086,7 +1137,10 @@ fn without_storage(ns: &str) -> Vec<Reply> {
 #[track_caller]
 fn all_451(what: &str, replies: &[Reply]) {
     for r in replies {
-        assert_eq!(r.code, 451, "{what}: {r} (all: {replies:?})");
+        assert!(
+            r.code == 451 && r.text.contains("Storage not ready"),
+            "{what}: {r} (all: {replies:?})"
+        );
     }
 }
 
@@ -1104,6 +1158,61 @@ fn no_card(t: Target) {
     drop(b);
     eprintln!("no card on {}: {}", t.name, replies[0]);
     card_inserted(t, &Card::new());
+}
+
+/// A card inserted while the QEMU board runs (an empty slot, then QMP's
+/// `blockdev-change-medium`): the board finds it within its 2 s retry and
+/// serves files from it, without a reboot.
+fn card_inserted_live(t: Target) {
+    let card = Card::new();
+    let mut b = RawBoard::qemu(&t, "empty");
+    b.wait_for(" ready: ftp://", 1, Duration::from_secs(60));
+    all_451("empty slot", &without_storage(&b.netns()));
+    let img = card.image();
+    let args = format!(
+        r#"{{"device":"sd0","filename":"{}","format":"raw"}}"#,
+        img.display()
+    );
+    b.qmp()
+        .execute("blockdev-change-medium", Some(&args))
+        .unwrap();
+    let t0 = Instant::now();
+    let console = b.wait_for("sd: card ready", 1, Duration::from_secs(10));
+    eprintln!(
+        "card inserted on {}: mounted after {:.1} s",
+        t.name,
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(console.contains("Fat32 in MBR partition"), "{console}");
+    let data = bytes(80_000, 700);
+    let d2 = data.clone();
+    harness::netns::run_in_blocking(&b.netns(), move || {
+        let mut f = Ftp::login(harness::netns::board_addr(false));
+        let r = f.stor("live.bin", &d2);
+        assert_eq!(r.code, 226, "STOR after the card went in: {r}");
+        same_bytes("RETR live.bin", &f.retr("live.bin"), &d2);
+        f.ok("MKD dir", 257);
+        f.ok("QUIT", 221);
+    })
+    .unwrap();
+    let out = b.stop();
+    assert!(
+        !out.contains("PANIC") && !out.contains("HARD FAULT"),
+        "{out}"
+    );
+    eprintln!(
+        "card inserted on {}: {}",
+        t.name,
+        out.lines()
+            .rfind(|l| l.starts_with("stack: peak"))
+            .unwrap_or("")
+    );
+    card.assert_clean();
+    same_bytes(
+        "live.bin on the card",
+        &card.read("/live.bin").unwrap(),
+        &data,
+    );
 }
 
 /// After a card trouble: the board on a good card serves.

@@ -317,11 +317,16 @@ mod fw {
             let o = core::sync::atomic::Ordering::Relaxed;
             let sds = sd.stats();
             let cache = app.storage().cache_stats();
+            let census = app.census();
             println!(
-                "stats: up {} ms, sessions {}, open files {}, stack peak {} of {}, eth rx {} drop {} tx {} irq {} fifo-resets {}, sd cmds {} rd {} wr {} errs {}, cache {:?}",
+                "stats: up {} ms, sessions {}, open files {}, sockets listening {} data-free {} owned {} closing {}, stack peak {} of {}, eth rx {} drop {} tx {} irq {} fifo-resets {}, sd cmds {} rd {} wr {} errs {}, cache {:?}",
                 time::now_ms(),
                 app.sessions(),
                 app.storage().open_files(),
+                census.control_listening,
+                census.data_free,
+                census.owned,
+                census.closing,
                 stack::high_water(),
                 stack::free_ram(),
                 st.rx_frames.load(o),

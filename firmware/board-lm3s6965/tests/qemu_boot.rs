@@ -466,7 +466,7 @@ fn command_line_describes_the_board() {
         "if=sd,index=0,format=raw,file=",
         "unix:/tmp/q.sock,server=on,wait=off",
         // 192.0.2.2 at the boot-parameter address
-        "loader,addr=0x2000ff04,data=0x020200c0,data-len=4",
+        "loader,addr=0x2000ffc4,data=0x020200c0,data-len=4",
     ] {
         assert!(args.contains(want), "{want} missing from:\n{args}");
     }

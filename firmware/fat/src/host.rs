@@ -2,11 +2,11 @@
 //! host clock as the FAT time source, making an image, mounting one.
 
 use std::fmt;
+use std::format;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
-use std::format;
 use std::vec;
 use std::vec::Vec;
 

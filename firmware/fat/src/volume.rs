@@ -74,7 +74,7 @@ type Vm<D, T, const FILES: usize, const LINES: usize, const LINE_BLOCKS: usize> 
 /// there, without the whole state (several KB) passing through the stack:
 /// [`FatStorage::new`] (no I/O) then [`FatStorage::mount`] in place, which
 /// may be retried. On the host, [`FatStorage::mounted`] does both.
-/// Before a successful mount every operation fails with `Io`.
+/// Before a successful mount every operation fails with `NotReady`.
 ///
 /// - `FILES`: files open at once (readers and writers together). Each costs
 ///   about 540 bytes (a writer buffers the last partial block).
@@ -390,9 +390,9 @@ where
         self.volume.is_some()
     }
 
-    /// The library's volume handle, or `Io` before mounting.
+    /// The library's volume handle, or `NotReady` before mounting.
     fn volume(&self) -> Result<RawVolume> {
-        self.volume.ok_or(Error::Io)
+        self.volume.ok_or(Error::NotReady)
     }
 
     /// The mount's own part, before the library sees the volume: finds the

@@ -1107,15 +1107,15 @@ fn mounting_in_place_fails_cleanly_and_can_be_retried() {
     let dev = host::FileBlockDevice::open(&img.path).unwrap();
     let mut fs = ImageStorage::new(dev, host::StdClock);
     assert!(!fs.is_mounted());
-    // Before a mount, nothing reaches the device.
-    assert_eq!(fs.metadata("/").unwrap_err(), Error::Io);
-    assert_eq!(fs.mkdir("/x").unwrap_err(), Error::Io);
-    assert_eq!(fs.open_read("/x", 0).unwrap_err(), Error::Io);
+    // Before a mount, nothing reaches the device: not ready.
+    assert_eq!(fs.metadata("/").unwrap_err(), Error::NotReady);
+    assert_eq!(fs.mkdir("/x").unwrap_err(), Error::NotReady);
+    assert_eq!(fs.open_read("/x", 0).unwrap_err(), Error::NotReady);
     assert_eq!(
         fs.open_write("/x", WriteMode::Truncate).unwrap_err(),
-        Error::Io
+        Error::NotReady
     );
-    assert_eq!(fs.list("/", 0, &mut |_| true).unwrap_err(), Error::Io);
+    assert_eq!(fs.list("/", 0, &mut |_| true).unwrap_err(), Error::NotReady);
     assert_eq!(fs.free_space(), None);
     assert!(matches!(fs.mount(), Err(MountError::Unformatted)));
     assert!(!fs.is_mounted());

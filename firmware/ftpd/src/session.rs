@@ -175,7 +175,7 @@ pub fn storage_reply(e: storage::Error, in_transfer: bool) -> R {
         E::InvalidName | E::NameTooLong => R::NameNotAllowed,
         E::InvalidOffset => R::InvalidRestart,
         E::Busy => R::FileBusy,
-        E::Io => R::LocalError,
+        E::Io | E::NotReady => R::LocalError,
     }
 }
 

@@ -106,6 +106,9 @@ pub enum Error {
     Busy,
     /// 451: the medium failed (I/O error, corrupt file system).
     Io,
+    /// 451: no medium yet, or not a usable one (no SD card, an unformatted
+    /// card); the board keeps trying and the client may retry.
+    NotReady,
 }
 
 impl Error {
@@ -124,6 +127,7 @@ impl Error {
             Error::InvalidOffset => "Invalid restart offset",
             Error::Busy => "File busy, try again later",
             Error::Io => "Input/output error",
+            Error::NotReady => "Storage not ready: no card, or not formatted",
         }
     }
 }

@@ -5,9 +5,12 @@
 //! digits (the first 1-5, the second 0-5), then a space or (multi-line) a
 //! hyphen, then text; a multi-line reply ends with a line that starts with
 //! the same code and a space; no line inside it starts with another code
-//! and a space (a client would take it for the end). No line holds control
-//! bytes: a name the client sent must not come back as a line break or a
-//! terminal escape. Lines are at most [`MAX_LINE`] bytes.
+//! and a space (a client would take it for the end). No line holds an
+//! ASCII control byte but tab: a name the client sent must not come back as
+//! a line break or a terminal escape. (DEL and the C1 controls are legal in
+//! FAT long names and the engine accepts them in names, so they may come
+//! back in 257/550 replies; they are not flagged.) Lines are at most
+//! [`MAX_LINE`] bytes.
 
 /// Longest reply line accepted (the engine's whole reply buffer is 512).
 pub const MAX_LINE: usize = 1024;
@@ -114,10 +117,7 @@ impl Parser {
             self.multi = None;
             return bad(format!("a reply line of {} bytes", body.len()), body);
         }
-        if let Some(c) = body
-            .iter()
-            .find(|&&c| (c < 0x20 && c != b'\t') || c == 0x7f)
-        {
+        if let Some(c) = body.iter().find(|&&c| c < 0x20 && c != b'\t') {
             self.multi = None;
             return bad(
                 format!("control byte 0x{c:02x} in a reply line {}", show(body)),

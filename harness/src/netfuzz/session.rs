@@ -110,7 +110,7 @@ async fn greeting(
             Ok(Ok(n)) => n,
         };
         log.touch();
-        for e in parser.feed(&buf[..n]) {
+        if let Some(e) = parser.feed(&buf[..n]).into_iter().next() {
             match e {
                 Event::Reply(r) => {
                     for l in &r.lines {
@@ -180,7 +180,6 @@ async fn fuzz(env: &Env, k: u64) {
         Ok(220) => {}
         Ok(_) => {
             sh.stats.lock().unwrap().refused += 1;
-            drop((rd, wr));
             tokio::time::sleep(Duration::from_millis(100)).await;
             return;
         }
@@ -233,7 +232,6 @@ async fn fuzz(env: &Env, k: u64) {
     let writer = write_plan(env, k, seed, &plan, &mut wr, &conn, &log);
     let reader = read_replies(env, k, seed, peer.ip(), &mut rd, &mut parser, &conn, &log);
     tokio::join!(writer, reader);
-    drop((rd, wr));
     if conn.rst.load(Ordering::Relaxed) {
         let _ = stream.set_zero_linger();
         sh.stats.lock().unwrap().resets += 1;
@@ -414,6 +412,7 @@ async fn read_replies(
     let lim = &sh.limits;
     let mut buf = vec![0u8; 8192];
     let mut malformed = false;
+    let mut last_code = 0;
     loop {
         if conn.rst.load(Ordering::Relaxed) {
             break;
@@ -427,6 +426,15 @@ async fn read_replies(
                     }
                 }
                 log.note("-- the server closed the connection");
+                if (100..200).contains(&last_code) {
+                    sh.fail(
+                        k,
+                        &format!(
+                            "the server closed the control connection after {last_code} without the transfer's final reply"
+                        ),
+                        log,
+                    );
+                }
                 break;
             }
             Ok(Ok(n)) => {
@@ -438,6 +446,7 @@ async fn read_replies(
                                 log.note(format!("S: {l}"));
                             }
                             sh.count_reply(r.code);
+                            last_code = r.code;
                             if r.code >= 200 {
                                 conn.finals.fetch_add(1, Ordering::Relaxed);
                             }

@@ -338,7 +338,9 @@ fn sdbench_service_asks_the_board_and_answers_one_line() {
     });
     assert_eq!(got, "sdbench bytes=16777216 read_ms=5 write_ms=7\r\n");
     r.peer.tcp(c).close();
-    r.until("closed on both sides", |r| r.peer.state(c) == tcp::State::Closed);
+    r.until("closed on both sides", |r| {
+        r.peer.state(c) == tcp::State::Closed
+    });
     r.run(20);
 
     // A bad request gets an error line at once; the board is never asked.

@@ -1300,6 +1300,7 @@ fn every_storage_error_has_its_reply() {
         (E::InvalidOffset, R::InvalidRestart),
         (E::Busy, R::FileBusy),
         (E::Io, R::LocalError),
+        (E::NotReady, R::LocalError),
     ];
     for (e, r) in table {
         assert_eq!(super::storage_reply(e, false), r, "{e:?}");
