@@ -1854,25 +1854,27 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 if cap < 2 {
                     return false;
                 }
-                if *ascii {
-                    let (dst, src) = ctx.data.split_at_mut(ctx.data.len() / 2);
-                    let want = (cap / 2).min(src.len()).min(dst.len() / 2);
-                    match ctx.fs.read(file, &mut src[..want]) {
-                        Ok(0) => Ok(Progress::End),
-                        Ok(n) => {
-                            let m = to_crlf(&src[..n], dst, cr);
-                            send_all(ctx.net, sock, &dst[..m]).map(|()| Progress::Moved(m))
-                        }
-                        Err(e) => Err(Failure::Storage(e)),
-                    }
+                // TYPE A reads into the upper half and widens into the
+                // lower one; TYPE I reads and sends in place.
+                let half = if *ascii { ctx.data.len() / 2 } else { 0 };
+                let (dst, src) = ctx.data.split_at_mut(half);
+                let want = if *ascii {
+                    (cap / 2).min(src.len()).min(half / 2)
                 } else {
-                    match ctx.fs.read(file, &mut ctx.data[..cap]) {
-                        Ok(0) => Ok(Progress::End),
-                        Ok(n) => {
-                            send_all(ctx.net, sock, &ctx.data[..n]).map(|()| Progress::Moved(n))
-                        }
-                        Err(e) => Err(Failure::Storage(e)),
+                    cap
+                };
+                match ctx.fs.read(file, &mut src[..want]) {
+                    Ok(0) => Ok(Progress::End),
+                    Ok(n) => {
+                        let out = if *ascii {
+                            let m = to_crlf(&src[..n], dst, cr);
+                            &dst[..m]
+                        } else {
+                            &src[..n]
+                        };
+                        send_all(ctx.net, sock, out).map(|()| Progress::Moved(out.len()))
                     }
+                    Err(e) => Err(Failure::Storage(e)),
                 }
             }
             Op::Stor { file, ascii, cr } => match ctx.net.recv(sock, ctx.data) {
