@@ -1877,37 +1877,35 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     Err(e) => Err(Failure::Storage(e)),
                 }
             }
-            Op::Stor { file, ascii, cr } => match ctx.net.recv(sock, ctx.data) {
-                Ok(0) => Ok(Progress::Idle),
-                Ok(n) => {
-                    let mut held = Ok(());
-                    if *ascii && core::mem::take(cr) && ctx.data[0] != b'\n' {
-                        held = ctx.fs.write(file, b"\r");
-                    }
+            Op::Stor { file, ascii, cr } => 'stor: {
+                // 0: the client closed the data connection, the upload is
+                // complete.
+                let n = match ctx.net.recv(sock, ctx.data) {
+                    Ok(0) => return false,
+                    Ok(n) => n,
+                    Err(NetError::Closed) => 0,
+                    Err(_) => break 'stor Err(Failure::Net),
+                };
+                // A CR that ended the previous chunk is data unless this
+                // one starts with LF (or, at the very end, alone).
+                let mut r = Ok(());
+                if *ascii && core::mem::take(cr) && (n == 0 || ctx.data[0] != b'\n') {
+                    r = ctx.fs.write(file, b"\r");
+                }
+                if n > 0 {
                     let m = if *ascii {
                         from_crlf(&mut ctx.data[..n], cr)
                     } else {
                         n
                     };
-                    match held.and_then(|()| ctx.fs.write(file, &ctx.data[..m])) {
-                        Ok(()) => Ok(Progress::Moved(n)),
-                        Err(e) => Err(Failure::Storage(e)),
-                    }
+                    r = r.and_then(|()| ctx.fs.write(file, &ctx.data[..m]));
                 }
-                Err(NetError::Closed) => {
-                    if *ascii && *cr {
-                        // A lone CR at the very end is data.
-                        *cr = false;
-                        match ctx.fs.write(file, b"\r") {
-                            Ok(()) => Ok(Progress::End),
-                            Err(e) => Err(Failure::Storage(e)),
-                        }
-                    } else {
-                        Ok(Progress::End)
-                    }
+                match r {
+                    Ok(()) if n == 0 => Ok(Progress::End),
+                    Ok(()) => Ok(Progress::Moved(n)),
+                    Err(e) => Err(Failure::Storage(e)),
                 }
-                Err(_) => Err(Failure::Net),
-            },
+            }
             Op::List { format, index } => {
                 let (format, start) = (*format, *index);
                 let cap = ctx.net.send_capacity(sock).min(ctx.data.len());
@@ -1961,7 +1959,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return true;
         };
         match result {
-            Ok(Progress::Idle) => false,
             Ok(Progress::Moved(n)) => {
                 t.bytes += n as u64;
                 t.last_progress = ctx.now;
@@ -2007,7 +2004,6 @@ enum StoreKind {
 }
 
 enum Progress {
-    Idle,
     Moved(usize),
     End,
 }
