@@ -322,12 +322,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
     ) -> Step {
         let mut progressed = false;
-
-        if !self.ctrl_gone && ctx.net.state(self.ctrl) == SockState::Closed {
-            self.ctrl_gone = true;
-            progressed = true;
-        }
-        if self.ctrl_gone {
+        let mut wake: Option<Instant> = None;
+        // Every way the session ends goes through the one teardown below.
+        let done = 'run: {
+            if !self.ctrl_gone && ctx.net.state(self.ctrl) == SockState::Closed {
+                self.ctrl_gone = true;
+                progressed = true;
+            }
             // Without a client to answer, only a running upload is worth
             // finishing (so what was sent is stored, and closed properly).
             let upload = matches!(
@@ -337,116 +338,102 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     ..
                 })
             );
-            if !upload {
-                self.teardown(ctx.net, ctx.fs);
-                return Step {
-                    progressed: true,
-                    wake: None,
-                    done: true,
-                };
+            if self.ctrl_gone && !upload {
+                break 'run true;
             }
-        }
 
-        progressed |= self.advance_data(ctx);
-        if self.xfer.is_some() {
-            progressed |= self.step_transfer(ctx);
-        }
-        if self.ctrl_gone && self.xfer.is_none() {
-            self.teardown(ctx.net, ctx.fs);
-            return Step {
-                progressed: true,
-                wake: None,
-                done: true,
+            progressed |= self.advance_data(ctx);
+            if self.xfer.is_some() {
+                progressed |= self.step_transfer(ctx);
+            }
+            if self.ctrl_gone && self.xfer.is_none() {
+                break 'run true;
+            }
+
+            // A reply that found no room earlier goes first; nothing else
+            // is read until it is out.
+            if let Some((code, text, bytes)) = self.owed {
+                if self.room(ctx.net) {
+                    self.owed = None;
+                    progressed = true;
+                    self.reply(ctx, code, TRANSFERRED, text, bytes);
+                }
+            }
+
+            if let Hold::LoginDelay(until) = self.hold {
+                if ctx.now < until {
+                    wake = Some(until);
+                } else if self.owed.is_none() && self.room(ctx.net) {
+                    self.hold = Hold::None;
+                    self.failures = self.failures.saturating_add(1);
+                    self.login = Login::Fresh;
+                    progressed = true;
+                    if self.failures >= ctx.config.max_login_failures {
+                        crate::event!("[{}] too many failed logins, closing", self.id);
+                        self.say(
+                            ctx,
+                            R::ServiceNotAvailable,
+                            "Too many failed logins, closing.",
+                        );
+                        self.closing = true;
+                    } else {
+                        self.say(ctx, R::NotLoggedIn, "Login incorrect.");
+                    }
+                }
+            }
+
+            if !self.closing && !self.ctrl_gone && self.hold == Hold::None && self.owed.is_none() {
+                progressed |= self.read_command(ctx);
+            }
+
+            if self.closing || (self.ctrl_gone && self.xfer.is_none()) {
+                break 'run true;
+            }
+
+            // Timeouts. Only deadlines still ahead are reported, so a
+            // session that waits for room in its control socket never makes
+            // the loop spin; the idle timeout is the backstop for every kind
+            // of waiting.
+            let cfg = ctx.config;
+            let now = ctx.now;
+            let mut at = |t: Instant| {
+                if t > now {
+                    wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
+                }
             };
-        }
-
-        // A reply that found no room earlier goes first; nothing else is
-        // read until it is out.
-        if let Some((code, text, bytes)) = self.owed {
-            if self.room(ctx.net) {
-                self.owed = None;
-                progressed = true;
-                self.reply(ctx, code, TRANSFERRED, text, bytes);
+            if let Some(t) = &self.xfer {
+                let deadline = t.last_progress.after(cfg.data_timeout_ms);
+                if now >= deadline {
+                    progressed = true;
+                    self.fail_transfer(
+                        ctx,
+                        R::TransferAborted,
+                        "Data connection timed out; transfer aborted.",
+                    );
+                } else {
+                    at(deadline);
+                }
+                break 'run false;
             }
-        }
-
-        let mut wake: Option<Instant> = None;
-        if let Hold::LoginDelay(until) = self.hold {
-            if ctx.now < until {
-                wake = Some(until);
-            } else if self.owed.is_none() && self.room(ctx.net) {
-                self.hold = Hold::None;
-                self.failures = self.failures.saturating_add(1);
-                self.login = Login::Fresh;
-                progressed = true;
-                if self.failures >= ctx.config.max_login_failures {
-                    crate::event!("[{}] too many failed logins, closing", self.id);
+            if let Some(since) = self.deferred_since {
+                at(since.after(cfg.data_timeout_ms));
+            }
+            let deadline = self.last_command.after(cfg.idle_timeout_ms);
+            if now >= deadline {
+                crate::event!("[{}] idle timeout", self.id);
+                if self.room(ctx.net) {
                     self.say(
                         ctx,
                         R::ServiceNotAvailable,
-                        "Too many failed logins, closing.",
+                        "Timeout: closing control connection.",
                     );
-                    self.closing = true;
-                } else {
-                    self.say(ctx, R::NotLoggedIn, "Login incorrect.");
                 }
+                break 'run true;
             }
-        }
-
-        if !self.closing && !self.ctrl_gone && self.hold == Hold::None && self.owed.is_none() {
-            progressed |= self.read_command(ctx);
-        }
-
-        if self.closing || (self.ctrl_gone && self.xfer.is_none()) {
-            self.teardown(ctx.net, ctx.fs);
-            return Step {
-                progressed: true,
-                wake: None,
-                done: true,
-            };
-        }
-
-        // Timeouts. Only deadlines still ahead are reported, so a session
-        // that waits for room in its control socket never makes the loop
-        // spin; the idle timeout is the backstop for every kind of waiting.
-        let cfg = ctx.config;
-        let now = ctx.now;
-        let mut at = |t: Instant| {
-            if t > now {
-                wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
-            }
+            at(deadline);
+            false
         };
-        if let Some(t) = &self.xfer {
-            let deadline = t.last_progress.after(cfg.data_timeout_ms);
-            if now >= deadline {
-                progressed = true;
-                self.fail_transfer(
-                    ctx,
-                    R::TransferAborted,
-                    "Data connection timed out; transfer aborted.",
-                );
-            } else {
-                at(deadline);
-            }
-            return Step {
-                progressed,
-                wake,
-                done: false,
-            };
-        }
-        if let Some(since) = self.deferred_since {
-            at(since.after(cfg.data_timeout_ms));
-        }
-        let deadline = self.last_command.after(cfg.idle_timeout_ms);
-        if now >= deadline {
-            crate::event!("[{}] idle timeout", self.id);
-            if self.room(ctx.net) {
-                self.say(
-                    ctx,
-                    R::ServiceNotAvailable,
-                    "Timeout: closing control connection.",
-                );
-            }
+        if done {
             self.teardown(ctx.net, ctx.fs);
             return Step {
                 progressed: true,
@@ -454,7 +441,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 done: true,
             };
         }
-        at(deadline);
         Step {
             progressed,
             wake,
