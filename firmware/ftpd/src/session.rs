@@ -277,7 +277,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     /// Sends one reply built by `f`. The caller has made sure the control
     /// socket has room for [`MAX_REPLY`] bytes.
     fn send<N: Net<Socket = K>, S: Storage>(
-        &mut self,
+        &self,
         ctx: &mut Ctx<'_, '_, N, S>,
         f: impl FnOnce(&mut Writer<'_>),
     ) {
@@ -290,7 +290,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     /// `code text` (a literal: no template markers).
     fn say<N: Net<Socket = K>, S: Storage>(
-        &mut self,
+        &self,
         ctx: &mut Ctx<'_, '_, N, S>,
         code: R,
         text: &str,
@@ -301,7 +301,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     /// `code` and the template `tpl` filled with `s` and `n` (see
     /// [`Writer::fill`]).
     fn reply<N: Net<Socket = K>, S: Storage>(
-        &mut self,
+        &self,
         ctx: &mut Ctx<'_, '_, N, S>,
         code: R,
         tpl: &str,
@@ -762,12 +762,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             CWD => self.cwd_to(ctx, if arg.is_empty() { "/" } else { arg }),
             CDUP => self.cwd_to(ctx, ".."),
             PWD => {
-                let cwd = self.cwd.clone();
                 self.reply(
                     ctx,
                     R::PathCreated,
                     "\x03 is the current directory.",
-                    cwd.as_str(),
+                    self.cwd.as_str(),
                     0,
                 );
             }
@@ -969,12 +968,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         match ctx.fs.metadata(s.as_str()) {
             Ok(m) if m.kind == Kind::Dir => {
                 self.cwd = v;
-                let cwd = self.cwd.clone();
                 self.reply(
                     ctx,
                     R::FileActionOk,
                     "Directory changed to \x01.",
-                    cwd.as_str(),
+                    self.cwd.as_str(),
                     0,
                 );
             }
