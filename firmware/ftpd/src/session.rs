@@ -1269,19 +1269,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             self.send(ctx, |w| {
                 w.first(R::SystemStatus, "FTP server status:");
                 w.begin_cont().text("Connected to ").ip(peer).end();
-                w.begin_cont().text("Logged in as ").text(user).end();
+                w.begin_cont().fill("Logged in as \x01", user, 0).end();
                 w.begin_cont()
-                    .text("TYPE: ")
-                    .text(ty)
-                    .text(", STRUcture: File, MODE: Stream")
+                    .fill("TYPE: \x01, STRUcture: File, MODE: Stream", ty, 0)
                     .end();
                 w.begin_cont()
-                    .text("Sessions: ")
-                    .num(open as u64)
-                    .text(" of ")
+                    .fill("Sessions: \x04 of ", "", open as u64)
                     .num(max as u64)
                     .end();
-                w.begin_cont().text("Open files: ").num(files as u64).end();
+                w.begin_cont()
+                    .fill("Open files: \x04", "", files as u64)
+                    .end();
                 w.last(R::SystemStatus, "End of status.");
             });
             return Handled::Done;
