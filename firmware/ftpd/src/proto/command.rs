@@ -337,6 +337,7 @@ pub(crate) struct Typed {
 }
 
 /// Checks and converts the argument of verb kind `k` (see [`verb`]).
+#[inline(never)]
 pub(crate) fn typed(k: u8, arg: &str) -> Result<Typed, ParseError> {
     let mut t = Typed {
         num: 0,

@@ -136,6 +136,7 @@ fn divmod10(n: u64) -> (u64, u32) {
 }
 
 impl<'b> Writer<'b> {
+    #[inline(never)]
     pub fn new(buf: &'b mut [u8]) -> Self {
         let limit = buf.len();
         Writer {
