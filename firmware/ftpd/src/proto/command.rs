@@ -494,17 +494,14 @@ pub(crate) fn eq_ic(a: &[u8], b: &[u8]) -> bool {
 
 /// `slice::contains` for bytes, as a plain loop (the `core` one is a
 /// word-at-a-time search several times the size).
+#[allow(clippy::manual_contains)]
 fn has(b: &[u8], c: u8) -> bool {
     b.iter().any(|&x| x == c)
 }
 
 /// Splits `b` at every `sep` into `N` parts; `None` when there are more.
 /// Returns how many parts there were.
-fn split_n<'a, const N: usize>(
-    b: &'a [u8],
-    sep: u8,
-    skip_empty: bool,
-) -> Option<([&'a [u8]; N], usize)> {
+fn split_n<const N: usize>(b: &[u8], sep: u8, skip_empty: bool) -> Option<([&[u8]; N], usize)> {
     let mut parts = [&b[..0]; N];
     let n = split_into(b, sep, skip_empty, &mut parts)?;
     Some((parts, n))
