@@ -1387,14 +1387,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         match (result, advertised) {
             (Ok((s, port)), Some(ip)) => {
                 self.data = Data::Listening(s);
+                let [a, b, c, d] = ip.octets();
+                let [p1, p2] = port.to_be_bytes();
                 self.send(ctx, |w| {
-                    w.begin(R::PassiveMode).text("Entering Passive Mode (");
-                    for o in ip.octets() {
-                        w.num(u64::from(o)).text(",");
-                    }
-                    w.num(u64::from(port >> 8))
-                        .text(",")
-                        .num(u64::from(port & 0xff))
+                    w.begin(R::PassiveMode)
+                        .text("Entering Passive Mode (")
+                        .decimals(&[a, b, c, d, p1, p2], b',')
                         .text(").")
                         .end()
                 });

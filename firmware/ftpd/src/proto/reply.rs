@@ -286,9 +286,15 @@ impl<'b> Writer<'b> {
 
     /// An IPv4 address, `a.b.c.d`.
     pub fn ipv4(&mut self, ip: Ipv4Addr) -> &mut Self {
-        for (i, o) in ip.octets().into_iter().enumerate() {
+        self.decimals(&ip.octets(), b'.')
+    }
+
+    /// Bytes as decimal numbers with `sep` between them (`a.b.c.d`, and the
+    /// `h1,h2,h3,h4,p1,p2` of a `227` reply).
+    pub fn decimals(&mut self, v: &[u8], sep: u8) -> &mut Self {
+        for (i, &o) in v.iter().enumerate() {
             if i > 0 {
-                self.raw(b".");
+                self.raw(&[sep]);
             }
             self.num(u64::from(o));
         }
