@@ -187,14 +187,21 @@ impl<'b> Writer<'b> {
 
     /// Bytes as they are, cut at the limit.
     pub fn raw(&mut self, s: &[u8]) -> &mut Self {
-        let room = self.limit.saturating_sub(self.len);
-        let n = s.len().min(room);
-        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
-        self.len += n;
-        if n < s.len() {
-            self.overflow = true;
+        for &b in s {
+            self.push(b);
         }
         self
+    }
+
+    /// One byte, if there is room before the limit.
+    fn push(&mut self, b: u8) {
+        match self.buf.get_mut(self.len) {
+            Some(c) if self.len < self.limit => {
+                *c = b;
+                self.len += 1;
+            }
+            _ => self.overflow = true,
+        }
     }
 
     /// Text; a CR or LF (from a file name) never breaks the framing.
@@ -222,9 +229,7 @@ impl<'b> Writer<'b> {
                 b'"' if quote => {
                     self.raw(b"\"\"");
                 }
-                _ => {
-                    self.raw(&[if upper { b.to_ascii_uppercase() } else { b }]);
-                }
+                _ => self.push(if upper { b.to_ascii_uppercase() } else { b }),
             }
         }
         self
