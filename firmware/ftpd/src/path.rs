@@ -33,6 +33,12 @@ impl PathBuf {
         PathBuf { buf, len: 1 }
     }
 
+    /// Back to the root, `/`, in place.
+    pub fn set_root(&mut self) {
+        self.buf[0] = b'/';
+        self.len = 1;
+    }
+
     pub fn as_str(&self) -> &str {
         // Only whole `&str` pieces are ever pushed, so this cannot fail.
         core::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("/")

@@ -751,7 +751,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             REIN => {
                 self.drop_data(ctx.net);
                 self.login = Login::Fresh;
-                self.cwd = PathBuf::root();
+                self.cwd.set_root();
                 self.ty = TransferType::Ascii;
                 self.rest = 0;
                 self.epsv_all = false;
@@ -858,7 +858,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 .map(Who::Account)
         };
         self.login = Login::User(who);
-        self.cwd = PathBuf::root();
+        self.cwd.set_root();
         self.say(ctx, R::NeedPassword, "Please specify the password.");
     }
 
