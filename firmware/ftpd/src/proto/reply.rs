@@ -194,6 +194,7 @@ impl<'b> Writer<'b> {
     }
 
     /// One byte, if there is room before the limit.
+    #[inline(never)]
     fn push(&mut self, b: u8) {
         match self.buf.get_mut(self.len) {
             Some(c) if self.len < self.limit => {
