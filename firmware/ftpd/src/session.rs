@@ -200,8 +200,17 @@ const TRANSFERRED: &str = "\x01 (\x04 bytes transferred)";
 /// `522` (or `504` for PORT) with the family to use.
 const USE_FAMILY: &str = "Network protocol not supported, use (\x04).";
 
+/// `IpAddr::to_canonical` (an IPv4-mapped IPv6 address as IPv4) through
+/// `to_ipv4_mapped`, which the reply writer links anyway.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 fn same_ip(a: IpAddr, b: IpAddr) -> bool {
-    a.to_canonical() == b.to_canonical()
+    canonical(a) == canonical(b)
 }
 
 /// The outcome of looking at one command.
@@ -1342,7 +1351,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         if self.epsv_all && !extended {
             return self.say(ctx, R::BadSequence, "EPSV ALL in effect, use EPSV.");
         }
-        let local_ip = self.local.ip().to_canonical();
+        let local_ip = canonical(self.local.ip());
         let wrong = match family {
             EpsvArg::V4 => !local_ip.is_ipv4(),
             EpsvArg::V6 => !local_ip.is_ipv6(),
@@ -1426,8 +1435,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         if self.epsv_all {
             return self.say(ctx, R::BadSequence, "EPSV ALL in effect, use EPSV.");
         }
-        let peer = self.peer.ip().to_canonical();
-        let target = addr.ip().to_canonical();
+        let peer = canonical(self.peer.ip());
+        let target = canonical(addr.ip());
         if peer.is_ipv4() != target.is_ipv4() {
             let use_ = if peer.is_ipv4() { 1 } else { 2 };
             let code = if extended {

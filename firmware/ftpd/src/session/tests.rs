@@ -1317,3 +1317,19 @@ fn session_state_stays_under_one_kilobyte() {
     let size = core::mem::size_of::<super::Session<u8, [u8; 16]>>();
     assert!(size < 1024, "Session is {size} bytes");
 }
+
+#[test]
+fn canonical_is_cores_to_canonical() {
+    for a in [
+        "192.0.2.1",
+        "::1",
+        "::ffff:192.0.2.1",
+        "::192.0.2.1",
+        "2001:db8::1",
+        "::ffff:0:0",
+        "0.0.0.0",
+    ] {
+        let ip: core::net::IpAddr = a.parse().unwrap();
+        assert_eq!(super::canonical(ip), ip.to_canonical(), "{a}");
+    }
+}
