@@ -458,6 +458,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     }
 
     /// Gives back every socket and file.
+    #[inline(never)]
     fn teardown<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, net: &mut N, fs: &mut S) {
         if let Some(t) = self.xfer.take() {
             let _ = Self::drop_transfer(t, net, fs, true);
@@ -871,7 +872,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         self.say(ctx, R::NeedPassword, "Please specify the password.");
     }
 
-    #[inline(never)]
     fn pass<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -1056,7 +1056,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    #[inline(never)]
     fn rnto<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
