@@ -378,6 +378,18 @@ pub async fn main(ctx: &Context, args: BenchArgs) -> anyhow::Result<ExitCode> {
         skipped: Vec::new(),
         machine: report::Machine::now(),
     };
+    report.machine.sim = match ctx.sim_binary() {
+        Ok(p) => format!(
+            "{} ({})",
+            p.display(),
+            if p.components().any(|c| c.as_os_str() == "release") {
+                "release build"
+            } else {
+                "debug build: timings say little"
+            }
+        ),
+        Err(e) => format!("none ({})", first_line(&e)),
+    };
     for t in chosen {
         if let Err(u) = t.probe(&ctx) {
             progress.note(&format!("{}: cannot run here: {}", t.name, u.reason));
@@ -1152,9 +1164,9 @@ async fn wait_ready(a: SocketAddr) -> Result<(), String> {
 /// write_ms=W`; (read MB/s, write MB/s).
 async fn sdbench(a: SocketAddr, mib: u64) -> Result<(f64, f64), String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = crate::client::connect(a, Duration::from_secs(5))
+    let mut s = ftp::connect_service(a, "sdbench")
         .await
-        .map_err(|e| format!("sdbench at {a}: {e}"))?;
+        .map_err(|e| format!("{e:#}"))?;
     s.write_all(format!("{mib}\n").as_bytes())
         .await
         .map_err(|e| format!("sdbench at {a}: {e}"))?;
