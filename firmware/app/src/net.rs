@@ -392,6 +392,12 @@ impl<'a, const K: usize> SmolNet<'a, K> {
                 return false;
             }
             let sock = self.sockets.get::<tcp::Socket>(slot.handle);
+            if slot.usage != Usage::Owned && sock.state() == State::Closed {
+                // Aborted, its RST still to go out: it accepts nothing, so
+                // the port is free (a passive port listens again at once
+                // after a stolen connection is refused, RFC 2577).
+                return false;
+            }
             sock.listen_endpoint().port == port
                 || sock.local_endpoint().is_some_and(|e| e.port == port)
         })
