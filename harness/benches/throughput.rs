@@ -223,14 +223,14 @@ fn main() {
         let mut g = c.benchmark_group(*name);
         g.sampling_mode(SamplingMode::Flat);
         for &size in SIZES {
-            // The QEMU board moves well under 1 MB/s: ten 16 MB samples each
-            // way would take half an hour.
+            // The QEMU board moves about 1 MB/s: ten 16 MB samples each way
+            // (and the warm-up) take 5 to 10 minutes.
             if name.starts_with("qemu")
                 && size >= 16 << 20
                 && std::env::var_os("HARNESS_BENCH_QEMU_16M").is_none()
             {
                 loud(&format!(
-                    "{name}/{{RETR,STOR}}/16M: the QEMU board moves well under 1 MB/s, so 10 samples take ~30 minutes; set HARNESS_BENCH_QEMU_16M=1 to run them (harness bench measures 16M on QEMU once per run)"
+                    "{name}/{{RETR,STOR}}/16M: the QEMU board moves about 1 MB/s, so 10 samples each way take 5 to 10 minutes; set HARNESS_BENCH_QEMU_16M=1 to run them (`harness bench` measures 16M on QEMU with --repeat runs)"
                 ));
                 continue;
             }

@@ -156,9 +156,9 @@ impl Plan {
 
 /// `64K`, `1M`, `16M`, or bytes.
 pub fn size_label(n: u64) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{}M", n >> 20)
-    } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
         format!("{}K", n >> 10)
     } else {
         format!("{n}B")
@@ -377,6 +377,18 @@ pub async fn main(ctx: &Context, args: BenchArgs) -> anyhow::Result<ExitCode> {
         results: Vec::new(),
         skipped: Vec::new(),
         machine: report::Machine::now(),
+    };
+    report.machine.sim = match ctx.sim_binary() {
+        Ok(p) => format!(
+            "{} ({})",
+            p.display(),
+            if p.components().any(|c| c.as_os_str() == "release") {
+                "release build"
+            } else {
+                "debug build: timings say little"
+            }
+        ),
+        Err(e) => format!("none ({})", first_line(&e)),
     };
     for t in chosen {
         if let Err(u) = t.probe(&ctx) {
@@ -926,75 +938,65 @@ impl Job {
                 disk_read: Err("not measured".into()),
                 disk_write: Err("not measured".into()),
             };
-            match &mut ours {
-                Ok(s) => {
-                    row.retr = runs(
-                        r,
-                        |i| p.step(name, &format!("RETR {label} ({}/{r})", i + 1)),
-                        async || s.retr(&path, size).await.map(|x| x.secs()),
-                    )
-                    .await
-                    .map(|t| mbps(size, t));
-                    row.stor = runs(
-                        r,
-                        |i| p.step(name, &format!("STOR {label} ({}/{r})", i + 1)),
-                        async || s.stor(&up, size, &pat).await.map(|x| x.secs()),
-                    )
-                    .await
-                    .map(|t| mbps(size, t));
-                    for (what, f) in [("RETR", &row.retr), ("STOR", &row.stor)] {
-                        if let Err(e) = f {
-                            failures.push(format!("{what} {label}: {e}"));
-                        }
+            // The six series run interleaved, round by round, so that a
+            // change of load on a shared machine hits the FTP figures and
+            // their ceilings alike.
+            let raw = raw_state.clone();
+            let mut series: [(Vec<f64>, Option<String>); 6] = Default::default();
+            let ours_err = ours.as_ref().err().map(|e| format!("login failed: {e:#}"));
+            let theirs_err = theirs.as_ref().err().cloned();
+            for (k, e) in [
+                (0, &ours_err),
+                (3, &ours_err),
+                (1, &raw.as_ref().err().cloned()),
+                (4, &raw.as_ref().err().cloned()),
+                (2, &theirs_err),
+                (5, &theirs_err),
+            ] {
+                series[k].1 = e.clone();
+            }
+            for i in 0..r {
+                for (k, what) in [
+                    "RETR",
+                    "raw TCP out",
+                    "vsftpd RETR",
+                    "STOR",
+                    "raw TCP in",
+                    "vsftpd STOR",
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    if series[k].1.is_some() {
+                        continue;
+                    }
+                    p.step(name, &format!("{what} {label} ({}/{r})", i + 1));
+                    let t = match (k, &mut ours, &raw, &mut theirs) {
+                        (0, Ok(s), _, _) => s.retr(&path, size).await,
+                        (3, Ok(s), _, _) => s.stor(&up, size, &pat).await,
+                        (1, _, Ok((_, chargen)), _) => ftp::chargen(*chargen, size).await,
+                        (4, _, Ok((discard, _)), _) => ftp::discard(*discard, size, &pat).await,
+                        (2, _, _, Ok(s)) => s.retr(&path, size).await,
+                        (5, _, _, Ok(s)) => s.stor(&up, size, &pat).await,
+                        _ => continue,
+                    };
+                    match t {
+                        Ok(span) => series[k].0.push(span.secs()),
+                        Err(e) => series[k].1 = Some(format!("{e:#}")),
                     }
                 }
-                Err(e) => {
-                    row.retr = Err(format!("login failed: {e}"));
-                    row.stor = row.retr.clone();
-                }
             }
-            match raw_state.clone() {
-                Ok((discard, chargen)) => {
-                    row.raw_retr = runs(
-                        r,
-                        |i| p.step(name, &format!("raw TCP out {label} ({}/{r})", i + 1)),
-                        async || ftp::chargen(chargen, size).await.map(|x| x.secs()),
-                    )
-                    .await
-                    .map(|t| mbps(size, t));
-                    row.raw_stor = runs(
-                        r,
-                        |i| p.step(name, &format!("raw TCP in {label} ({}/{r})", i + 1)),
-                        async || ftp::discard(discard, size, &pat).await.map(|x| x.secs()),
-                    )
-                    .await
-                    .map(|t| mbps(size, t));
-                }
-                Err(e) => {
-                    row.raw_retr = Err(e.clone());
-                    row.raw_stor = Err(e.clone());
-                }
-            }
-            match &mut theirs {
-                Ok(s) => {
-                    row.peer_retr = runs(
-                        r,
-                        |i| p.step(name, &format!("vsftpd RETR {label} ({}/{r})", i + 1)),
-                        async || s.retr(&path, size).await.map(|x| x.secs()),
-                    )
-                    .await
-                    .map(|t| mbps(size, t));
-                    row.peer_stor = runs(
-                        r,
-                        |i| p.step(name, &format!("vsftpd STOR {label} ({}/{r})", i + 1)),
-                        async || s.stor(&up, size, &pat).await.map(|x| x.secs()),
-                    )
-                    .await
-                    .map(|t| mbps(size, t));
-                }
-                Err(e) => {
-                    row.peer_retr = Err(e.clone());
-                    row.peer_stor = Err(e.clone());
+            let [f0, f1, f2, f3, f4, f5] = series.map(|(mut v, e)| match e {
+                Some(e) => Err(e),
+                None => Ok(mbps(size, median(&mut v))),
+            });
+            (row.retr, row.raw_retr, row.peer_retr) = (f0, f1, f2);
+            (row.stor, row.raw_stor, row.peer_stor) = (f3, f4, f5);
+            if ours.is_ok() {
+                for (what, f) in [("RETR", &row.retr), ("STOR", &row.stor)] {
+                    if let Err(e) = f {
+                        failures.push(format!("{what} {label}: {e}"));
+                    }
                 }
             }
             rows.push(row);
@@ -1117,20 +1119,6 @@ impl Job {
     }
 }
 
-/// `r` timed runs; the median time in seconds, or the first error.
-async fn runs(
-    r: usize,
-    mut before: impl FnMut(usize),
-    mut f: impl AsyncFnMut() -> anyhow::Result<f64>,
-) -> Figure {
-    let mut times = Vec::new();
-    for i in 0..r {
-        before(i);
-        times.push(f().await.map_err(|e| format!("{e:#}"))?);
-    }
-    Ok(median(&mut times))
-}
-
 /// Until something accepts on `a` (a peer just started), at most 10 s.
 async fn wait_ready(a: SocketAddr) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1152,9 +1140,9 @@ async fn wait_ready(a: SocketAddr) -> Result<(), String> {
 /// write_ms=W`; (read MB/s, write MB/s).
 async fn sdbench(a: SocketAddr, mib: u64) -> Result<(f64, f64), String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = crate::client::connect(a, Duration::from_secs(5))
+    let mut s = ftp::connect_service(a, "sdbench")
         .await
-        .map_err(|e| format!("sdbench at {a}: {e}"))?;
+        .map_err(|e| format!("{e:#}"))?;
     s.write_all(format!("{mib}\n").as_bytes())
         .await
         .map_err(|e| format!("sdbench at {a}: {e}"))?;

@@ -155,14 +155,20 @@ fn build_firmware_with(env: &str, extra: &[&str]) -> Result<PathBuf, String> {
         };
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = std::process::Command::new(cargo)
+    let child = std::process::Command::new(cargo)
         .args(["build", "--release", "--message-format=json"])
         .args(extra)
         .current_dir(board_dir())
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let out = crate::target::output_saying_when_slow(
+        child,
+        "harness: building the QEMU board's firmware (cargo build --release in firmware/board-lm3s6965)...",
+    )
+    .map_err(|e| format!("cargo build of the firmware: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err.lines().rev().take(15).collect();

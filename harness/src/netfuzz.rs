@@ -77,7 +77,7 @@ pub struct FuzzArgs {
     /// The target to fuzz (host-fat, sim, qemu, qemu-10).
     #[arg(long, short = 't', default_value = "sim")]
     pub target: String,
-    /// How long to fuzz (sessions in flight then get a few seconds to end).
+    /// How long to fuzz (sessions in flight then get up to 10 s to end).
     #[arg(long, default_value_t = 60)]
     pub seconds: u64,
     /// The run's seed (decimal or 0x-hex); random when not given.

@@ -325,10 +325,13 @@ fn build_sim() -> Result<PathBuf, String> {
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }
-    let out = cmd
+    let child = cmd
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let out = output_saying_when_slow(child, "harness: building sim (cargo build -p sim)...")
+        .map_err(|e| format!("cargo build -p sim: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err.lines().rev().take(15).collect();
@@ -347,6 +350,27 @@ fn build_sim() -> Result<PathBuf, String> {
         })
         .next_back()
         .ok_or_else(|| "cargo built sim but reported no executable".to_string())
+}
+
+/// Waits for `child` like `Command::output`, and prints `note` on stderr
+/// once if it takes more than a second (a first build: minutes of silence
+/// otherwise).
+pub fn output_saying_when_slow(
+    child: std::process::Child,
+    note: &str,
+) -> std::io::Result<std::process::Output> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = tx.send(());
+        out
+    });
+    if rx.recv_timeout(Duration::from_secs(1)).is_err() {
+        eprintln!("{note}");
+    }
+    waiter
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// Does a program exist on PATH?

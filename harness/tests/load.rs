@@ -13,7 +13,9 @@
 //!   failure, every RETR equal to what was stored, every LIST equal to the
 //!   model, the card's final tree equal to the models.
 //! - `session_limit`: the fifth client hears `421` within a second and is
-//!   closed; once one of the four leaves, a new client gets in.
+//!   closed, and so does every client of a burst of four arriving at once
+//!   (never a reset); once one of the four leaves, a new client gets in at
+//!   once.
 //! - `abrupt_disconnects`: 200 resets (RST) in the middle of logins,
 //!   listings, downloads and uploads (control or data connection, or both),
 //!   100 one after the other and 100 from four clients at once;
@@ -376,28 +378,15 @@ fn tail(log: &str, n: usize) -> String {
 // The session limit
 // ---------------------------------------------------------------------------
 
-/// Connect while the server is full: `421` within a second, then closed.
-/// Returns how long that took and how many connections were refused
-/// (RST) before one was accepted: the board keeps one spare control socket
-/// for the client past the limit, and one refused a moment earlier may
-/// still hold it while it closes.
-fn refused_at_once() -> (Duration, u32) {
+/// Connect while the server is full: `421` within a second, then closed
+/// (FIN, not a reset). No connection may be refused (RST) on the way: the
+/// board keeps a spare control socket and refuser sockets for clients past
+/// the limit. Returns how long it took.
+fn refused_at_once() -> Duration {
     let t0 = Instant::now();
-    let mut refused = 0;
-    let s = loop {
-        match std::net::TcpStream::connect_timeout(&addr(), Duration::from_secs(5)) {
-            Ok(s) => break s,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::ConnectionRefused
-                    && t0.elapsed() < Duration::from_secs(1) =>
-            {
-                refused += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => {
-                panic!("the client past the limit was not accepted: {e} ({refused} refused before)")
-            }
-        }
+    let s = match std::net::TcpStream::connect_timeout(&addr(), Duration::from_secs(5)) {
+        Ok(s) => s,
+        Err(e) => panic!("the client past the limit was not accepted: {e}"),
     };
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut got = Vec::new();
@@ -415,10 +404,32 @@ fn refused_at_once() -> (Duration, u32) {
     );
     assert!(
         took < Duration::from_secs(1),
-        "421 and close took {took:?}, {refused} connections refused first (wanted: at once)"
+        "421 and close took {took:?} (wanted: at once)"
     );
-    (took, refused)
+    took
 }
+
+/// Clients past the limit arriving at the same moment (threads released
+/// together): every one hears `421` and a close, none a reset.
+fn burst_refused(n: usize) -> Vec<Duration> {
+    let gate = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let clients: Vec<_> = (0..n)
+        .map(|_| {
+            let gate = gate.clone();
+            std::thread::spawn(move || {
+                gate.wait();
+                refused_at_once()
+            })
+        })
+        .collect();
+    clients
+        .into_iter()
+        .map(|c| c.join().expect("a client of the burst"))
+        .collect()
+}
+
+/// Clients past the limit at once, besides the spare control socket's one.
+const BURST: usize = 4;
 
 fn session_limit(t: Target) {
     let card = Card::new();
@@ -437,32 +448,32 @@ fn session_limit(t: Target) {
             four.push(f);
         }
         // Past the limit, again and again: no slot is taken by a refusal.
-        let took: Vec<(Duration, u32)> = (0..3).map(|_| refused_at_once()).collect();
+        let took: Vec<Duration> = (0..3).map(|_| refused_at_once()).collect();
+        // A burst past the limit, twice: all hear 421, none a reset.
+        let bursts: Vec<Duration> = (0..2).flat_map(|_| burst_refused(BURST)).collect();
+        for f in four.iter_mut() {
+            let s = ok("STAT after the refusals", f.stat());
+            assert_eq!(s.sessions, 4, "{s:?}");
+        }
         let f = four.pop().unwrap();
         ok("QUIT", f.quit());
-        // One left: a new client gets in (a connection refused while the
-        // leaving one's socket closes is retried; 421 is not).
+        // One left: a new client gets in at once, never refused.
         let t0 = Instant::now();
-        let mut refused = 0;
-        let mut newcomer = loop {
-            match Ftp::login(addr(), USER, PASS, LIMIT) {
-                Ok(f) => break f,
-                Err(Error::Refused(_)) if t0.elapsed() < Duration::from_secs(2) => refused += 1,
-                Err(e) => panic!("a client after one of four left: {e}"),
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let mut newcomer = ok(
+            "a client after one of four left",
+            Ftp::login(addr(), USER, PASS, LIMIT),
+        );
         let s = ok("STAT", newcomer.stat());
         assert_eq!(s.sessions, 4, "{s:?}");
+        let newcomer_ms = t0.elapsed().as_secs_f64() * 1000.0;
         // Full again.
         refused_at_once();
+        burst_refused(BURST);
+        let ms = |d: &Duration| d.as_millis().to_string();
         eprintln!(
-            "{name}: 421 and close in {}; the newcomer got in after {:.0} ms ({refused} refused)",
-            took.iter()
-                .map(|(d, r)| format!("{} ms ({r} refused first)", d.as_millis()))
-                .collect::<Vec<_>>()
-                .join(", "),
-            t0.elapsed().as_secs_f64() * 1000.0
+            "{name}: 421 and close in {} ms; bursts of {BURST}: {} ms; the newcomer got in after {newcomer_ms:.0} ms",
+            took.iter().map(ms).collect::<Vec<_>>().join(", "),
+            bursts.iter().map(ms).collect::<Vec<_>>().join(", "),
         );
         ok("QUIT", newcomer.quit());
         for f in four {

@@ -188,6 +188,13 @@ struct Entry {
     peer: Option<SocketAddr>,
     /// Came from the FTP control listener (told apart at shutdown).
     control: bool,
+    /// The data listener this connection came from, kept listening until
+    /// the engine either uses the connection (then it goes) or aborts it
+    /// (then it is parked for the engine's next `listen` on the same
+    /// address): a passive port refusing a stolen connection (RFC 2577)
+    /// never stops listening for the right client, however the threads are
+    /// scheduled.
+    listener: Option<TcpListener>,
 }
 
 struct Slot {
@@ -249,6 +256,9 @@ pub struct HostNet {
     slots: Vec<Slot>,
     free: Vec<u32>,
     closing: Vec<Closing>,
+    /// Data listeners of aborted connections, for the next `listen` on
+    /// their address in the same poll (see [`Entry::listener`]).
+    parked: Vec<TcpListener>,
     wake_rx: UnixStream,
     wake_tx: UnixStream,
 }
@@ -278,6 +288,7 @@ impl HostNet {
             slots: Vec::new(),
             free: Vec::new(),
             closing: Vec::new(),
+            parked: Vec::new(),
             wake_rx,
             wake_tx,
         })
@@ -310,6 +321,8 @@ impl HostNet {
     /// pending connections, completes connects and advances background
     /// closes. Never blocks. Call it before each `Server::poll`.
     pub fn pump(&mut self) {
+        // Listeners the engine did not take back in its last poll.
+        self.parked.clear();
         self.pump_control();
         for slot in &mut self.slots {
             let Some(entry) = slot.entry.as_mut() else {
@@ -352,6 +365,7 @@ impl HostNet {
                         local,
                         peer: Some(peer),
                         control: true,
+                        listener: None,
                     };
                     let id = self.insert(entry);
                     log::debug!("net: control connection from {peer} ({id:?})");
@@ -559,7 +573,12 @@ fn pump_entry(entry: &mut Entry) {
                     match Stream::new(sock) {
                         Ok(s) => {
                             log::debug!("net: data connection from {peer}");
-                            entry.kind = Kind::Stream(s);
+                            let Kind::Listener(l) =
+                                std::mem::replace(&mut entry.kind, Kind::Stream(s))
+                            else {
+                                unreachable!()
+                            };
+                            entry.listener = Some(l);
                             entry.local = local;
                             entry.peer = Some(peer);
                         }
@@ -641,6 +660,21 @@ impl Net for HostNet {
         if !self.has_room() {
             return Err(NetError::Exhausted);
         }
+        if let Some(i) = self
+            .parked
+            .iter()
+            .position(|l| l.local_addr().is_ok_and(|a| a == addr))
+        {
+            let listener = self.parked.swap_remove(i);
+            let entry = Entry {
+                kind: Kind::Listener(listener),
+                local: Some(addr),
+                peer: None,
+                control: false,
+                listener: None,
+            };
+            return Ok(self.insert(entry));
+        }
         let setup = || -> io::Result<TcpListener> {
             let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
             // Lets a passive port be reused while an earlier data connection
@@ -661,6 +695,7 @@ impl Net for HostNet {
             local,
             peer: None,
             control: false,
+            listener: None,
         };
         Ok(self.insert(entry))
     }
@@ -704,6 +739,7 @@ impl Net for HostNet {
             local,
             peer: Some(remote),
             control: false,
+            listener: None,
         };
         pump_entry(&mut entry);
         Ok(self.insert(entry))
@@ -736,6 +772,8 @@ impl Net for HostNet {
         let Some(entry) = self.entry_mut(s) else {
             return Err(NetError::Reset);
         };
+        // The engine uses this connection: its listener has served.
+        entry.listener = None;
         let st = match &mut entry.kind {
             Kind::Stream(st) => st,
             Kind::Listener(_) | Kind::Connecting(_) => return Ok(0),
@@ -786,6 +824,8 @@ impl Net for HostNet {
         let Some(entry) = self.entry_mut(s) else {
             return Err(NetError::Reset);
         };
+        // The engine uses this connection: its listener has served.
+        entry.listener = None;
         let st = match &mut entry.kind {
             Kind::Stream(st) => st,
             Kind::Listener(_) | Kind::Connecting(_) => return Ok(0),
@@ -831,7 +871,12 @@ impl Net for HostNet {
     }
 
     fn abort(&mut self, s: SocketId) {
-        let Some(entry) = self.take(s) else { return };
+        let Some(mut entry) = self.take(s) else {
+            return;
+        };
+        if let Some(l) = entry.listener.take() {
+            self.parked.push(l);
+        }
         match &entry.kind {
             Kind::Stream(st) => {
                 let _ = SockRef::from(&st.sock).set_linger(Some(Duration::ZERO));

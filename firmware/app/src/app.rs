@@ -12,7 +12,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
 use crate::net::{Census, SmolNet};
 use crate::{
     CONTROL_RX, CONTROL_SOCKETS, CONTROL_TX, DATA_RX, DATA_SOCKETS, DATA_TX, ENGINE_BUF, FTP_PORT,
-    MAX_SESSIONS, SOCKETS,
+    MAX_SESSIONS, REFUSER_RX, REFUSER_TX, REFUSERS, SOCKETS,
 };
 
 /// The board's network identity.
@@ -104,6 +104,8 @@ pub struct Resources<'a> {
     sockets: SocketSlots<'a>,
     control_rx: [[u8; CONTROL_RX]; CONTROL_SOCKETS],
     control_tx: [[u8; CONTROL_TX]; CONTROL_SOCKETS],
+    refuser_rx: [[u8; REFUSER_RX]; REFUSERS],
+    refuser_tx: [[u8; REFUSER_TX]; REFUSERS],
     data_rx: [[u8; DATA_RX]; DATA_SOCKETS],
     data_tx: [[u8; DATA_TX]; DATA_SOCKETS],
     #[cfg(feature = "diag")]
@@ -118,6 +120,8 @@ impl Resources<'_> {
             sockets: SocketSlots::Unmade,
             control_rx: [[0; CONTROL_RX]; CONTROL_SOCKETS],
             control_tx: [[0; CONTROL_TX]; CONTROL_SOCKETS],
+            refuser_rx: [[0; REFUSER_RX]; REFUSERS],
+            refuser_tx: [[0; REFUSER_TX]; REFUSERS],
             data_rx: [[0; DATA_RX]; DATA_SOCKETS],
             data_tx: [[0; DATA_TX]; DATA_SOCKETS],
             #[cfg(feature = "diag")]
@@ -206,6 +210,8 @@ impl<'a, S: Storage> App<'a, S> {
             sockets,
             control_rx,
             control_tx,
+            refuser_rx,
+            refuser_tx,
             data_rx,
             data_tx,
             engine,
@@ -215,6 +221,11 @@ impl<'a, S: Storage> App<'a, S> {
         let mut net = SmolNet::new(iface, sockets.empty(), settings.control_port);
         for (rx, tx) in control_rx.iter_mut().zip(control_tx.iter_mut()) {
             net.add_control(rx, tx);
+        }
+        // After the control sockets: smoltcp gives a SYN to the first
+        // listener, so refusers take only what the control sockets cannot.
+        for (rx, tx) in refuser_rx.iter_mut().zip(refuser_tx.iter_mut()) {
+            net.add_refuser(rx, tx);
         }
         for (rx, tx) in data_rx.iter_mut().zip(data_tx.iter_mut()) {
             net.add_data(rx, tx);

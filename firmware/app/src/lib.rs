@@ -38,10 +38,11 @@
 //! | item | count × size | bytes |
 //! |---|---|---|
 //! | control sockets, RX + TX ([`CONTROL_RX`] + [`CONTROL_TX`]) | 5 × (512 + 1024) | 7 680 |
+//! | refuser sockets, RX + TX ([`REFUSER_RX`] + [`REFUSER_TX`]) | 3 × (16 + 64) | 240 |
 //! | data sockets, RX + TX ([`DATA_RX`] + [`DATA_TX`]) | 5 × (2048 + 2048) | 20 480 |
-//! | smoltcp socket state (`SocketStorage`: TCP state, assembler, timers) | 10 × 392 + 8 (tag) | 3 928 |
+//! | smoltcp socket state (`SocketStorage`: TCP state, assembler, timers) | 13 × 392 + 8 (tag) | 5 104 |
 //! | engine shared data buffer ([`ENGINE_BUF`]) | 1 × 2048 | 2 048 |
-//! | **[`Resources`] total** | | **34 136** |
+//! | **[`Resources`] total** | | **35 552** |
 //! | [`AppNet`]: smoltcp `Interface` (576: neighbour cache, addresses, routes) + pools | | 840 |
 //! | with feature `diag`: 3 more sockets, 3 × 392 + 2048 + 64 + 64 + 2048 + 64 + 128 | | + 5 592 |
 //!
@@ -65,8 +66,10 @@
 //! windows of 2 KB are what the budget allows; the engine's buffer matches
 //! them so one storage read fills one socket. Five control sockets =
 //! [`MAX_SESSIONS`] + 1, so that the client past the limit is connected and
-//! hears `421`; five data sockets = one per session + 1 for a socket still
-//! closing (FIN-WAIT, LAST-ACK).
+//! hears `421`, and three refusers with 80 bytes of buffers (1.4 KB with
+//! their socket state) answer a burst of clients past the limit with `421`
+//! while the spare is busy, instead of a reset; five data sockets = one per
+//! session + 1 for a socket still closing (FIN-WAIT, LAST-ACK).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub mod app;
@@ -87,6 +90,13 @@ pub const MAX_SESSIONS: usize = 4;
 pub const FTP_PORT: u16 = 21;
 /// Control sockets: one per session plus one for the client to refuse.
 pub const CONTROL_SOCKETS: usize = MAX_SESSIONS + 1;
+/// Refuser sockets: they answer a burst of clients past the limit with
+/// `421` while the spare control socket is busy (see [`net`]).
+pub const REFUSERS: usize = 3;
+/// Refuser receive buffer: the client has nothing to say before the greeting.
+pub const REFUSER_RX: usize = 16;
+/// Refuser transmit buffer: the refusal line, [`net::REFUSAL`].
+pub const REFUSER_TX: usize = 64;
 /// Data sockets: one per session plus one still closing.
 pub const DATA_SOCKETS: usize = MAX_SESSIONS + 1;
 /// Control socket receive buffer: one full command line.
@@ -102,14 +112,14 @@ pub const ENGINE_BUF: usize = 2048;
 /// Sockets of the diagnostic services.
 pub const DIAG_SOCKETS: usize = if cfg!(feature = "diag") { 3 } else { 0 };
 /// Every socket the application owns.
-pub const SOCKETS: usize = CONTROL_SOCKETS + DATA_SOCKETS + DIAG_SOCKETS;
+pub const SOCKETS: usize = CONTROL_SOCKETS + REFUSERS + DATA_SOCKETS + DIAG_SOCKETS;
 
 /// What [`Resources`] may take on a 32-bit target, without and with the
 /// diagnostic services.
 pub const RESOURCES_BUDGET: usize = if cfg!(feature = "diag") {
-    39 * 1024
+    41 * 1024
 } else {
-    34 * 1024
+    35 * 1024
 };
 
 const _: () = assert!(
@@ -119,6 +129,10 @@ const _: () = assert!(
 const _: () = assert!(
     CONTROL_TX >= ftpd::MAX_REPLY,
     "the engine replies only when MAX_REPLY bytes are free"
+);
+const _: () = assert!(
+    REFUSER_TX >= net::REFUSAL.len(),
+    "a refuser socket must hold the refusal line"
 );
 const _: () = assert!(
     DATA_TX >= ftpd::MAX_LINE,

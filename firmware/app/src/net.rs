@@ -13,6 +13,12 @@
 //!   and TCP is done with it, it listens again. Sized for the session limit
 //!   plus one spare, so that the client past the limit is connected and hears
 //!   the engine's `421` instead of a SYN timeout.
+//! - **refuser** sockets: listen on the FTP port too, after the control
+//!   sockets (smoltcp gives a SYN to the first listening socket in the set),
+//!   with buffers just big enough for a refusal line. They take the clients
+//!   that arrive while every control socket is busy (a burst past the
+//!   limit): the adapter itself answers them with its refusal line (`421`)
+//!   and closes; the engine never sees them.
 //! - **data** sockets: [`Net::listen`] and [`Net::connect`] take a free one.
 //!   Sized for one per session plus slack for sockets still closing.
 //! - **service** sockets (feature `diag`): the raw-TCP discard and chargen
@@ -27,6 +33,21 @@
 //! socket still sending (`FIN-WAIT-1`, `CLOSING`, `LAST-ACK`) is never reused.
 //! An active connection given back before the peer answered (`SYN-SENT`) is
 //! dropped at once, without an RST: the peer never knew of it.
+//! A control or refuser socket is also reused as soon as the peer has
+//! acknowledged all our data and our FIN (`FIN-WAIT-2`): the client has its
+//! last reply and the end of the stream, and the socket listens again at
+//! once instead of waiting for the client to close (its FIN then meets the
+//! listener's RST, after it has read everything).
+//!
+//! # Never a reset on the FTP port
+//!
+//! smoltcp answers a SYN that finds no listening socket with an RST, which a
+//! client reports as "connection refused". [`SmolNet::poll_iface`] therefore
+//! takes frames one at a time, re-arms listeners between frames (a session
+//! socket freed by one frame listens for the SYN in the next), and drops a
+//! SYN to the FTP port while no control or refuser socket listens: the
+//! client sends it again (after 1 s on Linux) and is then greeted or refused
+//! with `421`.
 //! Two limits keep a closing socket from being lost for good: after a close,
 //! smoltcp aborts the connection when the peer is silent for
 //! [`LINGER_SILENCE_MS`], and the adapter aborts any socket still closing
@@ -76,6 +97,8 @@ pub struct Sock {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     Control,
+    /// Listens on the control port; answers with the refusal line, closes.
+    Refuser,
     Data,
     #[cfg(feature = "diag")]
     Service(crate::diag::Service),
@@ -123,7 +146,11 @@ pub struct SmolNet<'a, const K: usize> {
     control_port: u16,
     next_port: u16,
     now_ms: u64,
+    refusal: &'static [u8],
 }
+
+/// What a refuser socket says, unless [`SmolNet::set_refusal`] says otherwise.
+pub const REFUSAL: &[u8] = b"421 Too many connections, try again later.\r\n";
 
 impl<'a, const K: usize> SmolNet<'a, K> {
     /// An adapter over `iface`, with room for `K` sockets in `storage`
@@ -143,6 +170,7 @@ impl<'a, const K: usize> SmolNet<'a, K> {
             control_port,
             next_port: EPHEMERAL_PORTS.0,
             now_ms: 0,
+            refusal: REFUSAL,
         }
     }
 
@@ -151,6 +179,23 @@ impl<'a, const K: usize> SmolNet<'a, K> {
         let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
         s.set_nagle_enabled(false);
         self.add(s, Role::Control, Usage::Pooled);
+    }
+
+    /// Adds a refuser socket (see the module docs). `tx` must hold the
+    /// refusal line; `rx` may be tiny (the client has nothing to say first).
+    pub fn add_refuser(&mut self, rx: &'a mut [u8], tx: &'a mut [u8]) {
+        assert!(
+            tx.len() >= self.refusal.len(),
+            "refuser TX buffer too small"
+        );
+        let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
+        s.set_nagle_enabled(false);
+        self.add(s, Role::Refuser, Usage::Pooled);
+    }
+
+    /// The line refuser sockets send (a `421` reply with its CRLF).
+    pub fn set_refusal(&mut self, line: &'static [u8]) {
+        self.refusal = line;
     }
 
     /// Adds a data socket with these buffers.
@@ -240,10 +285,56 @@ impl<'a, const K: usize> SmolNet<'a, K> {
         now_ms: u64,
         device: &mut D,
     ) -> bool {
+        use smoltcp::iface::{PollIngressSingleResult, PollResult};
         let now = smoltcp::time::Instant::from_millis(now_ms as i64);
-        self.now_ms = now_ms;
-        self.iface.poll(now, device, &mut self.sockets)
-            == smoltcp::iface::PollResult::SocketStateChanged
+        self.now_ms = self.now_ms.max(now_ms);
+        self.iface.poll_maintenance(now);
+        let mut changed = false;
+        loop {
+            // Listeners freed by the previous frame listen before the next.
+            self.rearm(now_ms);
+            let mut guard = SynGuard {
+                inner: &mut *device,
+                port: self.control_port,
+                drop_syn: !self.control_listening(),
+            };
+            match self
+                .iface
+                .poll_ingress_single(now, &mut guard, &mut self.sockets)
+            {
+                PollIngressSingleResult::None => break,
+                PollIngressSingleResult::PacketProcessed => {}
+                PollIngressSingleResult::SocketStateChanged => changed = true,
+            }
+        }
+        while self.iface.poll_egress(now, device, &mut self.sockets)
+            == PollResult::SocketStateChanged
+        {
+            changed = true;
+        }
+        changed
+    }
+
+    /// True if some control or refuser socket listens for a SYN.
+    fn control_listening(&self) -> bool {
+        self.slots.iter().flatten().any(|slot| {
+            matches!(slot.role, Role::Control | Role::Refuser)
+                && slot.usage == Usage::Pooled
+                && self.sockets.get::<tcp::Socket>(slot.handle).state() == State::Listen
+        })
+    }
+
+    /// The part of [`SmolNet::maintain`] that frees control and refuser
+    /// sockets and makes them listen again (and answers refused clients).
+    fn rearm(&mut self, now_ms: u64) {
+        let now = self.now_ms.max(now_ms);
+        let control_port = self.control_port;
+        for slot in self.slots.iter_mut().flatten() {
+            if matches!(slot.role, Role::Control | Role::Refuser) {
+                let sock = self.sockets.get_mut::<tcp::Socket>(slot.handle);
+                rearm_control(slot, sock, control_port, self.refusal, now);
+            }
+        }
     }
 
     /// When the interface wants to be polled again (ms on the caller's
@@ -279,6 +370,9 @@ impl<'a, const K: usize> SmolNet<'a, K> {
         let mut progressed = false;
         for slot in self.slots.iter_mut().flatten() {
             let sock = self.sockets.get_mut::<tcp::Socket>(slot.handle);
+            if matches!(slot.role, Role::Control | Role::Refuser) {
+                rearm_control(slot, sock, control_port, self.refusal, now);
+            }
             if let Usage::Closing { since } = slot.usage {
                 let lingered = now.saturating_sub(since);
                 if !reusable(sock) && lingered >= LINGER_MS {
@@ -299,7 +393,7 @@ impl<'a, const K: usize> SmolNet<'a, K> {
             }
             if slot.usage == Usage::Pooled {
                 let port = match slot.role {
-                    Role::Control => control_port,
+                    Role::Control | Role::Refuser => control_port,
                     Role::Data => continue,
                     #[cfg(feature = "diag")]
                     Role::Service(ref mut service) => {
@@ -392,6 +486,12 @@ impl<'a, const K: usize> SmolNet<'a, K> {
                 return false;
             }
             let sock = self.sockets.get::<tcp::Socket>(slot.handle);
+            if slot.usage != Usage::Owned && sock.state() == State::Closed {
+                // Aborted, its RST still to go out: it accepts nothing, so
+                // the port is free (a passive port listens again at once
+                // after a stolen connection is refused, RFC 2577).
+                return false;
+            }
             sock.listen_endpoint().port == port
                 || sock.local_endpoint().is_some_and(|e| e.port == port)
         })
@@ -411,6 +511,136 @@ impl<'a, const K: usize> SmolNet<'a, K> {
             }
         }
         None
+    }
+}
+
+/// A control or refuser socket: a refuser whose client connected gets the
+/// refusal line and is closed; a closing one the client has acknowledged
+/// entirely (`FIN-WAIT-2`: our data and FIN) is dropped without a word; a
+/// free one listens again.
+fn rearm_control(slot: &mut Slot, sock: &mut tcp::Socket, port: u16, refusal: &[u8], now: u64) {
+    if slot.role == Role::Refuser
+        && slot.usage == Usage::Pooled
+        && matches!(sock.state(), State::Established | State::CloseWait)
+    {
+        let _ = sock.send_slice(refusal);
+        sock.close();
+        sock.set_timeout(Some(Duration::from_millis(LINGER_SILENCE_MS)));
+        slot.usage = Usage::Closing { since: now };
+    }
+    if let Usage::Closing { .. } = slot.usage {
+        if sock.state() == State::FinWait2 {
+            forget(sock);
+        }
+        if reusable(sock) {
+            sock.set_timeout(None);
+            slot.usage = Usage::Pooled;
+        }
+    }
+    if slot.usage == Usage::Pooled && reusable(sock) {
+        // The port is non-zero and the socket closed: cannot fail.
+        let _ = sock.listen(port);
+    }
+}
+
+/// A device that hides SYNs to the control port (hands smoltcp an empty
+/// frame, which it skips) while `drop_syn`: see the module docs.
+struct SynGuard<'d, D: ?Sized> {
+    inner: &'d mut D,
+    port: u16,
+    drop_syn: bool,
+}
+
+struct GuardRx<T> {
+    inner: T,
+    port: u16,
+    drop_syn: bool,
+    ethernet: bool,
+}
+
+impl<D: smoltcp::phy::Device + ?Sized> smoltcp::phy::Device for SynGuard<'_, D> {
+    type RxToken<'a>
+        = GuardRx<D::RxToken<'a>>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = D::TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(
+        &mut self,
+        timestamp: smoltcp::time::Instant,
+    ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let ethernet = self.inner.capabilities().medium == smoltcp::phy::Medium::Ethernet;
+        let (rx, tx) = self.inner.receive(timestamp)?;
+        let rx = GuardRx {
+            inner: rx,
+            port: self.port,
+            drop_syn: self.drop_syn,
+            ethernet,
+        };
+        Some((rx, tx))
+    }
+
+    fn transmit(&mut self, timestamp: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
+        self.inner.transmit(timestamp)
+    }
+
+    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+        self.inner.capabilities()
+    }
+}
+
+impl<T: smoltcp::phy::RxToken> smoltcp::phy::RxToken for GuardRx<T> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        let (port, drop_syn, ethernet) = (self.port, self.drop_syn, self.ethernet);
+        self.inner.consume(|frame| {
+            if drop_syn && is_syn_to(frame, ethernet, port) {
+                f(&[])
+            } else {
+                f(frame)
+            }
+        })
+    }
+
+    fn meta(&self) -> smoltcp::phy::PacketMeta {
+        self.inner.meta()
+    }
+}
+
+/// True if `frame` is a TCP SYN (without ACK) to local port `port`, over
+/// IPv4 (first fragment) or IPv6 (no extension headers), in an Ethernet
+/// frame or bare.
+pub fn is_syn_to(frame: &[u8], ethernet: bool, port: u16) -> bool {
+    let (version, ip) = if ethernet {
+        match frame.get(12..14) {
+            Some([0x08, 0x00]) => (4, &frame[14..]),
+            Some([0x86, 0xdd]) => (6, &frame[14..]),
+            _ => return false,
+        }
+    } else {
+        match frame.first().map(|b| b >> 4) {
+            Some(v @ (4 | 6)) => (v, frame),
+            _ => return false,
+        }
+    };
+    let tcp = if version == 4 {
+        let ihl = ip.first().map_or(0, |b| usize::from(b & 0x0f) * 4);
+        let first_fragment = ip.get(6).is_some_and(|b| b & 0x1f == 0) && ip.get(7) == Some(&0);
+        if ihl < 20 || ip.get(9) != Some(&6) || !first_fragment {
+            return false;
+        }
+        ip.get(ihl..)
+    } else {
+        if ip.get(6) != Some(&6) {
+            return false;
+        }
+        ip.get(40..)
+    };
+    match tcp.and_then(|t| Some((t.get(2..4)?, *t.get(13)?))) {
+        Some((dst, flags)) => u16::from_be_bytes([dst[0], dst[1]]) == port && flags & 0x12 == 0x02,
+        None => false,
     }
 }
 

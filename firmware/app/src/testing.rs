@@ -41,6 +41,13 @@ pub struct Wire {
     pub down: bool,
 }
 
+impl Wire {
+    /// Frames waiting for side `side` to receive them.
+    pub fn queued(&self, side: usize) -> usize {
+        self.queues[side].len()
+    }
+}
+
 /// One end of a [`Wire`]: side 0 is the board, side 1 the peer.
 #[derive(Clone)]
 pub struct End {

@@ -260,7 +260,7 @@ async fn pour(s: &mut TcpStream, size: u64, pattern: &[u8]) -> anyhow::Result<()
 /// Connect to a diag service, which serves one connection at a time and
 /// listens again only after the last one ended: a refusal right after the
 /// previous run is retried for up to 3 s.
-async fn connect_service(addr: SocketAddr, what: &str) -> anyhow::Result<TcpStream> {
+pub async fn connect_service(addr: SocketAddr, what: &str) -> anyhow::Result<TcpStream> {
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         match client::connect(addr, Duration::from_secs(10)).await {

@@ -17,6 +17,8 @@ pub struct Machine {
     pub kernel: String,
     pub qemu: Vec<String>,
     pub vsftpd: String,
+    /// The `sim` binary measured (host targets, the virtual board).
+    pub sim: String,
 }
 
 /// `/proc/loadavg`'s first three numbers.
@@ -60,6 +62,7 @@ impl Machine {
             kernel: command_line("uname", &["-r"]).unwrap_or_default(),
             qemu,
             vsftpd: super::peer::version(),
+            sim: String::new(),
         }
     }
 }
@@ -164,13 +167,21 @@ pub fn growth(r: &TargetResult, list: bool) -> String {
     match fit(&pts) {
         Some((a, b)) => {
             let (lo, hi) = (pts.first().unwrap(), pts.last().unwrap());
+            let ratio = hi.1 / lo.1.max(1e-9);
+            // t ~ n^k between the smallest and the largest directory.
+            let k = ratio.ln() / (hi.0 / lo.0).ln();
+            let shape = if k < 0.8 {
+                "sub-linear: fixed costs dominate"
+            } else if k <= 1.2 {
+                "about linear"
+            } else {
+                "super-linear: the per-entry cost grows with the directory"
+            };
             format!(
-                "{:.1} us/entry + {:.2} ms fixed (least squares over {} sizes); {}x the entries took {:.1}x the time",
+                "as n^{k:.2} ({shape}): {}x the entries took {ratio:.1}x the time; line fit {:.1} us/entry + {:.2} ms",
+                (hi.0 / lo.0).round(),
                 b * 1e3,
                 a,
-                pts.len(),
-                (hi.0 / lo.0).round(),
-                hi.1 / lo.1.max(1e-9)
             )
         }
         None => "not enough points for a fit".into(),
@@ -296,7 +307,16 @@ pub fn write_all(rep: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     ];
     let mut out = Vec::new();
     for (p, text) in files {
-        std::fs::write(&p, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+        std::fs::write(&p, &text).map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+        // CI's quick run checks that every file appears, whole.
+        let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        if len != text.len() as u64 || len == 0 {
+            anyhow::bail!(
+                "{} was not written whole ({len} of {} bytes)",
+                p.display(),
+                text.len()
+            );
+        }
         out.push(p);
     }
     Ok(out)
@@ -386,6 +406,7 @@ pub fn markdown(rep: &Report) -> String {
         let _ = writeln!(s, "- QEMU: {q}");
     }
     let _ = writeln!(s, "- peer: {}", m.vsftpd);
+    let _ = writeln!(s, "- sim: {}", m.sim);
     let _ = writeln!(
         s,
         "- plan: sizes {}, median of {} run(s), concurrency {:?}, listings {:?}{}",

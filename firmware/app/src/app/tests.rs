@@ -455,3 +455,41 @@ fn four_sessions_transfer_at_once_and_then_again() {
         }
     }
 }
+
+#[test]
+fn a_burst_past_the_limit_all_get_421_and_a_close_never_a_reset() {
+    let mut r = Rig::new(MemFs::default());
+    let clients: Vec<SocketHandle> = (0..MAX_SESSIONS)
+        .map(|_| {
+            let c = r.peer.connect(addr("192.0.2.2:21"));
+            assert!(r.reply(c).starts_with("220"));
+            c
+        })
+        .collect();
+    // More clients at once than the spare control socket and the refusers
+    // together: their SYNs leave in one poll of the peer.
+    let burst = 1 + REFUSERS + 2;
+    let extra: Vec<SocketHandle> = (0..burst)
+        .map(|_| r.peer.connect(addr("192.0.2.2:21")))
+        .collect();
+    for &c in &extra {
+        let reply = r.reply(c);
+        assert!(reply.starts_with("421 "), "{reply:?}");
+        r.until("refused client closed", |r| !r.peer.tcp(c).may_recv());
+        // The board's FIN, not a reset (which would leave it CLOSED).
+        assert_eq!(r.peer.state(c), tcp::State::CloseWait);
+        r.peer.tcp(c).close();
+    }
+    assert_eq!(r.app.sessions(), MAX_SESSIONS);
+    // The sessions are untouched, and once one leaves a newcomer gets in.
+    assert!(r.command(clients[1], "NOOP").starts_with("200"));
+    assert!(r.command(clients[0], "QUIT").starts_with("221"));
+    r.until("session ended", |r| r.app.sessions() == MAX_SESSIONS - 1);
+    r.peer.tcp(clients[0]).close();
+    let late = r.peer.connect(addr("192.0.2.2:21"));
+    assert!(r.reply(late).starts_with("220"));
+    // Every refuser and control socket listens again.
+    r.run(100);
+    let c = r.app.census();
+    assert_eq!(c.closing, 0, "{c:?}");
+}

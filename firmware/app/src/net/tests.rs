@@ -144,23 +144,53 @@ fn control_backlog_is_the_free_control_sockets_and_refills_after_close() {
     let mut r = Rig::new(2, 1);
     let (c1, s1) = r.accepted("192.0.2.2:21");
     let (_c2, _s2) = r.accepted("192.0.2.2:21");
-    // No control socket listens now: the third client is refused (RST).
+    // No control socket listens now: the third client's SYN is dropped, not
+    // answered with a reset; the client keeps trying.
     let c3 = r.peer.connect(addr("192.0.2.2:21"));
-    r.until("refusal", |r| r.peer.state(c3) == tcp::State::Closed);
+    r.run(300);
+    assert_eq!(r.peer.state(c3), tcp::State::SynSent);
     assert_eq!(r.net.accept(), None);
 
-    // The engine closes the first session; the client closes too.
+    // The engine closes the first session: once the client has acknowledged
+    // our FIN, the socket listens again, without waiting for the client's
+    // FIN, and the third client's next SYN gets it.
     r.net.close(s1);
     r.until("FIN at the client", |r| {
         r.peer.state(c1) == tcp::State::CloseWait
     });
-    r.peer.tcp(c1).close();
-    r.until("socket listens again", |r| {
-        r.net.census().control_listening == 1
+    r.until("third client in", |r| {
+        r.peer.state(c3) == tcp::State::Established
     });
+    let s3 = r.net.accept().expect("the third client is accepted");
+    assert_eq!(r.net.state(s3), SockState::Established);
     assert_eq!(r.net.census().closing, 0);
-    let (c4, _) = r.accepted("192.0.2.2:21");
-    assert_eq!(r.peer.state(c4), tcp::State::Established);
+    // The first client closes late: it has read everything already.
+    r.peer.tcp(c1).close();
+    r.until("first client done", |r| {
+        r.peer.state(c1) == tcp::State::Closed
+    });
+}
+
+#[test]
+fn a_socket_freed_by_one_frame_listens_for_the_syn_in_the_next() {
+    let mut r = Rig::new(1, 1);
+    let (c1, s1) = r.accepted("192.0.2.2:21");
+    r.peer.tcp(c1).set_ack_delay(None);
+    // The board says its last and closes; its FIN goes out.
+    r.net.close(s1);
+    r.now += 1;
+    r.net.poll_iface(r.now, &mut r.board);
+    // The client ACKs the FIN and, in the same burst of frames, a new
+    // client sends its SYN: both reach the board in one poll.
+    let c2 = r.peer.connect(addr("192.0.2.2:21"));
+    r.peer.poll(r.now);
+    assert_eq!(r.peer.state(c1), tcp::State::CloseWait);
+    assert_eq!(r.wire.borrow().queued(0), 2, "the ACK and the SYN");
+    r.now += 1;
+    r.net.poll_iface(r.now, &mut r.board);
+    r.peer.poll(r.now);
+    assert_eq!(r.peer.state(c2), tcp::State::Established, "no reset");
+    r.until("accept", |r| r.net.accept().is_some());
 }
 
 #[test]
