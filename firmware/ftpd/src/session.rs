@@ -715,7 +715,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         if k != verb::RNTO {
             self.rnfr = false;
         }
-        self.dispatch(ctx, k, arg, typed, was_rnfr)
+        self.dispatch(ctx, k, arg, &typed, was_rnfr)
     }
 
     #[allow(unused_variables)]
@@ -739,7 +739,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         k: u8,
         arg: &str,
-        t: Typed,
+        t: &Typed,
         was_rnfr: bool,
     ) -> Handled {
         use verb::*;
@@ -1299,9 +1299,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Ok(m) if m.kind == Kind::Dir => {
                 self.send(ctx, |w| {
                     w.begin_first(R::FileStatus)
-                        .text("Status of ")
-                        .text(v.as_str())
-                        .text(":")
+                        .fill("Status of \x01:", v.as_str(), 0)
                         .end()
                 });
                 self.aux = s;
@@ -1321,9 +1319,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 let name = v.file_name();
                 self.send(ctx, |w| {
                     w.begin_first(R::FileStatus)
-                        .text("Status of ")
-                        .text(v.as_str())
-                        .text(":")
+                        .fill("Status of \x01:", v.as_str(), 0)
                         .end();
                     w.begin_cont();
                     // Its CRLF is dropped as text; `end` ends the line.
@@ -1548,13 +1544,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 };
                 self.send(ctx, |w| {
                     w.begin(R::FileStatusOk)
-                        .text("Opening ")
-                        .text(mode)
-                        .text(" mode data connection for ")
-                        .text(v.file_name())
-                        .text(" (")
-                        .num(size)
-                        .text(" bytes).")
+                        .fill("Opening \x01 mode data connection for ", mode, 0)
+                        .fill("\x01 (\x04 bytes).", v.file_name(), size)
                         .end()
                 });
                 let ascii = self.ty == TransferType::Ascii;
