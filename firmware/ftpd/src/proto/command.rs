@@ -702,18 +702,21 @@ impl Parser<'_> {
     }
 
     fn ipv6(&mut self) -> Option<[u16; 8]> {
-        let mut head = [0u16; 8];
-        let (n, v4) = self.groups(&mut head);
+        let mut g = [0u16; 8];
+        let (n, v4) = self.groups(&mut g);
         if n == 8 {
-            return Some(head);
+            return Some(g);
         }
         if v4 || !(self.eat(b':') && self.eat(b':')) {
             return None;
         }
-        let mut tail = [0u16; 7];
-        let (t, _) = self.groups(&mut tail[..7 - n]);
-        head[8 - t..].copy_from_slice(&tail[..t]);
-        Some(head)
+        // The groups after `::` are read in place (at most `7 - n` of
+        // them), then moved to the end; what they leave behind is zero.
+        let (t, _) = self.groups(&mut g[n..7]);
+        for k in (0..t).rev() {
+            g[8 - t + k] = core::mem::take(&mut g[n + k]);
+        }
+        Some(g)
     }
 
     fn done<T>(&self, v: Option<T>) -> Option<T> {
