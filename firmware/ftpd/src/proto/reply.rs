@@ -259,35 +259,22 @@ impl<'b> Writer<'b> {
     }
 
     /// A decimal number right-aligned in `width` (at most 20) with `pad`.
-    pub fn num_pad(&mut self, n: u64, width: usize, pad: u8) -> &mut Self {
-        let mut digits = 1;
-        let mut m = n;
-        while m >= 10 {
-            m = divmod10(m).0;
-            digits += 1;
-        }
-        for _ in digits..width {
-            self.raw(&[pad]);
-        }
-        // The digits go straight into the buffer, last first; those past
-        // the limit are cut as `raw` cuts them.
-        let start = self.len;
-        let end = start + digits;
-        let mut m = n;
-        for at in (start..end).rev() {
-            let (q, r) = divmod10(m);
-            if at < self.limit {
-                if let Some(c) = self.buf.get_mut(at) {
-                    *c = b'0' + r as u8;
-                }
+    pub fn num_pad(&mut self, mut n: u64, width: usize, pad: u8) -> &mut Self {
+        let mut d = [0u8; 20];
+        let mut i = d.len();
+        loop {
+            let (q, r) = divmod10(n);
+            i -= 1;
+            d[i] = b'0' + r as u8;
+            n = q;
+            if n == 0 {
+                break;
             }
-            m = q;
         }
-        if end > self.limit {
-            self.overflow = true;
+        for _ in d.len() - i..width {
+            self.push(pad);
         }
-        self.len = end.min(self.limit).max(start);
-        self
+        self.raw(d.get(i..).unwrap_or(&[]))
     }
 
     /// An IPv4 address, `a.b.c.d`.
