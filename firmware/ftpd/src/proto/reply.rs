@@ -243,12 +243,12 @@ impl<'b> Writer<'b> {
     pub fn fill(&mut self, tpl: &str, s: &str, n: u64) -> &mut Self {
         for &b in tpl.as_bytes() {
             match b {
-                ARG_BYTE => self.text(s),
-                UPPER_BYTE => self.upper(s),
-                QUOTED_BYTE => self.quoted(s),
-                NUM_BYTE => self.num(n),
-                _ => self.raw(&[b]),
-            };
+                ARG_BYTE => _ = self.text(s),
+                UPPER_BYTE => _ = self.upper(s),
+                QUOTED_BYTE => _ = self.quoted(s),
+                NUM_BYTE => _ = self.num(n),
+                _ => self.push(b),
+            }
         }
         self
     }
@@ -287,7 +287,7 @@ impl<'b> Writer<'b> {
     pub fn decimals(&mut self, v: &[u8], sep: u8) -> &mut Self {
         for (i, &o) in v.iter().enumerate() {
             if i > 0 {
-                self.raw(&[sep]);
+                self.push(sep);
             }
             self.num(u64::from(o));
         }
@@ -340,7 +340,7 @@ impl<'b> Writer<'b> {
             let d = (v >> shift) & 0xf;
             if d != 0 || started || shift == 0 {
                 started = true;
-                self.raw(&[b"0123456789abcdef"[usize::from(d)]]);
+                self.push(b"0123456789abcdef"[usize::from(d)]);
             }
         }
     }
