@@ -16,6 +16,8 @@
 //!   closed, and so does every client of a burst of four arriving at once
 //!   (never a reset); once one of the four leaves, a new client gets in at
 //!   once.
+//! - `pipelined_commands`: 1000 NOOPs written at once (12 times the
+//!   control window) all answered in order; prints the time and stalls.
 //! - `abrupt_disconnects`: 200 resets (RST) in the middle of logins,
 //!   listings, downloads and uploads (control or data connection, or both),
 //!   100 one after the other and 100 from four clients at once;
@@ -67,7 +69,13 @@ macro_rules! on_every_board {
     )*};
 }
 
-on_every_board!(mixed_load, session_limit, abrupt_disconnects, slow_clients);
+on_every_board!(
+    mixed_load,
+    session_limit,
+    pipelined_commands,
+    abrupt_disconnects,
+    slow_clients
+);
 
 const USER: &str = "test";
 const PASS: &str = "test";
@@ -491,6 +499,48 @@ fn session_limit(t: Target) {
         for f in again {
             ok("QUIT", f.quit());
         }
+    });
+    b.stop();
+    card.assert_clean();
+}
+
+/// Commands written all at once, more than the board's control window
+/// (512 bytes) holds: every one answered, in order. Prints how long they
+/// took and the stalls (no reply for 150 ms or more), the figure of a
+/// window the sender does not reopen until its zero-window probe.
+fn pipelined_commands(t: Target) {
+    const N: usize = 1000;
+    let card = Card::new();
+    let b = start(t, &card, StartOptions::default());
+    let name = t.name;
+    in_ns(&b, move || {
+        let mut f = ok("login", Ftp::login(addr(), USER, PASS, LIMIT));
+        let mut w = f.stream().try_clone().unwrap();
+        let lines = "NOOP\r\n".repeat(N);
+        let t0 = Instant::now();
+        let writer = std::thread::spawn(move || w.write_all(lines.as_bytes()));
+        let mut last = t0;
+        let mut stalls = Vec::new();
+        for i in 0..N {
+            let r = ok("a NOOP's reply", f.read_reply("NOOP"));
+            assert_eq!(r.code, 200, "reply {i}: {r:?}");
+            let gap = last.elapsed();
+            last = Instant::now();
+            if gap >= Duration::from_millis(150) {
+                stalls.push(gap);
+            }
+        }
+        writer.join().unwrap().expect("writing the commands");
+        let took = t0.elapsed();
+        let s = ok("STAT", f.stat());
+        assert_eq!(s.sessions, 1, "{s:?}");
+        eprintln!(
+            "{name}: {N} pipelined NOOPs in {:.0} ms, {} stalls of 150 ms or more ({} ms in all)",
+            took.as_secs_f64() * 1000.0,
+            stalls.len(),
+            stalls.iter().map(Duration::as_millis).sum::<u128>()
+        );
+        ok("QUIT", f.quit());
     });
     b.stop();
     card.assert_clean();

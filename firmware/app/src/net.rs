@@ -66,6 +66,16 @@
 //! segment at once (no ACK delay): their receive windows are small, and a
 //! delayed ACK would stall a STOR for up to 10 ms per window (see the perf
 //! notes on smoltcp's delayed ACK).
+//!
+//! # Pipelined commands
+//!
+//! A Linux sender with more queued than a small window holds (at most 536
+//! bytes) sends only when the whole window is open, and otherwise waits for
+//! its zero-window probe (200 ms, backing off). A control socket's window
+//! is never whole while the start of the next command line sits in it, so
+//! once the engine has taken every complete line, the adapter keeps such a
+//! line end (up to [`CARRY`] bytes) aside and hands it back first on the
+//! next peek: 1000 pipelined NOOPs take tens of ms instead of 2 s.
 
 use core::net::{IpAddr, SocketAddr};
 
@@ -143,10 +153,30 @@ pub struct SmolNet<'a, const K: usize> {
     iface: Interface,
     sockets: SocketSet<'a>,
     slots: [Option<Slot>; K],
+    carry: [Carry; K],
     control_port: u16,
     next_port: u16,
     now_ms: u64,
     refusal: &'static [u8],
+}
+
+/// The end of a command line that smoltcp's receive buffer held, see
+/// [`SmolNet::stash`].
+#[derive(Clone, Copy, Debug)]
+struct Carry {
+    buf: [u8; CARRY],
+    len: u8,
+}
+
+/// Bytes of a partial command line the adapter keeps out of a control
+/// socket's receive buffer.
+pub const CARRY: usize = 16;
+
+impl Carry {
+    const EMPTY: Carry = Carry {
+        buf: [0; CARRY],
+        len: 0,
+    };
 }
 
 /// What a refuser socket says, unless [`SmolNet::set_refusal`] says otherwise.
@@ -167,6 +197,7 @@ impl<'a, const K: usize> SmolNet<'a, K> {
             iface,
             sockets: SocketSet::new(storage),
             slots: [None; K],
+            carry: [Carry::EMPTY; K],
             control_port,
             next_port: EPHEMERAL_PORTS.0,
             now_ms: 0,
@@ -450,6 +481,7 @@ impl<'a, const K: usize> SmolNet<'a, K> {
         let slot = self.slots[i].as_mut().expect("slot exists");
         slot.generation = slot.generation.wrapping_add(1);
         slot.usage = Usage::Owned;
+        self.carry[i].len = 0;
         Sock {
             slot: i as u8,
             generation: slot.generation,
@@ -752,6 +784,11 @@ impl<'a, const K: usize> Net for SmolNet<'a, K> {
     }
 
     fn peek(&mut self, s: Sock, buf: &mut [u8]) -> Result<usize, NetError> {
+        let carried = match self.live(s) {
+            Some(_) => usize::from(self.carry[s.slot as usize].len).min(buf.len()),
+            None => 0,
+        };
+        buf[..carried].copy_from_slice(&self.carry[s.slot as usize].buf[..carried]);
         let sock = self.socket_mut(s).ok_or(NetError::Reset)?;
         if matches!(
             sock.state(),
@@ -760,7 +797,10 @@ impl<'a, const K: usize> Net for SmolNet<'a, K> {
             return Ok(0);
         }
         if sock.recv_queue() > 0 {
-            return Ok(sock.peek_slice(buf).unwrap_or(0));
+            return Ok(carried + sock.peek_slice(&mut buf[carried..]).unwrap_or(0));
+        }
+        if carried > 0 {
+            return Ok(carried);
         }
         // Nothing buffered: classify by what `recv` says about the stream.
         match sock.recv_slice(&mut []) {
@@ -771,9 +811,15 @@ impl<'a, const K: usize> Net for SmolNet<'a, K> {
     }
 
     fn consume(&mut self, s: Sock, mut n: usize) {
-        let Some(sock) = self.socket_mut(s) else {
+        if self.live(s).is_none() {
             return;
-        };
+        }
+        let carry = &mut self.carry[s.slot as usize];
+        let k = n.min(usize::from(carry.len));
+        carry.buf.copy_within(k..usize::from(carry.len), 0);
+        carry.len -= k as u8;
+        n -= k;
+        let sock = self.socket_mut(s).expect("live");
         // The ring buffer may wrap: at most two contiguous pieces.
         for _ in 0..2 {
             if n == 0 {
@@ -787,6 +833,7 @@ impl<'a, const K: usize> Net for SmolNet<'a, K> {
                 .unwrap_or(0);
             n -= taken;
         }
+        self.stash(s);
     }
 
     fn recv(&mut self, s: Sock, buf: &mut [u8]) -> Result<usize, NetError> {
@@ -828,6 +875,36 @@ impl<'a, const K: usize> Net for SmolNet<'a, K> {
 }
 
 impl<'a, const K: usize> SmolNet<'a, K> {
+    /// Moves the end of a command line out of a control socket's receive
+    /// buffer when it is all that is left there (no line end) and small:
+    /// the window is then wide open again. A Linux sender that has more
+    /// to send waits for a window of its whole segment (the window's size,
+    /// for windows of 536 bytes or less) and, short of it, for its
+    /// zero-window probe: 200 ms and more.
+    fn stash(&mut self, s: Sock) {
+        let Some(slot) = self.live(s) else { return };
+        if slot.role != Role::Control {
+            return;
+        }
+        let handle = slot.handle;
+        let carry = &mut self.carry[s.slot as usize];
+        let sock = self.sockets.get_mut::<tcp::Socket>(handle);
+        let queued = sock.recv_queue();
+        let room = CARRY - usize::from(carry.len);
+        if queued == 0 || queued > room {
+            return;
+        }
+        let mut tail = [0u8; CARRY];
+        let n = sock.peek_slice(&mut tail[..queued]).unwrap_or(0);
+        if n != queued || tail[..n].contains(&b'\n') {
+            return;
+        }
+        let start = usize::from(carry.len);
+        carry.buf[start..start + n].copy_from_slice(&tail[..n]);
+        carry.len += n as u8;
+        let _ = sock.recv_slice(&mut tail[..n]);
+    }
+
     fn give_back(&mut self, s: Sock, abort: bool) {
         if self.live(s).is_none() {
             return;

@@ -46,6 +46,11 @@ impl Wire {
     pub fn queued(&self, side: usize) -> usize {
         self.queues[side].len()
     }
+
+    /// Frames waiting for side `side`, oldest first.
+    pub fn frames(&self, side: usize) -> Vec<Vec<u8>> {
+        self.queues[side].iter().cloned().collect()
+    }
 }
 
 /// One end of a [`Wire`]: side 0 is the board, side 1 the peer.

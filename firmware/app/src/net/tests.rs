@@ -558,3 +558,62 @@ fn an_unroutable_active_connection_does_not_spin() {
     r.net.abort(s);
     r.until("reclaimed", |r| r.net.census().data_free == 1);
 }
+
+/// The TCP window field of the last frame the board sent the peer.
+fn last_window_to_peer(w: &Wire) -> u16 {
+    let f = w.frames(1).last().cloned().expect("a frame to the peer");
+    assert_eq!(&f[12..14], &[0x08, 0x00], "IPv4");
+    let tcp = &f[14 + usize::from(f[14] & 0x0f) * 4..];
+    u16::from_be_bytes([tcp[14], tcp[15]])
+}
+
+#[test]
+fn the_end_of_a_line_left_alone_leaves_the_window_wide_open() {
+    let mut r = Rig::new(1, 1);
+    let (c, s) = r.accepted("192.0.2.2:21");
+    r.peer.send(c, b"NOOP\r\nNO");
+    r.until("both pieces", |r| r.peek_all(s).is_ok_and(|d| d.len() == 8));
+    // The engine takes the first line and answers: the reply carries a
+    // window of the whole receive buffer, the line's end being kept aside.
+    r.net.consume(s, 6);
+    assert_eq!(r.peek_all(s).unwrap(), b"NO");
+    assert_eq!(r.net.send(s, b"200 ok\r\n"), Ok(8));
+    r.now += 1;
+    r.net.poll_iface(r.now, &mut r.board);
+    assert_eq!(last_window_to_peer(&r.wire.borrow()), 512);
+    // The rest of the line joins the kept part.
+    r.peer.send(c, b"OP\r\nPWD\r\n");
+    r.until("the rest", |r| r.peek_all(s).is_ok_and(|d| d.len() == 11));
+    assert_eq!(r.peek_all(s).unwrap(), b"NOOP\r\nPWD\r\n");
+    // Consumed across the kept part and the socket's buffer.
+    r.net.consume(s, 4);
+    assert_eq!(r.peek_all(s).unwrap(), b"\r\nPWD\r\n");
+    r.net.consume(s, 7);
+    assert_eq!(r.peek_all(s).unwrap(), b"");
+    // A line end never goes aside; nor does a long piece.
+    r.peer.send(c, b"RETR a-file-name-longer-than-the-carry");
+    r.until("a long piece", |r| {
+        r.peek_all(s).is_ok_and(|d| d.len() == 38)
+    });
+    // The peer's FIN after the kept part: the kept bytes first, then Closed.
+    r.peer.tcp(c).close();
+    r.run(20);
+    assert_eq!(r.peek_all(s).unwrap().len(), 38);
+    r.net.consume(s, 38);
+    assert_eq!(r.peek_all(s), Err(NetError::Closed));
+}
+
+#[test]
+fn kept_line_ends_are_dropped_with_the_socket() {
+    let mut r = Rig::new(1, 1);
+    let (c, s) = r.accepted("192.0.2.2:21");
+    r.peer.send(c, b"X\r\nHALF");
+    r.until("data", |r| r.peek_all(s).is_ok_and(|d| d.len() == 7));
+    r.net.consume(s, 3);
+    assert_eq!(r.peek_all(s).unwrap(), b"HALF");
+    r.net.abort(s);
+    assert_eq!(r.peek_all(s), Err(NetError::Reset), "a stale handle");
+    r.run(50);
+    let (_c2, s2) = r.accepted("192.0.2.2:21");
+    assert_eq!(r.peek_all(s2).unwrap(), b"", "nothing of the last client");
+}
