@@ -511,45 +511,38 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
     ) -> bool {
-        match self.data {
-            Data::Listening(s) => match ctx.net.state(s) {
-                SockState::Listening => false,
-                SockState::Established | SockState::PeerClosed => {
-                    let from = ctx.net.peer_addr(s);
-                    if from.is_some_and(|a| same_ip(a.ip(), self.peer.ip())) {
-                        self.data = Data::Ready(s);
-                    } else {
-                        // RFC 2577 §4 (port stealing): listen again for the
-                        // right client.
-                        crate::event!("[{}] refused data connection from {:?}", self.id, from);
-                        let local = ctx.net.local_addr(s);
-                        ctx.net.abort(s);
-                        self.data = match local.map(|a| ctx.net.listen(a)) {
-                            Some(Ok(n)) => Data::Listening(n),
-                            _ => Data::None,
-                        };
-                    }
-                    true
-                }
-                _ => {
-                    ctx.net.abort(s);
-                    self.data = Data::None;
-                    true
-                }
-            },
-            Data::Connecting(s) => match ctx.net.state(s) {
-                SockState::Connecting => false,
-                SockState::Established | SockState::PeerClosed => {
+        let (s, passive) = match self.data {
+            Data::Listening(s) => (s, true),
+            Data::Connecting(s) => (s, false),
+            Data::Ready(_) | Data::None => return false,
+        };
+        match ctx.net.state(s) {
+            SockState::Listening if passive => false,
+            SockState::Connecting if !passive => false,
+            SockState::Established | SockState::PeerClosed => {
+                // An active connection goes where PORT said; a passive one
+                // must come from the client.
+                let from = if passive { ctx.net.peer_addr(s) } else { None };
+                if !passive || from.is_some_and(|a| same_ip(a.ip(), self.peer.ip())) {
                     self.data = Data::Ready(s);
-                    true
-                }
-                _ => {
+                } else {
+                    // RFC 2577 §4 (port stealing): listen again for the
+                    // right client.
+                    crate::event!("[{}] refused data connection from {:?}", self.id, from);
+                    let local = ctx.net.local_addr(s);
                     ctx.net.abort(s);
-                    self.data = Data::None;
-                    true
+                    self.data = match local.map(|a| ctx.net.listen(a)) {
+                        Some(Ok(n)) => Data::Listening(n),
+                        _ => Data::None,
+                    };
                 }
-            },
-            Data::Ready(_) | Data::None => false,
+                true
+            }
+            _ => {
+                ctx.net.abort(s);
+                self.data = Data::None;
+                true
+            }
         }
     }
 
