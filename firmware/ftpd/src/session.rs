@@ -460,9 +460,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     /// Gives back every socket and file.
     #[inline(never)]
     fn teardown<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, net: &mut N, fs: &mut S) {
-        if let Some(t) = self.xfer.take() {
-            let _ = Self::drop_transfer(t, net, fs, true);
-        }
+        self.abort_transfer(net, fs);
         self.drop_data(net);
         net.close(self.ctrl);
     }
@@ -480,6 +478,22 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             let _ = net.send(self.ctrl, w.as_bytes());
         }
         self.teardown(net, fs);
+    }
+
+    /// Aborts the running transfer, if any (its data connection reset,
+    /// its file closed); whether there was one.
+    fn abort_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        net: &mut N,
+        fs: &mut S,
+    ) -> bool {
+        match self.xfer.take() {
+            Some(t) => {
+                let _ = Self::drop_transfer(t, net, fs, true);
+                true
+            }
+            None => false,
+        }
     }
 
     fn drop_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
@@ -744,8 +758,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 _ => self.say(ctx, R::BadSequence, "Login with USER first."),
             },
             QUIT => {
-                if let Some(t) = self.xfer.take() {
-                    let _ = Self::drop_transfer(t, ctx.net, ctx.fs, true);
+                if self.abort_transfer(ctx.net, ctx.fs) {
                     self.say(ctx, R::TransferAborted, "Transfer aborted.");
                 }
                 self.say(ctx, R::Closing, "Goodbye.");
@@ -845,9 +858,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         name: &str,
     ) {
-        if let Some(t) = self.xfer.take() {
-            let _ = Self::drop_transfer(t, ctx.net, ctx.fs, true);
-        }
+        self.abort_transfer(ctx.net, ctx.fs);
         let cfg = ctx.config;
         let anon = (eq_ic(name.as_bytes(), b"anonymous") || eq_ic(name.as_bytes(), b"ftp"))
             && cfg.anonymous_root.is_some();
@@ -1713,15 +1724,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     fn abor<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, ctx: &mut Ctx<'_, '_, N, S>) {
         self.drop_data(ctx.net);
-        match self.xfer.take() {
-            Some(t) => {
-                let _ = Self::drop_transfer(t, ctx.net, ctx.fs, true);
-                self.send(ctx, |w| {
-                    w.line(R::TransferAborted, "Transfer aborted.");
-                    w.line(R::TransferComplete, "ABOR successful.");
-                });
-            }
-            None => self.say(ctx, R::DataOpenNoTransfer, "No transfer to abort."),
+        if self.abort_transfer(ctx.net, ctx.fs) {
+            self.send(ctx, |w| {
+                w.line(R::TransferAborted, "Transfer aborted.");
+                w.line(R::TransferComplete, "ABOR successful.");
+            });
+        } else {
+            self.say(ctx, R::DataOpenNoTransfer, "No transfer to abort.");
         }
     }
 
