@@ -1744,9 +1744,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         code: R,
         text: &'static str,
     ) {
-        if let Some(t) = self.xfer.take() {
-            let bytes = t.bytes;
-            let _ = Self::drop_transfer(t, ctx.net, ctx.fs, true);
+        if let Some(bytes) = self.xfer.as_ref().map(|t| t.bytes) {
+            self.abort_transfer(ctx.net, ctx.fs);
             crate::event!(
                 "[{}] transfer failed after {} bytes: {}",
                 self.id,
