@@ -67,16 +67,34 @@ fn do_discard(mut s: TcpStream) -> io::Result<u64> {
     }
 }
 
-/// Sends the pattern until the client goes away.
+/// One period of the pattern: 95 lines of 74 bytes, after which it repeats.
+const PERIOD: usize = 95 * 74;
+
+/// Sends the pattern until the client goes away. The buffer holds whole
+/// periods, so it is filled once and sent again and again: a ceiling must
+/// not be slowed by making its bytes.
 fn do_chargen(mut s: TcpStream) -> io::Result<u64> {
-    let mut p = Pattern::default();
-    let mut buf = vec![0u8; 64 << 10];
+    let mut buf = vec![0u8; PERIOD * 9];
+    Pattern::default().fill(&mut buf);
     let mut total = 0;
     loop {
-        p.fill(&mut buf);
         if s.write_all(&buf).is_err() {
             return Ok(total);
         }
         total += buf.len() as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pattern_repeats_after_one_period_and_not_before() {
+        let mut two = vec![0u8; 2 * PERIOD];
+        Pattern::default().fill(&mut two);
+        assert_eq!(two[..PERIOD], two[PERIOD..]);
+        // Not a shorter period: line 1 differs from line 0.
+        assert_ne!(two[..74], two[74..148]);
     }
 }

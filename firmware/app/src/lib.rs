@@ -38,11 +38,11 @@
 //! | item | count × size | bytes |
 //! |---|---|---|
 //! | control sockets, RX + TX ([`CONTROL_RX`] + [`CONTROL_TX`]) | 5 × (512 + 1024) | 7 680 |
-//! | refuser sockets, RX + TX ([`REFUSER_RX`] + [`REFUSER_TX`]) | 3 × (16 + 64) | 240 |
+//! | refuser sockets, RX + TX ([`REFUSER_RX`] + [`REFUSER_TX`]) | 3 × (8 + 48) | 168 |
 //! | data sockets, RX + TX ([`DATA_RX`] + [`DATA_TX`]) | 5 × (2048 + 2048) | 20 480 |
 //! | smoltcp socket state (`SocketStorage`: TCP state, assembler, timers) | 13 × 392 + 8 (tag) | 5 104 |
 //! | engine shared data buffer ([`ENGINE_BUF`]) | 1 × 2048 | 2 048 |
-//! | **[`Resources`] total** | | **35 552** |
+//! | **[`Resources`] total** | | **35 480** |
 //! | [`AppNet`]: smoltcp `Interface` (576: neighbour cache, addresses, routes) + pools | | 840 |
 //! | with feature `diag`: 3 more sockets, 3 × 392 + 2048 + 64 + 64 + 2048 + 64 + 128 | | + 5 592 |
 //!
@@ -66,7 +66,7 @@
 //! windows of 2 KB are what the budget allows; the engine's buffer matches
 //! them so one storage read fills one socket. Five control sockets =
 //! [`MAX_SESSIONS`] + 1, so that the client past the limit is connected and
-//! hears `421`, and three refusers with 80 bytes of buffers (1.4 KB with
+//! hears `421`, and three refusers with 56 bytes of buffers (1.3 KB with
 //! their socket state) answer a burst of clients past the limit with `421`
 //! while the spare is busy, instead of a reset; five data sockets = one per
 //! session + 1 for a socket still closing (FIN-WAIT, LAST-ACK).
@@ -94,9 +94,9 @@ pub const CONTROL_SOCKETS: usize = MAX_SESSIONS + 1;
 /// `421` while the spare control socket is busy (see [`net`]).
 pub const REFUSERS: usize = 3;
 /// Refuser receive buffer: the client has nothing to say before the greeting.
-pub const REFUSER_RX: usize = 16;
+pub const REFUSER_RX: usize = 8;
 /// Refuser transmit buffer: the refusal line, [`net::REFUSAL`].
-pub const REFUSER_TX: usize = 64;
+pub const REFUSER_TX: usize = 48;
 /// Data sockets: one per session plus one still closing.
 pub const DATA_SOCKETS: usize = MAX_SESSIONS + 1;
 /// Control socket receive buffer: one full command line.

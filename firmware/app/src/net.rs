@@ -75,7 +75,8 @@
 //! is never whole while the start of the next command line sits in it, so
 //! once the engine has taken every complete line, the adapter keeps such a
 //! line end (up to [`CARRY`] bytes) aside and hands it back first on the
-//! next peek: 1000 pipelined NOOPs take tens of ms instead of 2 s.
+//! next peek: 1000 pipelined NOOPs take tens of ms instead of 2 s. There is
+//! one such place for all sockets (RAM), so one client at a time gains.
 
 use core::net::{IpAddr, SocketAddr};
 
@@ -153,7 +154,7 @@ pub struct SmolNet<'a, const K: usize> {
     iface: Interface,
     sockets: SocketSet<'a>,
     slots: [Option<Slot>; K],
-    carry: [Carry; K],
+    carry: Carry,
     control_port: u16,
     next_port: u16,
     now_ms: u64,
@@ -161,9 +162,12 @@ pub struct SmolNet<'a, const K: usize> {
 }
 
 /// The end of a command line that smoltcp's receive buffer held, see
-/// [`SmolNet::stash`].
+/// [`SmolNet::stash`]. One for all sockets (RAM: the QEMU board's diag
+/// build has no room for one per socket): a second client pipelining at
+/// the same moment waits for its zero-window probe as before.
 #[derive(Clone, Copy, Debug)]
 struct Carry {
+    owner: Option<Sock>,
     buf: [u8; CARRY],
     len: u8,
 }
@@ -174,9 +178,26 @@ pub const CARRY: usize = 16;
 
 impl Carry {
     const EMPTY: Carry = Carry {
+        owner: None,
         buf: [0; CARRY],
         len: 0,
     };
+
+    /// Bytes kept for `s`.
+    fn of(&self, s: Sock) -> usize {
+        if self.owner == Some(s) {
+            usize::from(self.len)
+        } else {
+            0
+        }
+    }
+
+    /// Forgets what it keeps for `s`.
+    fn drop_for(&mut self, s: Sock) {
+        if self.owner == Some(s) {
+            *self = Carry::EMPTY;
+        }
+    }
 }
 
 /// What a refuser socket says, unless [`SmolNet::set_refusal`] says otherwise.
@@ -197,7 +218,7 @@ impl<'a, const K: usize> SmolNet<'a, K> {
             iface,
             sockets: SocketSet::new(storage),
             slots: [None; K],
-            carry: [Carry::EMPTY; K],
+            carry: Carry::EMPTY,
             control_port,
             next_port: EPHEMERAL_PORTS.0,
             now_ms: 0,
@@ -481,7 +502,9 @@ impl<'a, const K: usize> SmolNet<'a, K> {
         let slot = self.slots[i].as_mut().expect("slot exists");
         slot.generation = slot.generation.wrapping_add(1);
         slot.usage = Usage::Owned;
-        self.carry[i].len = 0;
+        if self.carry.owner.is_some_and(|o| usize::from(o.slot) == i) {
+            self.carry = Carry::EMPTY;
+        }
         Sock {
             slot: i as u8,
             generation: slot.generation,
@@ -785,10 +808,10 @@ impl<'a, const K: usize> Net for SmolNet<'a, K> {
 
     fn peek(&mut self, s: Sock, buf: &mut [u8]) -> Result<usize, NetError> {
         let carried = match self.live(s) {
-            Some(_) => usize::from(self.carry[s.slot as usize].len).min(buf.len()),
+            Some(_) => self.carry.of(s).min(buf.len()),
             None => 0,
         };
-        buf[..carried].copy_from_slice(&self.carry[s.slot as usize].buf[..carried]);
+        buf[..carried].copy_from_slice(&self.carry.buf[..carried]);
         let sock = self.socket_mut(s).ok_or(NetError::Reset)?;
         if matches!(
             sock.state(),
@@ -814,11 +837,16 @@ impl<'a, const K: usize> Net for SmolNet<'a, K> {
         if self.live(s).is_none() {
             return;
         }
-        let carry = &mut self.carry[s.slot as usize];
-        let k = n.min(usize::from(carry.len));
-        carry.buf.copy_within(k..usize::from(carry.len), 0);
-        carry.len -= k as u8;
-        n -= k;
+        let kept = self.carry.of(s);
+        if kept > 0 {
+            let k = n.min(kept);
+            self.carry.buf.copy_within(k..kept, 0);
+            self.carry.len -= k as u8;
+            if self.carry.len == 0 {
+                self.carry = Carry::EMPTY;
+            }
+            n -= k;
+        }
         let sock = self.socket_mut(s).expect("live");
         // The ring buffer may wrap: at most two contiguous pieces.
         for _ in 0..2 {
@@ -887,7 +915,10 @@ impl<'a, const K: usize> SmolNet<'a, K> {
             return;
         }
         let handle = slot.handle;
-        let carry = &mut self.carry[s.slot as usize];
+        if self.carry.owner.is_some_and(|o| o != s) {
+            return;
+        }
+        let carry = &mut self.carry;
         let sock = self.sockets.get_mut::<tcp::Socket>(handle);
         let queued = sock.recv_queue();
         let room = CARRY - usize::from(carry.len);
@@ -902,6 +933,7 @@ impl<'a, const K: usize> SmolNet<'a, K> {
         let start = usize::from(carry.len);
         carry.buf[start..start + n].copy_from_slice(&tail[..n]);
         carry.len += n as u8;
+        carry.owner = Some(s);
         let _ = sock.recv_slice(&mut tail[..n]);
     }
 
@@ -909,6 +941,7 @@ impl<'a, const K: usize> SmolNet<'a, K> {
         if self.live(s).is_none() {
             return;
         }
+        self.carry.drop_for(s);
         let now = self.now_ms;
         let slot = self.slots[s.slot as usize].as_mut().expect("live slot");
         slot.usage = Usage::Closing { since: now };

@@ -617,3 +617,32 @@ fn kept_line_ends_are_dropped_with_the_socket() {
     let (_c2, s2) = r.accepted("192.0.2.2:21");
     assert_eq!(r.peek_all(s2).unwrap(), b"", "nothing of the last client");
 }
+
+#[test]
+fn one_socket_at_a_time_keeps_a_line_end_aside() {
+    let mut r = Rig::new(2, 1);
+    let (c1, s1) = r.accepted("192.0.2.2:21");
+    let (c2, s2) = r.accepted("192.0.2.2:21");
+    r.peer.send(c1, b"A\r\nONE");
+    r.peer.send(c2, b"B\r\nTWO");
+    r.until("data", |r| {
+        r.peek_all(s1).is_ok_and(|d| d.len() == 6) && r.peek_all(s2).is_ok_and(|d| d.len() == 6)
+    });
+    r.net.consume(s1, 3);
+    r.net.consume(s2, 3);
+    // Kept aside for the first, left in the socket for the second: both
+    // read the same.
+    assert_eq!(r.peek_all(s1).unwrap(), b"ONE");
+    assert_eq!(r.peek_all(s2).unwrap(), b"TWO");
+    r.peer.send(c1, b"\r\n");
+    r.peer.send(c2, b"\r\n");
+    r.until("line ends", |r| {
+        r.peek_all(s1).is_ok_and(|d| d.len() == 5) && r.peek_all(s2).is_ok_and(|d| d.len() == 5)
+    });
+    assert_eq!(r.peek_all(s1).unwrap(), b"ONE\r\n");
+    assert_eq!(r.peek_all(s2).unwrap(), b"TWO\r\n");
+    r.net.consume(s1, 5);
+    r.net.consume(s2, 5);
+    assert_eq!(r.peek_all(s1).unwrap(), b"");
+    assert_eq!(r.peek_all(s2).unwrap(), b"");
+}
