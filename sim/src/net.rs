@@ -1082,21 +1082,73 @@ mod tests {
         });
         assert_eq!(net.peer_addr(l), Some(client.local_addr().unwrap()));
         assert_eq!(net.local_addr(l), Some(addr));
-        // The listener is gone: a second connection is refused.
-        let second = TcpStream::connect(addr);
-        assert_eq!(
-            second.map_err(|e| e.kind()).err(),
-            Some(ErrorKind::ConnectionRefused)
-        );
         // Data flows both ways on the same handle.
         client.write_all(b"up").unwrap();
         until(&mut net, "data", |n| {
             (n.peek(l, &mut buf).unwrap() == 2).then_some(())
         });
+        // The engine uses the connection: the listener is gone, a second
+        // connection is refused.
+        let second = TcpStream::connect(addr);
+        assert_eq!(
+            second.map_err(|e| e.kind()).err(),
+            Some(ErrorKind::ConnectionRefused)
+        );
         assert_eq!(net.send(l, b"down"), Ok(4));
         net.close(l);
         client.shutdown(Shutdown::Write).unwrap();
         assert_eq!(read_to_end(client).unwrap(), b"down");
+    }
+
+    #[test]
+    fn a_refused_connection_does_not_close_the_passive_port() {
+        // RFC 2577 port stealing: the engine aborts a connection from the
+        // wrong address and listens again on the same address; a client
+        // that connected meanwhile is not refused.
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let l = net.listen(localhost()).unwrap();
+        let addr = net.local_addr(l).unwrap();
+        let thief = TcpStream::connect(addr).unwrap();
+        until(&mut net, "the thief's connection", |n| {
+            (n.state(l) == SockState::Established).then_some(())
+        });
+        // The real client comes while the engine looks at the thief.
+        let mut client = TcpStream::connect(addr).unwrap();
+        net.abort(l);
+        let again = net.listen(addr).unwrap();
+        until(&mut net, "the client's connection", |n| {
+            (n.state(again) == SockState::Established).then_some(())
+        });
+        assert_eq!(net.peer_addr(again), Some(client.local_addr().unwrap()));
+        assert_eq!(net.send(again, b"listing"), Ok(7));
+        net.close(again);
+        client.shutdown(Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"listing");
+        // The thief was reset, never served.
+        let mut thief = thief;
+        thief.set_read_timeout(Some(GUARD)).unwrap();
+        let mut b = [0u8; 16];
+        assert!(matches!(thief.read(&mut b), Ok(0) | Err(_)));
+    }
+
+    #[test]
+    fn a_parked_listener_does_not_outlive_the_next_pump() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let l = net.listen(localhost()).unwrap();
+        let addr = net.local_addr(l).unwrap();
+        let _first = TcpStream::connect(addr).unwrap();
+        until(&mut net, "a connection", |n| {
+            (n.state(l) == SockState::Established).then_some(())
+        });
+        net.abort(l);
+        // No listen on the address in this poll: the port closes.
+        net.pump();
+        assert_eq!(
+            TcpStream::connect(addr).map_err(|e| e.kind()).err(),
+            Some(ErrorKind::ConnectionRefused)
+        );
     }
 
     #[test]
