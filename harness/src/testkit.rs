@@ -54,6 +54,33 @@ pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     M.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// One `#[test]` per board (`sim`, `qemu`, `qemu_10`) for each function
+/// `fn NAME(t: Target)` of the calling test file, one board at a time, each
+/// run only when [`board`] says it can (with the tools listed after the
+/// name: `on_every_board!(curl_transfers: ["curl"], load: [])`).
+#[macro_export]
+macro_rules! on_every_board {
+    ($($name:ident: [$($tool:literal),*]),* $(,)?) => {$(
+        mod $name {
+            fn on(board: &str) {
+                let _one = $crate::testkit::one_at_a_time();
+                let test = concat!(stringify!($name), " on ");
+                if let Some(t) = $crate::testkit::board(board, &format!("{test}{board}"), &[$($tool),*]) {
+                    let t0 = std::time::Instant::now();
+                    super::$name(t);
+                    eprintln!("{test}{board}: {:.1} s", t0.elapsed().as_secs_f64());
+                }
+            }
+            #[test]
+            fn sim() { on("sim") }
+            #[test]
+            fn qemu() { on("qemu") }
+            #[test]
+            fn qemu_10() { on("qemu-10") }
+        }
+    )*};
+}
+
 /// The target, if it and every tool the test needs can run here.
 pub fn board(name: &str, test: &str, tools: &[&str]) -> Option<Target> {
     let t = Target::by_name(name).unwrap();

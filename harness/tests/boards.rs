@@ -36,29 +36,6 @@ fn is_qemu(t: &Target) -> bool {
     matches!(t.kind, Kind::Qemu(_))
 }
 
-/// One `#[test]` per board for a function `fn NAME(t: Target)`.
-macro_rules! on_every_board {
-    ($($name:ident: [$($tool:literal),*]),* $(,)?) => {$(
-        mod $name {
-            fn on(board: &str) {
-                let _one = super::one_at_a_time();
-                let test = concat!(stringify!($name), " on ");
-                if let Some(t) = super::board(board, &format!("{test}{board}"), &[$($tool),*]) {
-                    let t0 = std::time::Instant::now();
-                    super::$name(t);
-                    eprintln!("{test}{board}: {:.1} s", t0.elapsed().as_secs_f64());
-                }
-            }
-            #[test]
-            fn sim() { on("sim") }
-            #[test]
-            fn qemu() { on("qemu") }
-            #[test]
-            fn qemu_10() { on("qemu-10") }
-        }
-    )*};
-}
-
 const URL: &str = "ftp://test:test@192.0.2.2";
 
 fn curl(b: &Board, args: &[&str]) -> Output {
@@ -593,7 +570,7 @@ fn four_at_once(t: Target) {
     }
 }
 
-on_every_board! {
+harness::on_every_board! {
     curl_transfers: ["curl"],
     lftp_mirror: ["lftp"],
     ftplib_all: ["python3"],

@@ -46,35 +46,12 @@ use harness::load::{self, Abrupt, AbruptPlan, Attempts, Error, Ftp, Mix, Retry, 
 use harness::target::{Kind, StartOptions, StorageArg, Target};
 use harness::testkit::*;
 
-/// One `#[test]` per board for a function `fn NAME(t: Target)`.
-macro_rules! on_every_board {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            fn on(board: &str) {
-                let _one = super::one_at_a_time();
-                let test = concat!(stringify!($name), " on ");
-                if let Some(t) = super::board(board, &format!("{test}{board}"), &[]) {
-                    let t0 = std::time::Instant::now();
-                    super::$name(t);
-                    eprintln!("{test}{board}: {:.1} s", t0.elapsed().as_secs_f64());
-                }
-            }
-            #[test]
-            fn sim() { on("sim") }
-            #[test]
-            fn qemu() { on("qemu") }
-            #[test]
-            fn qemu_10() { on("qemu-10") }
-        }
-    )*};
-}
-
-on_every_board!(
-    mixed_load,
-    session_limit,
-    pipelined_commands,
-    abrupt_disconnects,
-    slow_clients
+harness::on_every_board!(
+    mixed_load: [],
+    session_limit: [],
+    pipelined_commands: [],
+    abrupt_disconnects: [],
+    slow_clients: [],
 );
 
 const USER: &str = "test";

@@ -7,24 +7,10 @@
 //! test prints; CI also runs `harness fuzz --target sim --seconds 60` with
 //! a fresh seed every time, to explore.
 
-use std::io::Write;
 use std::process::Command;
 use std::time::Instant;
 
-fn under_ci() -> bool {
-    harness::snapshot::is_ci()
-}
-
-/// Fails under CI, says so loudly otherwise; the caller then returns.
-fn not_run(test: &str, why: &str) {
-    let msg = format!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! {test}: NOT RUN: {why}\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
-    assert!(!under_ci(), "{msg}");
-    let _ = std::io::stderr().write_all(msg.as_bytes());
-}
+use harness::testkit::not_run;
 
 /// `harness fuzz ARGS`: its exit status and output, echoed.
 fn fuzz(args: &[&str]) -> (bool, String) {

@@ -31,7 +31,7 @@ const THIEF_ON_TAP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 3);
 #[derive(Debug)]
 enum Thief {
     /// The connection was refused or reset, or timed out unanswered.
-    Refused(std::io::ErrorKind),
+    Refused(#[allow(dead_code, reason = "shown through Debug")] std::io::ErrorKind),
     /// Connected; then the server closed (or reset) it having sent these
     /// bytes, or sent nothing for a while.
     Got(Vec<u8>),
