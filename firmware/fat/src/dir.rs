@@ -267,15 +267,46 @@ pub fn entries<R>(
     d: &impl Blocks,
     g: &Geometry,
     dir: DirRef,
+    f: impl FnMut(&Item<'_>) -> ControlFlow<R>,
+) -> Result<Option<R>, Error> {
+    entries_after(d, g, dir, None, f)
+}
+
+/// [`entries`], starting after the entry whose short entry is `after`
+/// (`Found::index`, `Found::key.block`: an entry an earlier walk of the
+/// unchanged `dir` found), without reading the blocks before it.
+pub fn entries_after<R>(
+    d: &impl Blocks,
+    g: &Geometry,
+    dir: DirRef,
+    after: Option<(u32, u32)>,
     mut f: impl FnMut(&Item<'_>) -> ControlFlow<R>,
 ) -> Result<Option<R>, Error> {
     let mut lfn = LfnAssembler::new();
     // The block being walked, for keys: recomputed from the index.
     let mut cur = Cursor::new(dir);
     let mut index = 0u32;
+    let mut from = 0;
+    if let Some((at, blk)) = after {
+        // Position the cursor so that it yields `blk` next.
+        index = at - at % SLOTS_PER_BLOCK as u32;
+        from = (at % SLOTS_PER_BLOCK as u32) as usize + 1;
+        match dir {
+            DirRef::Root16 => cur.block = blk - g.root_start,
+            DirRef::Chain(_) => {
+                let per = g.sectors_per_cluster;
+                let off = blk - g.data_start;
+                cur.started = true;
+                cur.cluster = off / per + 2;
+                cur.block = off % per;
+                cur.hops = at / (per * SLOTS_PER_BLOCK as u32);
+            }
+        }
+    }
     while let Some(blk) = cur.next_block(d, g)? {
+        let start = core::mem::take(&mut from);
         let stop = d.view(blk, |b| {
-            for i in 0..SLOTS_PER_BLOCK {
+            for i in start..SLOTS_PER_BLOCK {
                 let Ok(slot) = <&[u8; SLOT_LEN]>::try_from(&b[i * SLOT_LEN..(i + 1) * SLOT_LEN])
                 else {
                     continue;

@@ -101,6 +101,22 @@ pub struct FatStorage<
     tails: [[u8; 512]; FILES],
     serial: u16,
     info: VolumeInfo,
+    /// Where the last listing stopped, so that the engine's next call (same
+    /// directory, `skip` = entries given so far) carries on from there
+    /// instead of walking the directory again from its start. Dropped
+    /// whenever an entry is created, deleted or renamed.
+    resume: Option<Resume>,
+}
+
+/// See [`FatStorage::resume`].
+#[derive(Clone, Copy)]
+struct Resume {
+    dir: DirRef,
+    /// Entries given so far: the `skip` that resumes.
+    count: u32,
+    /// The last entry given: its short entry's slot and block.
+    index: u32,
+    block: u32,
 }
 
 /// What was mounted.
@@ -323,6 +339,7 @@ where
             slots: [Slot::Free; FILES],
             tails: [[0; 512]; FILES],
             serial: 0,
+            resume: None,
             info: VolumeInfo {
                 fat_type: FatType::Fat32,
                 partitioned: false,
@@ -353,6 +370,7 @@ where
         if self.volume.is_some() {
             return Ok(());
         }
+        self.resume = None;
         let (geo, info, space) = self.vm.device(|d| Self::prepare(d))?;
         let volume = self
             .vm
@@ -583,6 +601,7 @@ where
 
     /// Writes a new entry `name` into `parent` and makes it durable.
     fn create(&mut self, parent: DirRef, name: &str, attr: u8, cluster: u32) -> Result<Found> {
+        self.resume = None;
         let units_len = dirent::validate(name).map_err(name_error)?;
         let alias = self.alias(parent, name, None)?;
         let needs_long = dirent::exact_short(name).is_none();
@@ -686,6 +705,7 @@ where
 
     /// Marks an entry deleted (flushed), then frees its clusters (flushed).
     fn delete(&mut self, parent: DirRef, found: &Found) -> Result<()> {
+        self.resume = None;
         let g = self.geo;
         let space = &mut self.space;
         self.vm.device(|d| {
@@ -826,6 +846,7 @@ where
 
     fn open_write(&mut self, path: &str, mode: WriteMode) -> Result<FatFile> {
         self.volume()?;
+        self.resume = None;
         let slot = self
             .slots
             .iter()
@@ -1011,10 +1032,16 @@ where
         self.volume()?;
         let g = self.geo;
         let dir = self.with(|d| resolve_dir(d, &g, path))?;
-        let mut seen = 0usize;
+        // Carry on where the last call stopped, when this call continues it.
+        let mut last = match self.resume.take() {
+            Some(r) if r.dir == dir && r.count as usize == skip => Some((r.index, r.block)),
+            _ => None,
+        };
+        let mut seen = if last.is_some() { skip } else { 0 };
+        let mut given = seen;
         let mut name = [0u8; dirent::MAX_NAME_UTF8];
         self.with(|d| {
-            dir::entries(d, &g, dir, |item| {
+            dir::entries_after(d, &g, dir, last, |item| {
                 seen += 1;
                 if seen <= skip {
                     return ControlFlow::Continue(());
@@ -1025,17 +1052,28 @@ where
                     meta,
                 };
                 if f(&entry) {
+                    given = seen;
+                    last = Some((item.found.index, item.found.key.block));
                     ControlFlow::Continue(())
                 } else {
                     ControlFlow::Break(())
                 }
             })
         })?;
+        if let (Some((index, block)), Ok(count)) = (last, u32::try_from(given)) {
+            self.resume = Some(Resume {
+                dir,
+                count,
+                index,
+                block,
+            });
+        }
         Ok(())
     }
 
     fn mkdir(&mut self, path: &str) -> Result<()> {
         self.volume()?;
+        self.resume = None;
         let (parent_path, name) = split(path).ok_or(Error::AlreadyExists)?;
         let g = self.geo;
         let parent = self.with(|d| resolve_dir(d, &g, parent_path))?;
@@ -1069,6 +1107,7 @@ where
 
     fn rmdir(&mut self, path: &str) -> Result<()> {
         self.volume()?;
+        self.resume = None;
         let g = self.geo;
         let (parent, found) = match self.with(|d| resolve(d, &g, path))? {
             Target::Root => return Err(Error::PermissionDenied),
@@ -1083,6 +1122,7 @@ where
 
     fn remove(&mut self, path: &str) -> Result<()> {
         self.volume()?;
+        self.resume = None;
         let g = self.geo;
         let (parent, found) = match self.with(|d| resolve(d, &g, path))? {
             Target::Root => return Err(Error::IsADirectory),
@@ -1102,6 +1142,7 @@ where
 
     fn rename(&mut self, from: &str, to: &str) -> Result<()> {
         self.volume()?;
+        self.resume = None;
         let g = self.geo;
         let (src_parent, src) = match self.with(|d| resolve(d, &g, from))? {
             Target::Root => return Err(Error::PermissionDenied),
