@@ -1744,7 +1744,15 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         code: R,
         text: &'static str,
     ) {
-        if let Some(bytes) = self.xfer.as_ref().map(|t| t.bytes) {
+        if let Some((bytes, control)) = self
+            .xfer
+            .as_ref()
+            .map(|t| (t.bytes, t.sink == Sink::Control))
+        {
+            // A STAT listing goes out as a multi-line 213 reply: only a
+            // line with that code may end it (RFC 959 4.2), whatever cut
+            // it short.
+            let code = if control { R::FileStatus } else { code };
             self.abort_transfer(ctx.net, ctx.fs);
             crate::event!(
                 "[{}] transfer failed after {} bytes: {}",

@@ -556,6 +556,49 @@ fn stat_of_a_path_lists_over_the_control_connection() {
 }
 
 #[test]
+fn a_stat_listing_cut_short_still_ends_its_213_reply() {
+    // Found by the session fuzzer: a client that stops reading its control
+    // connection in the middle of `STAT dir`; at the data timeout the
+    // listing is abandoned, and its last line must carry the 213 code that
+    // opened it, not a 426 inside the multi-line reply.
+    let mut fs = fixture().dir("/big");
+    for i in 0..40 {
+        fs = fs.file(&format!("/big/a-rather-long-file-name-number-{i:02}.txt"), b"x");
+    }
+    let mut t = T::with(config(), fs);
+    t.expect("USER test", "331 ");
+    t.expect("PASS test", "230 ");
+    let ctrl = t.ctrl;
+    // Room for a reply and a few entries, not for the whole listing; the
+    // client then reads nothing more.
+    t.net.socks[ctrl].cap = 600;
+    t.net.socks[ctrl].rx.extend(b"STAT /big\r\n");
+    t.run();
+    let head = t.net.take(ctrl);
+    assert!(head.starts_with("213-Status of /big:\r\n"), "{head:?}");
+    assert!(!head.contains("213 "), "the listing must not fit: {head:?}");
+    t.net.socks[ctrl].cap = 0;
+    t.advance(10_001);
+    t.net.socks[ctrl].cap = 4096;
+    t.advance(1);
+    let rest = t.net.take(ctrl);
+    let all = format!("{head}{rest}");
+    let last = all.trim_end().rsplit("\r\n").next().unwrap();
+    assert!(
+        last.starts_with("213 "),
+        "the listing must end with a 213 line: {all:?}"
+    );
+    for line in all.trim_end().split("\r\n").skip(1) {
+        assert!(
+            line.starts_with(' ') || line.starts_with("213 "),
+            "a line inside the 213 reply: {line:?} in {all:?}"
+        );
+    }
+    // The session goes on.
+    t.expect("NOOP", "200 ");
+}
+
+#[test]
 fn site_help_and_unknown_site() {
     let mut t = T::login();
     t.expect("SITE HELP", "214-SITE commands:");
