@@ -31,9 +31,7 @@ fn footprint(out: &Path, extra: &[&str]) -> harness::testkit::Output {
 
 /// The number in the Markdown row that starts with `| item |`, column `col`.
 fn cell(md: &str, item: &str, col: usize) -> Option<u64> {
-    let line = md
-        .lines()
-        .find(|l| l.starts_with(&format!("| {item} |")))?;
+    let line = md.lines().find(|l| l.starts_with(&format!("| {item} |")))?;
     let c = line.split('|').nth(col + 2)?.trim().replace(' ', "");
     c.parse().ok()
 }
@@ -98,7 +96,11 @@ fn footprint_report_without_qemu() {
         .lines()
         .find(|l| l.starts_with("| engine flash at opt-level z |"))
         .expect("engine floor row");
-    assert_eq!(engine_floor.ends_with("| ok |"), z < 16 * 1024, "{engine_floor}");
+    assert_eq!(
+        engine_floor.ends_with("| ok |"),
+        z < 16 * 1024,
+        "{engine_floor}"
+    );
     assert_eq!(
         md.lines()
             .find(|l| l.starts_with("| engine state of one session |"))
@@ -109,8 +111,10 @@ fn footprint_report_without_qemu() {
     // The CSV holds the same figures.
     assert!(csv.starts_with("table,item,column,bytes,note\n"), "{csv}");
     assert!(
-        csv.lines()
-            .any(|l| l == format!("engine flash,.text + .rodata,opt-level z,{z},engine probe − baseline probe")),
+        csv.lines().any(|l| l
+            == format!(
+                "engine flash,.text + .rodata,opt-level z,{z},engine probe − baseline probe"
+            )),
         "{csv}"
     );
     assert!(

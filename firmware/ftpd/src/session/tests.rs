@@ -563,7 +563,10 @@ fn a_stat_listing_cut_short_still_ends_its_213_reply() {
     // opened it, not a 426 inside the multi-line reply.
     let mut fs = fixture().dir("/big");
     for i in 0..40 {
-        fs = fs.file(&format!("/big/a-rather-long-file-name-number-{i:02}.txt"), b"x");
+        fs = fs.file(
+            &format!("/big/a-rather-long-file-name-number-{i:02}.txt"),
+            b"x",
+        );
     }
     let mut t = T::with(config(), fs);
     t.expect("USER test", "331 ");
