@@ -613,6 +613,8 @@ fn help_for_one_command() {
     let mut t = T::login();
     t.expect("HELP retr", "214 RETR is supported.");
     t.expect("HELP XYZZ", "502 ");
+    // Control characters are not echoed (found by the network fuzzer).
+    assert_eq!(t.cmd("HELP line\x1b[2Js.txt"), "502 Unknown command.\r\n");
 }
 
 #[test]
