@@ -96,7 +96,14 @@ mod tests {
     fn timestamp_for_fat() {
         let c = Clock::new(Some(1_709_210_096), || 61_500);
         let ts = c.get_timestamp();
-        assert_eq!((ts.year_since_1970, ts.zero_indexed_month, ts.zero_indexed_day), (54, 1, 28));
+        assert_eq!(
+            (
+                ts.year_since_1970,
+                ts.zero_indexed_month,
+                ts.zero_indexed_day
+            ),
+            (54, 1, 28)
+        );
         assert_eq!((ts.hours, ts.minutes, ts.seconds), (12, 35, 57));
         assert!(Clock::new(None, || 0).utc().is_none());
     }

@@ -102,7 +102,10 @@ mod tests {
         while bytes.len() % 4 != 0 {
             bytes.push(0);
         }
-        bytes.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect()
+        bytes
+            .chunks(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     }
 
     /// What QEMU's model sends for TX FIFO words.
@@ -136,7 +139,11 @@ mod tests {
             let f = frame(n);
             let fifo = qemu_rx_fifo(&f);
             let mut it = fifo[1..].iter().copied();
-            let got = rx_frame(fifo[0], || it.next().expect("read past the frame"), &mut buf);
+            let got = rx_frame(
+                fifo[0],
+                || it.next().expect("read past the frame"),
+                &mut buf,
+            );
             assert_eq!(got, Rx::Frame(n));
             assert_eq!(&buf[..n], &f[..]);
             assert_eq!(it.next(), None, "len {n}: words left unread");
@@ -149,7 +156,10 @@ mod tests {
         for n in [0, 5, 13, MTU + 1, 2041] {
             let fifo = qemu_rx_fifo(&frame(n));
             let mut it = fifo[1..].iter().copied();
-            assert_eq!(rx_frame(fifo[0], || it.next().unwrap(), &mut buf), Rx::Dropped(n));
+            assert_eq!(
+                rx_frame(fifo[0], || it.next().unwrap(), &mut buf),
+                Rx::Dropped(n)
+            );
             assert_eq!(it.next(), None);
         }
     }
@@ -158,7 +168,10 @@ mod tests {
     fn impossible_length_is_corrupt() {
         let mut buf = [0u8; MTU];
         for first in [0u32, 5, 2049, 0xFFFF] {
-            assert_eq!(rx_frame(first, || panic!("must not read"), &mut buf), Rx::Corrupt(first));
+            assert_eq!(
+                rx_frame(first, || panic!("must not read"), &mut buf),
+                Rx::Corrupt(first)
+            );
         }
     }
 }

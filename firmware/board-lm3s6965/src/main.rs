@@ -305,8 +305,14 @@ mod fw {
     #[inline(never)]
     fn sdbench(app: &mut App<'static, AppFs>) {
         app.serve_sdbench(|fs, mib| {
-            let r = fs.bench_sequential(mib << 11, &mut time::now_ms).map_err(|_| "card error")?;
-            Ok(ftpd_app::diag::SdBenchResult { bytes: r.bytes(), read_ms: r.read_time, write_ms: r.write_time })
+            let r = fs
+                .bench_sequential(mib << 11, &mut time::now_ms)
+                .map_err(|_| "card error")?;
+            Ok(ftpd_app::diag::SdBenchResult {
+                bytes: r.bytes(),
+                read_ms: r.read_time,
+                write_ms: r.write_time,
+            })
         });
     }
 

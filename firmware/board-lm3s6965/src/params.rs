@@ -71,7 +71,16 @@ impl BootParams {
             return None;
         }
         let prefix = (w[4] & 0xFF) as u8;
-        let ip = addr(w[1]).map(|a| (a, if prefix == 0 || prefix > 32 { 24 } else { prefix }));
+        let ip = addr(w[1]).map(|a| {
+            (
+                a,
+                if prefix == 0 || prefix > 32 {
+                    24
+                } else {
+                    prefix
+                },
+            )
+        });
         let port = (w[4] >> 16) as u16;
         let (lo, hi) = (w[5] as u16, (w[5] >> 16) as u16);
         Some(BootParams {
@@ -100,7 +109,8 @@ impl BootParams {
             prefix as u32 | (self.ftp_port as u32) << 16,
             lo as u32 | (hi as u32) << 16,
             self.unix_time.unwrap_or(0) as u32,
-            self.idle_timeout_s.unwrap_or(0) as u32 | (self.data_timeout_s.unwrap_or(0) as u32) << 16,
+            self.idle_timeout_s.unwrap_or(0) as u32
+                | (self.data_timeout_s.unwrap_or(0) as u32) << 16,
         ]
     }
 
@@ -135,7 +145,10 @@ mod tests {
         assert_eq!(BootParams::decode(&p.encode()), Some(p));
         // qemu/run-lm3s6965.sh --idle-timeout 10 --data-timeout 5 writes 0x0005000a.
         assert_eq!(p.encode()[7], 0x0005_000a);
-        assert_eq!(BootParams::decode(&BootParams::default().encode()), Some(BootParams::default()));
+        assert_eq!(
+            BootParams::decode(&BootParams::default().encode()),
+            Some(BootParams::default())
+        );
     }
 
     #[test]
@@ -147,7 +160,11 @@ mod tests {
     #[test]
     fn ip_word_matches_the_script() {
         // qemu/run-lm3s6965.sh writes 10.0.2.15 as data=0x0f02000a.
-        let w = BootParams { ip: Some((Ipv4Addr::new(10, 0, 2, 15), 24)), ..Default::default() }.encode();
+        let w = BootParams {
+            ip: Some((Ipv4Addr::new(10, 0, 2, 15), 24)),
+            ..Default::default()
+        }
+        .encode();
         assert_eq!(w[1], 0x0f02_000a);
         assert_eq!(w[0], 0x4250_5446);
     }

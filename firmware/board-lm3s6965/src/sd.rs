@@ -123,7 +123,9 @@ impl fmt::Display for SdError {
             SdError::NoCard { r1 } => write!(f, "no SD card (CMD0 answered R1 {r1:#04x})"),
             SdError::NoResponse { cmd } => write!(f, "no response to CMD{cmd}"),
             SdError::Rejected { cmd, r1 } => write!(f, "CMD{cmd} rejected with R1 {r1:#04x}"),
-            SdError::CheckPattern(p) => write!(f, "CMD8 check pattern {p:#04x} (voltage not supported)"),
+            SdError::CheckPattern(p) => {
+                write!(f, "CMD8 check pattern {p:#04x} (voltage not supported)")
+            }
             SdError::InitTimeout => write!(f, "card did not leave the idle state (ACMD41)"),
             SdError::ReadToken(t) => write!(f, "read error token {t:#04x}"),
             SdError::TokenTimeout => write!(f, "no data token"),
@@ -169,7 +171,15 @@ impl<SPI: SpiBus<u8>, CS: OutputPin, D: DelayNs> SdCard<SPI, CS, D> {
     /// Nothing is sent until [`SdCard::init`] or the first block access.
     pub fn new(spi: SPI, mut cs: CS, delay: D) -> Self {
         let _ = cs.set_high();
-        SdCard { inner: RefCell::new(Inner { spi, cs, delay, info: None, stats: SdStats::default() }) }
+        SdCard {
+            inner: RefCell::new(Inner {
+                spi,
+                cs,
+                delay,
+                info: None,
+                stats: SdStats::default(),
+            }),
+        }
     }
 
     /// (Re)initialises the card: identification, addressing mode, capacity.
@@ -261,7 +271,9 @@ fn crc7(bytes: &[u8]) -> u8 {
 impl<SPI: SpiBus<u8>, CS: OutputPin, D: DelayNs> Inner<SPI, CS, D> {
     fn xfer(&mut self, b: u8) -> Result<u8, SdError> {
         let mut buf = [b];
-        self.spi.transfer_in_place(&mut buf).map_err(|_| SdError::Bus)?;
+        self.spi
+            .transfer_in_place(&mut buf)
+            .map_err(|_| SdError::Bus)?;
         Ok(buf[0])
     }
 
@@ -286,7 +298,10 @@ impl<SPI: SpiBus<u8>, CS: OutputPin, D: DelayNs> Inner<SPI, CS, D> {
 
     /// Runs `f` with the card selected and deselects it afterwards, whatever
     /// the outcome.
-    fn selected<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R, SdError>) -> Result<R, SdError> {
+    fn selected<R>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<R, SdError>,
+    ) -> Result<R, SdError> {
         self.select()?;
         let r = f(self);
         let d = self.deselect();
@@ -298,7 +313,10 @@ impl<SPI: SpiBus<u8>, CS: OutputPin, D: DelayNs> Inner<SPI, CS, D> {
     /// Runs a block operation, initialising first if needed. An error that
     /// may mean the card was lost (or swapped) forces a new initialisation on
     /// the next call.
-    fn io(&mut self, f: impl FnOnce(&mut Self, CardInfo) -> Result<(), SdError>) -> Result<(), SdError> {
+    fn io(
+        &mut self,
+        f: impl FnOnce(&mut Self, CardInfo) -> Result<(), SdError>,
+    ) -> Result<(), SdError> {
         let info = match self.info {
             Some(i) => i,
             None => self.init()?,
@@ -338,7 +356,14 @@ impl<SPI: SpiBus<u8>, CS: OutputPin, D: DelayNs> Inner<SPI, CS, D> {
         if cmd != 0 && cmd != 12 {
             self.wait_ready()?;
         }
-        let mut frame = [0x40 | cmd, (arg >> 24) as u8, (arg >> 16) as u8, (arg >> 8) as u8, arg as u8, 0];
+        let mut frame = [
+            0x40 | cmd,
+            (arg >> 24) as u8,
+            (arg >> 16) as u8,
+            (arg >> 8) as u8,
+            arg as u8,
+            0,
+        ];
         frame[5] = crc7(&frame[..5]) << 1 | 1;
         self.spi.write(&frame).map_err(|_| SdError::Bus)?;
         if cmd == 12 {
@@ -437,7 +462,11 @@ impl<SPI: SpiBus<u8>, CS: OutputPin, D: DelayNs> Inner<SPI, CS, D> {
             }
             let mut ocr = [0u8; 4];
             self.read_into(&mut ocr)?;
-            if ocr[0] & 0x40 != 0 { CardType::Sdhc } else { CardType::Sd2 }
+            if ocr[0] & 0x40 != 0 {
+                CardType::Sdhc
+            } else {
+                CardType::Sd2
+            }
         } else {
             CardType::Sd1
         };
@@ -453,7 +482,11 @@ impl<SPI: SpiBus<u8>, CS: OutputPin, D: DelayNs> Inner<SPI, CS, D> {
             Some(b) => (b, CapacitySource::Csd),
             None => (self.probe_blocks(card_type)?, CapacitySource::Probe),
         };
-        Ok(CardInfo { card_type, blocks, capacity_source })
+        Ok(CardInfo {
+            card_type,
+            blocks,
+            capacity_source,
+        })
     }
 
     /// Waits for a data token; returns it (0xFE, or an error token).
@@ -497,7 +530,9 @@ impl<SPI: SpiBus<u8>, CS: OutputPin, D: DelayNs> Inner<SPI, CS, D> {
 
     /// Whether block `idx` can be read (probing for the capacity).
     fn readable(&mut self, card_type: CardType, idx: u64) -> Result<bool, SdError> {
-        let Some(addr) = address(card_type, idx) else { return Ok(false) };
+        let Some(addr) = address(card_type, idx) else {
+            return Ok(false);
+        };
         let r = self.command(17, addr)?;
         if r != 0 {
             return Ok(false);
@@ -517,7 +552,11 @@ impl<SPI: SpiBus<u8>, CS: OutputPin, D: DelayNs> Inner<SPI, CS, D> {
     /// The number of blocks, found by bisection on readable block indices
     /// (the capacity need not be a power of two).
     fn probe_blocks(&mut self, card_type: CardType) -> Result<u32, SdError> {
-        let limit: u64 = if card_type.block_addressed() { 1 << 32 } else { 1 << 23 };
+        let limit: u64 = if card_type.block_addressed() {
+            1 << 32
+        } else {
+            1 << 23
+        };
         if !self.readable(card_type, 0)? {
             return Err(SdError::Unreadable);
         }
@@ -547,7 +586,10 @@ impl<SPI: SpiBus<u8>, CS: OutputPin, D: DelayNs> Inner<SPI, CS, D> {
 
     fn check_range(info: CardInfo, start: u32, count: usize) -> Result<(), SdError> {
         if start as u64 + count as u64 > info.blocks as u64 {
-            return Err(SdError::OutOfRange { block: start, count });
+            return Err(SdError::OutOfRange {
+                block: start,
+                count,
+            });
         }
         Ok(())
     }
@@ -562,12 +604,20 @@ impl<SPI: SpiBus<u8>, CS: OutputPin, D: DelayNs> Inner<SPI, CS, D> {
         self.read_into(&mut crc)
     }
 
-    fn read_blocks(&mut self, info: CardInfo, blocks: &mut [Block], start: u32) -> Result<(), SdError> {
+    fn read_blocks(
+        &mut self,
+        info: CardInfo,
+        blocks: &mut [Block],
+        start: u32,
+    ) -> Result<(), SdError> {
         if blocks.is_empty() {
             return Ok(());
         }
         Self::check_range(info, start, blocks.len())?;
-        let addr = address(info.card_type, start as u64).ok_or(SdError::OutOfRange { block: start, count: blocks.len() })?;
+        let addr = address(info.card_type, start as u64).ok_or(SdError::OutOfRange {
+            block: start,
+            count: blocks.len(),
+        })?;
         if blocks.len() == 1 {
             let r = self.command(17, addr)?;
             if r != 0 {
@@ -616,12 +666,20 @@ impl<SPI: SpiBus<u8>, CS: OutputPin, D: DelayNs> Inner<SPI, CS, D> {
         self.wait_ready()
     }
 
-    fn write_blocks(&mut self, info: CardInfo, blocks: &[Block], start: u32) -> Result<(), SdError> {
+    fn write_blocks(
+        &mut self,
+        info: CardInfo,
+        blocks: &[Block],
+        start: u32,
+    ) -> Result<(), SdError> {
         if blocks.is_empty() {
             return Ok(());
         }
         Self::check_range(info, start, blocks.len())?;
-        let addr = address(info.card_type, start as u64).ok_or(SdError::OutOfRange { block: start, count: blocks.len() })?;
+        let addr = address(info.card_type, start as u64).ok_or(SdError::OutOfRange {
+            block: start,
+            count: blocks.len(),
+        })?;
         if blocks.len() == 1 {
             let r = self.command(24, addr)?;
             if r != 0 {
@@ -656,7 +714,11 @@ impl<SPI: SpiBus<u8>, CS: OutputPin, D: DelayNs> Inner<SPI, CS, D> {
 /// The command argument for block `idx`: the block index on SDHC, the byte
 /// offset on standard-capacity cards (`None` if it does not fit 32 bits).
 fn address(card_type: CardType, idx: u64) -> Option<u32> {
-    let a = if card_type.block_addressed() { idx } else { idx * 512 };
+    let a = if card_type.block_addressed() {
+        idx
+    } else {
+        idx * 512
+    };
     u32::try_from(a).ok()
 }
 
@@ -665,7 +727,8 @@ fn csd_capacity(csd: &[u8]) -> Option<u32> {
     match csd[0] >> 6 {
         0 => {
             let read_bl_len = (csd[5] & 0x0F) as u32;
-            let c_size = ((csd[6] as u32 & 0x03) << 10) | ((csd[7] as u32) << 2) | (csd[8] as u32 >> 6);
+            let c_size =
+                ((csd[6] as u32 & 0x03) << 10) | ((csd[7] as u32) << 2) | (csd[8] as u32 >> 6);
             let mult = ((csd[9] as u32 & 0x03) << 1) | (csd[10] as u32 >> 7);
             let bytes = ((c_size as u64 + 1) << (mult + 2)) << read_bl_len;
             Some((bytes / 512) as u32)
@@ -686,7 +749,13 @@ mod tests {
     use super::model::{Flavor, SimCard};
     use super::*;
 
-    fn card(flavor: Flavor, bytes: u64) -> (SimCard, SdCard<super::model::SimSpi, super::model::SimCs, super::model::NoDelay>) {
+    fn card(
+        flavor: Flavor,
+        bytes: u64,
+    ) -> (
+        SimCard,
+        SdCard<super::model::SimSpi, super::model::SimCs, super::model::NoDelay>,
+    ) {
         let sim = SimCard::new(flavor, Some(bytes));
         let (spi, cs) = sim.bus();
         (sim, SdCard::new(spi, cs, super::model::NoDelay))
@@ -703,12 +772,22 @@ mod tests {
     #[test]
     fn initialises_every_flavour_and_size() {
         for flavor in FLAVORS {
-            for (bytes, kind) in [(64u64 << 20, CardType::Sd2), (4u64 << 30, CardType::Sdhc), (3u64 << 20, CardType::Sd2)] {
+            for (bytes, kind) in [
+                (64u64 << 20, CardType::Sd2),
+                (4u64 << 30, CardType::Sdhc),
+                (3u64 << 20, CardType::Sd2),
+            ] {
                 let (_sim, sd) = card(flavor, bytes);
-                let info = sd.init().unwrap_or_else(|e| panic!("{flavor:?} {bytes}: {e}"));
+                let info = sd
+                    .init()
+                    .unwrap_or_else(|e| panic!("{flavor:?} {bytes}: {e}"));
                 assert_eq!(info.card_type, kind, "{flavor:?} {bytes}");
                 assert_eq!(info.bytes(), bytes, "{flavor:?} {bytes}");
-                let src = if flavor == Flavor::Qemu10 { CapacitySource::Probe } else { CapacitySource::Csd };
+                let src = if flavor == Flavor::Qemu10 {
+                    CapacitySource::Probe
+                } else {
+                    CapacitySource::Csd
+                };
                 assert_eq!(info.capacity_source, src, "{flavor:?}");
                 assert_eq!(sd.num_blocks().unwrap().0 as u64 * 512, bytes);
             }
@@ -738,7 +817,14 @@ mod tests {
             for bytes in [8u64 << 20, 4u64 << 30] {
                 let (sim, sd) = card(flavor, bytes);
                 let last = (bytes / 512) as u32 - 1;
-                for (start, n) in [(0u32, 1usize), (1, 2), (7, 5), (100, 17), (last, 1), (last - 3, 4)] {
+                for (start, n) in [
+                    (0u32, 1usize),
+                    (1, 2),
+                    (7, 5),
+                    (100, 17),
+                    (last, 1),
+                    (last - 3, 4),
+                ] {
                     let mut blocks: Vec<Block> = (0..n)
                         .map(|i| {
                             let mut b = Block::new();
@@ -748,15 +834,21 @@ mod tests {
                             b
                         })
                         .collect();
-                    sd.write(&blocks, BlockIdx(start)).unwrap_or_else(|e| panic!("{flavor:?} write {start}+{n}: {e}"));
+                    sd.write(&blocks, BlockIdx(start))
+                        .unwrap_or_else(|e| panic!("{flavor:?} write {start}+{n}: {e}"));
                     for (i, b) in blocks.iter().enumerate() {
-                        assert_eq!(sim.block(start as u64 + i as u64), b.contents, "{flavor:?} {start}+{i}");
+                        assert_eq!(
+                            sim.block(start as u64 + i as u64),
+                            b.contents,
+                            "{flavor:?} {start}+{i}"
+                        );
                     }
                     let want: Vec<[u8; 512]> = blocks.iter().map(|b| b.contents).collect();
                     for b in blocks.iter_mut() {
                         b.contents = [0; 512];
                     }
-                    sd.read(&mut blocks, BlockIdx(start)).unwrap_or_else(|e| panic!("{flavor:?} read {start}+{n}: {e}"));
+                    sd.read(&mut blocks, BlockIdx(start))
+                        .unwrap_or_else(|e| panic!("{flavor:?} read {start}+{n}: {e}"));
                     for (b, w) in blocks.iter().zip(&want) {
                         assert_eq!(&b.contents, w);
                     }
@@ -773,7 +865,13 @@ mod tests {
         for flavor in FLAVORS {
             let (_sim, sd) = card(flavor, 1 << 20);
             let mut b = [Block::new(), Block::new()];
-            assert_eq!(sd.read(&mut b, BlockIdx(2047)), Err(SdError::OutOfRange { block: 2047, count: 2 }));
+            assert_eq!(
+                sd.read(&mut b, BlockIdx(2047)),
+                Err(SdError::OutOfRange {
+                    block: 2047,
+                    count: 2
+                })
+            );
             sd.read(&mut b, BlockIdx(2046)).unwrap();
             sd.write(&b[..1], BlockIdx(2047)).unwrap();
         }
@@ -788,7 +886,10 @@ mod tests {
             let e = sd.init().unwrap_err();
             assert!(matches!(e, SdError::NoCard { .. }), "{flavor:?}: {e:?}");
             let mut b = [Block::new()];
-            assert!(matches!(sd.read(&mut b, BlockIdx(0)), Err(SdError::NoCard { .. })));
+            assert!(matches!(
+                sd.read(&mut b, BlockIdx(0)),
+                Err(SdError::NoCard { .. })
+            ));
         }
         let msg = format!("{}", SdError::NoCard { r1: 0x04 });
         assert!(msg.contains("no SD card"), "{msg}");
@@ -813,13 +914,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sd-fat-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let img = dir.join("base.img");
-        let mk = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../qemu/mkimage.sh"))
-            .arg(&img)
-            .arg("64")
-            .output();
+        let mk = std::process::Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../qemu/mkimage.sh"
+        ))
+        .arg(&img)
+        .arg("64")
+        .output();
         let Ok(out) = mk else { return };
         if !out.status.success() {
-            eprintln!("mkfs.fat missing: FAT-over-SD test not run ({})", String::from_utf8_lossy(&out.stderr));
+            eprintln!(
+                "mkfs.fat missing: FAT-over-SD test not run ({})",
+                String::from_utf8_lossy(&out.stderr)
+            );
             return;
         }
         let base = std::fs::read(&img).unwrap();
@@ -830,9 +937,12 @@ mod tests {
             sd.init().unwrap();
             super::model::NoDelay::take_total_ns(); // ACMD41 polling may wait
             let clock = crate::clock::Clock::new(Some(1_709_210_096), || 0);
-            let mut fs = ftpd_fat::FatStorage::<_, _>::mounted(Shared(&sd), clock).unwrap_or_else(|e| panic!("{flavor:?}: {e}"));
+            let mut fs = ftpd_fat::FatStorage::<_, _>::mounted(Shared(&sd), clock)
+                .unwrap_or_else(|e| panic!("{flavor:?}: {e}"));
             let data: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
-            let mut f = fs.open_write("/Long file name.bin", ftpd::WriteMode::Truncate).unwrap();
+            let mut f = fs
+                .open_write("/Long file name.bin", ftpd::WriteMode::Truncate)
+                .unwrap();
             fs.write(&mut f, &data).unwrap();
             fs.close(f).unwrap();
             fs.mkdir("/sub").unwrap();
@@ -853,19 +963,38 @@ mod tests {
             // Nothing here should wait: QEMU's card is never busy, and a
             // wait would mean the driver misread a data stream as busy.
             let waited = super::model::NoDelay::take_total_ns();
-            assert!(waited < 1_000_000, "{flavor:?}: the driver waited {waited} ns");
+            assert!(
+                waited < 1_000_000,
+                "{flavor:?}: the driver waited {waited} ns"
+            );
             let st = sd.stats();
             assert_eq!(st.errors, 0, "{flavor:?} {st:?}");
             let out_img = dir.join(format!("{flavor:?}.img"));
             std::fs::write(&out_img, sim.image()).unwrap();
             let part = dir.join(format!("{flavor:?}.part"));
             std::fs::write(&part, &sim.image()[1 << 20..]).unwrap();
-            if let Ok(o) = std::process::Command::new("fsck.fat").arg("-n").arg(&part).output() {
-                assert!(o.status.success(), "{flavor:?} fsck: {}", String::from_utf8_lossy(&o.stdout));
+            if let Ok(o) = std::process::Command::new("fsck.fat")
+                .arg("-n")
+                .arg(&part)
+                .output()
+            {
+                assert!(
+                    o.status.success(),
+                    "{flavor:?} fsck: {}",
+                    String::from_utf8_lossy(&o.stdout)
+                );
             }
-            if let Ok(o) = std::process::Command::new("mdir").arg("-i").arg(format!("{}@@1M", out_img.display())).arg("::").output() {
+            if let Ok(o) = std::process::Command::new("mdir")
+                .arg("-i")
+                .arg(format!("{}@@1M", out_img.display()))
+                .arg("::")
+                .output()
+            {
                 let l = String::from_utf8_lossy(&o.stdout);
-                assert!(l.contains("Long file name.bin") && l.contains("100000"), "{flavor:?} mdir: {l}");
+                assert!(
+                    l.contains("Long file name.bin") && l.contains("100000"),
+                    "{flavor:?} mdir: {l}"
+                );
             }
         }
         let _ = std::fs::remove_dir_all(&dir);

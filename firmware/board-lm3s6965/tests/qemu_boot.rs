@@ -56,7 +56,9 @@ fn firmware() -> &'static Path {
             .status()
             .expect("running cargo build for the firmware");
         assert!(st.success(), "firmware build failed");
-        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| crate_dir().join("target"));
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| crate_dir().join("target"));
         target.join("thumbv7m-none-eabi/release/board-lm3s6965")
     })
 }
@@ -65,7 +67,11 @@ fn on_path(bin: &str) -> Option<PathBuf> {
     if bin.contains('/') {
         return Path::new(bin).is_file().then(|| PathBuf::from(bin));
     }
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(bin)).find(|p| p.is_file())
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(bin))
+        .find(|p| p.is_file())
 }
 
 /// The QEMUs to test with, with their version lines.
@@ -78,8 +84,15 @@ fn qemus() -> Vec<(PathBuf, String)> {
     for n in names {
         match on_path(&n) {
             Some(p) => {
-                let out = Command::new(&p).arg("--version").output().expect("qemu --version");
-                let v = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_string();
+                let out = Command::new(&p)
+                    .arg("--version")
+                    .output()
+                    .expect("qemu --version");
+                let v = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
                 found.push((p, v));
             }
             None => missing(&format!("{n} not found")),
@@ -104,13 +117,24 @@ fn mkimage(path: &Path, bare: bool) {
         c.arg("--bare");
     }
     let out = c.arg(path).arg("64").output().unwrap();
-    assert!(out.status.success(), "mkimage.sh: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mkimage.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A free TCP port on 127.0.0.1, and a run of `n` consecutive free ones.
 fn free_ports(n: u16) -> (u16, u16) {
-    let single = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let single = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
     let seed = (std::process::id() as u64 * 7919 + nanos) % 20_000;
     'outer: for attempt in 0..200u64 {
         let base = 40_000 + ((seed + attempt * 97) % 20_000) as u16;
@@ -149,15 +173,32 @@ impl Board {
         let _ = std::fs::remove_file(&console);
         let (ftp, pasv_lo) = free_ports(4);
         let child = Command::new(qemu_dir().join("run-lm3s6965.sh"))
-            .args(["--qemu", qemu.to_str().unwrap(), "--image", image, "--net", "user"])
-            .args(["--ftp-port", &ftp.to_string(), "--pasv-ports", &format!("{pasv_lo}-{}", pasv_lo + 3)])
+            .args([
+                "--qemu",
+                qemu.to_str().unwrap(),
+                "--image",
+                image,
+                "--net",
+                "user",
+            ])
+            .args([
+                "--ftp-port",
+                &ftp.to_string(),
+                "--pasv-ports",
+                &format!("{pasv_lo}-{}", pasv_lo + 3),
+            ])
             .args(["--serial", console.to_str().unwrap()])
             .arg("--kernel")
             .arg(firmware())
             .stdin(Stdio::null())
             .spawn()
             .expect("starting run-lm3s6965.sh");
-        Board { child, console, ftp, pasv: (pasv_lo, pasv_lo + 3) }
+        Board {
+            child,
+            console,
+            ftp,
+            pasv: (pasv_lo, pasv_lo + 3),
+        }
     }
 
     fn console(&self) -> String {
@@ -212,7 +253,10 @@ impl Ftp {
             }
         };
         s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        Ftp { r: BufReader::new(s.try_clone().unwrap()), w: s }
+        Ftp {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        }
     }
 
     fn reply(&mut self) -> String {
@@ -242,12 +286,17 @@ fn expect_code(reply: &str, code: &str) {
 fn pasv(f: &mut Ftp) -> u16 {
     let r = f.cmd("PASV");
     expect_code(&r, "227");
-    let nums: Vec<u16> = r[r.find('(').unwrap() + 1..r.find(')').unwrap()].split(',').map(|n| n.trim().parse().unwrap()).collect();
+    let nums: Vec<u16> = r[r.find('(').unwrap() + 1..r.find(')').unwrap()]
+        .split(',')
+        .map(|n| n.trim().parse().unwrap())
+        .collect();
     nums[4] * 256 + nums[5]
 }
 
 fn data_write(port: u16, data: &[u8]) {
-    let mut d = TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), IO_TIMEOUT).expect("data connection");
+    let mut d =
+        TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), IO_TIMEOUT)
+            .expect("data connection");
     d.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     d.write_all(data).unwrap();
     d.shutdown(std::net::Shutdown::Write).unwrap();
@@ -272,10 +321,24 @@ fn check_image(img: &Path, name: &str, data: &[u8]) {
     }
     let out = img.with_extension("copy");
     let _ = std::fs::remove_file(&out);
-    match Command::new("mcopy").arg("-n").arg("-i").arg(format!("{}@@1M", img.display())).arg(format!("::{name}")).arg(&out).output() {
+    match Command::new("mcopy")
+        .arg("-n")
+        .arg("-i")
+        .arg(format!("{}@@1M", img.display()))
+        .arg(format!("::{name}"))
+        .arg(&out)
+        .output()
+    {
         Ok(o) => {
-            assert!(o.status.success(), "mcopy: {}", String::from_utf8_lossy(&o.stderr));
-            assert!(std::fs::read(&out).unwrap() == data, "mcopy read back different bytes");
+            assert!(
+                o.status.success(),
+                "mcopy: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert!(
+                std::fs::read(&out).unwrap() == data,
+                "mcopy read back different bytes"
+            );
         }
         Err(e) => missing_tool("mcopy", e),
     }
@@ -291,7 +354,9 @@ fn missing_tool(tool: &str, e: std::io::Error) {
 }
 
 fn data_read(port: u16) -> Vec<u8> {
-    let mut d = TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), IO_TIMEOUT).expect("data connection");
+    let mut d =
+        TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), IO_TIMEOUT)
+            .expect("data connection");
     d.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     let mut v = Vec::new();
     d.read_to_end(&mut v).unwrap();
@@ -307,8 +372,14 @@ fn boots_serves_ftp_and_sleeps_when_idle() {
         let mut b = Board::boot(&qemu, img.to_str().unwrap(), "boot");
         let console = b.wait_for("  ram:", 1, BOOT_TIMEOUT);
         eprintln!("{console}");
-        assert!(console.contains(&format!("ftpd lm3s6965 v{}", env!("CARGO_PKG_VERSION"))), "version");
-        assert!(console.contains("ip 10.0.2.15/24 gw 10.0.2.2 pasv 127.0.0.1"), "address");
+        assert!(
+            console.contains(&format!("ftpd lm3s6965 v{}", env!("CARGO_PKG_VERSION"))),
+            "version"
+        );
+        assert!(
+            console.contains("ip 10.0.2.15/24 gw 10.0.2.2 pasv 127.0.0.1"),
+            "address"
+        );
         assert!(console.contains("sd 64 MiB"), "card size");
         assert!(console.contains("Fat32 in MBR partition"), "volume");
         let ram: usize = console
@@ -327,10 +398,17 @@ fn boots_serves_ftp_and_sleeps_when_idle() {
         // Passive mode: the advertised address is the forwarded one.
         let r = f.cmd("PASV");
         expect_code(&r, "227");
-        let nums: Vec<u16> = r[r.find('(').unwrap() + 1..r.find(')').unwrap()].split(',').map(|n| n.trim().parse().unwrap()).collect();
+        let nums: Vec<u16> = r[r.find('(').unwrap() + 1..r.find(')').unwrap()]
+            .split(',')
+            .map(|n| n.trim().parse().unwrap())
+            .collect();
         assert_eq!(&nums[..4], &[127, 0, 0, 1], "{r}");
         let port = nums[4] * 256 + nums[5];
-        assert!((b.pasv.0..=b.pasv.1).contains(&port), "{port} outside {:?}", b.pasv);
+        assert!(
+            (b.pasv.0..=b.pasv.1).contains(&port),
+            "{port} outside {:?}",
+            b.pasv
+        );
         f.w.write_all(b"LIST\r\n").unwrap();
         let _listing = data_read(port);
         expect_code(&f.reply(), "150");
@@ -338,17 +416,26 @@ fn boots_serves_ftp_and_sleeps_when_idle() {
         // Extended passive mode.
         let r = f.cmd("EPSV");
         expect_code(&r, "229");
-        let port: u16 = r.split("|||").nth(1).unwrap().trim_end_matches(|c: char| !c.is_ascii_digit()).parse().unwrap();
+        let port: u16 = r
+            .split("|||")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .unwrap();
         assert!((b.pasv.0..=b.pasv.1).contains(&port), "{port}");
         f.w.write_all(b"NLST\r\n").unwrap();
         let _ = data_read(port);
         expect_code(&f.reply(), "150");
         expect_code(&f.reply(), "226");
         // Upload a file with a long name, download it, compare.
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..300_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         let name = "Upload test file.bin";
         let port = pasv(&mut f);
-        f.w.write_all(format!("STOR {name}\r\n").as_bytes()).unwrap();
+        f.w.write_all(format!("STOR {name}\r\n").as_bytes())
+            .unwrap();
         let t = Instant::now();
         data_write(port, &data);
         expect_code(&f.reply(), "150");
@@ -356,13 +443,18 @@ fn boots_serves_ftp_and_sleeps_when_idle() {
         let up = t.elapsed();
         expect_code(&f.cmd(&format!("SIZE {name}")), "213 300000");
         let port = pasv(&mut f);
-        f.w.write_all(format!("RETR {name}\r\n").as_bytes()).unwrap();
+        f.w.write_all(format!("RETR {name}\r\n").as_bytes())
+            .unwrap();
         let t = Instant::now();
         let back = data_read(port);
         expect_code(&f.reply(), "150");
         expect_code(&f.reply(), "226");
         let down = t.elapsed();
-        assert!(back == data, "RETR returned {} bytes, not what was stored", back.len());
+        assert!(
+            back == data,
+            "RETR returned {} bytes, not what was stored",
+            back.len()
+        );
         eprintln!(
             "STOR 300 kB: {:.0} kB/s, RETR: {:.0} kB/s",
             300.0 / up.as_secs_f64(),
@@ -383,8 +475,17 @@ fn boots_serves_ftp_and_sleeps_when_idle() {
         std::thread::sleep(Duration::from_secs(3));
         let share = (b.cpu_time() - c0).as_secs_f64() / t0.elapsed().as_secs_f64();
         eprintln!("idle QEMU CPU share: {:.0} %", share * 100.0);
-        assert!(share < 0.5, "an idle board keeps QEMU at {:.0} % CPU: the idle loop spins", share * 100.0);
-        let peak = b.console().lines().filter_map(|l| l.strip_prefix("stack: peak ")).next_back().map(String::from);
+        assert!(
+            share < 0.5,
+            "an idle board keeps QEMU at {:.0} % CPU: the idle loop spins",
+            share * 100.0
+        );
+        let peak = b
+            .console()
+            .lines()
+            .filter_map(|l| l.strip_prefix("stack: peak "))
+            .next_back()
+            .map(String::from);
         eprintln!("stack: peak {}", peak.unwrap_or_default());
         drop(b);
 
@@ -416,7 +517,10 @@ fn unformatted_card_is_reported_and_retried() {
         drop(f);
         let mut b = Board::boot(&qemu, img.to_str().unwrap(), "blank");
         let c = b.wait_for("unformatted", 2, BOOT_TIMEOUT);
-        assert!(c.contains("sd: SD card not ready: card of 64 MiB: no FAT file system found"), "{c}");
+        assert!(
+            c.contains("sd: SD card not ready: card of 64 MiB: no FAT file system found"),
+            "{c}"
+        );
         assert!(c.contains("ready: ftp://"), "{c}");
     }
 }
@@ -454,11 +558,24 @@ fn command_line_describes_the_board() {
     let img = scratch("cmdline.img");
     mkimage(&img, false);
     let out = Command::new(qemu_dir().join("run-lm3s6965.sh"))
-        .args(["--print", "--image", img.to_str().unwrap(), "--net", "tap:tapq0", "--qmp", "/tmp/q.sock", "--kernel"])
+        .args([
+            "--print",
+            "--image",
+            img.to_str().unwrap(),
+            "--net",
+            "tap:tapq0",
+            "--qmp",
+            "/tmp/q.sock",
+            "--kernel",
+        ])
         .arg(firmware())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let args = String::from_utf8(out.stdout).unwrap();
     for want in [
         "lm3s6965evb",
@@ -477,7 +594,13 @@ fn command_line_describes_the_board() {
 fn firmware_fits_the_chip() {
     let elf = std::fs::read(firmware()).unwrap();
     let sections = elf32_sections(&elf);
-    let size = |n: &str| sections.iter().filter(|(s, ..)| s == n).map(|s| s.2).sum::<u32>();
+    let size = |n: &str| {
+        sections
+            .iter()
+            .filter(|(s, ..)| s == n)
+            .map(|s| s.2)
+            .sum::<u32>()
+    };
     let flash = size(".vector_table") + size(".text") + size(".rodata") + size(".data");
     let ram_static = size(".data") + size(".bss") + size(".uninit");
     let stack = 0xFFC0 - ram_static;
@@ -492,14 +615,22 @@ fn firmware_fits_the_chip() {
         size(".bss")
     );
     assert!(flash <= 256 * 1024, "flash overflow");
-    assert!(stack >= 16 * 1024, "less than 16 KiB left for the stack: {stack}");
+    assert!(
+        stack >= 16 * 1024,
+        "less than 16 KiB left for the stack: {stack}"
+    );
 }
 
 fn elf32_sections(elf: &[u8]) -> Vec<(String, u32, u32)> {
     assert_eq!(&elf[..5], b"\x7fELF\x01", "not an ELF32 file");
     let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
     let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap());
-    let (shoff, shentsize, shnum, shstrndx) = (u32_at(0x20) as usize, u16_at(0x2E), u16_at(0x30), u16_at(0x32));
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u32_at(0x20) as usize,
+        u16_at(0x2E),
+        u16_at(0x30),
+        u16_at(0x32),
+    );
     let sh = |i: usize| shoff + i * shentsize;
     let strtab = u32_at(sh(shstrndx) + 0x10) as usize;
     (0..shnum)
@@ -520,8 +651,19 @@ impl Netns {
     fn create() -> Result<Netns, String> {
         let name = format!("ftpdq{}", std::process::id());
         let ip = |args: &[&str]| -> Result<(), String> {
-            let o = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
-            if o.status.success() { Ok(()) } else { Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim())) }
+            let o = Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("ip: {e}"))?;
+            if o.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ))
+            }
         };
         ip(&["netns", "add", &name])?;
         let ns = Netns(name);
@@ -547,7 +689,9 @@ fn tap_networking_in_a_namespace() {
     let ns = match Netns::create() {
         Ok(ns) => ns,
         Err(e) => {
-            eprintln!("!!!!!!!! TAP TEST NOT RUN: cannot make a network namespace with a TAP device: {e} !!!!!!!!");
+            eprintln!(
+                "!!!!!!!! TAP TEST NOT RUN: cannot make a network namespace with a TAP device: {e} !!!!!!!!"
+            );
             return;
         }
     };
@@ -560,20 +704,35 @@ fn tap_networking_in_a_namespace() {
         let child = Command::new("ip")
             .args(["netns", "exec", &ns.0])
             .arg(qemu_dir().join("run-lm3s6965.sh"))
-            .args(["--qemu", qemu.to_str().unwrap(), "--image", img.to_str().unwrap(), "--net", "tap:tapq0"])
+            .args([
+                "--qemu",
+                qemu.to_str().unwrap(),
+                "--image",
+                img.to_str().unwrap(),
+                "--net",
+                "tap:tapq0",
+            ])
             .args(["--serial", console.to_str().unwrap(), "--kernel"])
             .arg(firmware())
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        let mut b = Board { child, console, ftp: 21, pasv: (50000, 50099) };
+        let mut b = Board {
+            child,
+            console,
+            ftp: 21,
+            pasv: (50000, 50099),
+        };
         let c = b.wait_for("ready:", 1, BOOT_TIMEOUT);
         assert!(c.contains("ftp://192.0.2.2:21/"), "{c}");
         // A client inside the namespace: bash's /dev/tcp.
         let script = "exec 3<>/dev/tcp/192.0.2.2/21 && IFS= read -r -t 10 l <&3 && echo \"$l\" && \
                       printf 'USER test\\r\\nPASS test\\r\\nEPSV\\r\\nQUIT\\r\\n' >&3 && \
                       for i in 1 2 3 4 5; do IFS= read -r -t 10 l <&3 && echo \"$l\"; done";
-        let out = Command::new("ip").args(["netns", "exec", &ns.0, "bash", "-c", script]).output().unwrap();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.0, "bash", "-c", script])
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         eprintln!("{text}");
         assert!(text.starts_with("220"), "{text}");

@@ -254,7 +254,8 @@ mod fw {
     /// never passes through the stack.
     #[allow(clippy::mut_from_ref)]
     fn bring_up_storage(sd: &'static SdCard) -> (CardInfo, &'static mut Fs) {
-        let fs: &'static mut Fs = cortex_m::singleton!(: Fs = FatStorage::new(sd, FixedTime)).unwrap();
+        let fs: &'static mut Fs =
+            cortex_m::singleton!(: Fs = FatStorage::new(sd, FixedTime)).unwrap();
         loop {
             match sd.init() {
                 Err(e) => println!(

@@ -87,7 +87,11 @@ impl Enet {
         IM.write(INT_RX | INT_FOV | INT_TXER);
         // SAFETY: the handler only touches MAC status registers and atomics.
         unsafe { cortex_m::peripheral::NVIC::unmask(lm3s6965::Interrupt::ETHERNET) };
-        Enet { mac, rx_buf: [0; MTU], tx_buf: [0; MTU] }
+        Enet {
+            mac,
+            rx_buf: [0; MTU],
+            tx_buf: [0; MTU],
+        }
     }
 
     pub fn mac(&self) -> [u8; 6] {

@@ -14,7 +14,10 @@ unsafe extern "C" {
 
 fn bounds() -> (usize, usize) {
     // Linker symbols: only their addresses are used.
-    (&raw const _stack_end as usize, &raw const _stack_start as usize)
+    (
+        &raw const _stack_end as usize,
+        &raw const _stack_start as usize,
+    )
 }
 
 /// Bytes of SRAM left for the stack (everything that is not static data).

@@ -60,7 +60,11 @@ impl Delay {
         while ticks > 0 {
             let now = SYST::get_current();
             // Down-counter: elapsed = last - now, modulo the reload period.
-            let elapsed = if now <= last { last - now } else { last + (RELOAD + 1 - now) };
+            let elapsed = if now <= last {
+                last - now
+            } else {
+                last + (RELOAD + 1 - now)
+            };
             ticks = ticks.saturating_sub(elapsed as u64);
             last = now;
         }

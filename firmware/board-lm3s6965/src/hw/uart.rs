@@ -41,7 +41,11 @@ pub fn write_byte(b: u8) {
 
 /// A received byte, if any.
 pub fn read_byte() -> Option<u8> {
-    if FR.read() & FR_RXFE != 0 { None } else { Some(DR.read() as u8) }
+    if FR.read() & FR_RXFE != 0 {
+        None
+    } else {
+        Some(DR.read() as u8)
+    }
 }
 
 /// The console as a `core::fmt::Write` sink; `\n` becomes `\r\n`.

@@ -164,7 +164,11 @@ impl State {
 
     fn block_of(&self, arg: u32) -> Option<u64> {
         let size = self.size?;
-        let b = if sdhc(size) { arg as u64 } else { arg as u64 / 512 };
+        let b = if sdhc(size) {
+            arg as u64
+        } else {
+            arg as u64 / 512
+        };
         (b < size / 512).then_some(b)
     }
 
@@ -220,7 +224,11 @@ impl State {
             (_, 9) => {
                 resp.push(self.r1());
                 resp.extend([0xFF, 0xFE]);
-                resp.extend(if sdhc(size) { csd_v2(size) } else { csd_v1(size) });
+                resp.extend(if sdhc(size) {
+                    csd_v2(size)
+                } else {
+                    csd_v1(size)
+                });
                 resp.extend([0xAB, 0xCD]);
             }
             (_, 13) if flavor == Flavor::Qemu10 => resp.push(0x04),
@@ -248,7 +256,12 @@ impl State {
                 None => resp.push(out_of_range),
                 Some(b) => {
                     resp.push(self.r1());
-                    self.writing = Some(Write { block: b, multi: idx == 25, receiving: false, buf: Vec::new() });
+                    self.writing = Some(Write {
+                        block: b,
+                        multi: idx == 25,
+                        receiving: false,
+                        buf: Vec::new(),
+                    });
                 }
             },
             _ => resp.push(0x04),
