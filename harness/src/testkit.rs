@@ -434,6 +434,12 @@ pub struct Board {
 
 impl Board {
     pub fn start(t: Target, card: &Card) -> Board {
+        Board::start_with(t, card, StartOptions::default())
+    }
+
+    /// [`Board::start`] with options of its own (timeouts); the card's
+    /// image and a log file next to it are filled in.
+    pub fn start_with(t: Target, card: &Card, mut opts: StartOptions) -> Board {
         // Worker threads keep reading the board's output while the test
         // runs its clients.
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -441,12 +447,8 @@ impl Board {
             .enable_all()
             .build()
             .unwrap();
-        let opts = StartOptions {
-            storage: Some(StorageArg::Image(card.image())),
-            log: Some(card.dir.path().join("board.log")),
-            echo: false,
-            ..Default::default()
-        };
+        opts.storage = Some(StorageArg::Image(card.image()));
+        opts.log = Some(card.dir.path().join("board.log"));
         let server = rt
             .block_on(t.start_with(ctx(), &Fixture::default(), &opts))
             .unwrap_or_else(|e| panic!("starting {}: {e:#}", t.name));

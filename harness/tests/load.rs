@@ -43,7 +43,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use harness::load::{self, Abrupt, AbruptPlan, Attempts, Error, Ftp, Mix, Retry, Stat, Tally};
-use harness::target::{Kind, StartOptions, StorageArg, Target};
+use harness::target::{Kind, StartOptions, Target};
 use harness::testkit::*;
 
 harness::on_every_board!(
@@ -65,30 +65,6 @@ fn is_qemu(t: &Target) -> bool {
 
 fn addr() -> SocketAddr {
     harness::netns::board_addr(false)
-}
-
-/// A board on `card` started with `opts` (the card's image, its log).
-fn start(t: Target, card: &Card, mut opts: StartOptions) -> Board {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    opts.storage = Some(StorageArg::Image(card.image()));
-    opts.log = Some(card.dir.path().join("board.log"));
-    let server = rt
-        .block_on(t.start_with(ctx(), &harness::fixture::Tree::default(), &opts))
-        .unwrap_or_else(|e| panic!("starting {}: {e:#}", t.name));
-    let netns = server
-        .netns
-        .clone()
-        .expect("a board on TAP lives in a namespace");
-    Board {
-        rt,
-        server: Some(server),
-        netns,
-        name: t.name,
-    }
 }
 
 /// Run `f` on a thread of its own inside the board's namespace.
@@ -210,7 +186,7 @@ fn work(t: Target, client: u64, mut f: Ftp, attempts: Attempts) -> load::Result<
 
 fn mixed_load(t: Target) {
     let card = Card::new();
-    let b = start(t, &card, StartOptions::default());
+    let b = Board::start(t, &card);
     let (logged_in_tx, logged_in) = mpsc::channel::<u64>();
     let (refused_tx, refused) = mpsc::channel::<u64>();
     let mut go = Vec::new();
@@ -418,7 +394,7 @@ const BURST: usize = 4;
 
 fn session_limit(t: Target) {
     let card = Card::new();
-    let b = start(t, &card, StartOptions::default());
+    let b = Board::start(t, &card);
     let name = t.name;
     in_ns(&b, move || {
         let mut four = Vec::new();
@@ -488,7 +464,7 @@ fn session_limit(t: Target) {
 fn pipelined_commands(t: Target) {
     const N: usize = 1000;
     let card = Card::new();
-    let b = start(t, &card, StartOptions::default());
+    let b = Board::start(t, &card);
     let name = t.name;
     in_ns(&b, move || {
         let mut f = ok("login", Ftp::login(addr(), USER, PASS, LIMIT));
@@ -544,7 +520,7 @@ fn abrupt_disconnects(t: Target) {
     }
     card.put_tree("many", &many);
     card.put_tree("up", &Tree::new());
-    let b = start(t, &card, StartOptions::default());
+    let b = Board::start(t, &card);
     let before = ok("STAT before", in_ns(&b, stat_now));
     assert_eq!((before.sessions, before.open_files), (1, 0), "{before:?}");
     let console_before = console_idle(&b);
@@ -757,7 +733,7 @@ fn slow_clients(t: Target) {
     let card = Card::new();
     let big = load::content(512 * 1024, 9);
     card.put("big.bin", &big);
-    let b = start(
+    let b = Board::start_with(
         t,
         &card,
         StartOptions {
