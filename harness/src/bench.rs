@@ -249,6 +249,12 @@ pub struct Floor {
     pub what: &'static str,
     pub ratio: Result<f64, String>,
     pub floor: f64,
+    /// The most this transfer can reach, as a fraction of raw TCP, when the
+    /// network and the storage take turns on one CPU (both boards and the
+    /// virtual board are one poll loop, and neither has DMA): a byte costs
+    /// `1/raw + 1/storage`, so the bound is `storage / (raw + storage)`.
+    /// `None` without a storage ceiling from the same run.
+    pub bound: Option<f64>,
 }
 
 impl Floor {
@@ -258,14 +264,25 @@ impl Floor {
 
     pub fn verdict(&self) -> String {
         match &self.ratio {
-            Ok(r) => format!(
-                "{:<8} {} {:>5.1} % of raw TCP (floor {:.0} %): {}",
-                self.target,
-                self.what,
-                r * 100.0,
-                self.floor * 100.0,
-                if *r >= self.floor { "PASS" } else { "FAIL" }
-            ),
+            Ok(r) => {
+                format!(
+                    "{:<8} {} {:>5.1} % of raw TCP (floor {:.0} %): {}",
+                    self.target,
+                    self.what,
+                    r * 100.0,
+                    self.floor * 100.0,
+                    if *r >= self.floor { "PASS" } else { "FAIL" }
+                ) + &match self.bound {
+                    // Why a floor cannot be met on this path, when it cannot.
+                    Some(b) if b < self.floor && *r < self.floor => format!(
+                        "; the storage ceiling allows at most {:.1} % (network and storage \
+                     in series on one CPU): {:.0} % of that reached",
+                        b * 100.0,
+                        r / b * 100.0
+                    ),
+                    _ => String::new(),
+                }
+            }
             Err(why) => format!(
                 "{:<8} {} n/a ({why}) (floor {:.0} %): not checked",
                 self.target,
@@ -304,11 +321,23 @@ impl Report {
                         }
                     }
                 };
+                let bound = row.and_then(|row| {
+                    let (raw, disk) = if what.ends_with("RETR") {
+                        (&row.raw_retr, &row.disk_read)
+                    } else {
+                        (&row.raw_stor, &row.disk_write)
+                    };
+                    match (raw, disk) {
+                        (Ok(raw), Ok(disk)) if raw + disk > 0.0 => Some(disk / (raw + disk)),
+                        _ => None,
+                    }
+                });
                 out.push(Floor {
                     target: r.target,
                     what,
                     ratio,
                     floor,
+                    bound,
                 });
             }
         }
@@ -1291,6 +1320,29 @@ mod tests {
         assert_eq!(f[0].passed(), Some(false)); // 60 % < 70 %
         assert_eq!(f[1].passed(), Some(true)); // 62.5 % >= 50 %
         assert!(f[0].verdict().ends_with("FAIL"), "{}", f[0].verdict());
+        assert_eq!(f[0].bound, None); // no storage ceiling in this run
+        // A storage ceiling below the network's caps what FTP can reach:
+        // 10 MB/s raw, 2.5 MB/s storage -> at most 20 %; 1.5 MB/s is 15 %.
+        let mut capped = r.clone();
+        capped.rows = vec![SizeRow {
+            disk_read: Ok(2.5),
+            disk_write: Ok(1000.0),
+            ..row(Ok(1.5), Ok(10.0))
+        }];
+        let report2 = Report {
+            results: vec![capped],
+            ..report.clone()
+        };
+        let f = report2.floors();
+        assert!((f[0].bound.unwrap() - 0.2).abs() < 1e-9);
+        assert!(
+            f[0].verdict().contains("allows at most 20.0 %")
+                && f[0].verdict().contains("75 % of that"),
+            "{}",
+            f[0].verdict()
+        );
+        // A passing floor, or a bound above the floor, adds nothing.
+        assert!(f[1].verdict().ends_with("PASS"), "{}", f[1].verdict());
         r.rows = vec![row(Ok(6.0), Err("no diag".into()))];
         let report = Report {
             results: vec![r],
