@@ -9,15 +9,22 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+// The helpers every test crate of this workspace shares live in the
+// harness's test kit; the names here are the ones sim's tests grew up with.
+#[allow(unused_imports)] // not every test crate uses every one
+pub use harness::testkit::{
+    Tree, bytes as random_bytes, read_tree, same_bytes as assert_same_bytes,
+    same_tree as assert_same_tree, under_ci, write_tree,
+};
 
 /// Path of the server binary cargo built for these tests.
 pub const SIM: &str = env!("CARGO_BIN_EXE_sim");
@@ -62,11 +69,6 @@ macro_rules! on_every_backend {
             fn fat_mbr() { super::$name(common::Backend::FatMbr) }
         }
     )*};
-}
-
-/// Is this a CI run (`CI=true`)? Then a missing tool is a failure.
-pub fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
 /// True when `tool` can be run. When it cannot: under CI the test fails; otherwise
@@ -196,109 +198,6 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
     }
-}
-
-/// Deterministic pseudo-random bytes (xorshift64*), different per `seed`.
-pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// Panics with a short description (not megabytes of bytes) when `got != want`.
-#[track_caller]
-pub fn assert_same_bytes(what: &str, got: &[u8], want: &[u8]) {
-    if got == want {
-        return;
-    }
-    let first = got
-        .iter()
-        .zip(want)
-        .position(|(a, b)| a != b)
-        .unwrap_or(got.len().min(want.len()));
-    panic!(
-        "{what}: contents differ: got {} bytes, expected {}; first difference at byte {first}",
-        got.len(),
-        want.len()
-    );
-}
-
-/// A tree as relative path (with `/`) -> `None` for a directory, file bytes otherwise.
-pub type Tree = BTreeMap<String, Option<Vec<u8>>>;
-
-/// Reads a host directory tree (not including `dir` itself).
-pub fn read_tree(dir: &Path) -> Tree {
-    fn walk(base: &Path, dir: &Path, out: &mut Tree) {
-        for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-            let entry = entry.unwrap();
-            let path = entry.path();
-            let rel = path
-                .strip_prefix(base)
-                .unwrap()
-                .to_str()
-                .expect("UTF-8 name")
-                .to_string();
-            if entry.file_type().unwrap().is_dir() {
-                out.insert(rel, None);
-                walk(base, &path, out);
-            } else {
-                out.insert(rel, Some(fs::read(&path).unwrap()));
-            }
-        }
-    }
-    let mut out = Tree::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-/// Writes `tree` under `dir` (created as needed).
-pub fn write_tree(dir: &Path, tree: &Tree) {
-    fs::create_dir_all(dir).unwrap();
-    for (rel, content) in tree {
-        let p = dir.join(rel);
-        match content {
-            None => fs::create_dir_all(&p).unwrap(),
-            Some(data) => {
-                fs::create_dir_all(p.parent().unwrap()).unwrap();
-                fs::write(&p, data).unwrap();
-            }
-        }
-    }
-}
-
-/// Panics naming every difference between two trees.
-#[track_caller]
-pub fn assert_same_tree(what: &str, got: &Tree, want: &Tree) {
-    let mut problems = Vec::new();
-    for (k, v) in want {
-        match (got.get(k), v) {
-            (None, _) => problems.push(format!("missing: {k}")),
-            (Some(None), None) => {}
-            (Some(Some(_)), None) => problems.push(format!("{k}: a file, expected a directory")),
-            (Some(None), Some(_)) => problems.push(format!("{k}: a directory, expected a file")),
-            (Some(Some(a)), Some(b)) if a != b => problems.push(format!(
-                "{k}: contents differ ({} bytes, expected {})",
-                a.len(),
-                b.len()
-            )),
-            _ => {}
-        }
-    }
-    for k in got.keys().filter(|k| !want.contains_key(*k)) {
-        problems.push(format!("unexpected: {k}"));
-    }
-    assert!(
-        problems.is_empty(),
-        "{what}: trees differ:\n  {}",
-        problems.join("\n  ")
-    );
 }
 
 /// The storage of one test: a temporary directory holding the served
