@@ -114,6 +114,8 @@ pub fn board(name: &str, test: &str, tools: &[&str]) -> Option<Target> {
 // Tools run to completion, trees, bytes
 // ---------------------------------------------------------------------------
 
+/// What a finished external command left.
+#[derive(Debug)]
 pub struct Output {
     pub status: std::process::ExitStatus,
     pub stdout: Vec<u8>,
@@ -127,6 +129,26 @@ impl Output {
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+    /// Did a verbose client (`curl -v`) send a command line starting with
+    /// `prefix`? (curl shows them on stderr as `> COMMAND`.)
+    pub fn sent(&self, prefix: &str) -> bool {
+        self.stderr()
+            .lines()
+            .any(|l| l.strip_prefix("> ").is_some_and(|c| c.starts_with(prefix)))
+    }
+    /// Panics unless the client sent a command line starting with `prefix`.
+    #[track_caller]
+    pub fn assert_sent(&self, prefix: &str) {
+        assert!(
+            self.sent(prefix),
+            "the client did not send `{prefix}...`:\n{}",
+            self.stderr()
+        );
+    }
+    /// Panics with the command's output unless it exited 0.
     #[track_caller]
     pub fn ok(self, what: &str) -> Output {
         assert!(

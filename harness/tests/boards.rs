@@ -47,13 +47,6 @@ fn curl(b: &Board, args: &[&str]) -> Output {
     )
 }
 
-/// Did curl (-v) send a command starting with `prefix`?
-fn sent(out: &Output, prefix: &str) -> bool {
-    out.stderr()
-        .lines()
-        .any(|l| l.strip_prefix("> ").is_some_and(|c| c.starts_with(prefix)))
-}
-
 /// Names of an `ls -l` listing.
 fn ls_names(listing: &str) -> Vec<String> {
     let mut v: Vec<String> = listing
@@ -102,11 +95,7 @@ fn curl_transfers(t: Target) {
     // LIST (EPSV) and NLST, for test and for anonymous.
     for user in [URL.to_string(), "ftp://192.0.2.2".to_string()] {
         let out = curl(&b, &[&format!("{user}/dir/")]).ok("curl LIST");
-        assert!(
-            sent(&out, "EPSV"),
-            "curl did not use EPSV:\n{}",
-            out.stderr()
-        );
+        assert!(out.sent("EPSV"), "curl did not use EPSV:\n{}", out.stderr());
         assert_eq!(
             ls_names(&out.stdout()),
             ["Report 2026 (final).pdf", "alpha.txt", "empty", "sub"],
@@ -140,7 +129,7 @@ fn curl_transfers(t: Target) {
         )
         .ok(&format!("curl RETR over {mode}"));
         assert!(
-            sent(&out, mode),
+            out.sent(mode),
             "curl did not send {mode}:\n{}",
             out.stderr()
         );
@@ -199,7 +188,7 @@ fn curl_transfers(t: Target) {
             ],
         )
         .ok("curl RETR over IPv6");
-        assert!(sent(&out, "EPSV"), "{}", out.stderr());
+        assert!(out.sent("EPSV"), "{}", out.stderr());
         same_bytes(
             "RETR over IPv6 (EPSV)",
             &std::fs::read(&file).unwrap(),

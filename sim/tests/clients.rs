@@ -105,8 +105,8 @@ fn curl_list(b: Backend) {
     let srv = fx.start(&[]);
 
     for user in [srv.url("test", "test"), format!("ftp://{}", srv.addr)] {
-        let out = curl(&[&format!("{user}/dir/")]).success("curl list");
-        let entries = parse_ls(&out.stdout_str());
+        let out = curl(&[&format!("{user}/dir/")]).ok("curl list");
+        let entries = parse_ls(&out.stdout());
         let want: BTreeMap<String, (char, u64)> = [
             ("alpha.txt", ('-', 6)),
             ("Report 2026 (final).pdf", ('-', 3000)),
@@ -122,15 +122,10 @@ fn curl_list(b: Backend) {
                 .map(|(k, &(t, s))| (k.clone(), (t, if t == 'd' { 0 } else { s })))
                 .collect()
         };
-        assert_eq!(
-            simplify(&entries),
-            want,
-            "LIST of /dir/:\n{}",
-            out.stdout_str()
-        );
+        assert_eq!(simplify(&entries), want, "LIST of /dir/:\n{}", out.stdout());
 
-        let out = curl(&["--list-only", &format!("{user}/dir/")]).success("curl --list-only");
-        let mut names: Vec<String> = out.stdout_str().lines().map(str::to_string).collect();
+        let out = curl(&["--list-only", &format!("{user}/dir/")]).ok("curl --list-only");
+        let mut names: Vec<String> = out.stdout().lines().map(str::to_string).collect();
         names.sort();
         assert_eq!(
             names,
@@ -139,13 +134,13 @@ fn curl_list(b: Backend) {
         );
 
         // A directory's contents by a relative URL path into a subdirectory.
-        let out = curl(&[&format!("{user}/dir/sub/")]).success("curl list sub");
+        let out = curl(&[&format!("{user}/dir/sub/")]).ok("curl list sub");
         assert_eq!(
-            parse_ls(&out.stdout_str()).into_iter().collect::<Vec<_>>(),
+            parse_ls(&out.stdout()).into_iter().collect::<Vec<_>>(),
             [("inner.bin".to_string(), ('-', 1))]
         );
-        let out = curl(&[&format!("{user}/dir/empty/")]).success("curl list empty");
-        assert_eq!(out.stdout_str(), "", "LIST of an empty directory");
+        let out = curl(&[&format!("{user}/dir/empty/")]).ok("curl list empty");
+        assert_eq!(out.stdout(), "", "LIST of an empty directory");
     }
     srv.stop();
     fx.assert_clean();
@@ -185,7 +180,7 @@ fn curl_download(b: Backend) {
             out_file.to_str().unwrap(),
             &format!("{base}{}", pct(p)),
         ])
-        .success(&format!("curl get {p}"));
+        .ok(&format!("curl get {p}"));
         assert_same_bytes(p, &fs::read(&out_file).unwrap(), want);
     }
     srv.stop();
@@ -227,7 +222,7 @@ fn curl_upload(b: Backend) {
         if *create_dirs {
             args.insert(0, "--ftp-create-dirs");
         }
-        curl(&args).success(&format!("curl -T {p}"));
+        curl(&args).ok(&format!("curl -T {p}"));
     }
     // Anonymous is read-only: the upload is refused and nothing is written.
     fs::write(&local, b"nope").unwrap();
@@ -239,7 +234,7 @@ fn curl_upload(b: Backend) {
     assert!(
         !out.status.success(),
         "anonymous upload must fail, curl said: {}",
-        out.stderr_str()
+        out.stderr()
     );
     srv.stop();
     fx.assert_clean();
@@ -277,7 +272,7 @@ fn curl_upload_then_crash(b: Backend) {
             local.to_str().unwrap(),
             &format!("{url}{}", pct(p)),
         ])
-        .success(&format!("curl -T {p}"));
+        .ok(&format!("curl -T {p}"));
     }
     curl(&[
         "-Q",
@@ -286,7 +281,7 @@ fn curl_upload_then_crash(b: Backend) {
         "RNTO /crash/renamed.pdf",
         &format!("{url}/"),
     ])
-    .success("curl rename");
+    .ok("curl rename");
     srv.kill();
     fx.assert_clean();
     assert_same_bytes(
@@ -333,7 +328,7 @@ fn curl_resume(b: Backend) {
         local.to_str().unwrap(),
         &format!("{url}/r/down.bin"),
     ])
-    .success("curl -C - download");
+    .ok("curl -C - download");
     assert_same_bytes("resumed download", &fs::read(&local).unwrap(), &whole_down);
     out.assert_sent("REST 600000");
 
@@ -346,13 +341,12 @@ fn curl_resume(b: Backend) {
         local.to_str().unwrap(),
         &format!("{url}/r/up.bin"),
     ])
-    .success("curl -C - upload");
+    .ok("curl -C - upload");
     out.assert_sent("APPE up.bin");
 
     // Fetch it back through the server too.
     let back = fx.scratch().join("back.bin");
-    curl(&["-o", back.to_str().unwrap(), &format!("{url}/r/up.bin")])
-        .success("curl get resumed upload");
+    curl(&["-o", back.to_str().unwrap(), &format!("{url}/r/up.bin")]).ok("curl get resumed upload");
     assert_same_bytes(
         "resumed upload, read back by FTP",
         &fs::read(&back).unwrap(),
@@ -379,9 +373,9 @@ fn curl_pasv(b: Backend) {
     let srv = fx.start(&[]);
     let url = srv.url("test", "test");
     let pasv = ["--ftp-pasv", "--disable-epsv"];
-    let out = curl(&[&pasv[..], &[&format!("{url}/p/")]].concat()).success("curl PASV list");
+    let out = curl(&[&pasv[..], &[&format!("{url}/p/")]].concat()).ok("curl PASV list");
     assert_eq!(
-        parse_ls(&out.stdout_str()).keys().collect::<Vec<_>>(),
+        parse_ls(&out.stdout()).keys().collect::<Vec<_>>(),
         ["in.bin"]
     );
     let local = fx.scratch().join("in.bin");
@@ -392,7 +386,7 @@ fn curl_pasv(b: Backend) {
         ]
         .concat(),
     )
-    .success("curl PASV get");
+    .ok("curl PASV get");
     assert_same_bytes("PASV download", &fs::read(&local).unwrap(), &data);
     let out = curl(
         &[
@@ -401,12 +395,12 @@ fn curl_pasv(b: Backend) {
         ]
         .concat(),
     )
-    .success("curl PASV put");
+    .ok("curl PASV put");
     out.assert_sent("PASV");
     assert!(
         !out.sent("EPSV"),
         "curl used EPSV despite --disable-epsv:\n{}",
-        out.stderr_str()
+        out.stderr()
     );
     srv.stop();
     fx.assert_clean();
@@ -428,11 +422,11 @@ fn curl_active(b: Backend) {
         (1, &["-P", "127.0.0.1"][..]),
         (2, &["-P", "127.0.0.1", "--disable-eprt"][..]),
     ] {
-        let out = curl(&[extra, &[&format!("{url}/a/")]].concat()).success("curl active list");
+        let out = curl(&[extra, &[&format!("{url}/a/")]].concat()).ok("curl active list");
         assert!(
-            parse_ls(&out.stdout_str()).contains_key("in.bin"),
+            parse_ls(&out.stdout()).contains_key("in.bin"),
             "active LIST: {}",
-            out.stdout_str()
+            out.stdout()
         );
         let local = fx.scratch().join("in.bin");
         curl(
@@ -442,7 +436,7 @@ fn curl_active(b: Backend) {
             ]
             .concat(),
         )
-        .success("curl active get");
+        .ok("curl active get");
         assert_same_bytes("active download", &fs::read(&local).unwrap(), &data);
         let out = curl(
             &[
@@ -455,7 +449,7 @@ fn curl_active(b: Backend) {
             ]
             .concat(),
         )
-        .success("curl active put");
+        .ok("curl active put");
         out.assert_sent(if n == 1 {
             "EPRT |1|127.0.0.1|"
         } else {
@@ -464,7 +458,7 @@ fn curl_active(b: Backend) {
         assert!(
             !out.sent("EPSV") && !out.sent("PASV"),
             "passive mode used in an active transfer:\n{}",
-            out.stderr_str()
+            out.stderr()
         );
     }
     srv.stop();
@@ -506,16 +500,16 @@ fn curl_quote(b: Backend) {
         "RMD /q/gone",
         &format!("{url}/q/"),
     ])
-    .success("curl -Q");
-    let names: Vec<String> = parse_ls(&out.stdout_str()).into_keys().collect();
+    .ok("curl -Q");
+    let names: Vec<String> = parse_ls(&out.stdout()).into_keys().collect();
     assert_eq!(
         names,
         ["Report 2026 (final).pdf", "newdir"],
         "listing after the quote commands"
     );
-    let out = curl(&[&format!("{url}/q/newdir/moved/")]).success("list moved dir");
+    let out = curl(&[&format!("{url}/q/newdir/moved/")]).ok("list moved dir");
     assert_eq!(
-        parse_ls(&out.stdout_str()).into_keys().collect::<Vec<_>>(),
+        parse_ls(&out.stdout()).into_keys().collect::<Vec<_>>(),
         ["inner.bin"]
     );
 
@@ -525,14 +519,14 @@ fn curl_quote(b: Backend) {
         out.code(),
         Some(CURLE_QUOTE_ERROR),
         "DELE of a missing file: {}",
-        out.stderr_str()
+        out.stderr()
     );
     let out = curl(&["-Q", "RMD /q/newdir", &format!("{url}/q/")]);
     assert_eq!(
         out.code(),
         Some(CURLE_QUOTE_ERROR),
         "RMD of a non-empty directory: {}",
-        out.stderr_str()
+        out.stderr()
     );
     // Anonymous is read-only.
     for q in [
@@ -545,7 +539,7 @@ fn curl_quote(b: Backend) {
             out.code(),
             Some(CURLE_QUOTE_ERROR),
             "anonymous {q}: {}",
-            out.stderr_str()
+            out.stderr()
         );
     }
     let out = curl(&[
@@ -559,7 +553,7 @@ fn curl_quote(b: Backend) {
         out.code(),
         Some(CURLE_QUOTE_ERROR),
         "anonymous rename: {}",
-        out.stderr_str()
+        out.stderr()
     );
     srv.stop();
     fx.assert_clean();
@@ -593,7 +587,7 @@ fn curl_missing(b: Backend) {
         out.code(),
         Some(CURLE_REMOTE_FILE_NOT_FOUND),
         "missing file: {}",
-        out.stderr_str()
+        out.stderr()
     );
     // --ignore-content-length: no SIZE, so it is RETR's 550.
     let out = curl(&[
@@ -606,7 +600,7 @@ fn curl_missing(b: Backend) {
         out.code(),
         Some(CURLE_REMOTE_FILE_NOT_FOUND),
         "missing file (RETR): {}",
-        out.stderr_str()
+        out.stderr()
     );
     out.assert_sent("RETR nope2.txt");
     let out = curl(&["-o", "/dev/null", &format!("{url}/nodir/file.txt")]);
@@ -614,7 +608,7 @@ fn curl_missing(b: Backend) {
         out.code(),
         Some(CURLE_REMOTE_ACCESS_DENIED),
         "missing directory: {}",
-        out.stderr_str()
+        out.stderr()
     );
     // A file where a directory is expected.
     let out = curl(&[&format!("{url}/here/file.txt/")]);
@@ -622,7 +616,7 @@ fn curl_missing(b: Backend) {
         out.code(),
         Some(CURLE_REMOTE_ACCESS_DENIED),
         "CWD into a file: {}",
-        out.stderr_str()
+        out.stderr()
     );
     srv.stop();
 }
@@ -698,7 +692,7 @@ fn lftp(srv: &common::Server, script: &str) -> common::Output {
             .arg(&full),
         common::TOOL_TIMEOUT,
     )
-    .success(&format!("lftp -c {full:?}"))
+    .ok(&format!("lftp -c {full:?}"))
 }
 
 /// `mirror` (download) of a seeded tree, compared byte for byte.
@@ -776,18 +770,18 @@ fn ftplib_all(b: Backend) {
             .arg(if b.is_fat() { "fat" } else { "dir" }),
         Duration::from_secs(300),
     );
-    print!("{}", out.stdout_str());
-    eprint!("{}", out.stderr_str());
+    print!("{}", out.stdout());
+    eprint!("{}", out.stderr());
     assert!(
         out.status.success(),
         "ftplib_all.py failed (exit {:?}):\n{}\n{}",
         out.code(),
-        out.stdout_str()
+        out.stdout()
             .lines()
             .filter(|l| !l.starts_with("ok "))
             .collect::<Vec<_>>()
             .join("\n"),
-        out.stderr_str()
+        out.stderr()
     );
     srv.stop();
     fx.assert_clean();

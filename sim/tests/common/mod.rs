@@ -13,7 +13,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 // harness's test kit; the names here are the ones sim's tests grew up with.
 #[allow(unused_imports)] // not every test crate uses every one
 pub use harness::testkit::{
-    Tree, bytes as random_bytes, read_tree, same_bytes as assert_same_bytes,
+    Output, Tree, bytes as random_bytes, read_tree, run, same_bytes as assert_same_bytes,
     same_tree as assert_same_tree, under_ci, write_tree,
 };
 
@@ -107,99 +107,6 @@ pub fn have_tools(tools: &[&str]) -> bool {
     ok
 }
 
-/// What a finished external command left.
-#[derive(Debug)]
-pub struct Output {
-    pub status: ExitStatus,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
-
-impl Output {
-    pub fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-    pub fn stdout_str(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-    pub fn stderr_str(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
-    }
-    /// Did a verbose client (`curl -v`) send a command line starting with `prefix`?
-    /// (curl shows them on stderr as `> COMMAND`.)
-    pub fn sent(&self, prefix: &str) -> bool {
-        self.stderr_str()
-            .lines()
-            .any(|l| l.strip_prefix("> ").is_some_and(|c| c.starts_with(prefix)))
-    }
-
-    /// Panics unless the client sent a command line starting with `prefix`.
-    #[track_caller]
-    pub fn assert_sent(&self, prefix: &str) {
-        assert!(
-            self.sent(prefix),
-            "the client did not send `{prefix}...`:\n{}",
-            self.stderr_str()
-        );
-    }
-
-    /// Panics with the command's output unless it exited 0.
-    pub fn success(self, what: &str) -> Output {
-        assert!(
-            self.status.success(),
-            "{what}: exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.status,
-            self.stdout_str(),
-            self.stderr_str()
-        );
-        self
-    }
-}
-
-/// Runs `cmd` to completion with a time limit (killed after it), stdin from
-/// `/dev/null`, capturing both output streams.
-pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
-    let shown = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-    let drain = |mut r: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            buf
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let stdout = out.join().unwrap_or_default();
-                let stderr = err.join().unwrap_or_default();
-                panic!(
-                    "{shown} did not finish within {timeout:?} and was killed\n--- stdout\n{}\n--- stderr\n{}",
-                    String::from_utf8_lossy(&stdout),
-                    String::from_utf8_lossy(&stderr)
-                );
-            }
-        }
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
-}
-
 /// The storage of one test: a temporary directory holding the served
 /// directory or image, the server's log, and scratch space for clients.
 pub struct Fixture {
@@ -260,7 +167,7 @@ impl Fixture {
                         .arg(IMAGE_KIB.to_string()),
                     TOOL_TIMEOUT,
                 )
-                .success("mkfs.fat");
+                .ok("mkfs.fat");
             }
             Backend::FatMbr => {
                 let total = IMAGE_KIB * 2;
@@ -274,7 +181,7 @@ impl Fixture {
                         .arg(&img),
                     TOOL_TIMEOUT,
                 )
-                .success("mkfs.fat --offset");
+                .ok("mkfs.fat --offset");
                 // The partition table: one FAT32 (LBA) partition, the rest of the image.
                 let mut mbr = [0u8; 512];
                 let e = &mut mbr[446..462];
@@ -326,7 +233,7 @@ impl Fixture {
                     so_far.push_str(comp);
                     if !self.exists(&so_far) {
                         run(self.mtools("mmd").arg(format!("::{so_far}")), TOOL_TIMEOUT)
-                            .success(&format!("mmd {so_far}"));
+                            .ok(&format!("mmd {so_far}"));
                     }
                 }
             }
@@ -353,7 +260,7 @@ impl Fixture {
                         .arg(format!("::{path}")),
                     TOOL_TIMEOUT,
                 )
-                .success(&format!("mcopy to {path}"));
+                .ok(&format!("mcopy to {path}"));
                 fs::remove_file(src).unwrap();
             }
         }
@@ -418,7 +325,7 @@ impl Fixture {
                         .arg(&dest),
                     TOOL_TIMEOUT,
                 )
-                .success(&format!("mcopy -s /{dir}"));
+                .ok(&format!("mcopy -s /{dir}"));
                 let tree = read_tree(&dest.join(name));
                 fs::remove_dir_all(&dest).unwrap();
                 tree
@@ -449,7 +356,7 @@ impl Fixture {
             Command::new("fsck.fat").arg("-n").arg(&volume),
             TOOL_TIMEOUT,
         );
-        let text = format!("{}{}", out.stdout_str(), out.stderr_str());
+        let text = format!("{}{}", out.stdout(), out.stderr());
         // Clean: the version banner and the one summary line, nothing else.
         let unexpected: Vec<&str> = text
             .lines()
