@@ -303,6 +303,35 @@ pub fn same_tree(what: &str, got: &Tree, want: &Tree) {
     );
 }
 
+/// What sim/tests/ftplib_all.py leaves under `/ftplib` (its `keep` and `ls`
+/// directories), for the tests that run it on a host backend or a board.
+pub fn ftplib_all_tree() -> Tree {
+    // The script's own pattern: `bytes((i*31 + (i>>8) + k) & 255 ...)`.
+    let pattern = |n: usize, k: usize| -> Vec<u8> {
+        (0..n)
+            .map(|i| ((i * 31 + (i >> 8) + k) & 0xFF) as u8)
+            .collect()
+    };
+    let mut want = Tree::new();
+    let mut file = |p: &str, d: &[u8]| {
+        want.insert(p.to_string(), Some(d.to_vec()));
+    };
+    file("keep/ascii.txt", b"line one\nline two\n");
+    file("keep/resumed.bin", &pattern(200_000, 4));
+    file("keep/appended.txt", b"first\nsecond\n");
+    file("keep/appe-new.txt", b"created by APPE\n");
+    file("keep/Grüße.txt", "Grüße\n".as_bytes());
+    file("keep/Report 2026 (final).pdf", b"rename me");
+    file("keep/firmware-v1.2.3.bin", &pattern(70_000, 5));
+    file("keep/d2/f", b"in d1");
+    file("ls/f1.bin", b"12345");
+    file("ls/name with spaces.txt", b"");
+    for d in ["keep", "keep/d2", "ls", "ls/dir"] {
+        want.insert(d.to_string(), None);
+    }
+    want
+}
+
 // ---------------------------------------------------------------------------
 // A board with its SD card
 // ---------------------------------------------------------------------------

@@ -354,13 +354,6 @@ fn lftp_mirror(t: Target) {
 // Python's ftplib
 // ---------------------------------------------------------------------------
 
-/// The bytes `pattern(n, k)` of ftplib_all.py.
-fn py_pattern(n: usize, k: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| ((i * 31 + (i >> 8) + k) & 0xFF) as u8)
-        .collect()
-}
-
 /// sim/tests/ftplib_all.py, every check of it, against the board (through
 /// ftplib_board.py, which adapts its three host-only assumptions), then
 /// what it left in /ftplib/keep read back from the card.
@@ -408,27 +401,10 @@ fn ftplib_all(t: Target) {
     eprintln!("{} on {}", last, t.name);
     b.stop();
     card.assert_clean();
-    let mut want = Tree::new();
-    let mut file = |p: &str, d: &[u8]| {
-        want.insert(p.to_string(), Some(d.to_vec()));
-    };
-    file("keep/ascii.txt", b"line one\nline two\n");
-    file("keep/resumed.bin", &py_pattern(200_000, 4));
-    file("keep/appended.txt", b"first\nsecond\n");
-    file("keep/appe-new.txt", b"created by APPE\n");
-    file("keep/Grüße.txt", "Grüße\n".as_bytes());
-    file("keep/Report 2026 (final).pdf", b"rename me");
-    file("keep/firmware-v1.2.3.bin", &py_pattern(70_000, 5));
-    file("keep/d2/f", b"in d1");
-    file("ls/f1.bin", b"12345");
-    file("ls/name with spaces.txt", b"");
-    for d in ["keep", "keep/d2", "ls", "ls/dir"] {
-        want.insert(d.to_string(), None);
-    }
     same_tree(
         "/ftplib on the card after ftplib_all.py",
         &card.read_tree("ftplib"),
-        &want,
+        &harness::testkit::ftplib_all_tree(),
     );
 }
 

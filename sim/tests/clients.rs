@@ -746,13 +746,6 @@ on_every_backend!(lftp_mirror_download, lftp_mirror_upload);
 // Python's ftplib
 // ---------------------------------------------------------------------------
 
-/// The bytes `pattern(n, k)` of ftplib_all.py.
-fn py_pattern(n: usize, k: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| ((i * 31 + (i >> 8) + k) & 0xFF) as u8)
-        .collect()
-}
-
 /// Runs ftplib_all.py (every command of issue 2, each reply checked) against
 /// the server, then checks on the storage what the script left in /ftplib.
 fn ftplib_all(b: Backend) {
@@ -785,27 +778,10 @@ fn ftplib_all(b: Backend) {
     );
     srv.stop();
     fx.assert_clean();
-    let mut want = common::Tree::new();
-    let mut file = |p: &str, d: &[u8]| {
-        want.insert(p.to_string(), Some(d.to_vec()));
-    };
-    file("keep/ascii.txt", b"line one\nline two\n");
-    file("keep/resumed.bin", &py_pattern(200_000, 4));
-    file("keep/appended.txt", b"first\nsecond\n");
-    file("keep/appe-new.txt", b"created by APPE\n");
-    file("keep/Grüße.txt", "Grüße\n".as_bytes());
-    file("keep/Report 2026 (final).pdf", b"rename me");
-    file("keep/firmware-v1.2.3.bin", &py_pattern(70_000, 5));
-    file("keep/d2/f", b"in d1");
-    file("ls/f1.bin", b"12345");
-    file("ls/name with spaces.txt", b"");
-    for d in ["keep", "keep/d2", "ls", "ls/dir"] {
-        want.insert(d.to_string(), None);
-    }
     assert_same_tree(
         "/ftplib after ftplib_all.py",
         &fx.read_tree("/ftplib"),
-        &want,
+        &harness::testkit::ftplib_all_tree(),
     );
 }
 
