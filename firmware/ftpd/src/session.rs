@@ -1585,30 +1585,29 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             self.rest = 0;
             return Handled::Done;
         }
-        // STOU picks a name that does not exist yet.
-        let mut unique = PathBuf::root();
+        // STOU picks a name that does not exist yet (in the working
+        // directory, so the name alone is the argument).
+        let mut name = [0u8; 12];
         let arg = if kind == StoreKind::Stou {
-            let mut found = false;
-            for n in 0..1000u32 {
-                let mut name = [0u8; 12];
-                let name = fmt_name(&mut name, n);
-                let Ok(v) = path::resolve(&self.cwd, name) else {
-                    break;
-                };
-                let Ok(s) = path::to_storage(self.root(ctx.config), &v) else {
-                    break;
-                };
-                if ctx.fs.metadata(s.as_str()) == Err(storage::Error::NotFound) {
-                    unique = v;
-                    found = true;
-                    break;
+            let n = 'search: {
+                // The storage path of the working directory, one name at a
+                // time pushed onto it (it is at least as long as the
+                // virtual path, so a name that fits here fits there too).
+                if let Ok(mut s) = path::to_storage(self.root(ctx.config), &self.cwd) {
+                    for n in 0..1000u32 {
+                        if s.push(fmt_name(&mut name, n)).is_err() {
+                            break;
+                        }
+                        if ctx.fs.metadata(s.as_str()) == Err(storage::Error::NotFound) {
+                            break 'search n;
+                        }
+                        s.pop();
+                    }
                 }
-            }
-            if !found {
                 self.say(ctx, R::NameNotAllowed, "Cannot find a unique name.");
                 return Handled::Done;
-            }
-            unique.as_str()
+            };
+            fmt_name(&mut name, n)
         } else {
             arg
         };

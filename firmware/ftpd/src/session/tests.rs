@@ -892,6 +892,36 @@ fn rest_then_stor_resumes_an_upload() {
 }
 
 #[test]
+fn stou_searches_the_working_directory_below_the_user_root() {
+    let fs = fixture()
+        .dir("/home/d")
+        .file("/home/d/stou0000.bin", b"taken");
+    let mut t = T::with(config(), fs);
+    t.expect("USER jail", "331");
+    t.expect("PASS pw", "230");
+    t.expect("CWD d", "250");
+    let d = t.pasv();
+    assert_eq!(t.cmd("STOU"), "150 FILE: stou0001.bin\r\n");
+    t.net.socks[d].rx.extend(b"new");
+    t.net.socks[d].fin = true;
+    t.run();
+    assert_eq!(t.fs.get("/home/d/stou0001.bin").unwrap(), b"new");
+    assert_eq!(t.fs.get("/home/d/stou0000.bin").unwrap(), b"taken");
+}
+
+#[test]
+fn stou_without_room_for_a_name_is_553() {
+    // The virtual path would fit, the storage path (under `/home`) not.
+    let dir = format!("/home/{}", "x".repeat(239));
+    let mut t = T::with(config(), fixture().dir(&dir));
+    t.expect("USER jail", "331");
+    t.expect("PASS pw", "230");
+    t.expect(&format!("CWD {}", &dir[5..]), "250");
+    t.pasv();
+    assert_eq!(t.cmd("STOU"), "553 Cannot find a unique name.\r\n");
+}
+
+#[test]
 fn stou_creates_a_unique_name() {
     let mut t = T::login();
     let d = t.pasv();
