@@ -1523,19 +1523,19 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let Some((v, s)) = self.resolve(ctx, arg) else {
             return Handled::Done;
         };
-        match ctx.fs.metadata(s.as_str()) {
+        let size = match ctx.fs.metadata(s.as_str()) {
             Ok(m) if m.kind == Kind::Dir => {
                 self.rest = 0;
                 self.fail(ctx, storage::Error::IsADirectory);
                 return Handled::Done;
             }
-            Ok(_) => {}
+            Ok(m) => m.size,
             Err(e) => {
                 self.rest = 0;
                 self.fail(ctx, e);
                 return Handled::Done;
             }
-        }
+        };
         let sock = match self.data_for_transfer(ctx) {
             Err(()) => return Handled::Wait,
             Ok(None) => return Handled::Done,
@@ -1544,7 +1544,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let offset = core::mem::take(&mut self.rest);
         match ctx.fs.open_read(s.as_str(), offset) {
             Ok(file) => {
-                let size = ctx.fs.metadata(s.as_str()).map(|m| m.size).unwrap_or(0);
                 let mode = if self.ty == TransferType::Ascii {
                     "ASCII"
                 } else {
