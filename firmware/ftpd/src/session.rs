@@ -1379,7 +1379,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let (a, b) = ctx.config.pasv_ports;
         let (lo, hi) = (a.min(b), a.max(b));
         let span = u32::from(hi.saturating_sub(lo)) + 1;
-        let mut result = Err(NetError::Exhausted);
+        let mut addr = SocketAddr::new(self.local.ip(), 0);
+        let mut listening = None;
         for _ in 0..span {
             let port = *ctx.next_port;
             *ctx.next_port = if port >= hi || port < lo {
@@ -1387,18 +1388,27 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             } else {
                 port + 1
             };
-            let port = port.clamp(lo, hi);
-            result = ctx
-                .net
-                .listen(SocketAddr::new(self.local.ip(), port))
-                .map(|s| (s, port));
-            if !matches!(result, Err(NetError::AddrInUse)) {
-                break;
+            addr.set_port(port.clamp(lo, hi));
+            match ctx.net.listen(addr) {
+                Ok(s) => {
+                    listening = Some(s);
+                    break;
+                }
+                Err(NetError::AddrInUse) => {}
+                Err(_) => break,
             }
         }
-        match (result, advertised) {
-            (Ok((s, port)), Some(ip)) => {
-                self.data = Data::Listening(s);
+        let Some(s) = listening else {
+            return self.say(
+                ctx,
+                R::CantOpenDataConnection,
+                "No data connection available, try later.",
+            );
+        };
+        self.data = Data::Listening(s);
+        let port = addr.port();
+        match advertised {
+            Some(ip) => {
                 let [a, b, c, d] = ip.octets();
                 let [p1, p2] = port.to_be_bytes();
                 self.send(ctx, |w| {
@@ -1409,21 +1419,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         .end()
                 });
             }
-            (Ok((s, port)), None) => {
-                self.data = Data::Listening(s);
+            None => {
                 self.reply(
                     ctx,
                     R::ExtendedPassiveMode,
                     "Entering Extended Passive Mode (|||\x04|).",
                     "",
                     u64::from(port),
-                );
-            }
-            (Err(_), _) => {
-                self.say(
-                    ctx,
-                    R::CantOpenDataConnection,
-                    "No data connection available, try later.",
                 );
             }
         }
@@ -1473,36 +1475,30 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    /// The established data connection for a transfer command, or whether
-    /// to wait for one (`None` after answering `425`).
+    /// The established data connection for a transfer command, or what to
+    /// do with the command: wait for the connection, or drop it (after
+    /// answering `425`).
     fn data_for_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
-    ) -> Result<Option<K>, ()> {
-        match self.data {
+    ) -> Result<K, Handled> {
+        let text = match self.data {
             Data::Ready(s) => {
                 self.data = Data::None;
-                Ok(Some(s))
+                return Ok(s);
             }
             Data::Listening(_) | Data::Connecting(_) => {
                 let since = self.deferred_since.unwrap_or(ctx.now);
-                if ctx.now >= since.after(ctx.config.data_timeout_ms) {
-                    self.drop_data(ctx.net);
-                    self.say(ctx, R::CantOpenDataConnection, "Data connection timed out.");
-                    Ok(None)
-                } else {
-                    Err(())
+                if ctx.now < since.after(ctx.config.data_timeout_ms) {
+                    return Err(Handled::Wait);
                 }
+                self.drop_data(ctx.net);
+                "Data connection timed out."
             }
-            Data::None => {
-                self.say(
-                    ctx,
-                    R::CantOpenDataConnection,
-                    "Use PORT, PASV, EPRT or EPSV first.",
-                );
-                Ok(None)
-            }
-        }
+            Data::None => "Use PORT, PASV, EPRT or EPSV first.",
+        };
+        self.say(ctx, R::CantOpenDataConnection, text);
+        Err(Handled::Done)
     }
 
     fn start(&mut self, op: Op<F>, sock: K, now: Instant) {
@@ -1537,9 +1533,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
         };
         let sock = match self.data_for_transfer(ctx) {
-            Err(()) => return Handled::Wait,
-            Ok(None) => return Handled::Done,
-            Ok(Some(sock)) => sock,
+            Ok(sock) => sock,
+            Err(h) => return h,
         };
         let offset = core::mem::take(&mut self.rest);
         match ctx.fs.open_read(s.as_str(), offset) {
@@ -1625,9 +1620,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
         }
         let sock = match self.data_for_transfer(ctx) {
-            Err(()) => return Handled::Wait,
-            Ok(None) => return Handled::Done,
-            Ok(Some(sock)) => sock,
+            Ok(sock) => sock,
+            Err(h) => return h,
         };
         let rest = core::mem::take(&mut self.rest);
         let mode = match kind {
@@ -1690,9 +1684,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return Handled::Done;
         }
         let sock = match self.data_for_transfer(ctx) {
-            Err(()) => return Handled::Wait,
-            Ok(None) => return Handled::Done,
-            Ok(Some(sock)) => sock,
+            Ok(sock) => sock,
+            Err(h) => return h,
         };
         self.say(ctx, R::FileStatusOk, "Here comes the directory listing.");
         if meta.kind == Kind::File {
@@ -1948,35 +1941,31 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let Some(t) = self.xfer.as_mut() else {
             return true;
         };
-        match result {
+        let (code, text) = match result {
             Ok(Progress::Moved(n)) => {
                 t.bytes += n as u64;
                 t.last_progress = ctx.now;
-                true
+                return true;
             }
             Ok(Progress::End) => {
                 t.draining = true;
                 t.last_progress = ctx.now;
-                true
+                return true;
             }
-            Err(Failure::Net) => {
-                self.fail_transfer(
-                    ctx,
-                    R::TransferAborted,
-                    "Data connection lost; transfer aborted.",
-                );
-                true
-            }
-            Err(Failure::Storage(e)) => {
-                let code = storage_reply(e, true);
-                let text = match e {
+            Err(Failure::Net) => (
+                R::TransferAborted,
+                "Data connection lost; transfer aborted.",
+            ),
+            Err(Failure::Storage(e)) => (
+                storage_reply(e, true),
+                match e {
                     storage::Error::NoSpace => "No space left on device; partial file kept.",
                     _ => "Storage error; transfer aborted.",
-                };
-                self.fail_transfer(ctx, code, text);
-                true
-            }
-        }
+                },
+            ),
+        };
+        self.fail_transfer(ctx, code, text);
+        true
     }
 }
 
