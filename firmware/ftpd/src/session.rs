@@ -1511,78 +1511,57 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         });
     }
 
+    #[inline(always)]
     fn retr<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
     ) -> Handled {
-        let Some((v, s)) = self.resolve(ctx, arg) else {
-            return Handled::Done;
-        };
-        let size = match ctx.fs.metadata(s.as_str()) {
-            Ok(m) if m.kind == Kind::Dir => {
-                self.rest = 0;
-                self.fail(ctx, storage::Error::IsADirectory);
-                return Handled::Done;
-            }
-            Ok(m) => m.size,
-            Err(e) => {
-                self.rest = 0;
-                self.fail(ctx, e);
-                return Handled::Done;
-            }
-        };
-        let sock = match self.data_for_transfer(ctx) {
-            Ok(sock) => sock,
-            Err(h) => return h,
-        };
-        let offset = core::mem::take(&mut self.rest);
-        match ctx.fs.open_read(s.as_str(), offset) {
-            Ok(file) => {
-                let mode = if self.ty == TransferType::Ascii {
-                    "ASCII"
-                } else {
-                    "BINARY"
-                };
-                self.send(ctx, |w| {
-                    w.begin(R::FileStatusOk)
-                        .fill("Opening \x01 mode data connection for ", mode, 0)
-                        .fill("\x01 (\x04 bytes).", v.file_name(), size)
-                        .end()
-                });
-                let ascii = self.ty == TransferType::Ascii;
-                self.start(
-                    Op::Retr {
-                        file,
-                        ascii,
-                        cr: false,
-                    },
-                    sock,
-                    ctx.now,
-                );
-            }
-            Err(e) => {
-                ctx.net.abort(sock);
-                self.fail(ctx, e);
-            }
-        }
-        Handled::Done
+        self.transfer(ctx, What::Retr, arg)
     }
 
+    #[inline(always)]
     fn store<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
         kind: StoreKind,
     ) -> Handled {
-        if self.deny(ctx) {
+        self.transfer(ctx, What::Store(kind), arg)
+    }
+
+    #[inline(always)]
+    fn list<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        format: Format,
+        arg: &str,
+    ) -> Handled {
+        self.transfer(ctx, What::List(format), arg)
+    }
+
+    /// RETR, STOR/APPE/STOU and LIST/NLST/MLSD, one path for all: the
+    /// checks, the data connection (or waiting for it), opening the file,
+    /// `150`, and the transfer's start.
+    fn transfer<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        what: What,
+        arg: &str,
+    ) -> Handled {
+        let upload = matches!(what, What::Store(_));
+        if let What::List(_) = what {
+            // A listing has no restart point.
+            self.rest = 0;
+        }
+        if upload && self.deny(ctx) {
             self.rest = 0;
             return Handled::Done;
         }
         // STOU picks a name that does not exist yet (in the working
         // directory, so the name alone is the argument).
         let mut name = [0u8; 12];
-        let arg = if kind == StoreKind::Stou {
+        let arg = if let What::Store(StoreKind::Stou) = what {
             let n = 'search: {
                 // The storage path of the working directory, one name at a
                 // time pushed onto it (it is at least as long as the
@@ -1608,111 +1587,116 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let Some((v, s)) = self.resolve(ctx, arg) else {
             return Handled::Done;
         };
-        if v.is_root() {
+        if upload && v.is_root() {
             self.fail(ctx, storage::Error::IsADirectory);
             return Handled::Done;
         }
-        if let Ok(m) = ctx.fs.metadata(s.as_str()) {
-            if m.kind == Kind::Dir {
-                self.rest = 0;
-                self.fail(ctx, storage::Error::IsADirectory);
-                return Handled::Done;
+        // An upload may create the file; a download or listing needs it.
+        let meta = ctx.fs.metadata(s.as_str());
+        let refused = match (&what, meta) {
+            (What::Store(_), Err(_)) => None,
+            (_, Err(e)) => Some(e),
+            (What::List(f), Ok(m)) => {
+                if m.kind == Kind::File && *f == Format::Mlsd {
+                    // RFC 3659 §7.1: MLSD names a directory; MLST is for files.
+                    self.say(
+                        ctx,
+                        R::ArgumentSyntaxError,
+                        "Not a directory; use MLST for a file.",
+                    );
+                    return Handled::Done;
+                }
+                None
             }
+            (_, Ok(m)) if m.kind == Kind::Dir => Some(storage::Error::IsADirectory),
+            _ => None,
+        };
+        if let Some(e) = refused {
+            self.rest = 0;
+            self.fail(ctx, e);
+            return Handled::Done;
         }
         let sock = match self.data_for_transfer(ctx) {
             Ok(sock) => sock,
             Err(h) => return h,
         };
         let rest = core::mem::take(&mut self.rest);
-        let mode = match kind {
-            StoreKind::Stor if rest > 0 => WriteMode::At(rest),
-            StoreKind::Stor => WriteMode::Truncate,
-            StoreKind::Appe => WriteMode::Append,
-            StoreKind::Stou => WriteMode::CreateNew,
-        };
-        match ctx.fs.open_write(s.as_str(), mode) {
-            Ok(file) => {
-                crate::event!("[{}] storing {} ({:?})", self.id, v, mode);
-                if kind == StoreKind::Stou {
-                    self.reply(ctx, R::FileStatusOk, "FILE: \x01", v.file_name(), 0);
-                } else {
-                    self.say(ctx, R::FileStatusOk, "Ok to send data.");
+        let ascii = self.ty == TransferType::Ascii;
+        let opened = match what {
+            What::Retr => ctx.fs.open_read(s.as_str(), rest).map(|file| Op::Retr {
+                file,
+                ascii,
+                cr: false,
+            }),
+            What::Store(kind) => {
+                let mode = match kind {
+                    StoreKind::Stor if rest > 0 => WriteMode::At(rest),
+                    StoreKind::Stor => WriteMode::Truncate,
+                    StoreKind::Appe => WriteMode::Append,
+                    StoreKind::Stou => WriteMode::CreateNew,
+                };
+                let opened = ctx.fs.open_write(s.as_str(), mode);
+                if opened.is_ok() {
+                    crate::event!("[{}] storing {} ({:?})", self.id, v, mode);
                 }
-                let ascii = self.ty == TransferType::Ascii;
-                self.start(
-                    Op::Stor {
-                        file,
-                        ascii,
-                        cr: false,
-                    },
-                    sock,
-                    ctx.now,
-                );
+                opened.map(|file| Op::Stor {
+                    file,
+                    ascii,
+                    cr: false,
+                })
             }
+            What::List(format) => Ok(Op::List { format, index: 0 }),
+        };
+        let op = match opened {
+            Ok(op) => op,
             Err(e) => {
                 ctx.net.abort(sock);
-                self.fail(ctx, e);
-            }
-        }
-        Handled::Done
-    }
-
-    fn list<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
-        ctx: &mut Ctx<'_, '_, N, S>,
-        format: Format,
-        arg: &str,
-    ) -> Handled {
-        self.rest = 0;
-        let Some((v, s)) = self.resolve(ctx, arg) else {
-            return Handled::Done;
-        };
-        let meta = match ctx.fs.metadata(s.as_str()) {
-            Ok(m) => m,
-            Err(e) => {
                 self.fail(ctx, e);
                 return Handled::Done;
             }
         };
-        if meta.kind == Kind::File && format == Format::Mlsd {
-            // RFC 3659 §7.1: MLSD names a directory; MLST is for files.
-            self.say(
-                ctx,
-                R::ArgumentSyntaxError,
-                "Not a directory; use MLST for a file.",
-            );
-            return Handled::Done;
+        match what {
+            What::Retr => {
+                let mode = if ascii { "ASCII" } else { "BINARY" };
+                let size = meta.map_or(0, |m| m.size);
+                self.send(ctx, |w| {
+                    w.begin(R::FileStatusOk)
+                        .fill("Opening \x01 mode data connection for ", mode, 0)
+                        .fill("\x01 (\x04 bytes).", v.file_name(), size)
+                        .end()
+                });
+            }
+            What::Store(StoreKind::Stou) => {
+                self.reply(ctx, R::FileStatusOk, "FILE: \x01", v.file_name(), 0)
+            }
+            What::Store(_) => self.say(ctx, R::FileStatusOk, "Ok to send data."),
+            What::List(_) => self.say(ctx, R::FileStatusOk, "Here comes the directory listing."),
         }
-        let sock = match self.data_for_transfer(ctx) {
-            Ok(sock) => sock,
-            Err(h) => return h,
-        };
-        self.say(ctx, R::FileStatusOk, "Here comes the directory listing.");
-        if meta.kind == Kind::File {
-            // A listing of one file (FAR checks existence with `LIST path`).
-            let mut w = Writer::new(&mut ctx.data[..]);
-            let (writable, utc) = (self.writable(ctx.config), ctx.utc);
-            let name = if format == Format::Nlst {
-                arg
+        self.start(op, sock, ctx.now);
+        if let (What::List(format), Ok(m)) = (what, meta) {
+            if m.kind == Kind::File {
+                // A listing of one file (FAR checks existence with `LIST path`).
+                let mut w = Writer::new(&mut ctx.data[..]);
+                let (writable, utc) = (self.writable(ctx.config), ctx.utc);
+                let name = if format == Format::Nlst {
+                    arg
+                } else {
+                    v.file_name()
+                };
+                list::write_entry(&mut w, format, name, &m, writable, utc, self.facts);
+                let n = w.len();
+                let _ = ctx.net.send(sock, &ctx.data[..n]);
+                if let Some(t) = &mut self.xfer {
+                    t.op = Op::List {
+                        format,
+                        index: usize::MAX,
+                    };
+                    t.draining = true;
+                    t.bytes = n as u64;
+                }
             } else {
-                v.file_name()
-            };
-            list::write_entry(&mut w, format, name, &meta, writable, utc, self.facts);
-            let n = w.len();
-            let _ = ctx.net.send(sock, &ctx.data[..n]);
-            self.xfer = Some(Transfer {
-                op: Op::List {
-                    format,
-                    index: usize::MAX,
-                },
-                sink: Sink::Data(sock),
-                draining: true,
-                bytes: n as u64,
-                last_progress: ctx.now,
-            });
-        } else {
-            self.aux = s;
-            self.start(Op::List { format, index: 0 }, sock, ctx.now);
+                self.aux = s;
+            }
         }
         Handled::Done
     }
@@ -1973,6 +1957,14 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 enum Modify {
     Rmd,
     Dele,
+}
+
+/// What a transfer command moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum What {
+    Retr,
+    Store(StoreKind),
+    List(Format),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

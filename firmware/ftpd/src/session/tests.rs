@@ -818,6 +818,35 @@ fn retr_with_rest_resumes() {
 }
 
 #[test]
+fn rest_outlives_425_and_a_root_upload_but_not_a_failed_retr_or_a_listing() {
+    let mut t = T::login();
+    t.expect("TYPE I", "200");
+    // No data connection: 425, REST still set.
+    t.expect("REST 6", "350");
+    t.expect("RETR readme.txt", "425 Use PORT, PASV, EPRT or EPSV first.");
+    let d = t.pasv();
+    t.expect("RETR readme.txt", "150 ");
+    assert_eq!(t.net.take(d), "world\n");
+    // `STOR /` is refused before REST is looked at.
+    t.expect("REST 6", "350");
+    t.expect("STOR /", "550 Is a directory.");
+    let d = t.pasv();
+    t.expect("RETR readme.txt", "150 ");
+    assert_eq!(t.net.take(d), "world\n");
+    // A failed RETR, a refused STOR and any listing drop it.
+    for cmd in ["RETR nope", "STOR sub", "LIST", "MLSD readme.txt"] {
+        t.expect("REST 6", "350");
+        let d = t.pasv();
+        t.cmd(cmd);
+        t.run();
+        let d2 = t.pasv();
+        t.expect("RETR readme.txt", "150 ");
+        assert_eq!(t.net.take(d2), "hello\nworld\n", "after {cmd}");
+        let _ = d;
+    }
+}
+
+#[test]
 fn rest_past_the_end_is_554() {
     let mut t = T::login();
     t.pasv();
