@@ -1810,11 +1810,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             );
             return true;
         }
+        let writable = self.writable(ctx.config);
         let Some(t) = self.xfer.as_mut() else {
             return false;
         };
-        let writable = matches!(self.login, Login::In(Who::Account(i))
-            if ctx.config.accounts.get(usize::from(i)).is_some_and(|a| a.writable));
         let result = match &mut t.op {
             Op::Retr { file, ascii, cr } => {
                 let cap = ctx.net.send_capacity(sock).min(ctx.data.len());
