@@ -1560,27 +1560,35 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
         // STOU picks a name that does not exist yet (in the working
         // directory, so the name alone is the argument).
-        let mut name = [0u8; 12];
+        let mut name = *b"stou0000.bin";
         let arg = if let What::Store(StoreKind::Stou) = what {
-            let n = 'search: {
+            'search: {
                 // The storage path of the working directory, one name at a
                 // time pushed onto it (it is at least as long as the
                 // virtual path, so a name that fits here fits there too).
                 if let Ok(mut s) = path::to_storage(self.root(ctx.config), &self.cwd) {
-                    for n in 0..1000u32 {
-                        if s.push(fmt_name(&mut name, n)).is_err() {
+                    for _ in 0..1000 {
+                        if s.push(name_str(&name)).is_err() {
                             break;
                         }
                         if ctx.fs.metadata(s.as_str()) == Err(storage::Error::NotFound) {
-                            break 'search n;
+                            break 'search;
                         }
                         s.pop();
+                        // The next number: stou0000.bin, stou0001.bin, ...
+                        for d in name[4..8].iter_mut().rev() {
+                            if *d < b'9' {
+                                *d += 1;
+                                break;
+                            }
+                            *d = b'0';
+                        }
                     }
                 }
                 self.say(ctx, R::NameNotAllowed, "Cannot find a unique name.");
                 return Handled::Done;
-            };
-            fmt_name(&mut name, n)
+            }
+            name_str(&name)
         } else {
             arg
         };
@@ -2047,15 +2055,9 @@ fn skip_options(arg: &str) -> &str {
     rest
 }
 
-/// `stou0001.bin` style names for STOU (8.3-safe).
-fn fmt_name(buf: &mut [u8; 12], n: u32) -> &str {
-    buf.copy_from_slice(b"stou0000.bin");
-    let mut v = n;
-    for i in (4..8).rev() {
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    core::str::from_utf8(buf).unwrap_or("stou.bin")
+/// A STOU name (`stou0001.bin`, 8.3-safe) as text.
+fn name_str(name: &[u8; 12]) -> &str {
+    core::str::from_utf8(name).unwrap_or("stou.bin")
 }
 
 /// Constant-time comparison, so a password cannot be guessed byte by byte

@@ -939,6 +939,19 @@ fn stou_searches_the_working_directory_below_the_user_root() {
 }
 
 #[test]
+fn stou_counts_on_past_a_carry() {
+    let mut fs = fixture();
+    for n in 0..10 {
+        fs = fs.file(&format!("/stou000{n}.bin"), b"taken");
+    }
+    let mut t = T::with(config(), fs);
+    t.expect("USER test", "331");
+    t.expect("PASS test", "230");
+    t.pasv();
+    assert_eq!(t.cmd("STOU"), "150 FILE: stou0010.bin\r\n");
+}
+
+#[test]
 fn stou_without_room_for_a_name_is_553() {
     // The virtual path would fit, the storage path (under `/home`) not.
     let dir = format!("/home/{}", "x".repeat(239));
