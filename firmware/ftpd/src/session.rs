@@ -1665,14 +1665,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         match what {
             What::Retr => {
-                let mode = if ascii { "ASCII" } else { "BINARY" };
+                let tpl = if ascii {
+                    "Opening ASCII mode data connection for \x01 (\x04 bytes)."
+                } else {
+                    "Opening BINARY mode data connection for \x01 (\x04 bytes)."
+                };
                 let size = meta.map_or(0, |m| m.size);
-                self.send(ctx, |w| {
-                    w.begin(R::FileStatusOk)
-                        .fill("Opening \x01 mode data connection for ", mode, 0)
-                        .fill("\x01 (\x04 bytes).", v.file_name(), size)
-                        .end()
-                });
+                self.reply(ctx, R::FileStatusOk, tpl, v.file_name(), size);
             }
             What::Store(StoreKind::Stou) => {
                 self.reply(ctx, R::FileStatusOk, "FILE: \x01", v.file_name(), 0)
