@@ -1818,12 +1818,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return true;
         }
         let writable = self.writable(ctx.config);
+        let cap = ctx.net.send_capacity(sock).min(ctx.data.len());
         let Some(t) = self.xfer.as_mut() else {
             return false;
         };
         let result = match &mut t.op {
             Op::Retr { file, ascii, cr } => {
-                let cap = ctx.net.send_capacity(sock).min(ctx.data.len());
                 if cap < 2 {
                     return false;
                 }
@@ -1881,7 +1881,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
             Op::List { format, index } => {
                 let (format, start) = (*format, *index);
-                let cap = ctx.net.send_capacity(sock).min(ctx.data.len());
                 let indent = t.sink == Sink::Control;
                 if cap < crate::MAX_LINE.min(ctx.data.len()) {
                     return false;
