@@ -1880,7 +1880,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 }
             }
             Op::List { format, index } => {
-                let (format, start) = (*format, *index);
+                let format = *format;
                 let indent = t.sink == Sink::Control;
                 if cap < crate::MAX_LINE.min(ctx.data.len()) {
                     return false;
@@ -1888,7 +1888,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 let mut w = Writer::new(&mut ctx.data[..cap]);
                 let (mut count, mut full) = (0usize, false);
                 let (utc, mask) = (ctx.utc, self.facts);
-                let r = ctx.fs.list(self.aux.as_str(), start, &mut |e| {
+                let r = ctx.fs.list(self.aux.as_str(), *index, &mut |e| {
                     let before = w.len();
                     if indent {
                         w.raw(b" ");
@@ -1907,9 +1907,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 match r {
                     Err(e) => Err(Failure::Storage(e)),
                     Ok(()) => {
-                        if let Op::List { index, .. } = &mut t.op {
-                            *index = start + count;
-                        }
+                        *index += count;
                         let sent = if n > 0 {
                             send_all(ctx.net, sock, &ctx.data[..n])
                         } else {
