@@ -1862,7 +1862,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 // A CR that ended the previous chunk is data unless this
                 // one starts with LF (or, at the very end, alone).
                 let mut r = Ok(());
-                if *ascii && core::mem::take(cr) && (n == 0 || ctx.data[0] != b'\n') {
+                if *ascii && core::mem::take(cr) && (n == 0 || ctx.data.first() != Some(&b'\n')) {
                     r = ctx.fs.write(file, b"\r");
                 }
                 if n > 0 {
@@ -1999,13 +1999,17 @@ fn send_all<N: Net>(net: &mut N, s: N::Socket, data: &[u8]) -> Result<(), Failur
 /// twice `src`.
 fn to_crlf(src: &[u8], dst: &mut [u8], cr: &mut bool) -> usize {
     let mut n = 0;
-    for &b in src {
-        if b == b'\n' && !*cr {
-            dst[n] = b'\r';
+    let mut put = |b: u8| {
+        if let Some(d) = dst.get_mut(n) {
+            *d = b;
             n += 1;
         }
-        dst[n] = b;
-        n += 1;
+    };
+    for &b in src {
+        if b == b'\n' && !*cr {
+            put(b'\r');
+        }
+        put(b);
         *cr = b == b'\r';
     }
     n

@@ -1453,3 +1453,21 @@ fn canonical_is_cores_to_canonical() {
         assert_eq!(super::canonical(ip), ip.to_canonical(), "{a}");
     }
 }
+
+#[test]
+fn crlf_conversion_carries_a_cr_across_chunks() {
+    let (mut cr, mut dst) = (false, [0u8; 16]);
+    let n = super::to_crlf(b"a\nb\r", &mut dst, &mut cr);
+    assert_eq!(&dst[..n], b"a\r\nb\r");
+    assert!(cr);
+    // The LF after a CR that ended the last chunk is not doubled.
+    let n = super::to_crlf(b"\nc\n", &mut dst, &mut cr);
+    assert_eq!(&dst[..n], b"\nc\r\n");
+    assert!(!cr);
+
+    let mut cr = false;
+    let mut buf = *b"x\r\ny\rz\r";
+    let n = super::from_crlf(&mut buf, &mut cr);
+    assert_eq!(&buf[..n], b"x\ny\rz");
+    assert!(cr, "a CR at the end waits for the next chunk");
+}
