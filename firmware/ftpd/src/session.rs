@@ -2020,16 +2020,16 @@ fn to_crlf(src: &[u8], dst: &mut [u8], cr: &mut bool) -> usize {
 /// out if the next chunk does not start with LF.
 fn from_crlf(buf: &mut [u8], cr: &mut bool) -> usize {
     let mut out = 0;
-    let len = buf.len();
-    for i in 0..len {
+    for i in 0..buf.len() {
         let b = buf[i];
         if b == b'\r' {
-            if i + 1 == len {
-                *cr = true;
-                continue;
-            }
-            if buf[i + 1] == b'\n' {
-                continue;
+            match buf.get(i + 1) {
+                None => {
+                    *cr = true;
+                    continue;
+                }
+                Some(b'\n') => continue,
+                Some(_) => {}
             }
         }
         buf[out] = b;
