@@ -487,28 +487,32 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         net: &mut N,
         fs: &mut S,
     ) -> bool {
-        match self.xfer.take() {
-            Some(t) => {
-                let _ = Self::drop_transfer(t, net, fs, true);
-                true
-            }
-            None => false,
-        }
+        self.end_transfer(net, fs, true).is_some()
     }
 
-    fn drop_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
-        t: Transfer<K, F>,
+    /// Ends the running transfer, if any: its data connection closed (or
+    /// reset: `abort`), its file closed. What it was, or `None`.
+    fn end_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
         net: &mut N,
         fs: &mut S,
         abort: bool,
-    ) -> storage::Result<()> {
+    ) -> Option<Ended> {
+        let t = self.xfer.take()?;
         if let Sink::Data(s) = t.sink {
             if abort { net.abort(s) } else { net.close(s) }
         }
-        match t.op {
-            Op::Retr { file, .. } | Op::Stor { file, .. } => fs.close(file),
-            Op::List { .. } => Ok(()),
-        }
+        let (upload, closed) = match t.op {
+            Op::Retr { file, .. } => (false, fs.close(file)),
+            Op::Stor { file, .. } => (true, fs.close(file)),
+            Op::List { .. } => (false, Ok(())),
+        };
+        Some(Ended {
+            bytes: t.bytes,
+            control: t.sink == Sink::Control,
+            upload,
+            closed,
+        })
     }
 
     fn drop_data<N: Net<Socket = K>>(&mut self, net: &mut N) {
@@ -1730,28 +1734,23 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         code: R,
         text: &'static str,
     ) {
-        if let Some((bytes, control)) = self
-            .xfer
-            .as_ref()
-            .map(|t| (t.bytes, t.sink == Sink::Control))
-        {
-            // A STAT listing goes out as a multi-line 213 reply: only a
-            // line with that code may end it (RFC 959 4.2), whatever cut
-            // it short.
-            let code = if control { R::FileStatus } else { code };
-            self.abort_transfer(ctx.net, ctx.fs);
-            crate::event!(
-                "[{}] transfer failed after {} bytes: {}",
-                self.id,
-                bytes,
-                text
-            );
-            if self.room(ctx.net) {
-                self.reply(ctx, code, TRANSFERRED, text, bytes);
-            } else {
-                // The client is not reading its replies: say it when it does.
-                self.owed = Some((code, text, bytes));
-            }
+        let Some(Ended { bytes, control, .. }) = self.end_transfer(ctx.net, ctx.fs, true) else {
+            return;
+        };
+        // A STAT listing goes out as a multi-line 213 reply: only a line
+        // with that code may end it (RFC 959 4.2), whatever cut it short.
+        let code = if control { R::FileStatus } else { code };
+        crate::event!(
+            "[{}] transfer failed after {} bytes: {}",
+            self.id,
+            bytes,
+            text
+        );
+        if self.room(ctx.net) {
+            self.reply(ctx, code, TRANSFERRED, text, bytes);
+        } else {
+            // The client is not reading its replies: say it when it does.
+            self.owed = Some((code, text, bytes));
         }
     }
 
@@ -1760,10 +1759,16 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
     ) {
-        let Some(t) = self.xfer.take() else { return };
-        let (bytes, control) = (t.bytes, t.sink == Sink::Control);
-        let stor = matches!(t.op, Op::Stor { .. });
-        match Self::drop_transfer(t, ctx.net, ctx.fs, false) {
+        let Some(Ended {
+            bytes,
+            control,
+            upload,
+            closed,
+        }) = self.end_transfer(ctx.net, ctx.fs, false)
+        else {
+            return;
+        };
+        match closed {
             Ok(()) if control => self.say(ctx, R::FileStatus, "End of status."),
             Ok(()) => {
                 crate::event!("[{}] transfer complete, {} bytes", self.id, bytes);
@@ -1777,7 +1782,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
             Err(e) => {
                 crate::event!("[{}] closing the file failed: {}", self.id, e);
-                let code = storage_reply(e, stor);
+                let code = storage_reply(e, upload);
                 self.reply(ctx, code, "\x01; transfer failed.", e.text(), 0);
             }
         }
@@ -1975,6 +1980,16 @@ enum StoreKind {
     Stor,
     Appe,
     Stou,
+}
+
+/// What [`Session::end_transfer`] ended.
+struct Ended {
+    bytes: u64,
+    /// A `STAT` listing on the control connection.
+    control: bool,
+    upload: bool,
+    /// How closing the file went.
+    closed: storage::Result<()>,
 }
 
 enum Progress {
