@@ -1841,16 +1841,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     cap
                 };
                 match ctx.fs.read(file, &mut src[..want]) {
-                    Ok(0) => Ok(Progress::End),
-                    Ok(n) => {
-                        let out = if *ascii {
-                            let m = to_crlf(&src[..n], dst, cr);
-                            &dst[..m]
+                    Ok(0) => Ok(Progress::END),
+                    // Either way the bytes to send start the buffer.
+                    Ok(n) => Ok(Progress {
+                        n: if *ascii {
+                            to_crlf(&src[..n], dst, cr)
                         } else {
-                            &src[..n]
-                        };
-                        send_all(ctx.net, sock, out).map(|()| Progress::Moved(out.len()))
-                    }
+                            n
+                        },
+                        send: true,
+                        end: false,
+                    }),
                     Err(e) => Err(Failure::Storage(e)),
                 }
             }
@@ -1878,8 +1879,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     r = r.and_then(|()| ctx.fs.write(file, &ctx.data[..m]));
                 }
                 match r {
-                    Ok(()) if n == 0 => Ok(Progress::End),
-                    Ok(()) => Ok(Progress::Moved(n)),
+                    Ok(()) => Ok(Progress {
+                        n,
+                        send: false,
+                        end: n == 0,
+                    }),
                     Err(e) => Err(Failure::Storage(e)),
                 }
             }
@@ -1908,38 +1912,29 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     ok
                 });
                 let n = w.len();
-                match r {
-                    Err(e) => Err(Failure::Storage(e)),
-                    Ok(()) => {
-                        *index += count;
-                        let sent = if n > 0 {
-                            send_all(ctx.net, sock, &ctx.data[..n])
-                        } else {
-                            Ok(())
-                        };
-                        match (sent, full) {
-                            (Err(f), _) => Err(f),
-                            (Ok(()), true) => Ok(Progress::Moved(n)),
-                            (Ok(()), false) => {
-                                t.bytes += n as u64;
-                                Ok(Progress::End)
-                            }
-                        }
+                r.map(|()| {
+                    *index += count;
+                    Progress {
+                        n,
+                        send: n > 0,
+                        end: !full,
                     }
-                }
+                })
+                .map_err(Failure::Storage)
             }
         };
+        // What was read goes out whole, or the connection is lost.
+        let result = result.and_then(|p| match p.send {
+            true if ctx.net.send(sock, &ctx.data[..p.n]) != Ok(p.n) => Err(Failure::Net),
+            _ => Ok(p),
+        });
         let Some(t) = self.xfer.as_mut() else {
             return true;
         };
         let (code, text) = match result {
-            Ok(Progress::Moved(n)) => {
-                t.bytes += n as u64;
-                t.last_progress = ctx.now;
-                return true;
-            }
-            Ok(Progress::End) => {
-                t.draining = true;
+            Ok(p) => {
+                t.bytes += p.n as u64;
+                t.draining = p.end;
                 t.last_progress = ctx.now;
                 return true;
             }
@@ -1991,21 +1986,25 @@ struct Ended {
     closed: storage::Result<()>,
 }
 
-enum Progress {
-    Moved(usize),
-    End,
+/// One step of a transfer: `n` bytes moved (for RETR and listings: at
+/// the start of the data buffer, still to be sent); `end`: the last ones.
+struct Progress {
+    n: usize,
+    send: bool,
+    end: bool,
+}
+
+impl Progress {
+    const END: Progress = Progress {
+        n: 0,
+        send: false,
+        end: true,
+    };
 }
 
 enum Failure {
     Net,
     Storage(storage::Error),
-}
-
-fn send_all<N: Net>(net: &mut N, s: N::Socket, data: &[u8]) -> Result<(), Failure> {
-    match net.send(s, data) {
-        Ok(n) if n == data.len() => Ok(()),
-        _ => Err(Failure::Net),
-    }
 }
 
 /// LF to CRLF (TYPE A on the way out). `cr` remembers a CR that ended the
