@@ -1928,9 +1928,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             true if ctx.net.send(sock, &ctx.data[..p.n]) != Ok(p.n) => Err(Failure::Net),
             _ => Ok(p),
         });
-        let Some(t) = self.xfer.as_mut() else {
-            return true;
-        };
         let (code, text) = match result {
             Ok(p) => {
                 t.bytes += p.n as u64;
