@@ -1505,16 +1505,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         Err(Handled::Done)
     }
 
-    fn start(&mut self, op: Op<F>, sock: K, now: Instant) {
-        self.xfer = Some(Transfer {
-            op,
-            sink: Sink::Data(sock),
-            draining: false,
-            bytes: 0,
-            last_progress: now,
-        });
-    }
-
     #[inline(always)]
     fn retr<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
@@ -1683,10 +1673,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             What::Store(_) => self.say(ctx, R::FileStatusOk, "Ok to send data."),
             What::List(_) => self.say(ctx, R::FileStatusOk, "Here comes the directory listing."),
         }
-        self.start(op, sock, ctx.now);
+        // A listing of one file is sent at once; the transfer only drains.
+        let mut sent = None;
         if let (What::List(format), Ok(m)) = (what, meta) {
             if m.kind == Kind::File {
-                // A listing of one file (FAR checks existence with `LIST path`).
+                // FAR checks existence with `LIST path`.
                 let mut w = Writer::new(&mut ctx.data[..]);
                 let (writable, utc) = (self.writable(ctx.config), ctx.utc);
                 let name = if format == Format::Nlst {
@@ -1697,18 +1688,18 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 list::write_entry(&mut w, format, name, &m, writable, utc, self.facts);
                 let n = w.len();
                 let _ = ctx.net.send(sock, &ctx.data[..n]);
-                if let Some(t) = &mut self.xfer {
-                    t.op = Op::List {
-                        format,
-                        index: usize::MAX,
-                    };
-                    t.draining = true;
-                    t.bytes = n as u64;
-                }
+                sent = Some(n as u64);
             } else {
                 self.aux = s;
             }
         }
+        self.xfer = Some(Transfer {
+            op,
+            sink: Sink::Data(sock),
+            draining: sent.is_some(),
+            bytes: sent.unwrap_or(0),
+            last_progress: ctx.now,
+        });
         Handled::Done
     }
 
