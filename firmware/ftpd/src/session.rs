@@ -1355,84 +1355,84 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         extended: bool,
         family: EpsvArg,
     ) {
-        if self.epsv_all && !extended {
-            return self.say(ctx, R::BadSequence, "EPSV ALL in effect, use EPSV.");
-        }
-        let local_ip = canonical(self.local.ip());
-        let wrong = match family {
-            EpsvArg::V4 => !local_ip.is_ipv4(),
-            EpsvArg::V6 => !local_ip.is_ipv6(),
-            _ => false,
-        };
-        if wrong {
-            let use_ = if local_ip.is_ipv4() { 1 } else { 2 };
-            return self.reply(ctx, R::ProtocolNotSupported, USE_FAMILY, "", use_);
-        }
-        let advertised = match (extended, local_ip) {
-            (true, _) => None,
-            (false, IpAddr::V4(ip)) => Some(ctx.config.pasv_address.unwrap_or(ip)),
-            (false, IpAddr::V6(_)) => {
-                return self.say(
-                    ctx,
-                    R::CantOpenDataConnection,
-                    "PASV is IPv4 only; use EPSV.",
-                );
+        // Every refusal but the family one is a plain text reply.
+        let (code, text) = 'refused: {
+            if self.epsv_all && !extended {
+                break 'refused (R::BadSequence, "EPSV ALL in effect, use EPSV.");
             }
-        };
-        self.drop_data(ctx.net);
-        let (a, b) = ctx.config.pasv_ports;
-        let (lo, hi) = (a.min(b), a.max(b));
-        let span = u32::from(hi.saturating_sub(lo)) + 1;
-        let mut addr = SocketAddr::new(self.local.ip(), 0);
-        let mut listening = None;
-        for _ in 0..span {
-            let port = *ctx.next_port;
-            *ctx.next_port = if port >= hi || port < lo {
-                lo
-            } else {
-                port + 1
+            let local_ip = canonical(self.local.ip());
+            let wrong = match family {
+                EpsvArg::V4 => !local_ip.is_ipv4(),
+                EpsvArg::V6 => !local_ip.is_ipv6(),
+                _ => false,
             };
-            addr.set_port(port.clamp(lo, hi));
-            match ctx.net.listen(addr) {
-                Ok(s) => {
-                    listening = Some(s);
-                    break;
+            if wrong {
+                let use_ = if local_ip.is_ipv4() { 1 } else { 2 };
+                return self.reply(ctx, R::ProtocolNotSupported, USE_FAMILY, "", use_);
+            }
+            let advertised = match (extended, local_ip) {
+                (true, _) => None,
+                (false, IpAddr::V4(ip)) => Some(ctx.config.pasv_address.unwrap_or(ip)),
+                (false, IpAddr::V6(_)) => {
+                    break 'refused (R::CantOpenDataConnection, "PASV is IPv4 only; use EPSV.");
                 }
-                Err(NetError::AddrInUse) => {}
-                Err(_) => break,
+            };
+            self.drop_data(ctx.net);
+            let (a, b) = ctx.config.pasv_ports;
+            let (lo, hi) = (a.min(b), a.max(b));
+            let span = u32::from(hi.saturating_sub(lo)) + 1;
+            let mut addr = SocketAddr::new(self.local.ip(), 0);
+            let mut listening = None;
+            for _ in 0..span {
+                let port = *ctx.next_port;
+                *ctx.next_port = if port >= hi || port < lo {
+                    lo
+                } else {
+                    port + 1
+                };
+                addr.set_port(port.clamp(lo, hi));
+                match ctx.net.listen(addr) {
+                    Ok(s) => {
+                        listening = Some(s);
+                        break;
+                    }
+                    Err(NetError::AddrInUse) => {}
+                    Err(_) => break,
+                }
             }
-        }
-        let Some(s) = listening else {
-            return self.say(
-                ctx,
-                R::CantOpenDataConnection,
-                "No data connection available, try later.",
-            );
-        };
-        self.data = Data::Listening(s);
-        let port = addr.port();
-        match advertised {
-            Some(ip) => {
-                let [a, b, c, d] = ip.octets();
-                let [p1, p2] = port.to_be_bytes();
-                self.send(ctx, |w| {
-                    w.begin(R::PassiveMode)
-                        .text("Entering Passive Mode (")
-                        .decimals(&[a, b, c, d, p1, p2], b',')
-                        .text(").")
-                        .end()
-                });
-            }
-            None => {
-                self.reply(
-                    ctx,
-                    R::ExtendedPassiveMode,
-                    "Entering Extended Passive Mode (|||\x04|).",
-                    "",
-                    u64::from(port),
+            let Some(s) = listening else {
+                break 'refused (
+                    R::CantOpenDataConnection,
+                    "No data connection available, try later.",
                 );
+            };
+            self.data = Data::Listening(s);
+            let port = addr.port();
+            match advertised {
+                Some(ip) => {
+                    let [a, b, c, d] = ip.octets();
+                    let [p1, p2] = port.to_be_bytes();
+                    self.send(ctx, |w| {
+                        w.begin(R::PassiveMode)
+                            .text("Entering Passive Mode (")
+                            .decimals(&[a, b, c, d, p1, p2], b',')
+                            .text(").")
+                            .end()
+                    });
+                }
+                None => {
+                    self.reply(
+                        ctx,
+                        R::ExtendedPassiveMode,
+                        "Entering Extended Passive Mode (|||\x04|).",
+                        "",
+                        u64::from(port),
+                    );
+                }
             }
-        }
+            return;
+        };
+        self.say(ctx, code, text);
     }
 
     fn port<N: Net<Socket = K>, S: Storage<File = F>>(
