@@ -1441,42 +1441,39 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         addr: SocketAddr,
         extended: bool,
     ) {
-        if self.epsv_all {
-            return self.say(ctx, R::BadSequence, "EPSV ALL in effect, use EPSV.");
-        }
-        let peer = canonical(self.peer.ip());
-        let target = canonical(addr.ip());
-        if peer.is_ipv4() != target.is_ipv4() {
-            let use_ = if peer.is_ipv4() { 1 } else { 2 };
-            let code = if extended {
-                R::ProtocolNotSupported
-            } else {
-                R::ParameterNotImplemented
-            };
-            return self.reply(ctx, code, USE_FAMILY, "", use_);
-        }
-        // RFC 2577 §3: no bounce to third parties, no privileged ports.
-        if target != peer || addr.port() < 1024 {
-            crate::event!("[{}] refused active connection to {}", self.id, addr);
-            return self.say(
-                ctx,
-                R::ParameterNotImplemented,
-                "Data connections only to your own address and a port above 1023.",
-            );
-        }
-        self.drop_data(ctx.net);
-        match ctx.net.connect(self.local.ip(), addr) {
-            Ok(s) => {
-                self.data = Data::Connecting(s);
-                let verb = if extended { "EPRT" } else { "PORT" };
-                self.reply(ctx, R::Ok, "\x01 command successful.", verb, 0);
+        // Every refusal but the family one is a plain text reply.
+        let (code, text) = 'refused: {
+            if self.epsv_all {
+                break 'refused (R::BadSequence, "EPSV ALL in effect, use EPSV.");
             }
-            Err(_) => self.say(
-                ctx,
-                R::CantOpenDataConnection,
-                "Cannot open data connection.",
-            ),
-        }
+            let peer = canonical(self.peer.ip());
+            let target = canonical(addr.ip());
+            if peer.is_ipv4() != target.is_ipv4() {
+                let use_ = if peer.is_ipv4() { 1 } else { 2 };
+                let code = if extended {
+                    R::ProtocolNotSupported
+                } else {
+                    R::ParameterNotImplemented
+                };
+                return self.reply(ctx, code, USE_FAMILY, "", use_);
+            }
+            // RFC 2577 §3: no bounce to third parties, no privileged ports.
+            if target != peer || addr.port() < 1024 {
+                crate::event!("[{}] refused active connection to {}", self.id, addr);
+                break 'refused (
+                    R::ParameterNotImplemented,
+                    "Data connections only to your own address and a port above 1023.",
+                );
+            }
+            self.drop_data(ctx.net);
+            let Ok(s) = ctx.net.connect(self.local.ip(), addr) else {
+                break 'refused (R::CantOpenDataConnection, "Cannot open data connection.");
+            };
+            self.data = Data::Connecting(s);
+            let verb = if extended { "EPRT" } else { "PORT" };
+            return self.reply(ctx, R::Ok, "\x01 command successful.", verb, 0);
+        };
+        self.say(ctx, code, text);
     }
 
     /// The established data connection for a transfer command, or what to
