@@ -487,28 +487,32 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         net: &mut N,
         fs: &mut S,
     ) -> bool {
-        match self.xfer.take() {
-            Some(t) => {
-                let _ = Self::drop_transfer(t, net, fs, true);
-                true
-            }
-            None => false,
-        }
+        self.end_transfer(net, fs, true).is_some()
     }
 
-    fn drop_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
-        t: Transfer<K, F>,
+    /// Ends the running transfer, if any: its data connection closed (or
+    /// reset: `abort`), its file closed. What it was, or `None`.
+    fn end_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
         net: &mut N,
         fs: &mut S,
         abort: bool,
-    ) -> storage::Result<()> {
+    ) -> Option<Ended> {
+        let t = self.xfer.take()?;
         if let Sink::Data(s) = t.sink {
             if abort { net.abort(s) } else { net.close(s) }
         }
-        match t.op {
-            Op::Retr { file, .. } | Op::Stor { file, .. } => fs.close(file),
-            Op::List { .. } => Ok(()),
-        }
+        let (upload, closed) = match t.op {
+            Op::Retr { file, .. } => (false, fs.close(file)),
+            Op::Stor { file, .. } => (true, fs.close(file)),
+            Op::List { .. } => (false, Ok(())),
+        };
+        Some(Ended {
+            bytes: t.bytes,
+            control: t.sink == Sink::Control,
+            upload,
+            closed,
+        })
     }
 
     fn drop_data<N: Net<Socket = K>>(&mut self, net: &mut N) {
@@ -1351,82 +1355,84 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         extended: bool,
         family: EpsvArg,
     ) {
-        if self.epsv_all && !extended {
-            return self.say(ctx, R::BadSequence, "EPSV ALL in effect, use EPSV.");
-        }
-        let local_ip = canonical(self.local.ip());
-        let wrong = match family {
-            EpsvArg::V4 => !local_ip.is_ipv4(),
-            EpsvArg::V6 => !local_ip.is_ipv6(),
-            _ => false,
-        };
-        if wrong {
-            let use_ = if local_ip.is_ipv4() { 1 } else { 2 };
-            return self.reply(ctx, R::ProtocolNotSupported, USE_FAMILY, "", use_);
-        }
-        let advertised = match (extended, local_ip) {
-            (true, _) => None,
-            (false, IpAddr::V4(ip)) => Some(ctx.config.pasv_address.unwrap_or(ip)),
-            (false, IpAddr::V6(_)) => {
-                return self.say(
-                    ctx,
-                    R::CantOpenDataConnection,
-                    "PASV is IPv4 only; use EPSV.",
-                );
+        // Every refusal but the family one is a plain text reply.
+        let (code, text) = 'refused: {
+            if self.epsv_all && !extended {
+                break 'refused (R::BadSequence, "EPSV ALL in effect, use EPSV.");
             }
-        };
-        self.drop_data(ctx.net);
-        let (a, b) = ctx.config.pasv_ports;
-        let (lo, hi) = (a.min(b), a.max(b));
-        let span = u32::from(hi.saturating_sub(lo)) + 1;
-        let mut result = Err(NetError::Exhausted);
-        for _ in 0..span {
-            let port = *ctx.next_port;
-            *ctx.next_port = if port >= hi || port < lo {
-                lo
-            } else {
-                port + 1
+            let local_ip = canonical(self.local.ip());
+            let wrong = match family {
+                EpsvArg::V4 => !local_ip.is_ipv4(),
+                EpsvArg::V6 => !local_ip.is_ipv6(),
+                _ => false,
             };
-            let port = port.clamp(lo, hi);
-            result = ctx
-                .net
-                .listen(SocketAddr::new(self.local.ip(), port))
-                .map(|s| (s, port));
-            if !matches!(result, Err(NetError::AddrInUse)) {
-                break;
+            if wrong {
+                let use_ = if local_ip.is_ipv4() { 1 } else { 2 };
+                return self.reply(ctx, R::ProtocolNotSupported, USE_FAMILY, "", use_);
             }
-        }
-        match (result, advertised) {
-            (Ok((s, port)), Some(ip)) => {
-                self.data = Data::Listening(s);
-                let [a, b, c, d] = ip.octets();
-                let [p1, p2] = port.to_be_bytes();
-                self.send(ctx, |w| {
-                    w.begin(R::PassiveMode)
-                        .text("Entering Passive Mode (")
-                        .decimals(&[a, b, c, d, p1, p2], b',')
-                        .text(").")
-                        .end()
-                });
+            let advertised = match (extended, local_ip) {
+                (true, _) => None,
+                (false, IpAddr::V4(ip)) => Some(ctx.config.pasv_address.unwrap_or(ip)),
+                (false, IpAddr::V6(_)) => {
+                    break 'refused (R::CantOpenDataConnection, "PASV is IPv4 only; use EPSV.");
+                }
+            };
+            self.drop_data(ctx.net);
+            let (a, b) = ctx.config.pasv_ports;
+            let (lo, hi) = (a.min(b), a.max(b));
+            let span = u32::from(hi.saturating_sub(lo)) + 1;
+            let mut addr = SocketAddr::new(self.local.ip(), 0);
+            let mut listening = None;
+            for _ in 0..span {
+                let port = *ctx.next_port;
+                *ctx.next_port = if port >= hi || port < lo {
+                    lo
+                } else {
+                    port + 1
+                };
+                addr.set_port(port.clamp(lo, hi));
+                match ctx.net.listen(addr) {
+                    Ok(s) => {
+                        listening = Some(s);
+                        break;
+                    }
+                    Err(NetError::AddrInUse) => {}
+                    Err(_) => break,
+                }
             }
-            (Ok((s, port)), None) => {
-                self.data = Data::Listening(s);
-                self.reply(
-                    ctx,
-                    R::ExtendedPassiveMode,
-                    "Entering Extended Passive Mode (|||\x04|).",
-                    "",
-                    u64::from(port),
-                );
-            }
-            (Err(_), _) => {
-                self.say(
-                    ctx,
+            let Some(s) = listening else {
+                break 'refused (
                     R::CantOpenDataConnection,
                     "No data connection available, try later.",
                 );
+            };
+            self.data = Data::Listening(s);
+            let port = addr.port();
+            match advertised {
+                Some(ip) => {
+                    let [a, b, c, d] = ip.octets();
+                    let [p1, p2] = port.to_be_bytes();
+                    self.send(ctx, |w| {
+                        w.begin(R::PassiveMode)
+                            .text("Entering Passive Mode (")
+                            .decimals(&[a, b, c, d, p1, p2], b',')
+                            .text(").")
+                            .end()
+                    });
+                }
+                None => {
+                    self.reply(
+                        ctx,
+                        R::ExtendedPassiveMode,
+                        "Entering Extended Passive Mode (|||\x04|).",
+                        "",
+                        u64::from(port),
+                    );
+                }
             }
-        }
+            return;
+        };
+        self.say(ctx, code, text);
     }
 
     fn port<N: Net<Socket = K>, S: Storage<File = F>>(
@@ -1435,294 +1441,262 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         addr: SocketAddr,
         extended: bool,
     ) {
-        if self.epsv_all {
-            return self.say(ctx, R::BadSequence, "EPSV ALL in effect, use EPSV.");
-        }
-        let peer = canonical(self.peer.ip());
-        let target = canonical(addr.ip());
-        if peer.is_ipv4() != target.is_ipv4() {
-            let use_ = if peer.is_ipv4() { 1 } else { 2 };
-            let code = if extended {
-                R::ProtocolNotSupported
-            } else {
-                R::ParameterNotImplemented
-            };
-            return self.reply(ctx, code, USE_FAMILY, "", use_);
-        }
-        // RFC 2577 §3: no bounce to third parties, no privileged ports.
-        if target != peer || addr.port() < 1024 {
-            crate::event!("[{}] refused active connection to {}", self.id, addr);
-            return self.say(
-                ctx,
-                R::ParameterNotImplemented,
-                "Data connections only to your own address and a port above 1023.",
-            );
-        }
-        self.drop_data(ctx.net);
-        match ctx.net.connect(self.local.ip(), addr) {
-            Ok(s) => {
-                self.data = Data::Connecting(s);
-                let verb = if extended { "EPRT" } else { "PORT" };
-                self.reply(ctx, R::Ok, "\x01 command successful.", verb, 0);
+        // Every refusal but the family one is a plain text reply.
+        let (code, text) = 'refused: {
+            if self.epsv_all {
+                break 'refused (R::BadSequence, "EPSV ALL in effect, use EPSV.");
             }
-            Err(_) => self.say(
-                ctx,
-                R::CantOpenDataConnection,
-                "Cannot open data connection.",
-            ),
-        }
+            let peer = canonical(self.peer.ip());
+            let target = canonical(addr.ip());
+            if peer.is_ipv4() != target.is_ipv4() {
+                let use_ = if peer.is_ipv4() { 1 } else { 2 };
+                let code = if extended {
+                    R::ProtocolNotSupported
+                } else {
+                    R::ParameterNotImplemented
+                };
+                return self.reply(ctx, code, USE_FAMILY, "", use_);
+            }
+            // RFC 2577 §3: no bounce to third parties, no privileged ports.
+            if target != peer || addr.port() < 1024 {
+                crate::event!("[{}] refused active connection to {}", self.id, addr);
+                break 'refused (
+                    R::ParameterNotImplemented,
+                    "Data connections only to your own address and a port above 1023.",
+                );
+            }
+            self.drop_data(ctx.net);
+            let Ok(s) = ctx.net.connect(self.local.ip(), addr) else {
+                break 'refused (R::CantOpenDataConnection, "Cannot open data connection.");
+            };
+            self.data = Data::Connecting(s);
+            let verb = if extended { "EPRT" } else { "PORT" };
+            return self.reply(ctx, R::Ok, "\x01 command successful.", verb, 0);
+        };
+        self.say(ctx, code, text);
     }
 
-    /// The established data connection for a transfer command, or whether
-    /// to wait for one (`None` after answering `425`).
+    /// The established data connection for a transfer command, or what to
+    /// do with the command: wait for the connection, or drop it (after
+    /// answering `425`).
     fn data_for_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
-    ) -> Result<Option<K>, ()> {
-        match self.data {
+    ) -> Result<K, Handled> {
+        let text = match self.data {
             Data::Ready(s) => {
                 self.data = Data::None;
-                Ok(Some(s))
+                return Ok(s);
             }
             Data::Listening(_) | Data::Connecting(_) => {
                 let since = self.deferred_since.unwrap_or(ctx.now);
-                if ctx.now >= since.after(ctx.config.data_timeout_ms) {
-                    self.drop_data(ctx.net);
-                    self.say(ctx, R::CantOpenDataConnection, "Data connection timed out.");
-                    Ok(None)
-                } else {
-                    Err(())
+                if ctx.now < since.after(ctx.config.data_timeout_ms) {
+                    return Err(Handled::Wait);
                 }
+                self.drop_data(ctx.net);
+                "Data connection timed out."
             }
-            Data::None => {
-                self.say(
-                    ctx,
-                    R::CantOpenDataConnection,
-                    "Use PORT, PASV, EPRT or EPSV first.",
-                );
-                Ok(None)
-            }
-        }
+            Data::None => "Use PORT, PASV, EPRT or EPSV first.",
+        };
+        self.say(ctx, R::CantOpenDataConnection, text);
+        Err(Handled::Done)
     }
 
-    fn start(&mut self, op: Op<F>, sock: K, now: Instant) {
-        self.xfer = Some(Transfer {
-            op,
-            sink: Sink::Data(sock),
-            draining: false,
-            bytes: 0,
-            last_progress: now,
-        });
-    }
-
+    #[inline(always)]
     fn retr<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
     ) -> Handled {
-        let Some((v, s)) = self.resolve(ctx, arg) else {
-            return Handled::Done;
-        };
-        match ctx.fs.metadata(s.as_str()) {
-            Ok(m) if m.kind == Kind::Dir => {
-                self.rest = 0;
-                self.fail(ctx, storage::Error::IsADirectory);
-                return Handled::Done;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                self.rest = 0;
-                self.fail(ctx, e);
-                return Handled::Done;
-            }
-        }
-        let sock = match self.data_for_transfer(ctx) {
-            Err(()) => return Handled::Wait,
-            Ok(None) => return Handled::Done,
-            Ok(Some(sock)) => sock,
-        };
-        let offset = core::mem::take(&mut self.rest);
-        match ctx.fs.open_read(s.as_str(), offset) {
-            Ok(file) => {
-                let size = ctx.fs.metadata(s.as_str()).map(|m| m.size).unwrap_or(0);
-                let mode = if self.ty == TransferType::Ascii {
-                    "ASCII"
-                } else {
-                    "BINARY"
-                };
-                self.send(ctx, |w| {
-                    w.begin(R::FileStatusOk)
-                        .fill("Opening \x01 mode data connection for ", mode, 0)
-                        .fill("\x01 (\x04 bytes).", v.file_name(), size)
-                        .end()
-                });
-                let ascii = self.ty == TransferType::Ascii;
-                self.start(
-                    Op::Retr {
-                        file,
-                        ascii,
-                        cr: false,
-                    },
-                    sock,
-                    ctx.now,
-                );
-            }
-            Err(e) => {
-                ctx.net.abort(sock);
-                self.fail(ctx, e);
-            }
-        }
-        Handled::Done
+        self.transfer(ctx, What::Retr, arg)
     }
 
+    #[inline(always)]
     fn store<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
         kind: StoreKind,
     ) -> Handled {
-        if self.deny(ctx) {
-            self.rest = 0;
-            return Handled::Done;
-        }
-        // STOU picks a name that does not exist yet.
-        let mut unique = PathBuf::root();
-        let arg = if kind == StoreKind::Stou {
-            let mut found = false;
-            for n in 0..1000u32 {
-                let mut name = [0u8; 12];
-                let name = fmt_name(&mut name, n);
-                let Ok(v) = path::resolve(&self.cwd, name) else {
-                    break;
-                };
-                let Ok(s) = path::to_storage(self.root(ctx.config), &v) else {
-                    break;
-                };
-                if ctx.fs.metadata(s.as_str()) == Err(storage::Error::NotFound) {
-                    unique = v;
-                    found = true;
-                    break;
-                }
-            }
-            if !found {
-                self.say(ctx, R::NameNotAllowed, "Cannot find a unique name.");
-                return Handled::Done;
-            }
-            unique.as_str()
-        } else {
-            arg
-        };
-        let Some((v, s)) = self.resolve(ctx, arg) else {
-            return Handled::Done;
-        };
-        if v.is_root() {
-            self.fail(ctx, storage::Error::IsADirectory);
-            return Handled::Done;
-        }
-        if let Ok(m) = ctx.fs.metadata(s.as_str()) {
-            if m.kind == Kind::Dir {
-                self.rest = 0;
-                self.fail(ctx, storage::Error::IsADirectory);
-                return Handled::Done;
-            }
-        }
-        let sock = match self.data_for_transfer(ctx) {
-            Err(()) => return Handled::Wait,
-            Ok(None) => return Handled::Done,
-            Ok(Some(sock)) => sock,
-        };
-        let rest = core::mem::take(&mut self.rest);
-        let mode = match kind {
-            StoreKind::Stor if rest > 0 => WriteMode::At(rest),
-            StoreKind::Stor => WriteMode::Truncate,
-            StoreKind::Appe => WriteMode::Append,
-            StoreKind::Stou => WriteMode::CreateNew,
-        };
-        match ctx.fs.open_write(s.as_str(), mode) {
-            Ok(file) => {
-                crate::event!("[{}] storing {} ({:?})", self.id, v, mode);
-                if kind == StoreKind::Stou {
-                    self.reply(ctx, R::FileStatusOk, "FILE: \x01", v.file_name(), 0);
-                } else {
-                    self.say(ctx, R::FileStatusOk, "Ok to send data.");
-                }
-                let ascii = self.ty == TransferType::Ascii;
-                self.start(
-                    Op::Stor {
-                        file,
-                        ascii,
-                        cr: false,
-                    },
-                    sock,
-                    ctx.now,
-                );
-            }
-            Err(e) => {
-                ctx.net.abort(sock);
-                self.fail(ctx, e);
-            }
-        }
-        Handled::Done
+        self.transfer(ctx, What::Store(kind), arg)
     }
 
+    #[inline(always)]
     fn list<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
         format: Format,
         arg: &str,
     ) -> Handled {
-        self.rest = 0;
+        self.transfer(ctx, What::List(format), arg)
+    }
+
+    /// RETR, STOR/APPE/STOU and LIST/NLST/MLSD, one path for all: the
+    /// checks, the data connection (or waiting for it), opening the file,
+    /// `150`, and the transfer's start.
+    fn transfer<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        what: What,
+        arg: &str,
+    ) -> Handled {
+        let upload = matches!(what, What::Store(_));
+        if let What::List(_) = what {
+            // A listing has no restart point.
+            self.rest = 0;
+        }
+        if upload && self.deny(ctx) {
+            self.rest = 0;
+            return Handled::Done;
+        }
+        // STOU picks a name that does not exist yet (in the working
+        // directory, so the name alone is the argument).
+        let mut name = *b"stou0000.bin";
+        let arg = if let What::Store(StoreKind::Stou) = what {
+            'search: {
+                // The storage path of the working directory, one name at a
+                // time pushed onto it (it is at least as long as the
+                // virtual path, so a name that fits here fits there too).
+                if let Ok(mut s) = path::to_storage(self.root(ctx.config), &self.cwd) {
+                    for _ in 0..1000 {
+                        if s.push(name_str(&name)).is_err() {
+                            break;
+                        }
+                        if ctx.fs.metadata(s.as_str()) == Err(storage::Error::NotFound) {
+                            break 'search;
+                        }
+                        s.pop();
+                        // The next number: stou0000.bin, stou0001.bin, ...
+                        for d in name[4..8].iter_mut().rev() {
+                            if *d < b'9' {
+                                *d += 1;
+                                break;
+                            }
+                            *d = b'0';
+                        }
+                    }
+                }
+                self.say(ctx, R::NameNotAllowed, "Cannot find a unique name.");
+                return Handled::Done;
+            }
+            name_str(&name)
+        } else {
+            arg
+        };
         let Some((v, s)) = self.resolve(ctx, arg) else {
             return Handled::Done;
         };
-        let meta = match ctx.fs.metadata(s.as_str()) {
-            Ok(m) => m,
+        if upload && v.is_root() {
+            self.fail(ctx, storage::Error::IsADirectory);
+            return Handled::Done;
+        }
+        // An upload may create the file; a download or listing needs it.
+        let meta = ctx.fs.metadata(s.as_str());
+        let refused = match (&what, meta) {
+            (What::Store(_), Err(_)) => None,
+            (_, Err(e)) => Some(e),
+            (What::List(f), Ok(m)) => {
+                if m.kind == Kind::File && *f == Format::Mlsd {
+                    // RFC 3659 §7.1: MLSD names a directory; MLST is for files.
+                    self.say(
+                        ctx,
+                        R::ArgumentSyntaxError,
+                        "Not a directory; use MLST for a file.",
+                    );
+                    return Handled::Done;
+                }
+                None
+            }
+            (_, Ok(m)) if m.kind == Kind::Dir => Some(storage::Error::IsADirectory),
+            _ => None,
+        };
+        if let Some(e) = refused {
+            self.rest = 0;
+            self.fail(ctx, e);
+            return Handled::Done;
+        }
+        let sock = match self.data_for_transfer(ctx) {
+            Ok(sock) => sock,
+            Err(h) => return h,
+        };
+        let rest = core::mem::take(&mut self.rest);
+        let ascii = self.ty == TransferType::Ascii;
+        let opened = match what {
+            What::Retr => ctx.fs.open_read(s.as_str(), rest).map(|file| Op::Retr {
+                file,
+                ascii,
+                cr: false,
+            }),
+            What::Store(kind) => {
+                let mode = match kind {
+                    StoreKind::Stor if rest > 0 => WriteMode::At(rest),
+                    StoreKind::Stor => WriteMode::Truncate,
+                    StoreKind::Appe => WriteMode::Append,
+                    StoreKind::Stou => WriteMode::CreateNew,
+                };
+                let opened = ctx.fs.open_write(s.as_str(), mode);
+                if opened.is_ok() {
+                    crate::event!("[{}] storing {} ({:?})", self.id, v, mode);
+                }
+                opened.map(|file| Op::Stor {
+                    file,
+                    ascii,
+                    cr: false,
+                })
+            }
+            What::List(format) => Ok(Op::List { format, index: 0 }),
+        };
+        let op = match opened {
+            Ok(op) => op,
             Err(e) => {
+                ctx.net.abort(sock);
                 self.fail(ctx, e);
                 return Handled::Done;
             }
         };
-        if meta.kind == Kind::File && format == Format::Mlsd {
-            // RFC 3659 §7.1: MLSD names a directory; MLST is for files.
-            self.say(
-                ctx,
-                R::ArgumentSyntaxError,
-                "Not a directory; use MLST for a file.",
-            );
-            return Handled::Done;
+        match what {
+            What::Retr => {
+                let tpl = if ascii {
+                    "Opening ASCII mode data connection for \x01 (\x04 bytes)."
+                } else {
+                    "Opening BINARY mode data connection for \x01 (\x04 bytes)."
+                };
+                let size = meta.map_or(0, |m| m.size);
+                self.reply(ctx, R::FileStatusOk, tpl, v.file_name(), size);
+            }
+            What::Store(StoreKind::Stou) => {
+                self.reply(ctx, R::FileStatusOk, "FILE: \x01", v.file_name(), 0)
+            }
+            What::Store(_) => self.say(ctx, R::FileStatusOk, "Ok to send data."),
+            What::List(_) => self.say(ctx, R::FileStatusOk, "Here comes the directory listing."),
         }
-        let sock = match self.data_for_transfer(ctx) {
-            Err(()) => return Handled::Wait,
-            Ok(None) => return Handled::Done,
-            Ok(Some(sock)) => sock,
-        };
-        self.say(ctx, R::FileStatusOk, "Here comes the directory listing.");
-        if meta.kind == Kind::File {
-            // A listing of one file (FAR checks existence with `LIST path`).
-            let mut w = Writer::new(&mut ctx.data[..]);
-            let (writable, utc) = (self.writable(ctx.config), ctx.utc);
-            let name = if format == Format::Nlst {
-                arg
+        // A listing of one file is sent at once; the transfer only drains.
+        let mut sent = None;
+        if let (What::List(format), Ok(m)) = (what, meta) {
+            if m.kind == Kind::File {
+                // FAR checks existence with `LIST path`.
+                let mut w = Writer::new(&mut ctx.data[..]);
+                let (writable, utc) = (self.writable(ctx.config), ctx.utc);
+                let name = if format == Format::Nlst {
+                    arg
+                } else {
+                    v.file_name()
+                };
+                list::write_entry(&mut w, format, name, &m, writable, utc, self.facts);
+                let n = w.len();
+                let _ = ctx.net.send(sock, &ctx.data[..n]);
+                sent = Some(n as u64);
             } else {
-                v.file_name()
-            };
-            list::write_entry(&mut w, format, name, &meta, writable, utc, self.facts);
-            let n = w.len();
-            let _ = ctx.net.send(sock, &ctx.data[..n]);
-            self.xfer = Some(Transfer {
-                op: Op::List {
-                    format,
-                    index: usize::MAX,
-                },
-                sink: Sink::Data(sock),
-                draining: true,
-                bytes: n as u64,
-                last_progress: ctx.now,
-            });
-        } else {
-            self.aux = s;
-            self.start(Op::List { format, index: 0 }, sock, ctx.now);
+                self.aux = s;
+            }
         }
+        self.xfer = Some(Transfer {
+            op,
+            sink: Sink::Data(sock),
+            draining: sent.is_some(),
+            bytes: sent.unwrap_or(0),
+            last_progress: ctx.now,
+        });
         Handled::Done
     }
 
@@ -1748,40 +1722,40 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         code: R,
         text: &'static str,
     ) {
-        if let Some((bytes, control)) = self
-            .xfer
-            .as_ref()
-            .map(|t| (t.bytes, t.sink == Sink::Control))
-        {
-            // A STAT listing goes out as a multi-line 213 reply: only a
-            // line with that code may end it (RFC 959 4.2), whatever cut
-            // it short.
-            let code = if control { R::FileStatus } else { code };
-            self.abort_transfer(ctx.net, ctx.fs);
-            crate::event!(
-                "[{}] transfer failed after {} bytes: {}",
-                self.id,
-                bytes,
-                text
-            );
-            if self.room(ctx.net) {
-                self.reply(ctx, code, TRANSFERRED, text, bytes);
-            } else {
-                // The client is not reading its replies: say it when it does.
-                self.owed = Some((code, text, bytes));
-            }
+        let Some(Ended { bytes, control, .. }) = self.end_transfer(ctx.net, ctx.fs, true) else {
+            return;
+        };
+        // A STAT listing goes out as a multi-line 213 reply: only a line
+        // with that code may end it (RFC 959 4.2), whatever cut it short.
+        let code = if control { R::FileStatus } else { code };
+        crate::event!(
+            "[{}] transfer failed after {} bytes: {}",
+            self.id,
+            bytes,
+            text
+        );
+        if self.room(ctx.net) {
+            self.reply(ctx, code, TRANSFERRED, text, bytes);
+        } else {
+            // The client is not reading its replies: say it when it does.
+            self.owed = Some((code, text, bytes));
         }
     }
 
-    #[inline(never)]
     fn finish_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
     ) {
-        let Some(t) = self.xfer.take() else { return };
-        let (bytes, control) = (t.bytes, t.sink == Sink::Control);
-        let stor = matches!(t.op, Op::Stor { .. });
-        match Self::drop_transfer(t, ctx.net, ctx.fs, false) {
+        let Some(Ended {
+            bytes,
+            control,
+            upload,
+            closed,
+        }) = self.end_transfer(ctx.net, ctx.fs, false)
+        else {
+            return;
+        };
+        match closed {
             Ok(()) if control => self.say(ctx, R::FileStatus, "End of status."),
             Ok(()) => {
                 crate::event!("[{}] transfer complete, {} bytes", self.id, bytes);
@@ -1795,7 +1769,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
             Err(e) => {
                 crate::event!("[{}] closing the file failed: {}", self.id, e);
-                let code = storage_reply(e, stor);
+                let code = storage_reply(e, upload);
                 self.reply(ctx, code, "\x01; transfer failed.", e.text(), 0);
             }
         }
@@ -1835,14 +1809,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             );
             return true;
         }
+        let writable = self.writable(ctx.config);
+        let cap = ctx.net.send_capacity(sock).min(ctx.data.len());
         let Some(t) = self.xfer.as_mut() else {
             return false;
         };
-        let writable = matches!(self.login, Login::In(Who::Account(i))
-            if ctx.config.accounts.get(usize::from(i)).is_some_and(|a| a.writable));
         let result = match &mut t.op {
             Op::Retr { file, ascii, cr } => {
-                let cap = ctx.net.send_capacity(sock).min(ctx.data.len());
                 if cap < 2 {
                     return false;
                 }
@@ -1856,16 +1829,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     cap
                 };
                 match ctx.fs.read(file, &mut src[..want]) {
-                    Ok(0) => Ok(Progress::End),
-                    Ok(n) => {
-                        let out = if *ascii {
-                            let m = to_crlf(&src[..n], dst, cr);
-                            &dst[..m]
+                    Ok(0) => Ok(Progress::END),
+                    // Either way the bytes to send start the buffer.
+                    Ok(n) => Ok(Progress {
+                        n: if *ascii {
+                            to_crlf(&src[..n], dst, cr)
                         } else {
-                            &src[..n]
-                        };
-                        send_all(ctx.net, sock, out).map(|()| Progress::Moved(out.len()))
-                    }
+                            n
+                        },
+                        send: true,
+                        end: false,
+                    }),
                     Err(e) => Err(Failure::Storage(e)),
                 }
             }
@@ -1881,7 +1855,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 // A CR that ended the previous chunk is data unless this
                 // one starts with LF (or, at the very end, alone).
                 let mut r = Ok(());
-                if *ascii && core::mem::take(cr) && (n == 0 || ctx.data[0] != b'\n') {
+                if *ascii && core::mem::take(cr) && (n == 0 || ctx.data.first() != Some(&b'\n')) {
                     r = ctx.fs.write(file, b"\r");
                 }
                 if n > 0 {
@@ -1893,14 +1867,16 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     r = r.and_then(|()| ctx.fs.write(file, &ctx.data[..m]));
                 }
                 match r {
-                    Ok(()) if n == 0 => Ok(Progress::End),
-                    Ok(()) => Ok(Progress::Moved(n)),
+                    Ok(()) => Ok(Progress {
+                        n,
+                        send: false,
+                        end: n == 0,
+                    }),
                     Err(e) => Err(Failure::Storage(e)),
                 }
             }
             Op::List { format, index } => {
-                let (format, start) = (*format, *index);
-                let cap = ctx.net.send_capacity(sock).min(ctx.data.len());
+                let format = *format;
                 let indent = t.sink == Sink::Control;
                 if cap < crate::MAX_LINE.min(ctx.data.len()) {
                     return false;
@@ -1908,7 +1884,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 let mut w = Writer::new(&mut ctx.data[..cap]);
                 let (mut count, mut full) = (0usize, false);
                 let (utc, mask) = (ctx.utc, self.facts);
-                let r = ctx.fs.list(self.aux.as_str(), start, &mut |e| {
+                let r = ctx.fs.list(self.aux.as_str(), *index, &mut |e| {
                     let before = w.len();
                     if indent {
                         w.raw(b" ");
@@ -1924,61 +1900,43 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     ok
                 });
                 let n = w.len();
-                match r {
-                    Err(e) => Err(Failure::Storage(e)),
-                    Ok(()) => {
-                        if let Op::List { index, .. } = &mut t.op {
-                            *index = start + count;
-                        }
-                        let sent = if n > 0 {
-                            send_all(ctx.net, sock, &ctx.data[..n])
-                        } else {
-                            Ok(())
-                        };
-                        match (sent, full) {
-                            (Err(f), _) => Err(f),
-                            (Ok(()), true) => Ok(Progress::Moved(n)),
-                            (Ok(()), false) => {
-                                t.bytes += n as u64;
-                                Ok(Progress::End)
-                            }
-                        }
+                r.map(|()| {
+                    *index += count;
+                    Progress {
+                        n,
+                        send: n > 0,
+                        end: !full,
                     }
-                }
+                })
+                .map_err(Failure::Storage)
             }
         };
-        let Some(t) = self.xfer.as_mut() else {
-            return true;
-        };
-        match result {
-            Ok(Progress::Moved(n)) => {
-                t.bytes += n as u64;
+        // What was read goes out whole, or the connection is lost.
+        let result = result.and_then(|p| match p.send {
+            true if ctx.net.send(sock, &ctx.data[..p.n]) != Ok(p.n) => Err(Failure::Net),
+            _ => Ok(p),
+        });
+        let (code, text) = match result {
+            Ok(p) => {
+                t.bytes += p.n as u64;
+                t.draining = p.end;
                 t.last_progress = ctx.now;
-                true
+                return true;
             }
-            Ok(Progress::End) => {
-                t.draining = true;
-                t.last_progress = ctx.now;
-                true
-            }
-            Err(Failure::Net) => {
-                self.fail_transfer(
-                    ctx,
-                    R::TransferAborted,
-                    "Data connection lost; transfer aborted.",
-                );
-                true
-            }
-            Err(Failure::Storage(e)) => {
-                let code = storage_reply(e, true);
-                let text = match e {
+            Err(Failure::Net) => (
+                R::TransferAborted,
+                "Data connection lost; transfer aborted.",
+            ),
+            Err(Failure::Storage(e)) => (
+                storage_reply(e, true),
+                match e {
                     storage::Error::NoSpace => "No space left on device; partial file kept.",
                     _ => "Storage error; transfer aborted.",
-                };
-                self.fail_transfer(ctx, code, text);
-                true
-            }
-        }
+                },
+            ),
+        };
+        self.fail_transfer(ctx, code, text);
+        true
     }
 }
 
@@ -1988,6 +1946,14 @@ enum Modify {
     Dele,
 }
 
+/// What a transfer command moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum What {
+    Retr,
+    Store(StoreKind),
+    List(Format),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StoreKind {
     Stor,
@@ -1995,9 +1961,30 @@ enum StoreKind {
     Stou,
 }
 
-enum Progress {
-    Moved(usize),
-    End,
+/// What [`Session::end_transfer`] ended.
+struct Ended {
+    bytes: u64,
+    /// A `STAT` listing on the control connection.
+    control: bool,
+    upload: bool,
+    /// How closing the file went.
+    closed: storage::Result<()>,
+}
+
+/// One step of a transfer: `n` bytes moved (for RETR and listings: at
+/// the start of the data buffer, still to be sent); `end`: the last ones.
+struct Progress {
+    n: usize,
+    send: bool,
+    end: bool,
+}
+
+impl Progress {
+    const END: Progress = Progress {
+        n: 0,
+        send: false,
+        end: true,
+    };
 }
 
 enum Failure {
@@ -2005,25 +1992,22 @@ enum Failure {
     Storage(storage::Error),
 }
 
-fn send_all<N: Net>(net: &mut N, s: N::Socket, data: &[u8]) -> Result<(), Failure> {
-    match net.send(s, data) {
-        Ok(n) if n == data.len() => Ok(()),
-        _ => Err(Failure::Net),
-    }
-}
-
 /// LF to CRLF (TYPE A on the way out). `cr` remembers a CR that ended the
 /// previous chunk, so an existing CRLF is not doubled. `dst` must hold
 /// twice `src`.
 fn to_crlf(src: &[u8], dst: &mut [u8], cr: &mut bool) -> usize {
     let mut n = 0;
-    for &b in src {
-        if b == b'\n' && !*cr {
-            dst[n] = b'\r';
+    let mut put = |b: u8| {
+        if let Some(d) = dst.get_mut(n) {
+            *d = b;
             n += 1;
         }
-        dst[n] = b;
-        n += 1;
+    };
+    for &b in src {
+        if b == b'\n' && !*cr {
+            put(b'\r');
+        }
+        put(b);
         *cr = b == b'\r';
     }
     n
@@ -2034,16 +2018,16 @@ fn to_crlf(src: &[u8], dst: &mut [u8], cr: &mut bool) -> usize {
 /// out if the next chunk does not start with LF.
 fn from_crlf(buf: &mut [u8], cr: &mut bool) -> usize {
     let mut out = 0;
-    let len = buf.len();
-    for i in 0..len {
+    for i in 0..buf.len() {
         let b = buf[i];
         if b == b'\r' {
-            if i + 1 == len {
-                *cr = true;
-                continue;
-            }
-            if buf[i + 1] == b'\n' {
-                continue;
+            match buf.get(i + 1) {
+                None => {
+                    *cr = true;
+                    continue;
+                }
+                Some(b'\n') => continue,
+                Some(_) => {}
             }
         }
         buf[out] = b;
@@ -2069,15 +2053,9 @@ fn skip_options(arg: &str) -> &str {
     rest
 }
 
-/// `stou0001.bin` style names for STOU (8.3-safe).
-fn fmt_name(buf: &mut [u8; 12], n: u32) -> &str {
-    buf.copy_from_slice(b"stou0000.bin");
-    let mut v = n;
-    for i in (4..8).rev() {
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    core::str::from_utf8(buf).unwrap_or("stou.bin")
+/// A STOU name (`stou0001.bin`, 8.3-safe) as text.
+fn name_str(name: &[u8; 12]) -> &str {
+    core::str::from_utf8(name).unwrap_or("stou.bin")
 }
 
 /// Constant-time comparison, so a password cannot be guessed byte by byte

@@ -818,6 +818,35 @@ fn retr_with_rest_resumes() {
 }
 
 #[test]
+fn rest_outlives_425_and_a_root_upload_but_not_a_failed_retr_or_a_listing() {
+    let mut t = T::login();
+    t.expect("TYPE I", "200");
+    // No data connection: 425, REST still set.
+    t.expect("REST 6", "350");
+    t.expect("RETR readme.txt", "425 Use PORT, PASV, EPRT or EPSV first.");
+    let d = t.pasv();
+    t.expect("RETR readme.txt", "150 ");
+    assert_eq!(t.net.take(d), "world\n");
+    // `STOR /` is refused before REST is looked at.
+    t.expect("REST 6", "350");
+    t.expect("STOR /", "550 Is a directory.");
+    let d = t.pasv();
+    t.expect("RETR readme.txt", "150 ");
+    assert_eq!(t.net.take(d), "world\n");
+    // A failed RETR, a refused STOR and any listing drop it.
+    for cmd in ["RETR nope", "STOR sub", "LIST", "MLSD readme.txt"] {
+        t.expect("REST 6", "350");
+        let d = t.pasv();
+        t.cmd(cmd);
+        t.run();
+        let d2 = t.pasv();
+        t.expect("RETR readme.txt", "150 ");
+        assert_eq!(t.net.take(d2), "hello\nworld\n", "after {cmd}");
+        let _ = d;
+    }
+}
+
+#[test]
 fn rest_past_the_end_is_554() {
     let mut t = T::login();
     t.pasv();
@@ -889,6 +918,49 @@ fn rest_then_stor_resumes_an_upload() {
     t.net.socks[d].fin = true;
     t.run();
     assert_eq!(t.fs.get("/readme.txt").unwrap(), b"hello-there");
+}
+
+#[test]
+fn stou_searches_the_working_directory_below_the_user_root() {
+    let fs = fixture()
+        .dir("/home/d")
+        .file("/home/d/stou0000.bin", b"taken");
+    let mut t = T::with(config(), fs);
+    t.expect("USER jail", "331");
+    t.expect("PASS pw", "230");
+    t.expect("CWD d", "250");
+    let d = t.pasv();
+    assert_eq!(t.cmd("STOU"), "150 FILE: stou0001.bin\r\n");
+    t.net.socks[d].rx.extend(b"new");
+    t.net.socks[d].fin = true;
+    t.run();
+    assert_eq!(t.fs.get("/home/d/stou0001.bin").unwrap(), b"new");
+    assert_eq!(t.fs.get("/home/d/stou0000.bin").unwrap(), b"taken");
+}
+
+#[test]
+fn stou_counts_on_past_a_carry() {
+    let mut fs = fixture();
+    for n in 0..10 {
+        fs = fs.file(&format!("/stou000{n}.bin"), b"taken");
+    }
+    let mut t = T::with(config(), fs);
+    t.expect("USER test", "331");
+    t.expect("PASS test", "230");
+    t.pasv();
+    assert_eq!(t.cmd("STOU"), "150 FILE: stou0010.bin\r\n");
+}
+
+#[test]
+fn stou_without_room_for_a_name_is_553() {
+    // The virtual path would fit, the storage path (under `/home`) not.
+    let dir = format!("/home/{}", "x".repeat(239));
+    let mut t = T::with(config(), fixture().dir(&dir));
+    t.expect("USER jail", "331");
+    t.expect("PASS pw", "230");
+    t.expect(&format!("CWD {}", &dir[5..]), "250");
+    t.pasv();
+    assert_eq!(t.cmd("STOU"), "553 Cannot find a unique name.\r\n");
 }
 
 #[test]
@@ -1380,4 +1452,22 @@ fn canonical_is_cores_to_canonical() {
         let ip: core::net::IpAddr = a.parse().unwrap();
         assert_eq!(super::canonical(ip), ip.to_canonical(), "{a}");
     }
+}
+
+#[test]
+fn crlf_conversion_carries_a_cr_across_chunks() {
+    let (mut cr, mut dst) = (false, [0u8; 16]);
+    let n = super::to_crlf(b"a\nb\r", &mut dst, &mut cr);
+    assert_eq!(&dst[..n], b"a\r\nb\r");
+    assert!(cr);
+    // The LF after a CR that ended the last chunk is not doubled.
+    let n = super::to_crlf(b"\nc\n", &mut dst, &mut cr);
+    assert_eq!(&dst[..n], b"\nc\r\n");
+    assert!(!cr);
+
+    let mut cr = false;
+    let mut buf = *b"x\r\ny\rz\r";
+    let n = super::from_crlf(&mut buf, &mut cr);
+    assert_eq!(&buf[..n], b"x\ny\rz");
+    assert!(cr, "a CR at the end waits for the next chunk");
 }
