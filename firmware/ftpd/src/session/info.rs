@@ -1,0 +1,270 @@
+//! The information commands: SIZE, MDTM, MLST, FEAT, OPTS, HELP, SITE and
+//! STAT (a child module of `session`, so it sees the session's fields).
+
+use super::*;
+
+impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
+    pub(super) fn size<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let Some((_, s)) = self.resolve(ctx, arg) else {
+            return;
+        };
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(m) if m.kind == Kind::File => self.reply(ctx, R::FileStatus, "\x04", "", m.size),
+            Ok(_) => self.say(ctx, R::FileUnavailable, "Not a regular file."),
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    pub(super) fn mdtm<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let Some((_, s)) = self.resolve(ctx, arg) else {
+            return;
+        };
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(m) if m.kind == Kind::File => match m.modified {
+                Some(t) => self.send(ctx, |w| {
+                    list::write_timeval(w.begin(R::FileStatus), &t);
+                    w.end()
+                }),
+                None => self.say(ctx, R::FileUnavailable, "Modification time unknown."),
+            },
+            Ok(_) => self.say(ctx, R::FileUnavailable, "Not a regular file."),
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    pub(super) fn mlst<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let Some((v, s)) = self.resolve(ctx, arg) else {
+            return;
+        };
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(m) => {
+                let (writable, mask) = (self.writable(ctx.config), self.facts);
+                self.send(ctx, |w| {
+                    w.begin_first(R::FileActionOk)
+                        .text("Listing ")
+                        .text(v.as_str())
+                        .end();
+                    w.begin_cont();
+                    list::write_facts(w, &m, writable, mask);
+                    w.text(v.as_str()).end();
+                    w.last(R::FileActionOk, "End.");
+                });
+            }
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    // ---- information ---------------------------------------------------------
+
+    pub(super) fn feat<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+    ) {
+        let mask = self.facts;
+        self.send(ctx, |w| {
+            // Short enough never to be cut: whole lines as they go out.
+            w.first(R::SystemStatus, "Features:");
+            w.raw(b" EPRT\r\n EPSV\r\n MDTM\r\n MLST ");
+            for (name, bit) in facts::NAMES {
+                w.text(name).text(if mask & bit != 0 { "*;" } else { ";" });
+            }
+            w.raw(b"\r\n PASV\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n");
+            w.last(R::SystemStatus, "End");
+        });
+    }
+
+    pub(super) fn opts<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let (name, value) = split_word(arg.as_bytes());
+        if eq_ic(name, b"UTF8") || eq_ic(name, b"UTF-8") {
+            let value = trim_bytes(value);
+            if eq_ic(value, b"ON") || value.is_empty() {
+                self.say(ctx, R::Ok, "UTF8 mode is always on.");
+            } else {
+                self.say(
+                    ctx,
+                    R::ParameterNotImplemented,
+                    "UTF8 cannot be turned off.",
+                );
+            }
+        } else if eq_ic(name, b"MLST") {
+            let mut mask = 0;
+            for f in value.split(|&c| c == b';') {
+                for (n, bit) in facts::NAMES {
+                    if eq_ic(trim_bytes(f), n.as_bytes()) {
+                        mask |= bit;
+                    }
+                }
+            }
+            self.facts = mask;
+            self.send(ctx, |w| {
+                w.begin(R::Ok).text("MLST OPTS ");
+                for (name, bit) in facts::NAMES {
+                    if mask & bit != 0 {
+                        w.text(name).text(";");
+                    }
+                }
+                w.end()
+            });
+        } else {
+            self.say(ctx, R::ArgumentSyntaxError, "Option not understood.");
+        }
+    }
+
+    pub(super) fn help<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let arg = trim(arg);
+        if !arg.is_empty() {
+            if verb::implemented().any(|c| eq_ic(c, arg.as_bytes())) {
+                self.reply(ctx, R::Help, "\x02 is supported.", arg, 0);
+            } else if arg.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                // Never echo control characters (a terminal escape in a
+                // reply line): found by the network fuzzer.
+                self.say(ctx, R::NotImplemented, "Unknown command.");
+            } else {
+                self.reply(ctx, R::NotImplemented, "Unknown command \x02.", arg, 0);
+            }
+            return;
+        }
+        self.send(ctx, |w| {
+            // Short enough never to be cut: whole lines as they go out,
+            // twelve verbs a line.
+            w.first(R::Help, "The following commands are recognized:");
+            for (i, c) in verb::implemented().enumerate() {
+                w.raw(b" ").raw(c);
+                if i % 12 == 11 {
+                    w.raw(b"\r\n");
+                }
+            }
+            w.raw(b"\r\n");
+            w.last(R::Help, "Help OK.");
+        });
+    }
+
+    pub(super) fn site<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        if eq_ic(split_word(arg.as_bytes()).0, b"HELP") {
+            self.send(ctx, |w| {
+                w.first(R::Help, "SITE commands:");
+                w.cont("HELP");
+                w.last(R::Help, "End.");
+            });
+        } else {
+            self.say(ctx, R::ParameterNotImplemented, "Unknown SITE command.");
+        }
+    }
+
+    pub(super) fn stat<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) -> Handled {
+        if let Some(t) = &self.xfer {
+            let bytes = t.bytes;
+            self.reply(
+                ctx,
+                R::SystemStatus,
+                "Transfer in progress: \x04 bytes so far.",
+                "",
+                bytes,
+            );
+            return Handled::Done;
+        }
+        if arg.is_empty() {
+            let (peer, ty) = (
+                self.peer.ip(),
+                if self.ty == TransferType::Ascii {
+                    "ASCII"
+                } else {
+                    "BINARY"
+                },
+            );
+            let (open, max) = (ctx.sessions_open, ctx.config.max_sessions);
+            let files = ctx.fs.open_files();
+            let user = match self.account(ctx.config) {
+                Some((_, Some(a))) => a.user,
+                Some((Who::Anonymous, _)) => "anonymous",
+                _ => "(not logged in)",
+            };
+            self.send(ctx, |w| {
+                w.first(R::SystemStatus, "FTP server status:");
+                w.begin_cont().text("Connected to ").ip(peer).end();
+                w.begin_cont().fill("Logged in as \x01", user, 0).end();
+                w.begin_cont()
+                    .fill("TYPE: \x01, STRUcture: File, MODE: Stream", ty, 0)
+                    .end();
+                w.begin_cont()
+                    .fill("Sessions: \x04 of ", "", open as u64)
+                    .num(max as u64)
+                    .end();
+                w.begin_cont()
+                    .fill("Open files: \x04", "", files as u64)
+                    .end();
+                w.last(R::SystemStatus, "End of status.");
+            });
+            return Handled::Done;
+        }
+        let Some((v, s)) = self.resolve(ctx, skip_options(arg)) else {
+            return Handled::Done;
+        };
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(m) if m.kind == Kind::Dir => {
+                self.send(ctx, |w| {
+                    w.begin_first(R::FileStatus)
+                        .fill("Status of \x01:", v.as_str(), 0)
+                        .end()
+                });
+                self.aux = s;
+                self.xfer = Some(Transfer {
+                    op: Op::List {
+                        format: Format::List,
+                        index: 0,
+                    },
+                    sink: Sink::Control,
+                    draining: false,
+                    bytes: 0,
+                    last_progress: ctx.now,
+                });
+            }
+            Ok(m) => {
+                let (writable, utc) = (self.writable(ctx.config), ctx.utc.copied());
+                let name = v.file_name();
+                self.send(ctx, |w| {
+                    w.begin_first(R::FileStatus)
+                        .fill("Status of \x01:", v.as_str(), 0)
+                        .end();
+                    w.begin_cont();
+                    // Its CRLF is dropped as text; `end` ends the line.
+                    let start = w.len();
+                    list::write_list_line(w, name, &m, writable, utc.as_ref());
+                    w.drop_crlf_from(start);
+                    w.end();
+                    w.last(R::FileStatus, "End of status.");
+                });
+            }
+            Err(e) => self.fail(ctx, e),
+        }
+        Handled::Done
+    }
+}
