@@ -74,14 +74,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     ) {
         let mask = self.facts;
         self.send(ctx, |w| {
-            // Short enough never to be cut: whole lines as they go out.
-            w.first(R::SystemStatus, "Features:");
-            w.raw(b" EPRT\r\n EPSV\r\n MDTM\r\n MLST ");
+            // 211 (system status). Short enough never to be cut: the
+            // lines as they go out, the fixed ones as literals.
+            w.raw(b"211-Features:\r\n EPRT\r\n EPSV\r\n MDTM\r\n MLST ");
             for (name, bit) in facts::NAMES {
                 w.text(name).text(if mask & bit != 0 { "*;" } else { ";" });
             }
-            w.raw(b"\r\n PASV\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n");
-            w.last(R::SystemStatus, "End");
+            w.raw(b"\r\n PASV\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n211 End\r\n");
         });
     }
 
@@ -145,17 +144,16 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return;
         }
         self.send(ctx, |w| {
-            // Short enough never to be cut: whole lines as they go out,
-            // twelve verbs a line.
-            w.first(R::Help, "The following commands are recognized:");
+            // 214 (help). Short enough never to be cut: the lines as they
+            // go out, twelve verbs a line.
+            w.raw(b"214-The following commands are recognized:\r\n");
             for (i, c) in verb::implemented().enumerate() {
                 w.raw(b" ").raw(c);
                 if i % 12 == 11 {
                     w.raw(b"\r\n");
                 }
             }
-            w.raw(b"\r\n");
-            w.last(R::Help, "Help OK.");
+            w.raw(b"\r\n214 Help OK.\r\n");
         });
     }
 
@@ -166,9 +164,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     ) {
         if eq_ic(split_word(arg.as_bytes()).0, b"HELP") {
             self.send(ctx, |w| {
-                w.first(R::Help, "SITE commands:");
-                w.cont("HELP");
-                w.last(R::Help, "End.");
+                // 214 (help), as it goes out.
+                w.raw(b"214-SITE commands:\r\n HELP\r\n214 End.\r\n");
             });
         } else {
             self.say(ctx, R::ParameterNotImplemented, "Unknown SITE command.");
