@@ -205,18 +205,19 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 _ => "(not logged in)",
             };
             self.send(ctx, |w| {
-                w.first(R::SystemStatus, "FTP server status:");
-                w.begin_cont().text("Connected to ").ip(peer).end();
-                w.begin_cont().fill("Logged in as \x01", user, 0).end();
-                w.begin_cont()
-                    .fill("TYPE: \x01, STRUcture: File, MODE: Stream", ty, 0)
-                    .end();
-                w.begin_cont()
-                    .fill("Sessions: \x04 of ", "", open as u64)
-                    .num(max as u64)
-                    .end();
-                w.begin_cont()
-                    .fill("Open files: \x04", "", files as u64)
+                // The lines before the last as one piece: cut (never run
+                // into the last line) only after a very long user name.
+                w.begin_first(R::SystemStatus)
+                    .raw(b"FTP server status:\r\n Connected to ")
+                    .ip(peer)
+                    .fill("\r\n Logged in as \x01\r\n TYPE: ", user, 0)
+                    .fill(
+                        "\x01, STRUcture: File, MODE: Stream\r\n Sessions: \x04 of ",
+                        ty,
+                        open as u64,
+                    )
+                    .fill("\x04\r\n Open files: ", "", max as u64)
+                    .num(files as u64)
                     .end();
                 w.last(R::SystemStatus, "End of status.");
             });

@@ -1381,3 +1381,46 @@ fn canonical_is_cores_to_canonical() {
         assert_eq!(super::canonical(ip), ip.to_canonical(), "{a}");
     }
 }
+
+#[test]
+fn stat_reply_is_exact() {
+    let mut t = T::login();
+    assert_eq!(
+        t.cmd("STAT"),
+        "211-FTP server status:\r\n Connected to 192.0.2.2\r\n Logged in as test\r\n \
+         TYPE: ASCII, STRUcture: File, MODE: Stream\r\n Sessions: 1 of 2\r\n \
+         Open files: 0\r\n211 End of status.\r\n"
+    );
+}
+
+#[test]
+fn stat_with_a_very_long_user_name_is_still_well_formed() {
+    // The lines before the last are written as one piece, cut at the
+    // writer's limit: the final line must still come whole.
+    let user: &'static str = Box::leak("u".repeat(480).into_boxed_str());
+    let accounts: &'static [Account<'static>] = Box::leak(Box::new([Account {
+        user,
+        pass: "p",
+        root: "/",
+        writable: false,
+    }]));
+    let mut t = T::with(
+        Config {
+            accounts,
+            ..config()
+        },
+        fixture(),
+    );
+    t.expect(&format!("USER {user}"), "331 ");
+    t.expect("PASS p", "230 ");
+    let r = t.cmd("STAT");
+    assert!(r.starts_with("211-FTP server status:\r\n"), "{r}");
+    assert!(r.ends_with("\r\n211 End of status.\r\n"), "{r}");
+    for line in r.split_terminator("\r\n").skip(1) {
+        assert!(
+            line.starts_with(' ') || line == "211 End of status.",
+            "{line:?}"
+        );
+        assert!(!line.contains('\r') && !line.contains('\n'));
+    }
+}
