@@ -227,31 +227,18 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return Handled::Done;
         };
         match ctx.fs.metadata(s.as_str()) {
-            Ok(m) if m.kind == Kind::Dir => {
-                self.send(ctx, |w| {
-                    w.begin_first(R::FileStatus)
-                        .fill("Status of \x01:", v.as_str(), 0)
-                        .end()
-                });
-                self.aux = s;
-                self.xfer = Some(Transfer {
-                    op: Op::List {
-                        format: Format::List,
-                        index: 0,
-                    },
-                    sink: Sink::Control,
-                    draining: false,
-                    bytes: 0,
-                    last_progress: ctx.now,
-                });
-            }
             Ok(m) => {
+                let dir = m.kind == Kind::Dir;
                 let (writable, utc) = (self.writable(ctx.config), ctx.utc.copied());
                 let name = v.file_name();
                 self.send(ctx, |w| {
                     w.begin_first(R::FileStatus)
                         .fill("Status of \x01:", v.as_str(), 0)
                         .end();
+                    if dir {
+                        // The listing follows from `step_transfer`.
+                        return;
+                    }
                     w.begin_cont();
                     // Its CRLF is dropped as text; `end` ends the line.
                     let start = w.len();
@@ -260,6 +247,19 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     w.end();
                     w.last(R::FileStatus, "End of status.");
                 });
+                if dir {
+                    self.aux = s;
+                    self.xfer = Some(Transfer {
+                        op: Op::List {
+                            format: Format::List,
+                            index: 0,
+                        },
+                        sink: Sink::Control,
+                        draining: false,
+                        bytes: 0,
+                        last_progress: ctx.now,
+                    });
+                }
             }
             Err(e) => self.fail(ctx, e),
         }
