@@ -66,6 +66,18 @@ pub fn write_list_line(
     writable: bool,
     now: Option<&DateTime>,
 ) {
+    write_list_columns(w, meta, writable, now);
+    w.raw(name.as_bytes()).raw(b"\r\n");
+}
+
+/// Writes the columns of a `LIST` line before the name, ending with the
+/// space before it.
+pub fn write_list_columns(
+    w: &mut Writer<'_>,
+    meta: &Metadata,
+    writable: bool,
+    now: Option<&DateTime>,
+) {
     let (perm, size) = match meta.kind {
         Kind::Dir => (if writable { "drwxr-xr-x" } else { "dr-xr-xr-x" }, 0),
         Kind::File => (
@@ -99,7 +111,7 @@ pub fn write_list_line(
     } else {
         w.raw(b" ").num_pad(u64::from(d.year), 4, b'0');
     }
-    w.raw(b" ").raw(name.as_bytes()).raw(b"\r\n");
+    w.raw(b" ");
 }
 
 /// Writes the facts of one MLSD/MLST entry, ending with `; ` (no name).
@@ -141,7 +153,7 @@ pub fn write_entry(
     mask: u8,
 ) {
     match format {
-        Format::List => return write_list_line(w, name, meta, writable, now),
+        Format::List => write_list_columns(w, meta, writable, now),
         Format::Nlst => {}
         Format::Mlsd => write_facts(w, meta, writable, mask),
     }
@@ -257,6 +269,14 @@ mod tests {
             )
         });
         assert_eq!(s, "type=dir; d\r\n");
+    }
+
+    #[test]
+    fn list_entry_is_the_columns_then_the_name() {
+        let s = line(|w| write_entry(w, Format::List, "f", &file(3), false, None, 0));
+        assert_eq!(s, "-r--r--r-- 1 ftp ftp            3 Mar  5  2024 f\r\n");
+        let c = line(|w| write_list_columns(w, &file(3), false, None));
+        assert_eq!(c, "-r--r--r-- 1 ftp ftp            3 Mar  5  2024 ");
     }
 
     #[test]

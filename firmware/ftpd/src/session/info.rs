@@ -240,11 +240,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         return;
                     }
                     w.begin_cont();
-                    // Its CRLF is dropped as text; `end` ends the line.
-                    let start = w.len();
-                    list::write_list_line(w, name, &m, writable, utc.as_ref());
-                    w.drop_crlf_from(start);
-                    w.end();
+                    list::write_list_columns(w, &m, writable, utc.as_ref());
+                    w.text(name).end();
                     w.last(R::FileStatus, "End of status.");
                 });
                 if dir {

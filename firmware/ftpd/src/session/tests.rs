@@ -1424,3 +1424,14 @@ fn stat_with_a_very_long_user_name_is_still_well_formed() {
         assert!(!line.contains('\r') && !line.contains('\n'));
     }
 }
+
+#[test]
+fn stat_of_a_file_is_exact() {
+    let mut t = T::login();
+    let r = t.cmd("STAT readme.txt");
+    assert_eq!(
+        r,
+        "213-Status of /readme.txt:\r\n -rw-r--r-- 1 ftp ftp           12 Jan  2  2024 readme.txt\r\n\
+         213 End of status.\r\n"
+    );
+}
