@@ -48,14 +48,16 @@ pub fn write_timeval(w: &mut Writer<'_>, d: &DateTime) {
 }
 
 /// Days since 1970-01-01 of a calendar date (for "within six months").
+/// The count of the civil calendar from March of year 0, over years
+/// shifted by 400 (one full cycle of leap years) so that every division
+/// is of a positive number.
 fn days(d: &DateTime) -> i32 {
-    let (y, m) = (i32::from(d.year), i32::from(d.month.clamp(1, 12)));
+    let (y, m) = (u32::from(d.year) + 400, u32::from(d.month.clamp(1, 12)));
     let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + i32::from(d.day.clamp(1, 31)) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let doy = (153 * m + 2) / 5 + u32::from(d.day.clamp(1, 31)) - 1;
+    let n = y * 365 + y / 4 - y / 100 + y / 400 + doy;
+    // 719 468: 0000-03-01 to 1970-01-01; 146 097: the 400 years added.
+    n as i32 - (719_468 + 146_097)
 }
 
 /// Writes one `LIST` line (with CRLF).
@@ -310,6 +312,36 @@ mod tests {
             }),
             11017
         );
+    }
+
+    /// The general proleptic Gregorian count (eras of 400 years, any
+    /// sign), as `days` was written before it was shifted to unsigned.
+    fn days_reference(d: &DateTime) -> i32 {
+        let (y, m) = (i32::from(d.year), i32::from(d.month.clamp(1, 12)));
+        let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * m + 2) / 5 + i32::from(d.day.clamp(1, 31)) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    #[test]
+    fn day_count_matches_the_general_formula() {
+        let years = (0..=2500).chain([9999, u16::MAX]);
+        for year in years {
+            for month in 0..=13 {
+                for day in [0, 1, 2, 15, 28, 29, 30, 31, 32, 255] {
+                    let d = DateTime {
+                        year,
+                        month,
+                        day,
+                        ..DATE
+                    };
+                    assert_eq!(days(&d), days_reference(&d), "{d:?}");
+                }
+            }
+        }
     }
 
     #[test]
