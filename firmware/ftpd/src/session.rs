@@ -563,6 +563,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     // ---- commands --------------------------------------------------------
 
     /// Reads and answers at most one command.
+    #[inline(never)]
     fn read_command<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
