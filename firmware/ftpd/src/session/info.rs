@@ -77,7 +77,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             // 211 (system status). Short enough never to be cut: the
             // lines as they go out, the fixed ones as literals.
             w.raw(b"211-Features:\r\n EPRT\r\n EPSV\r\n MDTM\r\n MLST ");
-            for (name, bit) in facts::NAMES {
+            for &(name, bit) in &facts::NAMES {
                 w.text(name).text(if mask & bit != 0 { "*;" } else { ";" });
             }
             w.raw(b"\r\n PASV\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n211 End\r\n");
@@ -104,7 +104,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         } else if eq_ic(name, b"MLST") {
             let mut mask = 0;
             for f in value.split(|&c| c == b';') {
-                for (n, bit) in facts::NAMES {
+                for &(n, bit) in &facts::NAMES {
                     if eq_ic(trim_bytes(f), n.as_bytes()) {
                         mask |= bit;
                     }
@@ -113,7 +113,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             self.facts = mask;
             self.send(ctx, |w| {
                 w.begin(R::Ok).text("MLST OPTS ");
-                for (name, bit) in facts::NAMES {
+                for &(name, bit) in &facts::NAMES {
                     if mask & bit != 0 {
                         w.text(name).text(";");
                     }
