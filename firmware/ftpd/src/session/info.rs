@@ -51,14 +51,15 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         match ctx.fs.metadata(s.as_str()) {
             Ok(m) => {
                 let (writable, mask) = (self.writable(ctx.config), self.facts);
+                let path = v.as_str();
                 self.send(ctx, |w| {
                     w.begin_first(R::FileActionOk)
                         .text("Listing ")
-                        .text(v.as_str())
+                        .text(path)
                         .end();
                     w.begin_cont();
                     list::write_facts(w, &m, writable, mask);
-                    w.text(v.as_str()).end();
+                    w.text(path).end();
                     w.last(R::FileActionOk, "End.");
                 });
             }
