@@ -113,13 +113,14 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
             self.facts = mask;
             self.send(ctx, |w| {
-                w.begin(R::Ok).text("MLST OPTS ");
+                // 200 (ok), short enough never to be cut.
+                w.raw(b"200 MLST OPTS ");
                 for &(name, bit) in &facts::NAMES {
                     if mask & bit != 0 {
                         w.text(name).text(";");
                     }
                 }
-                w.end()
+                w.raw(b"\r\n");
             });
         } else {
             self.say(ctx, R::ArgumentSyntaxError, "Option not understood.");
