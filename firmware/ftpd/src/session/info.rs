@@ -104,12 +104,19 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
         } else if eq_ic(name, b"MLST") {
             let mut mask = 0;
-            for f in value.split(|&c| c == b';') {
+            // The facts between `;`s, trimmed.
+            let mut rest = Some(value);
+            while let Some(r) = rest {
+                let (f, more) = match r.iter().position(|&c| c == b';') {
+                    Some(i) => (&r[..i], r.get(i + 1..)),
+                    None => (r, None),
+                };
                 for &(n, bit) in &facts::NAMES {
                     if eq_ic(trim_bytes(f), n.as_bytes()) {
                         mask |= bit;
                     }
                 }
+                rest = more;
             }
             self.facts = mask;
             self.send(ctx, |w| {

@@ -1435,3 +1435,14 @@ fn stat_of_a_file_is_exact() {
          213 End of status.\r\n"
     );
 }
+
+#[test]
+fn opts_mlst_takes_trimmed_facts_in_any_case_between_semicolons() {
+    let mut t = T::login();
+    assert_eq!(
+        t.cmd("OPTS MLST  Size ; MODIFY;;bogus;perm"),
+        "200 MLST OPTS size;modify;perm;\r\n"
+    );
+    assert_eq!(t.cmd("OPTS MLST ;"), "200 MLST OPTS \r\n");
+    assert_eq!(t.cmd("OPTS MLST type"), "200 MLST OPTS type;\r\n");
+}
