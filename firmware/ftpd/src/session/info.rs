@@ -198,14 +198,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return Handled::Done;
         }
         if arg.is_empty() {
-            let (peer, ty) = (
-                self.peer.ip(),
-                if self.ty == TransferType::Ascii {
-                    "ASCII"
-                } else {
-                    "BINARY"
-                },
-            );
             let (open, max) = (ctx.sessions_open, ctx.config.max_sessions);
             let files = ctx.fs.open_files();
             let user = match self.account(ctx.config) {
@@ -218,11 +210,15 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 // into the last line) only after a very long user name.
                 w.begin_first(R::SystemStatus)
                     .raw(b"FTP server status:\r\n Connected to ")
-                    .ip(peer)
+                    .ip(self.peer.ip())
                     .fill("\r\n Logged in as \x01\r\n TYPE: ", user, 0)
                     .fill(
                         "\x01, STRUcture: File, MODE: Stream\r\n Sessions: \x04 of ",
-                        ty,
+                        if self.ty == TransferType::Ascii {
+                            "ASCII"
+                        } else {
+                            "BINARY"
+                        },
                         open as u64,
                     )
                     .fill("\x04\r\n Open files: ", "", max as u64)
