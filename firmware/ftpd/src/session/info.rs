@@ -50,7 +50,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         match ctx.fs.metadata(s.as_str()) {
             Ok(m) => {
-                let (writable, mask) = (self.writable(ctx.config), self.facts);
+                let writable = self.writable(ctx.config);
                 let path = v.as_str();
                 self.send(ctx, |w| {
                     w.begin_first(R::FileActionOk)
@@ -58,7 +58,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         .text(path)
                         .end();
                     w.begin_cont();
-                    list::write_facts(w, &m, writable, mask);
+                    list::write_facts(w, &m, writable, self.facts);
                     w.text(path).end();
                     w.last(R::FileActionOk, "End.");
                 });
@@ -235,7 +235,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Ok(m) => {
                 let dir = m.kind == Kind::Dir;
                 let (writable, utc) = (self.writable(ctx.config), ctx.utc.copied());
-                let name = v.file_name();
                 self.send(ctx, |w| {
                     w.begin_first(R::FileStatus)
                         .fill("Status of \x01:", v.as_str(), 0)
@@ -246,7 +245,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     }
                     w.begin_cont();
                     list::write_list_columns(w, &m, writable, utc.as_ref());
-                    w.text(name).end();
+                    w.text(v.file_name()).end();
                     w.last(R::FileStatus, "End of status.");
                 });
                 if dir {
