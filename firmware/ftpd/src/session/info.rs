@@ -234,7 +234,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         match ctx.fs.metadata(s.as_str()) {
             Ok(m) => {
                 let dir = m.kind == Kind::Dir;
-                let (writable, utc) = (self.writable(ctx.config), ctx.utc.copied());
+                let (writable, utc) = (self.writable(ctx.config), ctx.utc);
                 self.send(ctx, |w| {
                     w.begin_first(R::FileStatus)
                         .fill("Status of \x01:", v.as_str(), 0)
@@ -244,7 +244,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         return;
                     }
                     w.begin_cont();
-                    list::write_list_columns(w, &m, writable, utc.as_ref());
+                    list::write_list_columns(w, &m, writable, utc);
                     w.text(v.file_name()).end();
                     w.last(R::FileStatus, "End of status.");
                 });
