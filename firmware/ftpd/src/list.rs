@@ -87,11 +87,13 @@ pub fn write_list_columns(
             meta.size,
         ),
     };
-    let d = meta.modified.unwrap_or(DateTime {
+    let d = meta.modified.as_ref().unwrap_or(&DateTime {
         year: 1980,
         month: 1,
         day: 1,
-        ..DateTime::default()
+        hour: 0,
+        minute: 0,
+        second: 0,
     });
     let m = 3 * (usize::from(d.month.clamp(1, 12)) - 1);
     w.raw(perm.as_bytes())
@@ -103,7 +105,7 @@ pub fn write_list_columns(
         .num_pad(u64::from(d.day), 2, b' ')
         .raw(b" ");
     let recent = now.is_some_and(|n| {
-        let age = days(n) - days(&d);
+        let age = days(n) - days(d);
         (-1..183).contains(&age)
     });
     if recent {
