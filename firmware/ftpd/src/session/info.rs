@@ -156,9 +156,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             // 214 (help). Short enough never to be cut: the lines as they
             // go out, twelve verbs a line.
             w.raw(b"214-The following commands are recognized:\r\n");
-            for (i, c) in verb::implemented().enumerate() {
+            let mut n = 0;
+            for c in verb::implemented() {
                 w.raw(b" ").raw(c);
-                if i % 12 == 11 {
+                n += 1;
+                if n == 12 {
+                    n = 0;
                     w.raw(b"\r\n");
                 }
             }

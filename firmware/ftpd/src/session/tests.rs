@@ -1446,3 +1446,23 @@ fn opts_mlst_takes_trimmed_facts_in_any_case_between_semicolons() {
     assert_eq!(t.cmd("OPTS MLST ;"), "200 MLST OPTS \r\n");
     assert_eq!(t.cmd("OPTS MLST type"), "200 MLST OPTS type;\r\n");
 }
+
+#[test]
+fn help_lists_the_implemented_verbs_twelve_a_line() {
+    let mut t = T::new();
+    let r = t.cmd("HELP");
+    let lines: Vec<&str> = r.split_terminator("\r\n").collect();
+    assert_eq!(lines[0], "214-The following commands are recognized:");
+    assert_eq!(*lines.last().unwrap(), "214 Help OK.");
+    let body = &lines[1..lines.len() - 1];
+    assert_eq!(body.len(), 4, "{r}");
+    assert_eq!(
+        body[0],
+        " ABOR ACCT ALLO APPE CDUP CLNT CWD DELE EPRT EPSV FEAT HELP"
+    );
+    for (i, l) in body.iter().enumerate() {
+        let n = l.split(' ').skip(1).count();
+        assert_eq!(n, if i < 3 { 12 } else { 10 }, "{l:?}");
+    }
+    assert!(r.ends_with(" XPWD XRMD\r\n214 Help OK.\r\n"), "{r}");
+}
