@@ -48,20 +48,34 @@ pub fn write_timeval(w: &mut Writer<'_>, d: &DateTime) {
 }
 
 /// Days since 1970-01-01 of a calendar date (for "within six months").
+/// The count of the civil calendar from March of year 0, over years
+/// shifted by 400 (one full cycle of leap years) so that every division
+/// is of a positive number.
 fn days(d: &DateTime) -> i32 {
-    let (y, m) = (i32::from(d.year), i32::from(d.month.clamp(1, 12)));
+    let (y, m) = (u32::from(d.year) + 400, u32::from(d.month.clamp(1, 12)));
     let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + i32::from(d.day.clamp(1, 31)) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let doy = (153 * m + 2) / 5 + u32::from(d.day.clamp(1, 31)) - 1;
+    let n = y * 365 + y / 4 - y / 100 + y / 400 + doy;
+    // 719 468: 0000-03-01 to 1970-01-01; 146 097: the 400 years added.
+    n as i32 - (719_468 + 146_097)
 }
 
 /// Writes one `LIST` line (with CRLF).
 pub fn write_list_line(
     w: &mut Writer<'_>,
     name: &str,
+    meta: &Metadata,
+    writable: bool,
+    now: Option<&DateTime>,
+) {
+    write_list_columns(w, meta, writable, now);
+    w.raw(name.as_bytes()).raw(b"\r\n");
+}
+
+/// Writes the columns of a `LIST` line before the name, ending with the
+/// space before it.
+pub fn write_list_columns(
+    w: &mut Writer<'_>,
     meta: &Metadata,
     writable: bool,
     now: Option<&DateTime>,
@@ -73,11 +87,13 @@ pub fn write_list_line(
             meta.size,
         ),
     };
-    let d = meta.modified.unwrap_or(DateTime {
+    let d = meta.modified.as_ref().unwrap_or(&DateTime {
         year: 1980,
         month: 1,
         day: 1,
-        ..DateTime::default()
+        hour: 0,
+        minute: 0,
+        second: 0,
     });
     let m = 3 * (usize::from(d.month.clamp(1, 12)) - 1);
     w.raw(perm.as_bytes())
@@ -89,7 +105,7 @@ pub fn write_list_line(
         .num_pad(u64::from(d.day), 2, b' ')
         .raw(b" ");
     let recent = now.is_some_and(|n| {
-        let age = days(n) - days(&d);
+        let age = days(n) - days(d);
         (-1..183).contains(&age)
     });
     if recent {
@@ -99,7 +115,7 @@ pub fn write_list_line(
     } else {
         w.raw(b" ").num_pad(u64::from(d.year), 4, b'0');
     }
-    w.raw(b" ").raw(name.as_bytes()).raw(b"\r\n");
+    w.raw(b" ");
 }
 
 /// Writes the facts of one MLSD/MLST entry, ending with `; ` (no name).
@@ -141,7 +157,7 @@ pub fn write_entry(
     mask: u8,
 ) {
     match format {
-        Format::List => return write_list_line(w, name, meta, writable, now),
+        Format::List => write_list_columns(w, meta, writable, now),
         Format::Nlst => {}
         Format::Mlsd => write_facts(w, meta, writable, mask),
     }
@@ -260,6 +276,14 @@ mod tests {
     }
 
     #[test]
+    fn list_entry_is_the_columns_then_the_name() {
+        let s = line(|w| write_entry(w, Format::List, "f", &file(3), false, None, 0));
+        assert_eq!(s, "-r--r--r-- 1 ftp ftp            3 Mar  5  2024 f\r\n");
+        let c = line(|w| write_list_columns(w, &file(3), false, None));
+        assert_eq!(c, "-r--r--r-- 1 ftp ftp            3 Mar  5  2024 ");
+    }
+
+    #[test]
     fn nlst_is_names_only() {
         let s = line(|w| write_entry(w, Format::Nlst, "x y", &file(1), true, None, 0));
         assert_eq!(s, "x y\r\n");
@@ -290,6 +314,36 @@ mod tests {
             }),
             11017
         );
+    }
+
+    /// The general proleptic Gregorian count (eras of 400 years, any
+    /// sign), as `days` was written before it was shifted to unsigned.
+    fn days_reference(d: &DateTime) -> i32 {
+        let (y, m) = (i32::from(d.year), i32::from(d.month.clamp(1, 12)));
+        let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * m + 2) / 5 + i32::from(d.day.clamp(1, 31)) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    #[test]
+    fn day_count_matches_the_general_formula() {
+        let years = (0..=2500).chain([9999, u16::MAX]);
+        for year in years {
+            for month in 0..=13 {
+                for day in [0, 1, 2, 15, 28, 29, 30, 31, 32, 255] {
+                    let d = DateTime {
+                        year,
+                        month,
+                        day,
+                        ..DATE
+                    };
+                    assert_eq!(days(&d), days_reference(&d), "{d:?}");
+                }
+            }
+        }
     }
 
     #[test]

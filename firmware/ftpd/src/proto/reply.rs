@@ -298,25 +298,22 @@ impl<'b> Writer<'b> {
     /// hex, the longest run of two or more zero groups as `::`, IPv4-mapped
     /// addresses as `::ffff:a.b.c.d`).
     pub fn ip(&mut self, ip: IpAddr) -> &mut Self {
-        let v6 = match ip {
+        let o = match ip {
             IpAddr::V4(v4) => return self.ipv4(v4),
-            IpAddr::V6(v6) => v6,
+            IpAddr::V6(v6) => v6.octets(),
         };
-        if let Some(v4) = v6.to_ipv4_mapped() {
-            return self.raw(b"::ffff:").ipv4(v4);
+        let group = |i: usize| u16::from(o[2 * i]) << 8 | u16::from(o[2 * i + 1]);
+        if (0..5).all(|i| group(i) == 0) && group(5) == 0xffff {
+            return self.raw(b"::ffff:").decimals(&o[12..], b'.');
         }
-        let g = v6.segments();
-        // The first longest run of zero groups.
-        let (mut start, mut len, mut run) = (0, 0, 0);
-        for (i, &s) in g.iter().enumerate() {
-            run = if s == 0 { run + 1 } else { 0 };
+        // The first longest run of two or more zero groups (none: start 8).
+        let (mut start, mut len, mut run) = (8, 1, 0);
+        for i in 0..8 {
+            run = if group(i) == 0 { run + 1 } else { 0 };
             if run > len {
                 len = run;
                 start = i + 1 - run;
             }
-        }
-        if len < 2 {
-            start = 8;
         }
         let mut i = 0;
         while i < 8 {
@@ -326,23 +323,21 @@ impl<'b> Writer<'b> {
                 continue;
             }
             if i > 0 && i != start + len {
-                self.raw(b":");
+                self.push(b':');
             }
-            self.hex(g[i]);
+            // Lower-case hex without leading zeros.
+            let v = group(i);
+            let mut shift = (16 - v.leading_zeros()).saturating_sub(1) / 4 * 4;
+            loop {
+                self.push(b"0123456789abcdef"[usize::from(v >> shift & 0xf)]);
+                if shift == 0 {
+                    break;
+                }
+                shift -= 4;
+            }
             i += 1;
         }
         self
-    }
-
-    fn hex(&mut self, v: u16) {
-        let mut started = false;
-        for shift in [12, 8, 4, 0] {
-            let d = (v >> shift) & 0xf;
-            if d != 0 || started || shift == 0 {
-                started = true;
-                self.push(b"0123456789abcdef"[usize::from(d)]);
-            }
-        }
     }
 
     fn code(&mut self, code: ReplyCode, sep: u8, limit: usize) -> &mut Self {
@@ -580,6 +575,27 @@ mod tests {
                 }),
                 std::format!("{ip}")
             );
+        }
+    }
+
+    #[test]
+    fn ipv6_groups_of_every_width_print_as_core_prints_them() {
+        use core::net::Ipv6Addr;
+        let widths = [0, 1, 0xf, 0x10, 0xab, 0xff, 0x100, 0xfff, 0x1000, 0xffff];
+        for (k, &v) in widths.iter().enumerate() {
+            for at in 0..8 {
+                let mut g = [0u16; 8];
+                g[at] = v;
+                g[(at + 3) % 8] = widths[(k + 1) % widths.len()];
+                g[(at + 5) % 8] = 0xffff;
+                let ip = IpAddr::V6(Ipv6Addr::from(g));
+                assert_eq!(
+                    text(|w| {
+                        w.ip(ip);
+                    }),
+                    std::format!("{ip}")
+                );
+            }
         }
     }
 

@@ -1471,3 +1471,88 @@ fn crlf_conversion_carries_a_cr_across_chunks() {
     assert_eq!(&buf[..n], b"x\ny\rz");
     assert!(cr, "a CR at the end waits for the next chunk");
 }
+
+#[test]
+fn stat_reply_is_exact() {
+    let mut t = T::login();
+    assert_eq!(
+        t.cmd("STAT"),
+        "211-FTP server status:\r\n Connected to 192.0.2.2\r\n Logged in as test\r\n \
+         TYPE: ASCII, STRUcture: File, MODE: Stream\r\n Sessions: 1 of 2\r\n \
+         Open files: 0\r\n211 End of status.\r\n"
+    );
+}
+
+#[test]
+fn stat_with_a_very_long_user_name_is_still_well_formed() {
+    // The lines before the last are written as one piece, cut at the
+    // writer's limit: the final line must still come whole.
+    let user: &'static str = Box::leak("u".repeat(480).into_boxed_str());
+    let accounts: &'static [Account<'static>] = Box::leak(Box::new([Account {
+        user,
+        pass: "p",
+        root: "/",
+        writable: false,
+    }]));
+    let mut t = T::with(
+        Config {
+            accounts,
+            ..config()
+        },
+        fixture(),
+    );
+    t.expect(&format!("USER {user}"), "331 ");
+    t.expect("PASS p", "230 ");
+    let r = t.cmd("STAT");
+    assert!(r.starts_with("211-FTP server status:\r\n"), "{r}");
+    assert!(r.ends_with("\r\n211 End of status.\r\n"), "{r}");
+    for line in r.split_terminator("\r\n").skip(1) {
+        assert!(
+            line.starts_with(' ') || line == "211 End of status.",
+            "{line:?}"
+        );
+        assert!(!line.contains('\r') && !line.contains('\n'));
+    }
+}
+
+#[test]
+fn stat_of_a_file_is_exact() {
+    let mut t = T::login();
+    let r = t.cmd("STAT readme.txt");
+    assert_eq!(
+        r,
+        "213-Status of /readme.txt:\r\n -rw-r--r-- 1 ftp ftp           12 Jan  2  2024 readme.txt\r\n\
+         213 End of status.\r\n"
+    );
+}
+
+#[test]
+fn opts_mlst_takes_trimmed_facts_in_any_case_between_semicolons() {
+    let mut t = T::login();
+    assert_eq!(
+        t.cmd("OPTS MLST  Size ; MODIFY;;bogus;perm"),
+        "200 MLST OPTS size;modify;perm;\r\n"
+    );
+    assert_eq!(t.cmd("OPTS MLST ;"), "200 MLST OPTS \r\n");
+    assert_eq!(t.cmd("OPTS MLST type"), "200 MLST OPTS type;\r\n");
+}
+
+#[test]
+fn help_lists_the_implemented_verbs_twelve_a_line() {
+    let mut t = T::new();
+    let r = t.cmd("HELP");
+    let lines: Vec<&str> = r.split_terminator("\r\n").collect();
+    assert_eq!(lines[0], "214-The following commands are recognized:");
+    assert_eq!(*lines.last().unwrap(), "214 Help OK.");
+    let body = &lines[1..lines.len() - 1];
+    assert_eq!(body.len(), 4, "{r}");
+    assert_eq!(
+        body[0],
+        " ABOR ACCT ALLO APPE CDUP CLNT CWD DELE EPRT EPSV FEAT HELP"
+    );
+    for (i, l) in body.iter().enumerate() {
+        let n = l.split(' ').skip(1).count();
+        assert_eq!(n, if i < 3 { 12 } else { 10 }, "{l:?}");
+    }
+    assert!(r.ends_with(" XPWD XRMD\r\n214 Help OK.\r\n"), "{r}");
+}

@@ -1,0 +1,272 @@
+//! The information commands: SIZE, MDTM, MLST, FEAT, OPTS, HELP, SITE and
+//! STAT (a child module of `session`, so it sees the session's fields).
+
+use super::*;
+
+impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
+    pub(super) fn size<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let Some((_, s)) = self.resolve(ctx, arg) else {
+            return;
+        };
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(m) if m.kind == Kind::File => self.reply(ctx, R::FileStatus, "\x04", "", m.size),
+            Ok(_) => self.say(ctx, R::FileUnavailable, "Not a regular file."),
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    pub(super) fn mdtm<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let Some((_, s)) = self.resolve(ctx, arg) else {
+            return;
+        };
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(m) if m.kind == Kind::File => match m.modified {
+                Some(t) => self.send(ctx, |w| {
+                    list::write_timeval(w.begin(R::FileStatus), &t);
+                    w.end()
+                }),
+                None => self.say(ctx, R::FileUnavailable, "Modification time unknown."),
+            },
+            Ok(_) => self.say(ctx, R::FileUnavailable, "Not a regular file."),
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    pub(super) fn mlst<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let Some((v, s)) = self.resolve(ctx, arg) else {
+            return;
+        };
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(m) => {
+                let writable = self.writable(ctx.config);
+                let path = v.as_str();
+                self.send(ctx, |w| {
+                    w.begin_first(R::FileActionOk)
+                        .text("Listing ")
+                        .text(path)
+                        .end();
+                    w.begin_cont();
+                    list::write_facts(w, &m, writable, self.facts);
+                    w.text(path).end();
+                    w.last(R::FileActionOk, "End.");
+                });
+            }
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    // ---- information ---------------------------------------------------------
+
+    pub(super) fn feat<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+    ) {
+        let mask = self.facts;
+        self.send(ctx, |w| {
+            // 211 (system status). Short enough never to be cut: the
+            // lines as they go out, the fixed ones as literals.
+            w.raw(b"211-Features:\r\n EPRT\r\n EPSV\r\n MDTM\r\n MLST ");
+            for &(name, bit) in &facts::NAMES {
+                w.text(name).text(if mask & bit != 0 { "*;" } else { ";" });
+            }
+            w.raw(b"\r\n PASV\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n211 End\r\n");
+        });
+    }
+
+    pub(super) fn opts<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let (name, value) = split_word(arg.as_bytes());
+        if eq_ic(name, b"UTF8") || eq_ic(name, b"UTF-8") {
+            let value = trim_bytes(value);
+            if eq_ic(value, b"ON") || value.is_empty() {
+                self.say(ctx, R::Ok, "UTF8 mode is always on.");
+            } else {
+                self.say(
+                    ctx,
+                    R::ParameterNotImplemented,
+                    "UTF8 cannot be turned off.",
+                );
+            }
+        } else if eq_ic(name, b"MLST") {
+            let mut mask = 0;
+            // The facts between `;`s, trimmed.
+            let mut rest = Some(value);
+            while let Some(r) = rest {
+                let (f, more) = match r.iter().position(|&c| c == b';') {
+                    Some(i) => (&r[..i], r.get(i + 1..)),
+                    None => (r, None),
+                };
+                for &(n, bit) in &facts::NAMES {
+                    if eq_ic(trim_bytes(f), n.as_bytes()) {
+                        mask |= bit;
+                    }
+                }
+                rest = more;
+            }
+            self.facts = mask;
+            self.send(ctx, |w| {
+                // 200 (ok), short enough never to be cut.
+                w.raw(b"200 MLST OPTS ");
+                for &(name, bit) in &facts::NAMES {
+                    if mask & bit != 0 {
+                        w.text(name).text(";");
+                    }
+                }
+                w.raw(b"\r\n");
+            });
+        } else {
+            self.say(ctx, R::ArgumentSyntaxError, "Option not understood.");
+        }
+    }
+
+    pub(super) fn help<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        let arg = trim(arg);
+        if !arg.is_empty() {
+            if verb::implemented().any(|c| eq_ic(c, arg.as_bytes())) {
+                self.reply(ctx, R::Help, "\x02 is supported.", arg, 0);
+            } else if arg.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                // Never echo control characters (a terminal escape in a
+                // reply line): found by the network fuzzer.
+                self.say(ctx, R::NotImplemented, "Unknown command.");
+            } else {
+                self.reply(ctx, R::NotImplemented, "Unknown command \x02.", arg, 0);
+            }
+            return;
+        }
+        self.send(ctx, |w| {
+            // 214 (help). Short enough never to be cut: the lines as they
+            // go out, twelve verbs a line.
+            w.raw(b"214-The following commands are recognized:\r\n");
+            let mut n = 0;
+            for c in verb::implemented() {
+                w.raw(b" ").raw(c);
+                n += 1;
+                if n == 12 {
+                    n = 0;
+                    w.raw(b"\r\n");
+                }
+            }
+            w.raw(b"\r\n214 Help OK.\r\n");
+        });
+    }
+
+    pub(super) fn site<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) {
+        if eq_ic(split_word(arg.as_bytes()).0, b"HELP") {
+            self.send(ctx, |w| {
+                // 214 (help), as it goes out.
+                w.raw(b"214-SITE commands:\r\n HELP\r\n214 End.\r\n");
+            });
+        } else {
+            self.say(ctx, R::ParameterNotImplemented, "Unknown SITE command.");
+        }
+    }
+
+    pub(super) fn stat<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        arg: &str,
+    ) -> Handled {
+        if let Some(t) = &self.xfer {
+            let bytes = t.bytes;
+            self.reply(
+                ctx,
+                R::SystemStatus,
+                "Transfer in progress: \x04 bytes so far.",
+                "",
+                bytes,
+            );
+            return Handled::Done;
+        }
+        if arg.is_empty() {
+            let (open, max) = (ctx.sessions_open, ctx.config.max_sessions);
+            let files = ctx.fs.open_files();
+            let user = match self.account(ctx.config) {
+                Some((_, Some(a))) => a.user,
+                Some((Who::Anonymous, _)) => "anonymous",
+                _ => "(not logged in)",
+            };
+            self.send(ctx, |w| {
+                // The lines before the last as one piece: cut (never run
+                // into the last line) only after a very long user name.
+                w.begin_first(R::SystemStatus)
+                    .raw(b"FTP server status:\r\n Connected to ")
+                    .ip(self.peer.ip())
+                    .fill("\r\n Logged in as \x01\r\n TYPE: ", user, 0)
+                    .fill(
+                        "\x01, STRUcture: File, MODE: Stream\r\n Sessions: \x04 of ",
+                        if self.ty == TransferType::Ascii {
+                            "ASCII"
+                        } else {
+                            "BINARY"
+                        },
+                        open as u64,
+                    )
+                    .fill("\x04\r\n Open files: ", "", max as u64)
+                    .num(files as u64)
+                    .end();
+                w.last(R::SystemStatus, "End of status.");
+            });
+            return Handled::Done;
+        }
+        let Some((v, s)) = self.resolve(ctx, skip_options(arg)) else {
+            return Handled::Done;
+        };
+        match ctx.fs.metadata(s.as_str()) {
+            Ok(m) => {
+                let dir = m.kind == Kind::Dir;
+                let (writable, utc) = (self.writable(ctx.config), ctx.utc);
+                self.send(ctx, |w| {
+                    w.begin_first(R::FileStatus)
+                        .fill("Status of \x01:", v.as_str(), 0)
+                        .end();
+                    if dir {
+                        // The listing follows from `step_transfer`.
+                        return;
+                    }
+                    w.begin_cont();
+                    list::write_list_columns(w, &m, writable, utc);
+                    w.text(v.file_name()).end();
+                    w.last(R::FileStatus, "End of status.");
+                });
+                if dir {
+                    self.aux = s;
+                    self.xfer = Some(Transfer {
+                        op: Op::List {
+                            format: Format::List,
+                            index: 0,
+                        },
+                        sink: Sink::Control,
+                        draining: false,
+                        bytes: 0,
+                        last_progress: ctx.now,
+                    });
+                }
+            }
+            Err(e) => self.fail(ctx, e),
+        }
+        Handled::Done
+    }
+}
