@@ -298,6 +298,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     }
 
     /// `code text` (a literal: no template markers).
+    #[inline(never)]
     fn say<N: Net<Socket = K>, S: Storage>(
         &self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -563,6 +564,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     // ---- commands --------------------------------------------------------
 
     /// Reads and answers at most one command.
+    #[inline(never)]
     fn read_command<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -775,8 +777,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.say(ctx, R::ServiceReady, "Service ready for new user.");
             }
             // A bare `CWD` (lftp) goes to the user's root.
-            CWD => self.cwd_to(ctx, if arg.is_empty() { "/" } else { arg }),
-            CDUP => self.cwd_to(ctx, ".."),
+            CWD => self.path_command(ctx, CWD, if arg.is_empty() { "/" } else { arg }),
+            CDUP => self.path_command(ctx, CWD, ".."),
             PWD => {
                 self.reply(
                     ctx,
@@ -786,13 +788,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     0,
                 );
             }
-            MKD => self.mkd(ctx, arg),
-            RMD => self.simple_write(ctx, arg, Modify::Rmd),
-            DELE => self.simple_write(ctx, arg, Modify::Dele),
-            RNFR => self.rnfr(ctx, arg),
+            MKD | RMD | DELE | RNFR => self.path_command(ctx, k, arg),
             RNTO => {
                 if was_rnfr {
-                    self.rnto(ctx, arg);
+                    self.path_command(ctx, k, arg);
                 } else {
                     self.say(ctx, R::BadSequence, "RNFR required first.");
                 }
@@ -950,36 +949,68 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         true
     }
 
-    /// The (virtual, storage) paths of a command that changes the tree:
-    /// read-only logins get `550`, unusable paths `553`, and the root itself
-    /// `root_error` (it can be neither created, removed nor renamed).
-    fn target_for_change<N: Net<Socket = K>, S: Storage<File = F>>(
+    /// CWD (and CDUP), MKD, RMD, DELE, RNFR and RNTO: resolve the path,
+    /// one storage call, one reply. The commands that change the tree need
+    /// a writable login (else `550`) and refuse the root itself (it can be
+    /// neither created, removed nor renamed); unusable paths get `553`.
+    fn path_command<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
-        arg: &str,
-        root_error: storage::Error,
-    ) -> Option<(PathBuf, PathBuf)> {
-        if self.deny(ctx) {
-            return None;
-        }
-        let (v, s) = self.resolve(ctx, arg)?;
-        if v.is_root() {
-            self.fail(ctx, root_error);
-            return None;
-        }
-        Some((v, s))
-    }
-
-    fn cwd_to<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
-        ctx: &mut Ctx<'_, '_, N, S>,
+        k: u8,
         arg: &str,
     ) {
+        use storage::Error as E;
+        use verb::*;
+        let change = k != CWD;
+        if change && self.deny(ctx) {
+            return;
+        }
         let Some((v, s)) = self.resolve(ctx, arg) else {
             return;
         };
-        match ctx.fs.metadata(s.as_str()) {
-            Ok(m) if m.kind == Kind::Dir => {
+        let s = s.as_str();
+        let done = if change && v.is_root() {
+            Err(if matches!(k, MKD | RNTO) {
+                E::AlreadyExists
+            } else {
+                E::PermissionDenied
+            })
+        } else {
+            match k {
+                MKD => ctx.fs.mkdir(s),
+                RMD => ctx.fs.rmdir(s),
+                DELE => ctx.fs.remove(s),
+                RNTO => self.rename_to(ctx, &v, s),
+                // CWD and RNFR: the path must exist (CWD: as a directory).
+                _ => match ctx.fs.metadata(s) {
+                    Ok(m) if k == RNFR || m.kind == Kind::Dir => Ok(()),
+                    Ok(_) => Err(E::NotADirectory),
+                    Err(e) => Err(e),
+                },
+            }
+        };
+        if let Err(e) = done {
+            return self.fail(ctx, e);
+        }
+        match k {
+            MKD => self.reply(ctx, R::PathCreated, "\x03 created.", v.as_str(), 0),
+            RMD => {
+                // Leaving a directory that no longer exists would strand the
+                // session: RMD of the working directory moves to its parent.
+                if is_within(&self.cwd, &v) {
+                    self.cwd = v;
+                    self.cwd.pop();
+                }
+                self.say(ctx, R::FileActionOk, "Directory removed.");
+            }
+            DELE => self.say(ctx, R::FileActionOk, "File deleted."),
+            RNFR => {
+                self.aux = v;
+                self.rnfr = true;
+                self.say(ctx, R::FileActionPending, "Ready for RNTO.");
+            }
+            RNTO => self.say(ctx, R::FileActionOk, "Rename successful."),
+            _ => {
                 self.cwd = v;
                 self.reply(
                     ctx,
@@ -989,97 +1020,26 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     0,
                 );
             }
-            Ok(_) => self.fail(ctx, storage::Error::NotADirectory),
-            Err(e) => self.fail(ctx, e),
         }
     }
 
-    fn mkd<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
+    /// RNTO's rename of the `RNFR` source (virtual path in `aux`) to `v`
+    /// (storage path `to`).
+    fn rename_to<N: Net<Socket = K>, S: Storage<File = F>>(
+        &self,
         ctx: &mut Ctx<'_, '_, N, S>,
-        arg: &str,
-    ) {
-        let Some((v, s)) = self.target_for_change(ctx, arg, storage::Error::AlreadyExists) else {
-            return;
-        };
-        match ctx.fs.mkdir(s.as_str()) {
-            Ok(()) => self.reply(ctx, R::PathCreated, "\x03 created.", v.as_str(), 0),
-            Err(e) => self.fail(ctx, e),
-        }
-    }
-
-    fn simple_write<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
-        ctx: &mut Ctx<'_, '_, N, S>,
-        arg: &str,
-        what: Modify,
-    ) {
-        let Some((v, s)) = self.target_for_change(ctx, arg, storage::Error::PermissionDenied)
-        else {
-            return;
-        };
-        let r = match what {
-            Modify::Rmd => ctx.fs.rmdir(s.as_str()),
-            Modify::Dele => ctx.fs.remove(s.as_str()),
-        };
-        match r {
-            Ok(()) => {
-                // Leaving a directory that no longer exists would strand the
-                // session: RMD of the working directory moves to its parent.
-                if what == Modify::Rmd && is_within(&self.cwd, &v) {
-                    self.cwd = v;
-                    self.cwd.pop();
-                }
-                let text = if what == Modify::Rmd {
-                    "Directory removed."
-                } else {
-                    "File deleted."
-                };
-                self.say(ctx, R::FileActionOk, text);
-            }
-            Err(e) => self.fail(ctx, e),
-        }
-    }
-
-    fn rnfr<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
-        ctx: &mut Ctx<'_, '_, N, S>,
-        arg: &str,
-    ) {
-        let Some((v, s)) = self.target_for_change(ctx, arg, storage::Error::PermissionDenied)
-        else {
-            return;
-        };
-        match ctx.fs.metadata(s.as_str()) {
-            Ok(_) => {
-                self.aux = v;
-                self.rnfr = true;
-                self.say(ctx, R::FileActionPending, "Ready for RNTO.");
-            }
-            Err(e) => self.fail(ctx, e),
-        }
-    }
-
-    fn rnto<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
-        ctx: &mut Ctx<'_, '_, N, S>,
-        arg: &str,
-    ) {
-        let Some((v, to)) = self.target_for_change(ctx, arg, storage::Error::AlreadyExists) else {
-            return;
-        };
+        v: &PathBuf,
+        to: &str,
+    ) -> storage::Result<()> {
         let root = self.root(ctx.config);
         let Ok(from) = path::to_storage(root, &self.aux) else {
-            return self.fail(ctx, storage::Error::NameTooLong);
+            return Err(storage::Error::NameTooLong);
         };
         // A directory cannot move into itself.
-        if is_within(&v, &self.aux) {
-            return self.fail(ctx, storage::Error::PermissionDenied);
+        if is_within(v, &self.aux) {
+            return Err(storage::Error::PermissionDenied);
         }
-        match ctx.fs.rename(from.as_str(), to.as_str()) {
-            Ok(()) => self.say(ctx, R::FileActionOk, "Rename successful."),
-            Err(e) => self.fail(ctx, e),
-        }
+        ctx.fs.rename(from.as_str(), to)
     }
 
     fn size<N: Net<Socket = K>, S: Storage<File = F>>(
@@ -1980,12 +1940,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Modify {
-    Rmd,
-    Dele,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

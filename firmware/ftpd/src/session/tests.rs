@@ -430,6 +430,20 @@ fn mkd_rmd() {
 }
 
 #[test]
+fn the_root_can_be_neither_created_removed_nor_renamed() {
+    let mut t = T::login();
+    t.expect("MKD /", "550 File exists.");
+    t.expect("RMD /", "550 Permission denied.");
+    t.expect("DELE ..", "550 Permission denied.");
+    t.expect("RNFR /", "550 Permission denied.");
+    t.expect("RNFR readme.txt", "350 Ready for RNTO.");
+    t.expect("RNTO /", "550 File exists.");
+    t.expect("RNFR sub", "350 Ready for RNTO.");
+    t.expect("RNTO sub/inner", "550 Permission denied.");
+    t.expect("CWD /", "250 Directory changed to /.");
+}
+
+#[test]
 fn rmd_of_the_working_directory_moves_up() {
     let mut t = T::login();
     t.expect("CWD empty", "250");
