@@ -348,13 +348,8 @@ impl<'b> Writer<'b> {
     fn code(&mut self, code: ReplyCode, sep: u8, limit: usize) -> &mut Self {
         self.mute = false;
         self.limit = self.buf.len();
-        let c = code.code();
-        self.raw(&[
-            b'0' + (c / 100) as u8,
-            b'0' + (c / 10 % 10) as u8,
-            b'0' + (c % 10) as u8,
-            sep,
-        ]);
+        // Every code has three digits.
+        self.num(u64::from(code.code())).push(sep);
         self.limit = limit;
         self
     }
