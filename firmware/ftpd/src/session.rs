@@ -194,6 +194,17 @@ const BEFORE_LOGIN: u64 = 1 << verb::USER
     | 1 << verb::CLNT
     | 1 << verb::NOT_IMPL;
 
+/// Whether verb kind `k` is in [`BEFORE_LOGIN`]; the set is looked at in
+/// 32-bit halves (a 64-bit shift by a variable calls a runtime routine).
+fn allowed_before_login(k: u8) -> bool {
+    let half = if k < 32 {
+        BEFORE_LOGIN as u32
+    } else {
+        (BEFORE_LOGIN >> 32) as u32
+    };
+    half >> (k & 31) & 1 != 0
+}
+
 /// A transfer's failure: `text (n bytes transferred)`.
 const TRANSFERRED: &str = "\x01 (\x04 bytes transferred)";
 
@@ -716,7 +727,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         if self.deferred_since.is_none() {
             self.log_line(line);
         }
-        if !matches!(self.login, Login::In(_)) && BEFORE_LOGIN & (1 << k) == 0 {
+        if !matches!(self.login, Login::In(_)) && !allowed_before_login(k) {
             self.say(ctx, R::NotLoggedIn, "Please login with USER and PASS.");
             return Handled::Done;
         }

@@ -1395,3 +1395,16 @@ fn canonical_is_cores_to_canonical() {
         assert_eq!(super::canonical(ip), ip.to_canonical(), "{a}");
     }
 }
+
+#[test]
+fn allowed_before_login_is_the_bit_set() {
+    for k in 0..64u8 {
+        assert_eq!(
+            super::allowed_before_login(k),
+            super::BEFORE_LOGIN & (1u64 << k) != 0,
+            "verb kind {k}"
+        );
+    }
+    assert!(super::allowed_before_login(crate::proto::command::CLNT));
+    assert!(!super::allowed_before_login(crate::proto::command::RETR));
+}
