@@ -692,10 +692,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.rnfr = false;
                 let (code, text) = match e {
                     ParseError::Unknown => (R::SyntaxError, "Unknown command."),
-                    ParseError::BadBytes => (R::SyntaxError, "Invalid characters in command."),
+                    ParseError::BadBytes => (R::SyntaxError, "Invalid characters."),
                     ParseError::MissingArgument => (R::ArgumentSyntaxError, "Missing argument."),
                     ParseError::UnexpectedArgument => {
-                        (R::ArgumentSyntaxError, "This command takes no argument.")
+                        (R::ArgumentSyntaxError, "No argument allowed.")
                     }
                     ParseError::BadArgument => (R::ArgumentSyntaxError, "Invalid argument."),
                     ParseError::UnsupportedParameter => {
@@ -817,15 +817,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             STOU => return self.store(ctx, "", StoreKind::Stou),
             REST => {
                 self.rest = t.num;
-                self.reply(
-                    ctx,
-                    R::FileActionPending,
-                    "Restarting at \x04. Send STOR or RETR.",
-                    "",
-                    t.num,
-                );
+                self.reply(ctx, R::FileActionPending, "Restarting at \x04.", "", t.num);
             }
-            ALLO => self.say(ctx, R::Ok, "ALLO command ok, no allocation needed."),
+            ALLO => self.say(ctx, R::Ok, "No allocation needed."),
             TYPE => {
                 self.ty = t.ty;
                 let name = if t.ty == TransferType::Ascii {
