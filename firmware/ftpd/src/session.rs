@@ -303,8 +303,16 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     ) {
         let mut w = Writer::new(&mut ctx.reply[..]);
         f(&mut w);
+        let len = w.len();
+        self.flush(ctx, len);
+    }
+
+    /// Hands the first `len` bytes of the reply buffer to the control
+    /// socket (one copy of this for every instance of [`Session::send`]).
+    #[inline(never)]
+    fn flush<N: Net<Socket = K>, S: Storage>(&self, ctx: &mut Ctx<'_, '_, N, S>, len: usize) {
         if !self.ctrl_gone {
-            let _ = ctx.net.send(self.ctrl, w.as_bytes());
+            let _ = ctx.net.send(self.ctrl, &ctx.reply[..len]);
         }
     }
 
