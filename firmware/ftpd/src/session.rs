@@ -281,15 +281,18 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     }
 
     fn root<'c>(&self, config: &Config<'c>) -> &'c str {
-        match self.account(config) {
-            Some((_, Some(a))) => a.root,
-            Some((Who::Anonymous, _)) => config.anonymous_root.unwrap_or("/"),
+        match self.login {
+            Login::In(Who::Account(i)) => config.accounts.get(usize::from(i)).map_or("/", |a| a.root),
+            Login::In(Who::Anonymous) => config.anonymous_root.unwrap_or("/"),
             _ => "/",
         }
     }
 
     fn writable(&self, config: &Config<'_>) -> bool {
-        matches!(self.account(config), Some((_, Some(a))) if a.writable)
+        match self.login {
+            Login::In(Who::Account(i)) => config.accounts.get(usize::from(i)).is_some_and(|a| a.writable),
+            _ => false,
+        }
     }
 
     // ---- replies -------------------------------------------------------
