@@ -833,12 +833,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             ALLO => self.say(ctx, R::Ok, "No allocation needed."),
             TYPE => {
                 self.ty = t.ty;
-                let name = if t.ty == TransferType::Ascii {
-                    "A"
+                let text = if t.ty == TransferType::Ascii {
+                    "Type set to A."
                 } else {
-                    "I"
+                    "Type set to I."
                 };
-                self.reply(ctx, R::Ok, "Type set to \x01.", name, 0);
+                self.say(ctx, R::Ok, text);
             }
             STRU => self.say(ctx, R::Ok, "Structure set to F."),
             MODE => self.say(ctx, R::Ok, "Mode set to S."),
