@@ -163,20 +163,26 @@ pub struct Session<K, F> {
 /// The reply for a storage error (see [`storage::Error`]).
 pub fn storage_reply(e: storage::Error, in_transfer: bool) -> R {
     use storage::Error as E;
-    match e {
-        E::NotFound
-        | E::NotADirectory
-        | E::IsADirectory
-        | E::AlreadyExists
-        | E::DirectoryNotEmpty
-        | E::PermissionDenied => R::FileUnavailable,
-        E::NoSpace if in_transfer => R::InsufficientStorage,
-        E::NoSpace => R::ExceededStorage,
-        E::InvalidName | E::NameTooLong => R::NameNotAllowed,
-        E::InvalidOffset => R::InvalidRestart,
-        E::Busy => R::FileBusy,
-        E::Io | E::NotReady => R::LocalError,
+    // In the order of the variants.
+    const CODES: [R; 13] = [
+        R::FileUnavailable, // NotFound
+        R::FileUnavailable, // NotADirectory
+        R::FileUnavailable, // IsADirectory
+        R::FileUnavailable, // AlreadyExists
+        R::FileUnavailable, // DirectoryNotEmpty
+        R::FileUnavailable, // PermissionDenied
+        R::ExceededStorage, // NoSpace (452 during a transfer)
+        R::NameNotAllowed,  // InvalidName
+        R::NameNotAllowed,  // NameTooLong
+        R::InvalidRestart,  // InvalidOffset
+        R::FileBusy,        // Busy
+        R::LocalError,      // Io
+        R::LocalError,      // NotReady
+    ];
+    if in_transfer && e == E::NoSpace {
+        return R::InsufficientStorage;
     }
+    CODES[e as usize]
 }
 
 /// Verb kinds answered before login (RFC 959 leaves it to the server;
@@ -282,7 +288,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     fn root<'c>(&self, config: &Config<'c>) -> &'c str {
         match self.login {
-            Login::In(Who::Account(i)) => config.accounts.get(usize::from(i)).map_or("/", |a| a.root),
+            Login::In(Who::Account(i)) => {
+                config.accounts.get(usize::from(i)).map_or("/", |a| a.root)
+            }
             Login::In(Who::Anonymous) => config.anonymous_root.unwrap_or("/"),
             _ => "/",
         }
@@ -290,7 +298,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     fn writable(&self, config: &Config<'_>) -> bool {
         match self.login {
-            Login::In(Who::Account(i)) => config.accounts.get(usize::from(i)).is_some_and(|a| a.writable),
+            Login::In(Who::Account(i)) => config
+                .accounts
+                .get(usize::from(i))
+                .is_some_and(|a| a.writable),
             _ => false,
         }
     }
