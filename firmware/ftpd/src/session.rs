@@ -2037,8 +2037,8 @@ fn from_crlf(buf: &mut [u8], cr: &mut bool) -> usize {
 
 /// True when `p` is `dir` or lies below it.
 fn is_within(p: &PathBuf, dir: &PathBuf) -> bool {
-    let (p, d) = (p.as_str(), dir.as_str());
-    p == d || (p.starts_with(d) && (d == "/" || p.as_bytes().get(d.len()) == Some(&b'/')))
+    let (p, d) = (p.as_str().as_bytes(), dir.as_str().as_bytes());
+    p.starts_with(d) && (dir.is_root() || matches!(p.get(d.len()), None | Some(b'/')))
 }
 
 /// `LIST -la path` and friends: option words are skipped (wget, FAR,

@@ -1408,3 +1408,19 @@ fn allowed_before_login_is_the_bit_set() {
     assert!(super::allowed_before_login(crate::proto::command::CLNT));
     assert!(!super::allowed_before_login(crate::proto::command::RETR));
 }
+
+#[test]
+fn is_within_compares_whole_components() {
+    use crate::path::PathBuf;
+    let p = |s: &str| PathBuf::from_normalised(s).unwrap();
+    let within = |a: &str, b: &str| super::is_within(&p(a), &p(b));
+    assert!(within("/", "/"));
+    assert!(within("/a", "/"));
+    assert!(within("/a", "/a"));
+    assert!(within("/a/b", "/a"));
+    assert!(within("/a/b/c", "/a/b"));
+    assert!(!within("/ab", "/a"));
+    assert!(!within("/a", "/a/b"));
+    assert!(!within("/", "/a"));
+    assert!(!within("/b/a", "/a"));
+}
