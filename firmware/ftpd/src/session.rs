@@ -163,20 +163,26 @@ pub struct Session<K, F> {
 /// The reply for a storage error (see [`storage::Error`]).
 pub fn storage_reply(e: storage::Error, in_transfer: bool) -> R {
     use storage::Error as E;
-    match e {
-        E::NotFound
-        | E::NotADirectory
-        | E::IsADirectory
-        | E::AlreadyExists
-        | E::DirectoryNotEmpty
-        | E::PermissionDenied => R::FileUnavailable,
-        E::NoSpace if in_transfer => R::InsufficientStorage,
-        E::NoSpace => R::ExceededStorage,
-        E::InvalidName | E::NameTooLong => R::NameNotAllowed,
-        E::InvalidOffset => R::InvalidRestart,
-        E::Busy => R::FileBusy,
-        E::Io | E::NotReady => R::LocalError,
+    // In the order of the variants.
+    const CODES: [R; 13] = [
+        R::FileUnavailable, // NotFound
+        R::FileUnavailable, // NotADirectory
+        R::FileUnavailable, // IsADirectory
+        R::FileUnavailable, // AlreadyExists
+        R::FileUnavailable, // DirectoryNotEmpty
+        R::FileUnavailable, // PermissionDenied
+        R::ExceededStorage, // NoSpace (452 during a transfer)
+        R::NameNotAllowed,  // InvalidName
+        R::NameNotAllowed,  // NameTooLong
+        R::InvalidRestart,  // InvalidOffset
+        R::FileBusy,        // Busy
+        R::LocalError,      // Io
+        R::LocalError,      // NotReady
+    ];
+    if in_transfer && e == E::NoSpace {
+        return R::InsufficientStorage;
     }
+    CODES[e as usize]
 }
 
 /// Verb kinds answered before login (RFC 959 leaves it to the server;
@@ -193,6 +199,17 @@ const BEFORE_LOGIN: u64 = 1 << verb::USER
     | 1 << verb::OPTS
     | 1 << verb::CLNT
     | 1 << verb::NOT_IMPL;
+
+/// Whether verb kind `k` is in [`BEFORE_LOGIN`]; the set is looked at in
+/// 32-bit halves (a 64-bit shift by a variable calls a runtime routine).
+fn allowed_before_login(k: u8) -> bool {
+    let half = if k < 32 {
+        BEFORE_LOGIN as u32
+    } else {
+        (BEFORE_LOGIN >> 32) as u32
+    };
+    half >> (k & 31) & 1 != 0
+}
 
 /// A transfer's failure: `text (n bytes transferred)`.
 const TRANSFERRED: &str = "\x01 (\x04 bytes transferred)";
@@ -270,15 +287,23 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     }
 
     fn root<'c>(&self, config: &Config<'c>) -> &'c str {
-        match self.account(config) {
-            Some((_, Some(a))) => a.root,
-            Some((Who::Anonymous, _)) => config.anonymous_root.unwrap_or("/"),
+        match self.login {
+            Login::In(Who::Account(i)) => {
+                config.accounts.get(usize::from(i)).map_or("/", |a| a.root)
+            }
+            Login::In(Who::Anonymous) => config.anonymous_root.unwrap_or("/"),
             _ => "/",
         }
     }
 
     fn writable(&self, config: &Config<'_>) -> bool {
-        matches!(self.account(config), Some((_, Some(a))) if a.writable)
+        match self.login {
+            Login::In(Who::Account(i)) => config
+                .accounts
+                .get(usize::from(i))
+                .is_some_and(|a| a.writable),
+            _ => false,
+        }
     }
 
     // ---- replies -------------------------------------------------------
@@ -292,12 +317,21 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     ) {
         let mut w = Writer::new(&mut ctx.reply[..]);
         f(&mut w);
+        let len = w.len();
+        self.flush(ctx, len);
+    }
+
+    /// Hands the first `len` bytes of the reply buffer to the control
+    /// socket (one copy of this for every instance of [`Session::send`]).
+    #[inline(never)]
+    fn flush<N: Net<Socket = K>, S: Storage>(&self, ctx: &mut Ctx<'_, '_, N, S>, len: usize) {
         if !self.ctrl_gone {
-            let _ = ctx.net.send(self.ctrl, w.as_bytes());
+            let _ = ctx.net.send(self.ctrl, &ctx.reply[..len]);
         }
     }
 
     /// `code text` (a literal: no template markers).
+    #[inline(never)]
     fn say<N: Net<Socket = K>, S: Storage>(
         &self,
         ctx: &mut Ctx<'_, '_, N, S>,
@@ -684,10 +718,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.rnfr = false;
                 let (code, text) = match e {
                     ParseError::Unknown => (R::SyntaxError, "Unknown command."),
-                    ParseError::BadBytes => (R::SyntaxError, "Invalid characters in command."),
+                    ParseError::BadBytes => (R::SyntaxError, "Invalid characters."),
                     ParseError::MissingArgument => (R::ArgumentSyntaxError, "Missing argument."),
                     ParseError::UnexpectedArgument => {
-                        (R::ArgumentSyntaxError, "This command takes no argument.")
+                        (R::ArgumentSyntaxError, "No argument allowed.")
                     }
                     ParseError::BadArgument => (R::ArgumentSyntaxError, "Invalid argument."),
                     ParseError::UnsupportedParameter => {
@@ -719,7 +753,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         if self.deferred_since.is_none() {
             self.log_line(line);
         }
-        if !matches!(self.login, Login::In(_)) && BEFORE_LOGIN & (1 << k) == 0 {
+        if !matches!(self.login, Login::In(_)) && !allowed_before_login(k) {
             self.say(ctx, R::NotLoggedIn, "Please login with USER and PASS.");
             return Handled::Done;
         }
@@ -780,8 +814,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.say(ctx, R::ServiceReady, "Service ready for new user.");
             }
             // A bare `CWD` (lftp) goes to the user's root.
-            CWD => self.cwd_to(ctx, if arg.is_empty() { "/" } else { arg }),
-            CDUP => self.cwd_to(ctx, ".."),
+            CWD => self.path_command(ctx, CWD, if arg.is_empty() { "/" } else { arg }),
+            CDUP => self.path_command(ctx, CWD, ".."),
             PWD => {
                 self.reply(
                     ctx,
@@ -791,13 +825,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     0,
                 );
             }
-            MKD => self.mkd(ctx, arg),
-            RMD => self.simple_write(ctx, arg, Modify::Rmd),
-            DELE => self.simple_write(ctx, arg, Modify::Dele),
-            RNFR => self.rnfr(ctx, arg),
+            MKD | RMD | DELE | RNFR => self.path_command(ctx, k, arg),
             RNTO => {
                 if was_rnfr {
-                    self.rnto(ctx, arg);
+                    self.path_command(ctx, k, arg);
                 } else {
                     self.say(ctx, R::BadSequence, "RNFR required first.");
                 }
@@ -812,23 +843,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             STOU => return self.store(ctx, "", StoreKind::Stou),
             REST => {
                 self.rest = t.num;
-                self.reply(
-                    ctx,
-                    R::FileActionPending,
-                    "Restarting at \x04. Send STOR or RETR.",
-                    "",
-                    t.num,
-                );
+                self.reply(ctx, R::FileActionPending, "Restarting at \x04.", "", t.num);
             }
-            ALLO => self.say(ctx, R::Ok, "ALLO command ok, no allocation needed."),
+            ALLO => self.say(ctx, R::Ok, "No allocation needed."),
             TYPE => {
                 self.ty = t.ty;
-                let name = if t.ty == TransferType::Ascii {
-                    "A"
+                let text = if t.ty == TransferType::Ascii {
+                    "Type set to A."
                 } else {
-                    "I"
+                    "Type set to I."
                 };
-                self.reply(ctx, R::Ok, "Type set to \x01.", name, 0);
+                self.say(ctx, R::Ok, text);
             }
             STRU => self.say(ctx, R::Ok, "Structure set to F."),
             MODE => self.say(ctx, R::Ok, "Mode set to S."),
@@ -925,15 +950,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         arg: &str,
     ) -> Option<(PathBuf, PathBuf)> {
         let root = self.root(ctx.config);
-        let v = path::resolve(&self.cwd, arg).ok();
-        let s = v.as_ref().and_then(|v| path::to_storage(root, v).ok());
-        match (v, s) {
-            (Some(v), Some(s)) => Some((v, s)),
-            _ => {
-                self.say(ctx, R::NameNotAllowed, "Path too long.");
-                None
+        if let Ok(v) = path::resolve(&self.cwd, arg) {
+            if let Ok(s) = path::to_storage(root, &v) {
+                return Some((v, s));
             }
         }
+        self.say(ctx, R::NameNotAllowed, "Path too long.");
+        None
     }
 
     fn fail<N: Net<Socket = K>, S: Storage<File = F>>(
@@ -955,37 +978,73 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         true
     }
 
-    /// The (virtual, storage) paths of a command that changes the tree:
-    /// read-only logins get `550`, unusable paths `553`, and the root itself
-    /// `root_error` (it can be neither created, removed nor renamed).
-    fn target_for_change<N: Net<Socket = K>, S: Storage<File = F>>(
+    /// CWD (and CDUP), MKD, RMD, DELE, RNFR and RNTO: resolve the path,
+    /// one storage call, one reply. The commands that change the tree need
+    /// a writable login (else `550`) and refuse the root itself (it can be
+    /// neither created, removed nor renamed); unusable paths get `553`.
+    fn path_command<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
-        arg: &str,
-        root_error: storage::Error,
-    ) -> Option<(PathBuf, PathBuf)> {
-        if self.deny(ctx) {
-            return None;
-        }
-        let (v, s) = self.resolve(ctx, arg)?;
-        if v.is_root() {
-            self.fail(ctx, root_error);
-            return None;
-        }
-        Some((v, s))
-    }
-
-    fn cwd_to<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
-        ctx: &mut Ctx<'_, '_, N, S>,
+        k: u8,
         arg: &str,
     ) {
-        let Some((v, s)) = self.resolve(ctx, arg) else {
+        use storage::Error as E;
+        use verb::*;
+        let change = k != CWD;
+        // `&`, not `&&`: with a branch on `change` here the optimiser
+        // duplicates the rest of the function for CWD (about 70 bytes).
+        if change & !self.writable(ctx.config) {
+            return self.say(ctx, R::FileUnavailable, "Permission denied.");
+        }
+        // Borrowed where `resolve` left them (a move copies 2 x 258 bytes).
+        let paths = self.resolve(ctx, arg);
+        let Some((v, s)) = &paths else {
             return;
         };
-        match ctx.fs.metadata(s.as_str()) {
-            Ok(m) if m.kind == Kind::Dir => {
-                self.cwd = v;
+        let s = s.as_str();
+        let done = if change & v.is_root() {
+            Err(if matches!(k, MKD | RNTO) {
+                E::AlreadyExists
+            } else {
+                E::PermissionDenied
+            })
+        } else {
+            match k {
+                MKD => ctx.fs.mkdir(s),
+                RMD => ctx.fs.rmdir(s),
+                DELE => ctx.fs.remove(s),
+                RNTO => self.rename_to(ctx, v, s),
+                // CWD and RNFR: the path must exist (CWD: as a directory).
+                _ => match ctx.fs.metadata(s) {
+                    Ok(m) if k == RNFR || m.kind == Kind::Dir => Ok(()),
+                    Ok(_) => Err(E::NotADirectory),
+                    Err(e) => Err(e),
+                },
+            }
+        };
+        if let Err(e) = done {
+            return self.fail(ctx, e);
+        }
+        match k {
+            MKD => self.reply(ctx, R::PathCreated, "\x03 created.", v.as_str(), 0),
+            RMD => {
+                // Leaving a directory that no longer exists would strand the
+                // session: RMD of the working directory moves to its parent.
+                if is_within(&self.cwd, v) {
+                    self.cwd = v.clone();
+                    self.cwd.pop();
+                }
+                self.say(ctx, R::FileActionOk, "Directory removed.");
+            }
+            DELE => self.say(ctx, R::FileActionOk, "File deleted."),
+            RNFR => {
+                self.aux = v.clone();
+                self.rnfr = true;
+                self.say(ctx, R::FileActionPending, "Ready for RNTO.");
+            }
+            RNTO => self.say(ctx, R::FileActionOk, "Rename successful."),
+            _ => {
+                self.cwd = v.clone();
                 self.reply(
                     ctx,
                     R::FileActionOk,
@@ -994,97 +1053,26 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     0,
                 );
             }
-            Ok(_) => self.fail(ctx, storage::Error::NotADirectory),
-            Err(e) => self.fail(ctx, e),
         }
     }
 
-    fn mkd<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
+    /// RNTO's rename of the `RNFR` source (virtual path in `aux`) to `v`
+    /// (storage path `to`).
+    fn rename_to<N: Net<Socket = K>, S: Storage<File = F>>(
+        &self,
         ctx: &mut Ctx<'_, '_, N, S>,
-        arg: &str,
-    ) {
-        let Some((v, s)) = self.target_for_change(ctx, arg, storage::Error::AlreadyExists) else {
-            return;
-        };
-        match ctx.fs.mkdir(s.as_str()) {
-            Ok(()) => self.reply(ctx, R::PathCreated, "\x03 created.", v.as_str(), 0),
-            Err(e) => self.fail(ctx, e),
-        }
-    }
-
-    fn simple_write<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
-        ctx: &mut Ctx<'_, '_, N, S>,
-        arg: &str,
-        what: Modify,
-    ) {
-        let Some((v, s)) = self.target_for_change(ctx, arg, storage::Error::PermissionDenied)
-        else {
-            return;
-        };
-        let r = match what {
-            Modify::Rmd => ctx.fs.rmdir(s.as_str()),
-            Modify::Dele => ctx.fs.remove(s.as_str()),
-        };
-        match r {
-            Ok(()) => {
-                // Leaving a directory that no longer exists would strand the
-                // session: RMD of the working directory moves to its parent.
-                if what == Modify::Rmd && is_within(&self.cwd, &v) {
-                    self.cwd = v;
-                    self.cwd.pop();
-                }
-                let text = if what == Modify::Rmd {
-                    "Directory removed."
-                } else {
-                    "File deleted."
-                };
-                self.say(ctx, R::FileActionOk, text);
-            }
-            Err(e) => self.fail(ctx, e),
-        }
-    }
-
-    fn rnfr<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
-        ctx: &mut Ctx<'_, '_, N, S>,
-        arg: &str,
-    ) {
-        let Some((v, s)) = self.target_for_change(ctx, arg, storage::Error::PermissionDenied)
-        else {
-            return;
-        };
-        match ctx.fs.metadata(s.as_str()) {
-            Ok(_) => {
-                self.aux = v;
-                self.rnfr = true;
-                self.say(ctx, R::FileActionPending, "Ready for RNTO.");
-            }
-            Err(e) => self.fail(ctx, e),
-        }
-    }
-
-    fn rnto<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
-        ctx: &mut Ctx<'_, '_, N, S>,
-        arg: &str,
-    ) {
-        let Some((v, to)) = self.target_for_change(ctx, arg, storage::Error::AlreadyExists) else {
-            return;
-        };
+        v: &PathBuf,
+        to: &str,
+    ) -> storage::Result<()> {
         let root = self.root(ctx.config);
         let Ok(from) = path::to_storage(root, &self.aux) else {
-            return self.fail(ctx, storage::Error::NameTooLong);
+            return Err(storage::Error::NameTooLong);
         };
         // A directory cannot move into itself.
-        if is_within(&v, &self.aux) {
-            return self.fail(ctx, storage::Error::PermissionDenied);
+        if is_within(v, &self.aux) {
+            return Err(storage::Error::PermissionDenied);
         }
-        match ctx.fs.rename(from.as_str(), to.as_str()) {
-            Ok(()) => self.say(ctx, R::FileActionOk, "Rename successful."),
-            Err(e) => self.fail(ctx, e),
-        }
+        ctx.fs.rename(from.as_str(), to)
     }
 
     // ---- data connections ------------------------------------------------------
@@ -1680,12 +1668,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Modify {
-    Rmd,
-    Dele,
-}
-
 /// What a transfer command moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum What {
@@ -1778,8 +1760,8 @@ fn from_crlf(buf: &mut [u8], cr: &mut bool) -> usize {
 
 /// True when `p` is `dir` or lies below it.
 fn is_within(p: &PathBuf, dir: &PathBuf) -> bool {
-    let (p, d) = (p.as_str(), dir.as_str());
-    p == d || (p.starts_with(d) && (d == "/" || p.as_bytes().get(d.len()) == Some(&b'/')))
+    let (p, d) = (p.as_str().as_bytes(), dir.as_str().as_bytes());
+    p.starts_with(d) && (dir.is_root() || matches!(p.get(d.len()), None | Some(b'/')))
 }
 
 /// `LIST -la path` and friends: option words are skipped (wget, FAR,

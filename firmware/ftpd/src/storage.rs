@@ -114,21 +114,35 @@ pub enum Error {
 impl Error {
     /// What the error says in a reply.
     pub fn text(self) -> &'static str {
-        match self {
-            Error::NotFound => "No such file or directory",
-            Error::NotADirectory => "Not a directory",
-            Error::IsADirectory => "Is a directory",
-            Error::AlreadyExists => "File exists",
-            Error::DirectoryNotEmpty => "Directory not empty",
-            Error::PermissionDenied => "Permission denied",
-            Error::NoSpace => "No space left on device",
-            Error::InvalidName => "File name not allowed",
-            Error::NameTooLong => "File name too long",
-            Error::InvalidOffset => "Invalid restart offset",
-            Error::Busy => "File busy, try again later",
-            Error::Io => "Input/output error",
-            Error::NotReady => "Storage not ready: no card, or not formatted",
+        // The texts in the order of the variants, each ended by a NUL: one
+        // literal instead of a table of pointers and lengths.
+        const TEXTS: &str = concat!(
+            "No such file or directory\0",
+            "Not a directory\0",
+            "Is a directory\0",
+            "File exists\0",
+            "Directory not empty\0",
+            "Permission denied\0",
+            "No space left on device\0",
+            "File name not allowed\0",
+            "File name too long\0",
+            "Invalid restart offset\0",
+            "File busy\0",
+            "Input/output error\0",
+            "Storage not ready\0",
+        );
+        let mut skip = self as usize;
+        let mut start = 0;
+        for (i, b) in TEXTS.bytes().enumerate() {
+            if b == 0 {
+                if skip == 0 {
+                    return TEXTS.get(start..i).unwrap_or("");
+                }
+                skip -= 1;
+                start = i + 1;
+            }
         }
+        ""
     }
 }
 
@@ -238,5 +252,32 @@ impl<S: Storage + ?Sized> Storage for &mut S {
     }
     fn open_files(&self) -> usize {
         (**self).open_files()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error as E;
+
+    #[test]
+    fn every_error_has_its_text() {
+        let table = [
+            (E::NotFound, "No such file or directory"),
+            (E::NotADirectory, "Not a directory"),
+            (E::IsADirectory, "Is a directory"),
+            (E::AlreadyExists, "File exists"),
+            (E::DirectoryNotEmpty, "Directory not empty"),
+            (E::PermissionDenied, "Permission denied"),
+            (E::NoSpace, "No space left on device"),
+            (E::InvalidName, "File name not allowed"),
+            (E::NameTooLong, "File name too long"),
+            (E::InvalidOffset, "Invalid restart offset"),
+            (E::Busy, "File busy"),
+            (E::Io, "Input/output error"),
+            (E::NotReady, "Storage not ready"),
+        ];
+        for (e, text) in table {
+            assert_eq!(e.text(), text, "{e:?}");
+        }
     }
 }

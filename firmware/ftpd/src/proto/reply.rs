@@ -218,9 +218,10 @@ impl<'b> Writer<'b> {
     /// A path inside double quotes with embedded quotes doubled (RFC 959
     /// Appendix II), as in `257 "/a ""b""" created`.
     pub fn quoted(&mut self, s: &str) -> &mut Self {
-        self.raw(b"\"");
+        self.push(b'"');
         self.filtered(s.as_bytes(), false, true);
-        self.raw(b"\"")
+        self.push(b'"');
+        self
     }
 
     fn filtered(&mut self, s: &[u8], upper: bool, quote: bool) -> &mut Self {
@@ -228,7 +229,8 @@ impl<'b> Writer<'b> {
             match b {
                 b'\r' | b'\n' => {}
                 b'"' if quote => {
-                    self.raw(b"\"\"");
+                    self.push(b);
+                    self.push(b);
                 }
                 _ => self.push(if upper { b.to_ascii_uppercase() } else { b }),
             }
@@ -243,9 +245,16 @@ impl<'b> Writer<'b> {
     pub fn fill(&mut self, tpl: &str, s: &str, n: u64) -> &mut Self {
         for &b in tpl.as_bytes() {
             match b {
-                ARG_BYTE => _ = self.text(s),
-                UPPER_BYTE => _ = self.upper(s),
-                QUOTED_BYTE => _ = self.quoted(s),
+                ARG_BYTE..=QUOTED_BYTE => {
+                    let quote = b == QUOTED_BYTE;
+                    if quote {
+                        self.push(b'"');
+                    }
+                    self.filtered(s.as_bytes(), b == UPPER_BYTE, quote);
+                    if quote {
+                        self.push(b'"');
+                    }
+                }
                 NUM_BYTE => _ = self.num(n),
                 _ => self.push(b),
             }
@@ -343,13 +352,8 @@ impl<'b> Writer<'b> {
     fn code(&mut self, code: ReplyCode, sep: u8, limit: usize) -> &mut Self {
         self.mute = false;
         self.limit = self.buf.len();
-        let c = code.code();
-        self.raw(&[
-            b'0' + (c / 100) as u8,
-            b'0' + (c / 10 % 10) as u8,
-            b'0' + (c % 10) as u8,
-            sep,
-        ]);
+        // Every code has three digits.
+        self.num(u64::from(code.code())).push(sep);
         self.limit = limit;
         self
     }

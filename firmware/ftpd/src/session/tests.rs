@@ -430,6 +430,20 @@ fn mkd_rmd() {
 }
 
 #[test]
+fn the_root_can_be_neither_created_removed_nor_renamed() {
+    let mut t = T::login();
+    t.expect("MKD /", "550 File exists.");
+    t.expect("RMD /", "550 Permission denied.");
+    t.expect("DELE ..", "550 Permission denied.");
+    t.expect("RNFR /", "550 Permission denied.");
+    t.expect("RNFR readme.txt", "350 Ready for RNTO.");
+    t.expect("RNTO /", "550 File exists.");
+    t.expect("RNFR sub", "350 Ready for RNTO.");
+    t.expect("RNTO sub/inner", "550 Permission denied.");
+    t.expect("CWD /", "250 Directory changed to /.");
+}
+
+#[test]
 fn rmd_of_the_working_directory_moves_up() {
     let mut t = T::login();
     t.expect("CWD empty", "250");
@@ -1555,4 +1569,33 @@ fn help_lists_the_implemented_verbs_twelve_a_line() {
         assert_eq!(n, if i < 3 { 12 } else { 10 }, "{l:?}");
     }
     assert!(r.ends_with(" XPWD XRMD\r\n214 Help OK.\r\n"), "{r}");
+}
+
+#[test]
+fn allowed_before_login_is_the_bit_set() {
+    for k in 0..64u8 {
+        assert_eq!(
+            super::allowed_before_login(k),
+            super::BEFORE_LOGIN & (1u64 << k) != 0,
+            "verb kind {k}"
+        );
+    }
+    assert!(super::allowed_before_login(crate::proto::command::CLNT));
+    assert!(!super::allowed_before_login(crate::proto::command::RETR));
+}
+
+#[test]
+fn is_within_compares_whole_components() {
+    use crate::path::PathBuf;
+    let p = |s: &str| PathBuf::from_normalised(s).unwrap();
+    let within = |a: &str, b: &str| super::is_within(&p(a), &p(b));
+    assert!(within("/", "/"));
+    assert!(within("/a", "/"));
+    assert!(within("/a", "/a"));
+    assert!(within("/a/b", "/a"));
+    assert!(within("/a/b/c", "/a/b"));
+    assert!(!within("/ab", "/a"));
+    assert!(!within("/a", "/a/b"));
+    assert!(!within("/", "/a"));
+    assert!(!within("/b/a", "/a"));
 }
