@@ -127,9 +127,9 @@ impl Error {
             "File name not allowed\0",
             "File name too long\0",
             "Invalid restart offset\0",
-            "File busy\0",
+            "File busy, try again later\0",
             "Input/output error\0",
-            "Storage not ready\0",
+            "Storage not ready: no card, or not formatted\0",
         );
         let mut skip = self as usize;
         let mut start = 0;
@@ -272,9 +272,9 @@ mod tests {
             (E::InvalidName, "File name not allowed"),
             (E::NameTooLong, "File name too long"),
             (E::InvalidOffset, "Invalid restart offset"),
-            (E::Busy, "File busy"),
+            (E::Busy, "File busy, try again later"),
             (E::Io, "Input/output error"),
-            (E::NotReady, "Storage not ready"),
+            (E::NotReady, "Storage not ready: no card, or not formatted"),
         ];
         for (e, text) in table {
             assert_eq!(e.text(), text, "{e:?}");
