@@ -626,42 +626,42 @@ impl Parser<'_> {
         first || self.eat(sep)
     }
 
-    /// A number of at most `max` digits; with `zero_prefix` false, no
-    /// leading zero unless the number is `0`. Nothing is consumed on failure.
-    fn number(&mut self, radix: u32, max: usize, zero_prefix: bool) -> Option<u32> {
+    /// A run of digits: `hex`, one to four hex digits; otherwise one to
+    /// three decimal digits, no leading zero unless the number is `0`, at
+    /// most 255. Nothing is consumed on failure.
+    fn number(&mut self, hex: bool) -> Option<u16> {
         let start = self.i;
         let mut v = 0u32;
-        while let Some(d) = self
-            .s
-            .get(self.i)
-            .and_then(|&c| char::from(c).to_digit(radix))
-        {
-            v = v * radix + d;
+        while let Some(&c) = self.s.get(self.i) {
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                _ if hex && (c | 0x20).wrapping_sub(b'a') < 6 => (c | 0x20) - b'a' + 10,
+                _ => break,
+            };
+            // Past the digits allowed the value does not matter (it fails).
+            v = v.wrapping_mul(if hex { 16 } else { 10 }) + u32::from(d);
             self.i += 1;
-            if self.i - start > max {
-                self.i = start;
-                return None;
-            }
         }
         let n = self.i - start;
-        if n == 0 || (!zero_prefix && n > 1 && self.s[start] == b'0') {
+        let ok = n > 0
+            && if hex {
+                n <= 4
+            } else {
+                n <= 3 && v <= 255 && (n == 1 || self.s[start] != b'0')
+            };
+        if !ok {
             self.i = start;
             return None;
         }
-        Some(v)
+        Some(v as u16)
     }
 
     fn ipv4(&mut self) -> Option<[u8; 4]> {
         let start = self.i;
         let mut o = [0u8; 4];
         for (k, slot) in o.iter_mut().enumerate() {
-            let v = if self.sep(k == 0, b'.') {
-                self.number(10, 3, false).and_then(|v| u8::try_from(v).ok())
-            } else {
-                None
-            };
-            match v {
-                Some(v) => *slot = v,
+            match self.sep(k == 0, b'.').then(|| self.number(false)).flatten() {
+                Some(v) => *slot = v as u8,
                 None => {
                     self.i = start;
                     return None;
@@ -671,50 +671,58 @@ impl Parser<'_> {
         Some(o)
     }
 
-    /// Colon-separated groups, possibly ending in an embedded IPv4 address
-    /// (then `true`): how many groups were read.
-    fn groups(&mut self, g: &mut [u16]) -> (usize, bool) {
-        let limit = g.len();
-        for i in 0..limit {
+    /// Groups separated by `:`, with at most one `::` standing for as many
+    /// zero groups as are missing; the last two groups may be written as an
+    /// IPv4 address.
+    ///
+    /// As `core` reads it: the groups before `::` (at most eight), then, if
+    /// there are fewer than eight and no IPv4 address ended them, `::` and
+    /// at most `7 - head` groups after it. An IPv4 address is tried first
+    /// wherever it would still fit, and ends the groups.
+    fn ipv6(&mut self) -> Option<[u16; 8]> {
+        let mut g = [0u16; 8];
+        let mut n = 0;
+        // Where `::` stands (the number of groups before it).
+        let mut gap = None;
+        let mut first = true;
+        loop {
+            let cap = if gap.is_some() { 7 } else { 8 };
             let save = self.i;
-            if i + 1 < limit && self.sep(i == 0, b':') {
-                if let Some([a, b, c, d]) = self.ipv4() {
-                    g[i] = u16::from_be_bytes([a, b]);
-                    g[i + 1] = u16::from_be_bytes([c, d]);
-                    return (i + 2, true);
+            if n < cap && self.sep(first, b':') {
+                if n + 2 <= cap
+                    && let Some([a, b, c, d]) = self.ipv4()
+                {
+                    g[n] = u16::from_be_bytes([a, b]);
+                    g[n + 1] = u16::from_be_bytes([c, d]);
+                    n += 2;
+                    if gap.is_none() && n != 8 {
+                        return None;
+                    }
+                    break;
+                }
+                if let Some(v) = self.number(true) {
+                    g[n] = v;
+                    n += 1;
+                    first = false;
+                    continue;
                 }
             }
             self.i = save;
-            let v = if self.sep(i == 0, b':') {
-                self.number(16, 4, true)
-            } else {
-                None
-            };
-            match v {
-                Some(v) => g[i] = v as u16,
-                None => {
-                    self.i = save;
-                    return (i, false);
-                }
+            if gap.is_some() || n == 8 {
+                break;
             }
+            if !(self.eat(b':') && self.eat(b':')) {
+                return None;
+            }
+            gap = Some(n);
+            first = true;
         }
-        (limit, false)
-    }
-
-    fn ipv6(&mut self) -> Option<[u16; 8]> {
-        let mut g = [0u16; 8];
-        let (n, v4) = self.groups(&mut g);
-        if n == 8 {
-            return Some(g);
-        }
-        if v4 || !(self.eat(b':') && self.eat(b':')) {
-            return None;
-        }
-        // The groups after `::` are read in place (at most `7 - n` of
-        // them), then moved to the end; what they leave behind is zero.
-        let (t, _) = self.groups(&mut g[n..7]);
-        for k in (0..t).rev() {
-            g[8 - t + k] = core::mem::take(&mut g[n + k]);
+        // The groups after `::` move to the end; zeros fill the gap.
+        if let Some(at) = gap {
+            let t = n - at;
+            for k in (0..t).rev() {
+                g[8 - t + k] = core::mem::take(&mut g[at + k]);
+            }
         }
         Some(g)
     }
