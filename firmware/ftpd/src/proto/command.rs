@@ -543,21 +543,23 @@ fn parse_type(arg: &str) -> Result<TransferType, ParseError> {
     Ok(t)
 }
 
-/// `PORT h1,h2,h3,h4,p1,p2` (RFC 959 §4.1.2).
+/// `PORT h1,h2,h3,h4,p1,p2` (RFC 959 §4.1.2): six numbers up to 255,
+/// white space around each allowed.
 fn parse_port(arg: &str) -> Result<SocketAddrV4, ParseError> {
-    if arg.is_empty() {
-        return Err(ParseError::MissingArgument);
-    }
-    let (parts, count) =
-        split_n::<6>(trim_bytes(arg.as_bytes()), b',', false).ok_or(ParseError::BadArgument)?;
+    let mut p = Parser {
+        s: trim_bytes(arg.as_bytes()),
+        i: 0,
+    };
     let mut n = [0u8; 6];
-    for (d, part) in n.iter_mut().zip(parts) {
-        let v = parse_u64(trim_bytes(part)).ok_or(ParseError::BadArgument)?;
-        *d = u8::try_from(v).map_err(|_| ParseError::BadArgument)?;
+    for (k, d) in n.iter_mut().enumerate() {
+        *d = p
+            .sep(k == 0, b',')
+            .then(|| parse_u64(trim_bytes(p.field(b','))))
+            .flatten()
+            .and_then(|v| u8::try_from(v).ok())
+            .ok_or(ParseError::BadArgument)?;
     }
-    if count != 6 {
-        return Err(ParseError::BadArgument);
-    }
+    p.done(Some(())).ok_or(ParseError::BadArgument)?;
     let ip = Ipv4Addr::new(n[0], n[1], n[2], n[3]);
     Ok(SocketAddrV4::new(
         ip,
@@ -593,10 +595,17 @@ fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
     if !(33..=126).contains(&d) || d.is_ascii_digit() {
         return Err(ParseError::BadArgument);
     }
-    let ([proto, addr, port, rest], n) = split_n(arg, d, false).ok_or(ParseError::BadArgument)?;
-    if n != 4 || !rest.is_empty() {
-        return Err(ParseError::BadArgument);
+    // Three fields, each ended by the delimiter, and nothing after them.
+    let mut p = Parser { s: arg, i: 0 };
+    let mut f = [arg; 3];
+    for x in &mut f {
+        *x = p.field(d);
+        if !p.eat(d) {
+            return Err(ParseError::BadArgument);
+        }
     }
+    let [proto, addr, port] = f;
+    p.done(Some(())).ok_or(ParseError::BadArgument)?;
     let port = parse_u64(port)
         .and_then(|p| u16::try_from(p).ok())
         .ok_or(ParseError::BadArgument)?;
@@ -614,7 +623,15 @@ struct Parser<'a> {
     i: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    /// The bytes up to the next `sep` or the end; `sep` is not consumed.
+    fn field(&mut self, sep: u8) -> &'a [u8] {
+        let rest = self.s.get(self.i..).unwrap_or(&[]);
+        let n = rest.iter().position(|&c| c == sep).unwrap_or(rest.len());
+        self.i += n;
+        &rest[..n]
+    }
+
     fn eat(&mut self, c: u8) -> bool {
         let hit = self.s.get(self.i) == Some(&c);
         self.i += usize::from(hit);
@@ -679,36 +696,40 @@ impl Parser<'_> {
     /// there are fewer than eight and no IPv4 address ended them, `::` and
     /// at most `7 - head` groups after it. An IPv4 address is tried first
     /// wherever it would still fit, and ends the groups.
-    fn ipv6(&mut self) -> Option<[u16; 8]> {
-        let mut g = [0u16; 8];
+    /// The address's sixteen bytes (groups in network order).
+    fn ipv6(&mut self) -> Option<[u8; 16]> {
+        let mut o = [0u8; 16];
+        // Bytes read (two per group).
         let mut n = 0;
-        // Where `::` stands (the number of groups before it).
+        // Where `::` stands (the bytes before it).
         let mut gap = None;
         let mut first = true;
         loop {
-            let cap = if gap.is_some() { 7 } else { 8 };
+            let cap = if gap.is_some() { 14 } else { 16 };
             let save = self.i;
             if n < cap && self.sep(first, b':') {
-                if n + 2 <= cap
-                    && let Some([a, b, c, d]) = self.ipv4()
+                if n + 4 <= cap
+                    && let Some(v4) = self.ipv4()
                 {
-                    g[n] = u16::from_be_bytes([a, b]);
-                    g[n + 1] = u16::from_be_bytes([c, d]);
-                    n += 2;
-                    if gap.is_none() && n != 8 {
+                    for &b in &v4 {
+                        o[n] = b;
+                        n += 1;
+                    }
+                    if gap.is_none() && n != 16 {
                         return None;
                     }
                     break;
                 }
                 if let Some(v) = self.number(true) {
-                    g[n] = v;
-                    n += 1;
+                    o[n] = (v >> 8) as u8;
+                    o[n + 1] = v as u8;
+                    n += 2;
                     first = false;
                     continue;
                 }
             }
             self.i = save;
-            if gap.is_some() || n == 8 {
+            if gap.is_some() || n == 16 {
                 break;
             }
             if !(self.eat(b':') && self.eat(b':')) {
@@ -717,14 +738,15 @@ impl Parser<'_> {
             gap = Some(n);
             first = true;
         }
-        // The groups after `::` move to the end; zeros fill the gap.
+        // The bytes after `::` move to the end, from the last one down
+        // (each moves up, to a place already read); zeros fill the gap.
         if let Some(at) = gap {
-            let t = n - at;
-            for k in (0..t).rev() {
-                g[8 - t + k] = core::mem::take(&mut g[at + k]);
+            let shift = 16 - n;
+            for k in (at..16).rev() {
+                o[k] = if k >= at + shift { o[k - shift] } else { 0 };
             }
         }
-        Some(g)
+        Some(o)
     }
 
     fn done<T>(&self, v: Option<T>) -> Option<T> {
