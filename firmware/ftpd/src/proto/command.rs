@@ -499,32 +499,23 @@ fn has(b: &[u8], c: u8) -> bool {
     b.iter().any(|&x| x == c)
 }
 
-/// Splits `b` at every `sep` into `N` parts; `None` when there are more.
-/// Returns how many parts there were.
-fn split_n<const N: usize>(b: &[u8], sep: u8, skip_empty: bool) -> Option<([&[u8]; N], usize)> {
-    let mut parts = [&b[..0]; N];
-    let n = split_into(b, sep, skip_empty, &mut parts)?;
-    Some((parts, n))
-}
-
-/// [`split_n`] without a copy per `N`.
-#[inline(never)]
-fn split_into<'a>(b: &'a [u8], sep: u8, skip_empty: bool, parts: &mut [&'a [u8]]) -> Option<usize> {
-    let mut n = 0;
-    for part in b.split(|&c| c == sep) {
-        if skip_empty && part.is_empty() {
-            continue;
-        }
-        *parts.get_mut(n)? = part;
-        n += 1;
-    }
-    Some(n)
-}
-
 fn parse_type(arg: &str) -> Result<TransferType, ParseError> {
-    // Words separated by spaces (only spaces), empty words skipped.
-    let ([first, second], n) =
-        split_n(arg.as_bytes(), b' ', true).ok_or(ParseError::BadArgument)?;
+    // Words separated by spaces (only spaces), empty words skipped; at
+    // most two.
+    let mut p = Parser {
+        s: arg.as_bytes(),
+        i: 0,
+    };
+    let mut w = [&p.s[..0]; 3];
+    for x in &mut w {
+        while p.eat(b' ') {}
+        *x = p.field(b' ');
+    }
+    let [first, second, third] = w;
+    if !third.is_empty() {
+        return Err(ParseError::BadArgument);
+    }
+    let n = if second.is_empty() { 1 } else { 2 };
     let Some(&c) = first.first() else {
         return Err(ParseError::MissingArgument);
     };
@@ -837,6 +828,56 @@ mod tests {
         assert_eq!(parse(b"TYPE X"), Err(ParseError::BadArgument));
         assert_eq!(parse(b"TYPE II"), Err(ParseError::BadArgument));
         assert_eq!(parse(b"TYPE"), Err(ParseError::MissingArgument));
+    }
+
+    #[test]
+    fn type_words_are_split_at_spaces() {
+        assert_eq!(parse(b"TYPE  I"), Ok(C::Type(TransferType::Image)));
+        assert_eq!(parse(b"TYPE A  N "), Ok(C::Type(TransferType::Ascii)));
+        assert_eq!(parse(b"TYPE  "), Err(ParseError::MissingArgument));
+        assert_eq!(parse(b"TYPE A N X"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"TYPE L 8 8"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"TYPE AX C"), Err(ParseError::UnsupportedParameter));
+        assert_eq!(parse(b"TYPE LOCAL 8"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"TYPE Image"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"TYPE EBCDIC"), Err(ParseError::UnsupportedParameter));
+        assert_eq!(parse(b"TYPE A\tN"), Err(ParseError::BadArgument));
+    }
+
+    #[test]
+    fn port_and_eprt_fields() {
+        assert_eq!(
+            parse(b"PORT  1 , 2,3,4 ,0, 255 "),
+            Ok(C::Port(SocketAddrV4::new(Ipv4Addr::new(1, 2, 3, 4), 255)))
+        );
+        assert_eq!(
+            parse(b"PORT 001,2,3,4,0,00000000000000000001"),
+            Ok(C::Port(SocketAddrV4::new(Ipv4Addr::new(1, 2, 3, 4), 1)))
+        );
+        assert_eq!(parse(b"PORT 1,2,3,4,5,6,"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"PORT ,1,2,3,4,5"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"PORT 1,2,3,4,5,"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"PORT  "), Err(ParseError::BadArgument));
+        assert_eq!(
+            parse(b"EPRT  |2|1:2::3|65535| "),
+            Ok(C::Eprt("[1:2::3]:65535".parse().unwrap()))
+        );
+        assert_eq!(
+            parse(b"EPRT |1|127.0.0.1|21||"),
+            Err(ParseError::BadArgument)
+        );
+        assert_eq!(
+            parse(b"EPRT |1|127.0.0.1|21|x"),
+            Err(ParseError::BadArgument)
+        );
+        assert_eq!(parse(b"EPRT |1|127.0.0.1|"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"EPRT |3|x|99999|"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"EPRT |x|1.2.3.4|21|"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"EPRT 1|1.2.3.4|21|"), Err(ParseError::BadArgument));
+        assert_eq!(
+            parse(b"EPRT |1|1.2.3.4|1025|"),
+            Ok(C::Eprt("1.2.3.4:1025".parse().unwrap()))
+        );
     }
 
     #[test]
