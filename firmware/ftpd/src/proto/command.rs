@@ -465,7 +465,7 @@ pub(crate) fn trim_bytes(b: &[u8]) -> &[u8] {
 
 /// Digits only (at most 20), no sign, no overflow.
 fn parse_u64(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || b.len() > 20 || (b.len() == 20 && b > b"18446744073709551615".as_slice()) {
+    if b.is_empty() || b.len() > 20 {
         return None;
     }
     let mut v: u64 = 0;
@@ -474,7 +474,7 @@ fn parse_u64(b: &[u8]) -> Option<u64> {
         if d > 9 {
             return None;
         }
-        v = v.wrapping_mul(10).wrapping_add(u64::from(d));
+        v = v.checked_mul(10)?.checked_add(u64::from(d))?;
     }
     Some(v)
 }
@@ -949,6 +949,17 @@ mod tests {
             Err(ParseError::BadArgument)
         );
         assert_eq!(parse(b"REST"), Err(ParseError::MissingArgument));
+        assert_eq!(parse(b"REST 18446744073709551615"), Ok(C::Rest(u64::MAX)));
+        assert_eq!(
+            parse(b"REST 18446744073709551616"),
+            Err(ParseError::BadArgument)
+        );
+        assert_eq!(
+            parse(b"REST 000000000000000000009"),
+            Err(ParseError::BadArgument)
+        );
+        assert_eq!(parse(b"REST 00000000000000000009"), Ok(C::Rest(9)));
+        assert_eq!(parse(b"REST 1 "), Err(ParseError::BadArgument));
     }
 
     #[test]
