@@ -406,41 +406,57 @@ fn one_letter(arg: &str, ok: u8, known: &[u8]) -> Result<(), ParseError> {
     }
 }
 
-/// The one Unicode white-space character (`char::is_whitespace`) that `c`
-/// is, in UTF-8.
-fn is_space(c: &[u8]) -> bool {
+/// Whether `c`, one to three bytes read as a big-endian number, is the
+/// UTF-8 form of a Unicode white-space character (`char::is_whitespace`).
+fn is_space(c: u32) -> bool {
     matches!(
-        *c,
-        [b'\t'..=b'\r' | b' ']
-            | [0xC2, 0x85 | 0xA0]
-            | [0xE1, 0x9A, 0x80]
-            | [0xE2, 0x80, 0x80..=0x8A | 0xA8 | 0xA9 | 0xAF]
-            | [0xE2, 0x81, 0x9F]
-            | [0xE3, 0x80, 0x80]
+        c,
+        0x09..=0x0D
+            | 0x20
+            | 0xC2_85
+            | 0xC2_A0
+            | 0xE1_9A_80
+            | 0xE2_80_80..=0xE2_80_8A
+            | 0xE2_80_A8
+            | 0xE2_80_A9
+            | 0xE2_80_AF
+            | 0xE2_81_9F
+            | 0xE3_80_80
     )
+}
+
+/// How long the white-space character at the start (or, with `back`, at
+/// the end) of `b` is; 0 if there is none.
+fn space_len(b: &[u8], back: bool) -> usize {
+    let mut c = 0;
+    for n in 1..=b.len().min(3) {
+        if back {
+            c |= u32::from(b[b.len() - n]) << (8 * (n - 1));
+        } else {
+            c = c << 8 | u32::from(b[n - 1]);
+        }
+        if is_space(c) {
+            return n;
+        }
+    }
+    0
 }
 
 /// The bounds of `b` without white space (`char::is_whitespace`) at the
 /// start and/or the end, without Unicode tables.
 fn trim_range(b: &[u8], start: bool, end: bool) -> (usize, usize) {
     let (mut i, mut j) = (0, b.len());
-    'front: loop {
-        for n in 1..=3 {
-            if start && i + n <= j && is_space(&b[i..i + n]) {
-                i += n;
-                continue 'front;
-            }
+    while start {
+        match space_len(&b[i..j], false) {
+            0 => break,
+            n => i += n,
         }
-        break;
     }
-    'back: loop {
-        for n in 1..=3 {
-            if end && i + n <= j && is_space(&b[j - n..j]) {
-                j -= n;
-                continue 'back;
-            }
+    while end {
+        match space_len(&b[i..j], true) {
+            0 => break,
+            n => j -= n,
         }
-        break;
     }
     (i, j)
 }
