@@ -28,6 +28,13 @@ fn zeroed<const N: usize>() -> [u8; N] {
     [0; N]
 }
 
+/// Every slot empty, out of line: the caller's slots are the result
+/// slot of the call, so the array is not built elsewhere and copied.
+#[inline(never)]
+fn empty_slots<T, const N: usize>() -> [Option<T>; N] {
+    core::array::from_fn(|_| None)
+}
+
 /// What one call of [`Server::poll`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Poll {
@@ -58,7 +65,7 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
         Server {
             next_port: config.pasv_ports.0,
             config,
-            sessions: core::array::from_fn(|_| None),
+            sessions: empty_slots(),
             data_buf,
             line: zeroed(),
             reply: zeroed(),
