@@ -126,11 +126,10 @@ impl fmt::Display for PathBuf {
 /// Resolves `arg` against the virtual working directory `cwd`.
 pub fn resolve(cwd: &PathBuf, arg: &str) -> Result<PathBuf, PathError> {
     let arg = arg.as_bytes();
-    let mut out = if arg.first() == Some(&b'/') {
-        PathBuf::root()
-    } else {
-        cwd.clone()
-    };
+    let mut out = cwd.clone();
+    if arg.first() == Some(&b'/') {
+        out.set_root();
+    }
     for part in arg.split(|&b| b == b'/') {
         match part {
             b"" | b"." => {}
