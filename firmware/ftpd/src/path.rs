@@ -130,14 +130,20 @@ pub fn resolve(cwd: &PathBuf, arg: &str) -> Result<PathBuf, PathError> {
     if arg.first() == Some(&b'/') {
         out.set_root();
     }
-    for part in arg.split(|&b| b == b'/') {
+    let mut rest = arg;
+    loop {
+        let n = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        let (part, more) = rest.split_at(n);
         match part {
             b"" | b"." => {}
             b".." => out.pop(),
             name => out.push_name(name)?,
         }
+        match more.split_first() {
+            Some((_, tail)) => rest = tail,
+            None => return Ok(out),
+        }
     }
-    Ok(out)
 }
 
 /// The storage path of virtual path `v` for a user whose root is `root`.
