@@ -33,7 +33,7 @@ use crate::proto::command::{eq_ic, split_word, trim, trim_bytes, trim_start};
 use crate::proto::line::{self, Frame};
 use crate::proto::reply::{ReplyCode as R, Writer};
 use crate::storage::{self, DateTime, Kind, Storage, WriteMode};
-use crate::time::Instant;
+use crate::time::{Instant, U64};
 
 /// Everything a session may touch during one poll.
 pub struct Ctx<'x, 'c, N: Net, S: Storage> {
@@ -125,7 +125,7 @@ struct Transfer<K, F> {
     sink: Sink<K>,
     /// Every byte has been handed to the socket; waiting for it to drain.
     draining: bool,
-    bytes: u64,
+    bytes: U64,
     last_progress: Instant,
 }
 
@@ -141,7 +141,7 @@ pub struct Session<K, F> {
     aux: PathBuf,
     rnfr: bool,
     ty: TransferType,
-    rest: u64,
+    rest: U64,
     epsv_all: bool,
     facts: u8,
     data: Data<K>,
@@ -157,7 +157,7 @@ pub struct Session<K, F> {
     /// Close once the last reply has been queued.
     closing: bool,
     /// A transfer's failure reply that found no room in the control socket.
-    owed: Option<(R, &'static str, u64)>,
+    owed: Option<(R, &'static str, U64)>,
 }
 
 /// The reply for a storage error (see [`storage::Error`]).
@@ -236,7 +236,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             aux: PathBuf::root(),
             rnfr: false,
             ty: TransferType::Ascii,
-            rest: 0,
+            rest: U64(0),
             epsv_all: false,
             facts: facts::ALL,
             data: Data::None,
@@ -365,7 +365,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 if self.room(ctx.net) {
                     self.owed = None;
                     progressed = true;
-                    self.reply(ctx, code, TRANSFERRED, text, bytes);
+                    self.reply(ctx, code, TRANSFERRED, text, bytes.0);
                 }
             }
 
@@ -769,7 +769,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.login = Login::Fresh;
                 self.cwd.set_root();
                 self.ty = TransferType::Ascii;
-                self.rest = 0;
+                self.rest = U64(0);
                 self.epsv_all = false;
                 self.facts = facts::ALL;
                 self.say(ctx, R::ServiceReady, "Service ready for new user.");
@@ -806,7 +806,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             APPE => return self.store(ctx, arg, StoreKind::Appe),
             STOU => return self.store(ctx, "", StoreKind::Stou),
             REST => {
-                self.rest = t.num;
+                self.rest = U64(t.num);
                 self.reply(
                     ctx,
                     R::FileActionPending,
@@ -1262,7 +1262,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 R::SystemStatus,
                 "Transfer in progress: \x04 bytes so far.",
                 "",
-                bytes,
+                bytes.0,
             );
             return Handled::Done;
         }
@@ -1318,7 +1318,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     },
                     sink: Sink::Control,
                     draining: false,
-                    bytes: 0,
+                    bytes: U64(0),
                     last_progress: ctx.now,
                 });
             }
@@ -1510,7 +1510,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             op,
             sink: Sink::Data(sock),
             draining: false,
-            bytes: 0,
+            bytes: U64(0),
             last_progress: now,
         });
     }
@@ -1525,13 +1525,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         match ctx.fs.metadata(s.as_str()) {
             Ok(m) if m.kind == Kind::Dir => {
-                self.rest = 0;
+                self.rest = U64(0);
                 self.fail(ctx, storage::Error::IsADirectory);
                 return Handled::Done;
             }
             Ok(_) => {}
             Err(e) => {
-                self.rest = 0;
+                self.rest = U64(0);
                 self.fail(ctx, e);
                 return Handled::Done;
             }
@@ -1542,7 +1542,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Ok(Some(sock)) => sock,
         };
         let offset = core::mem::take(&mut self.rest);
-        match ctx.fs.open_read(s.as_str(), offset) {
+        match ctx.fs.open_read(s.as_str(), offset.0) {
             Ok(file) => {
                 let size = ctx.fs.metadata(s.as_str()).map(|m| m.size).unwrap_or(0);
                 let mode = if self.ty == TransferType::Ascii {
@@ -1582,7 +1582,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         kind: StoreKind,
     ) -> Handled {
         if self.deny(ctx) {
-            self.rest = 0;
+            self.rest = U64(0);
             return Handled::Done;
         }
         // STOU picks a name that does not exist yet.
@@ -1621,7 +1621,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
         if let Ok(m) = ctx.fs.metadata(s.as_str()) {
             if m.kind == Kind::Dir {
-                self.rest = 0;
+                self.rest = U64(0);
                 self.fail(ctx, storage::Error::IsADirectory);
                 return Handled::Done;
             }
@@ -1633,7 +1633,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         let rest = core::mem::take(&mut self.rest);
         let mode = match kind {
-            StoreKind::Stor if rest > 0 => WriteMode::At(rest),
+            StoreKind::Stor if rest.0 > 0 => WriteMode::At(rest.0),
             StoreKind::Stor => WriteMode::Truncate,
             StoreKind::Appe => WriteMode::Append,
             StoreKind::Stou => WriteMode::CreateNew,
@@ -1671,7 +1671,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         format: Format,
         arg: &str,
     ) -> Handled {
-        self.rest = 0;
+        self.rest = U64(0);
         let Some((v, s)) = self.resolve(ctx, arg) else {
             return Handled::Done;
         };
@@ -1716,7 +1716,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 },
                 sink: Sink::Data(sock),
                 draining: true,
-                bytes: n as u64,
+                bytes: U64(n as u64),
                 last_progress: ctx.now,
             });
         } else {
@@ -1761,11 +1761,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             crate::event!(
                 "[{}] transfer failed after {} bytes: {}",
                 self.id,
-                bytes,
+                { bytes.0 },
                 text
             );
             if self.room(ctx.net) {
-                self.reply(ctx, code, TRANSFERRED, text, bytes);
+                self.reply(ctx, code, TRANSFERRED, text, bytes.0);
             } else {
                 // The client is not reading its replies: say it when it does.
                 self.owed = Some((code, text, bytes));
@@ -1784,13 +1784,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         match Self::drop_transfer(t, ctx.net, ctx.fs, false) {
             Ok(()) if control => self.say(ctx, R::FileStatus, "End of status."),
             Ok(()) => {
-                crate::event!("[{}] transfer complete, {} bytes", self.id, bytes);
+                crate::event!("[{}] transfer complete, {} bytes", self.id, { bytes.0 });
                 self.reply(
                     ctx,
                     R::TransferComplete,
                     "Transfer complete (\x04 bytes).",
                     "",
-                    bytes,
+                    bytes.0,
                 );
             }
             Err(e) => {
@@ -1939,7 +1939,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                             (Err(f), _) => Err(f),
                             (Ok(()), true) => Ok(Progress::Moved(n)),
                             (Ok(()), false) => {
-                                t.bytes += n as u64;
+                                t.bytes.0 += n as u64;
                                 Ok(Progress::End)
                             }
                         }
@@ -1952,7 +1952,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         match result {
             Ok(Progress::Moved(n)) => {
-                t.bytes += n as u64;
+                t.bytes.0 += n as u64;
                 t.last_progress = ctx.now;
                 true
             }
