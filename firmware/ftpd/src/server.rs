@@ -154,7 +154,7 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
             } = session.poll(&mut ctx);
             progressed |= p;
             if let Some(w) = wake {
-                next_wake = Some(next_wake.map_or(w, |n| n.min(w)));
+                crate::time::earliest(&mut next_wake, w);
             }
             if done {
                 crate::event!("[{}] closed", session.id());

@@ -33,7 +33,7 @@ use crate::proto::command::{eq_ic, split_word, trim, trim_bytes, trim_start};
 use crate::proto::line::{self, Frame};
 use crate::proto::reply::{ReplyCode as R, Writer};
 use crate::storage::{self, DateTime, Kind, Storage, WriteMode};
-use crate::time::{Instant, U64};
+use crate::time::{self, Instant, U64};
 
 /// Everything a session may touch during one poll.
 pub struct Ctx<'x, 'c, N: Net, S: Storage> {
@@ -369,25 +369,27 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 }
             }
 
-            if let Hold::LoginDelay(until) = self.hold {
-                if ctx.now < until {
-                    wake = Some(until);
-                } else if self.owed.is_none() && self.room(ctx.net) {
-                    self.hold = Hold::None;
-                    self.failures = self.failures.saturating_add(1);
-                    self.login = Login::Fresh;
-                    progressed = true;
-                    if self.failures >= ctx.config.max_login_failures {
-                        crate::event!("[{}] too many failed logins, closing", self.id);
-                        self.say(
-                            ctx,
-                            R::ServiceNotAvailable,
-                            "Too many failed logins, closing.",
-                        );
-                        self.closing = true;
-                    } else {
-                        self.say(ctx, R::NotLoggedIn, "Login incorrect.");
-                    }
+            // A wrong password is answered once its delay is over (and
+            // nothing else is owed first).
+            if let Hold::LoginDelay(until) = self.hold
+                && time::expired(ctx.now, until, 0, &mut wake)
+                && self.owed.is_none()
+                && self.room(ctx.net)
+            {
+                self.hold = Hold::None;
+                self.failures = self.failures.saturating_add(1);
+                self.login = Login::Fresh;
+                progressed = true;
+                if self.failures >= ctx.config.max_login_failures {
+                    crate::event!("[{}] too many failed logins, closing", self.id);
+                    self.say(
+                        ctx,
+                        R::ServiceNotAvailable,
+                        "Too many failed logins, closing.",
+                    );
+                    self.closing = true;
+                } else {
+                    self.say(ctx, R::NotLoggedIn, "Login incorrect.");
                 }
             }
 
@@ -405,30 +407,22 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             // of waiting.
             let cfg = ctx.config;
             let now = ctx.now;
-            let mut at = |t: Instant| {
-                if t > now {
-                    wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
-                }
-            };
             if let Some(t) = &self.xfer {
-                let deadline = t.last_progress.after(cfg.data_timeout_ms);
-                if now >= deadline {
+                if time::expired(now, t.last_progress, cfg.data_timeout_ms, &mut wake) {
                     progressed = true;
                     self.fail_transfer(
                         ctx,
                         R::TransferAborted,
                         "Data connection timed out; transfer aborted.",
                     );
-                } else {
-                    at(deadline);
                 }
                 break 'run false;
             }
             if let Some(since) = self.deferred_since {
-                at(since.after(cfg.data_timeout_ms));
+                // Only its wake-up: the waiting command answers `425` itself.
+                time::expired(now, since, cfg.data_timeout_ms, &mut wake);
             }
-            let deadline = self.last_command.after(cfg.idle_timeout_ms);
-            if now >= deadline {
+            if time::expired(now, self.last_command, cfg.idle_timeout_ms, &mut wake) {
                 crate::event!("[{}] idle timeout", self.id);
                 if self.room(ctx.net) {
                     self.say(
@@ -439,7 +433,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 }
                 break 'run true;
             }
-            at(deadline);
             false
         };
         if done {

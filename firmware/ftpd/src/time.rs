@@ -30,6 +30,23 @@ impl Instant {
 #[repr(packed(4))]
 pub(crate) struct U64(pub u64);
 
+/// Whether `ms` after `since` is `now` or earlier. If not, that deadline is
+/// folded into `wake` (which keeps the earliest).
+#[inline(never)]
+pub(crate) fn expired(now: Instant, since: Instant, ms: u64, wake: &mut Option<Instant>) -> bool {
+    let deadline = since.after(ms);
+    if now >= deadline {
+        return true;
+    }
+    earliest(wake, deadline);
+    false
+}
+
+/// `wake` becomes the earlier of itself and `t`.
+pub(crate) fn earliest(wake: &mut Option<Instant>, t: Instant) {
+    *wake = Some(wake.map_or(t, |w| w.min(t)));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +71,46 @@ mod tests {
         let mut n = U64(u64::MAX - 1);
         n.0 += 1;
         assert_eq!({ n.0 }, u64::MAX);
+    }
+
+    fn ms(v: u64) -> Instant {
+        Instant::from_millis(v)
+    }
+
+    #[test]
+    fn expired_at_and_after_the_deadline() {
+        let mut wake = None;
+        assert!(expired(ms(150), ms(100), 50, &mut wake));
+        assert!(expired(ms(151), ms(100), 50, &mut wake));
+        assert_eq!(wake, None);
+        assert!(!expired(ms(149), ms(100), 50, &mut wake));
+        assert_eq!(wake, Some(ms(150)));
+        assert!(expired(ms(7), ms(7), 0, &mut wake));
+    }
+
+    #[test]
+    fn wake_keeps_the_earliest_deadline() {
+        let mut wake = None;
+        assert!(!expired(ms(0), ms(100), 50, &mut wake));
+        assert!(!expired(ms(0), ms(10), 50, &mut wake));
+        assert!(!expired(ms(0), ms(200), 50, &mut wake));
+        assert_eq!(wake, Some(ms(60)));
+        earliest(&mut wake, ms(70));
+        assert_eq!(wake, Some(ms(60)));
+        earliest(&mut wake, ms(5));
+        assert_eq!(wake, Some(ms(5)));
+    }
+
+    #[test]
+    fn deadlines_saturate() {
+        let mut wake = None;
+        assert!(!expired(
+            ms(u64::MAX - 1),
+            ms(u64::MAX - 1),
+            u64::MAX,
+            &mut wake
+        ));
+        assert_eq!(wake, Some(ms(u64::MAX)));
+        assert!(expired(ms(u64::MAX), ms(5), u64::MAX, &mut wake));
     }
 }
