@@ -95,38 +95,36 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
             progressed = true;
             let open = self.sessions();
             let slot = self.sessions.iter().position(|s| s.is_none());
-            match slot {
-                Some(i) if open < limit => {
-                    let id = self.next_id;
-                    self.next_id = self.next_id.wrapping_add(1);
-                    let mut w = Writer::new(&mut self.reply);
-                    w.line(ReplyCode::ServiceReady, self.config.banner);
-                    let _ = net.send(sock, w.as_bytes());
-                    match Session::new(id, sock, net, now) {
-                        Some(s) => {
-                            crate::event!("[{}] connected from {}", id, s.peer());
-                            self.sessions[i] = Some(s);
-                        }
-                        None => net.abort(sock),
-                    }
+            let slot = slot.filter(|_| open < limit);
+            // The greeting, or why not: one reply either way.
+            let (code, tpl, text) = match slot {
+                Some(_) => (ReplyCode::ServiceReady, "\x01", self.config.banner),
+                None => (
+                    ReplyCode::ServiceNotAvailable,
+                    "Too many connections (\x04), try again later.",
+                    "",
+                ),
+            };
+            let mut w = Writer::new(&mut self.reply);
+            w.begin(code).fill(tpl, text, limit as u64).end();
+            let _ = net.send(sock, w.as_bytes());
+            let Some(i) = slot else {
+                crate::event!(
+                    "refused a connection: {} sessions open (limit {})",
+                    open,
+                    limit
+                );
+                net.close(sock);
+                continue;
+            };
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            match Session::new(id, sock, net, now) {
+                Some(s) => {
+                    crate::event!("[{}] connected from {}", id, s.peer());
+                    self.sessions[i] = Some(s);
                 }
-                _ => {
-                    crate::event!(
-                        "refused a connection: {} sessions open (limit {})",
-                        open,
-                        limit
-                    );
-                    let mut w = Writer::new(&mut self.reply);
-                    w.begin(ReplyCode::ServiceNotAvailable)
-                        .fill(
-                            "Too many connections (\x04), try again later.",
-                            "",
-                            limit as u64,
-                        )
-                        .end();
-                    let _ = net.send(sock, w.as_bytes());
-                    net.close(sock);
-                }
+                None => net.abort(sock),
             }
         }
 
