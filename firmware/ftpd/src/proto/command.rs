@@ -429,7 +429,7 @@ fn is_space(c: u32) -> bool {
 /// the end) of `b` is; 0 if there is none.
 fn space_len(b: &[u8], back: bool) -> usize {
     let mut c = 0;
-    for n in 1..=b.len().min(3) {
+    for n in 1..b.len().min(3) + 1 {
         if back {
             c |= u32::from(b[b.len() - n]) << (8 * (n - 1));
         } else {
