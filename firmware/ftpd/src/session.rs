@@ -799,13 +799,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             APPE => return self.store(ctx, arg, StoreKind::Appe),
             STOU => return self.store(ctx, "", StoreKind::Stou),
             REST => {
-                self.rest = U64(t.num);
+                self.rest = t.num;
                 self.reply(
                     ctx,
                     R::FileActionPending,
                     "Restarting at \x04. Send STOR or RETR.",
                     "",
-                    t.num,
+                    t.num.0,
                 );
             }
             ALLO => self.say(ctx, R::Ok, "ALLO command ok, no allocation needed."),

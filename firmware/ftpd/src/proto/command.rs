@@ -9,6 +9,8 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
+use crate::time::U64;
+
 /// Representation type (`TYPE`), RFC 959 §3.1.1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransferType {
@@ -311,7 +313,7 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
         FEAT => C::Feat,
         ACCT => C::Acct,
         CLNT => C::Clnt,
-        REST => C::Rest(t.num),
+        REST => C::Rest(t.num.0),
         ALLO => C::Allo,
         TYPE => C::Type(t.ty),
         STRU => C::Stru,
@@ -330,7 +332,7 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
 /// `EPSV`, `EPRT`); the fields the verb does not use hold defaults.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Typed {
-    pub num: u64,
+    pub num: U64,
     pub ty: TransferType,
     pub epsv: EpsvArg,
     pub addr: SocketAddr,
@@ -340,7 +342,7 @@ pub(crate) struct Typed {
 #[inline(never)]
 pub(crate) fn typed(k: u8, arg: &str) -> Result<Typed, ParseError> {
     let mut t = Typed {
-        num: 0,
+        num: U64(0),
         ty: TransferType::Ascii,
         epsv: EpsvArg::Any,
         addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
@@ -352,7 +354,11 @@ pub(crate) fn typed(k: u8, arg: &str) -> Result<Typed, ParseError> {
         return Err(ParseError::MissingArgument);
     }
     match k {
-        REST => t.num = parse_u64(arg.as_bytes()).ok_or(ParseError::BadArgument)?,
+        REST => {
+            t.num = parse_u64(arg.as_bytes())
+                .map(U64)
+                .ok_or(ParseError::BadArgument)?
+        }
         TYPE => t.ty = parse_type(arg)?,
         STRU => one_letter(arg, b'F', b"RP")?,
         MODE => one_letter(arg, b'S', b"BCZ")?,
