@@ -360,8 +360,14 @@ pub(crate) fn typed(k: u8, arg: &str) -> Result<Typed, ParseError> {
                 .ok_or(ParseError::BadArgument)?
         }
         TYPE => t.ty = parse_type(arg)?,
-        STRU => one_letter(arg, b'F', b"RP")?,
-        MODE => one_letter(arg, b'S', b"BCZ")?,
+        STRU | MODE => {
+            let (ok, known) = if k == STRU {
+                (b'F', &b"RP"[..])
+            } else {
+                (b'S', &b"BCZ"[..])
+            };
+            one_letter(arg, ok, known)?
+        }
         PORT => t.addr = SocketAddr::V4(parse_port(arg)?),
         EPSV => t.epsv = parse_epsv(arg)?,
         EPRT => t.addr = parse_eprt(arg)?,
@@ -645,6 +651,7 @@ impl<'a> Parser<'a> {
         &rest[..n]
     }
 
+    #[inline(never)]
     fn eat(&mut self, c: u8) -> bool {
         let hit = self.s.get(self.i) == Some(&c);
         self.i += usize::from(hit);
