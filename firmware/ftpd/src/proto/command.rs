@@ -599,6 +599,7 @@ fn parse_epsv(arg: &str) -> Result<EpsvArg, ParseError> {
 }
 
 /// A network protocol number we do not know is `522`, anything else `501`.
+#[inline(always)]
 fn protocol_error(p: &[u8]) -> ParseError {
     match parse_u64(p) {
         Some(_) => ParseError::UnsupportedProtocol,
