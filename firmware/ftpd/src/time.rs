@@ -43,6 +43,7 @@ pub(crate) fn expired(now: Instant, since: Instant, ms: u64, wake: &mut Option<I
 }
 
 /// `wake` becomes the earlier of itself and `t`.
+#[inline(never)]
 pub(crate) fn earliest(wake: &mut Option<Instant>, t: Instant) {
     *wake = Some(wake.map_or(t, |w| w.min(t)));
 }
