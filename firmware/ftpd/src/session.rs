@@ -451,7 +451,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     }
 
     /// Gives back every socket and file.
-    #[inline(never)]
     fn teardown<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, net: &mut N, fs: &mut S) {
         self.abort_transfer(net, fs);
         self.drop_data(net);
