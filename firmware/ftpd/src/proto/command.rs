@@ -670,25 +670,24 @@ impl<'a> Parser<'a> {
     /// most 255. Nothing is consumed on failure.
     fn number(&mut self, hex: bool) -> Option<u16> {
         let start = self.i;
+        let (radix, max) = if hex { (16, 4) } else { (10, 3) };
         let mut v = 0u32;
         while let Some(&c) = self.s.get(self.i) {
+            // A digit's value, or at least `radix` for anything else.
             let d = match c {
-                b'0'..=b'9' => c - b'0',
-                _ if hex && (c | 0x20).wrapping_sub(b'a') < 6 => (c | 0x20) - b'a' + 10,
-                _ => break,
+                b'0'..=b'9' => u32::from(c - b'0'),
+                _ => u32::from((c | 0x20).wrapping_sub(b'a')).wrapping_add(10),
             };
+            if d >= radix {
+                break;
+            }
             // Past the digits allowed the value does not matter (it fails).
-            v = v.wrapping_mul(if hex { 16 } else { 10 }) + u32::from(d);
+            v = v.wrapping_mul(radix) + d;
             self.i += 1;
         }
         let n = self.i - start;
-        let ok = n > 0
-            && if hex {
-                n <= 4
-            } else {
-                n <= 3 && v <= 255 && (n == 1 || self.s[start] != b'0')
-            };
-        if !ok {
+        let zero_first = self.s.get(start) == Some(&b'0');
+        if n == 0 || n > max || (!hex && (v > 255 || (n > 1 && zero_first))) {
             self.i = start;
             return None;
         }
