@@ -547,10 +547,15 @@ fn parse_type(arg: &str) -> Result<TransferType, ParseError> {
     let Some(&c) = first.first() else {
         return Err(ParseError::MissingArgument);
     };
+    // The second word when it is one letter (upper case), else 0.
+    let s2 = match *second {
+        [l] => l.to_ascii_uppercase(),
+        _ => 0,
+    };
     let t = match (c.to_ascii_uppercase(), n) {
         (b'A', 1) => TransferType::Ascii,
-        (b'A', _) if eq_ic(second, b"N") || eq_ic(second, b"T") => TransferType::Ascii,
-        (b'A', _) if eq_ic(second, b"C") => return Err(ParseError::UnsupportedParameter),
+        (b'A', _) if s2 == b'N' || s2 == b'T' => TransferType::Ascii,
+        (b'A', _) if s2 == b'C' => return Err(ParseError::UnsupportedParameter),
         (b'I', 1) => TransferType::Image,
         (b'L', 2) if second == b"8" => TransferType::Image,
         (b'L', 2) | (b'E', _) => return Err(ParseError::UnsupportedParameter),
