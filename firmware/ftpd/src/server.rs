@@ -15,18 +15,12 @@
 
 use crate::config::Config;
 use crate::net::Net;
+use crate::path::{Bytes, zeroed};
 use crate::proto::reply::{ReplyCode, Writer};
 use crate::session::{Ctx, Session, Step};
 use crate::storage::{DateTime, Storage};
 use crate::time::Instant;
 use crate::{MAX_LINE, MAX_REPLY};
-
-/// A zeroed buffer, out of line: zeroed through a pointer of the array's
-/// own alignment, it needs no `memclr` routine of its own.
-#[inline(never)]
-fn zeroed<const N: usize>() -> [u8; N] {
-    [0; N]
-}
 
 /// Every slot empty, out of line: the caller's slots are the result
 /// slot of the call, so the array is not built elsewhere and copied.
@@ -50,8 +44,8 @@ pub struct Server<'a, N: Net, S: Storage, const MAX: usize> {
     config: Config<'a>,
     sessions: [Option<Session<N::Socket, S::File>>; MAX],
     data_buf: &'a mut [u8],
-    line: [u8; MAX_LINE],
-    reply: [u8; MAX_REPLY],
+    line: Bytes<MAX_LINE>,
+    reply: Bytes<MAX_REPLY>,
     next_port: u16,
     next_id: u32,
     utc: Option<DateTime>,
@@ -105,7 +99,7 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
                     "",
                 ),
             };
-            let mut w = Writer::new(&mut self.reply);
+            let mut w = Writer::new(&mut self.reply.0);
             w.begin(code).fill(tpl, text, limit as u64).end();
             let _ = net.send(sock, w.as_bytes());
             let Some(i) = slot else {
@@ -139,8 +133,8 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
                 now,
                 config: &self.config,
                 data: &mut *self.data_buf,
-                line: &mut self.line,
-                reply: &mut self.reply,
+                line: &mut self.line.0,
+                reply: &mut self.reply.0,
                 next_port: &mut self.next_port,
                 utc: self.utc.as_ref(),
                 sessions_open: open,
@@ -170,7 +164,7 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
     pub fn shutdown(&mut self, net: &mut N, fs: &mut S) {
         for slot in self.sessions.iter_mut() {
             if let Some(mut s) = slot.take() {
-                s.shutdown(net, fs, &mut self.reply);
+                s.shutdown(net, fs, &mut self.reply.0);
             }
         }
     }
