@@ -458,16 +458,20 @@ fn space_len(b: &[u8], back: bool) -> usize {
 /// start and/or the end, without Unicode tables.
 fn trim_range(b: &[u8], start: bool, end: bool) -> (usize, usize) {
     let (mut i, mut j) = (0, b.len());
-    while start {
-        match space_len(&b[i..j], false) {
-            0 => break,
-            n => i += n,
+    if start {
+        loop {
+            match space_len(&b[i..j], false) {
+                0 => break,
+                n => i += n,
+            }
         }
     }
-    while end {
-        match space_len(&b[i..j], true) {
-            0 => break,
-            n => j -= n,
+    if end {
+        loop {
+            match space_len(&b[i..j], true) {
+                0 => break,
+                n => j -= n,
+            }
         }
     }
     (i, j)
