@@ -88,8 +88,11 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
         while let Some(sock) = net.accept() {
             progressed = true;
             let open = self.sessions();
-            let slot = self.sessions.iter().position(|s| s.is_none());
-            let slot = slot.filter(|_| open < limit);
+            let slot = if open < limit {
+                self.sessions.iter().position(|s| s.is_none())
+            } else {
+                None
+            };
             // The greeting, or why not: one reply either way.
             let (code, tpl, text) = match slot {
                 Some(_) => (ReplyCode::ServiceReady, "\x01", self.config.banner),
