@@ -352,9 +352,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
 
             progressed |= self.advance_data(ctx);
-            if self.xfer.is_some() {
-                progressed |= self.step_transfer(ctx);
-            }
+            progressed |= self.step_transfer(ctx);
             if self.ctrl_gone && self.xfer.is_none() {
                 break 'run true;
             }
