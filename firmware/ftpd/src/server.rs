@@ -22,8 +22,8 @@ use crate::storage::{DateTime, Storage};
 use crate::time::Instant;
 use crate::{MAX_LINE, MAX_REPLY};
 
-/// Every slot empty, out of line: the caller's slots are the result
-/// slot of the call, so the array is not built elsewhere and copied.
+/// Every slot empty, out of line: building the array and copying it into
+/// the server took more code inlined into the caller than a call does.
 #[inline(never)]
 fn empty_slots<T, const N: usize>() -> [Option<T>; N] {
     core::array::from_fn(|_| None)
