@@ -14,8 +14,22 @@ use crate::MAX_PATH;
 /// A fixed-capacity path string: `/`-separated, always valid UTF-8.
 #[derive(Clone)]
 pub struct PathBuf {
-    buf: [u8; MAX_PATH],
+    buf: Bytes<MAX_PATH>,
     len: u16,
+}
+
+/// A byte buffer aligned to four bytes: cleared and copied by the
+/// word-aligned `memclr`/`memcpy`, so no byte-aligned `memclr` is linked.
+#[derive(Clone)]
+#[repr(align(4))]
+pub(crate) struct Bytes<const N: usize>(pub [u8; N]);
+
+/// A zeroed buffer, out of line: cleared whole through a 4-byte aligned
+/// pointer (inlined, the optimiser clears all but a first byte written
+/// next, from an unaligned address).
+#[inline(never)]
+pub(crate) fn zeroed<const N: usize>() -> Bytes<N> {
+    Bytes([0; N])
 }
 
 /// Why a path cannot be used.
@@ -27,21 +41,24 @@ pub enum PathError {
 
 impl PathBuf {
     /// The root, `/`.
-    pub const fn root() -> Self {
-        let mut buf = [0u8; MAX_PATH];
-        buf[0] = b'/';
-        PathBuf { buf, len: 1 }
+    pub fn root() -> Self {
+        let mut p = PathBuf {
+            buf: zeroed(),
+            len: 1,
+        };
+        p.buf.0[0] = b'/';
+        p
     }
 
     /// Back to the root, `/`, in place.
     pub fn set_root(&mut self) {
-        self.buf[0] = b'/';
+        self.buf.0[0] = b'/';
         self.len = 1;
     }
 
     pub fn as_str(&self) -> &str {
         // Only whole `&str` pieces are ever pushed, so this cannot fail.
-        core::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("/")
+        core::str::from_utf8(&self.buf.0[..self.len as usize]).unwrap_or("/")
     }
 
     pub fn is_root(&self) -> bool {
@@ -55,7 +72,7 @@ impl PathBuf {
         if len + s.len() > MAX_PATH {
             return Err(PathError::TooLong);
         }
-        self.buf[len..len + s.len()].copy_from_slice(s);
+        self.buf.0[len..len + s.len()].copy_from_slice(s);
         self.len = (len + s.len()) as u16;
         Ok(())
     }
@@ -74,7 +91,7 @@ impl PathBuf {
 
     /// Where the last `/` is.
     fn last_slash(&self) -> Option<usize> {
-        self.buf[..self.len as usize]
+        self.buf.0[..self.len as usize]
             .iter()
             .rposition(|&b| b == b'/')
     }
@@ -94,7 +111,7 @@ impl PathBuf {
     /// Copies `s`, which must already be a normalised absolute path.
     pub fn from_normalised(s: &str) -> Result<Self, PathError> {
         let mut p = PathBuf {
-            buf: [0; MAX_PATH],
+            buf: zeroed(),
             len: 0,
         };
         p.push_bytes(s.as_bytes())?;
@@ -126,19 +143,24 @@ impl fmt::Display for PathBuf {
 /// Resolves `arg` against the virtual working directory `cwd`.
 pub fn resolve(cwd: &PathBuf, arg: &str) -> Result<PathBuf, PathError> {
     let arg = arg.as_bytes();
-    let mut out = if arg.first() == Some(&b'/') {
-        PathBuf::root()
-    } else {
-        cwd.clone()
-    };
-    for part in arg.split(|&b| b == b'/') {
+    let mut out = cwd.clone();
+    if arg.first() == Some(&b'/') {
+        out.set_root();
+    }
+    let mut rest = arg;
+    loop {
+        let n = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        let (part, more) = rest.split_at(n);
         match part {
             b"" | b"." => {}
             b".." => out.pop(),
             name => out.push_name(name)?,
         }
+        match more.split_first() {
+            Some((_, tail)) => rest = tail,
+            None => return Ok(out),
+        }
     }
-    Ok(out)
 }
 
 /// The storage path of virtual path `v` for a user whose root is `root`.
@@ -151,12 +173,12 @@ pub fn to_storage(root: &str, v: &PathBuf) -> Result<PathBuf, PathError> {
         return Ok(v.clone());
     }
     let mut p = PathBuf {
-        buf: [0; MAX_PATH],
+        buf: zeroed(),
         len: 0,
     };
     p.push_bytes(root)?;
     if !v.is_root() {
-        p.push_bytes(&v.buf[..v.len as usize])?;
+        p.push_bytes(&v.buf.0[..v.len as usize])?;
     }
     Ok(p)
 }

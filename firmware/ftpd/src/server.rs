@@ -15,17 +15,18 @@
 
 use crate::config::Config;
 use crate::net::Net;
+use crate::path::{Bytes, zeroed};
 use crate::proto::reply::{ReplyCode, Writer};
 use crate::session::{Ctx, Session, Step};
 use crate::storage::{DateTime, Storage};
 use crate::time::Instant;
 use crate::{MAX_LINE, MAX_REPLY};
 
-/// A zeroed buffer, out of line: zeroed through a pointer of the array's
-/// own alignment, it needs no `memclr` routine of its own.
+/// Every slot empty, out of line: building the array and copying it into
+/// the server took more code inlined into the caller than a call does.
 #[inline(never)]
-fn zeroed<const N: usize>() -> [u8; N] {
-    [0; N]
+fn empty_slots<T, const N: usize>() -> [Option<T>; N] {
+    core::array::from_fn(|_| None)
 }
 
 /// What one call of [`Server::poll`] did.
@@ -43,8 +44,8 @@ pub struct Server<'a, N: Net, S: Storage, const MAX: usize> {
     config: Config<'a>,
     sessions: [Option<Session<N::Socket, S::File>>; MAX],
     data_buf: &'a mut [u8],
-    line: [u8; MAX_LINE],
-    reply: [u8; MAX_REPLY],
+    line: Bytes<MAX_LINE>,
+    reply: Bytes<MAX_REPLY>,
     next_port: u16,
     next_id: u32,
     utc: Option<DateTime>,
@@ -58,7 +59,7 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
         Server {
             next_port: config.pasv_ports.0,
             config,
-            sessions: core::array::from_fn(|_| None),
+            sessions: empty_slots(),
             data_buf,
             line: zeroed(),
             reply: zeroed(),
@@ -87,39 +88,40 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
         while let Some(sock) = net.accept() {
             progressed = true;
             let open = self.sessions();
-            let slot = self.sessions.iter().position(|s| s.is_none());
-            match slot {
-                Some(i) if open < limit => {
-                    let id = self.next_id;
-                    self.next_id = self.next_id.wrapping_add(1);
-                    let mut w = Writer::new(&mut self.reply);
-                    w.line(ReplyCode::ServiceReady, self.config.banner);
-                    let _ = net.send(sock, w.as_bytes());
-                    match Session::new(id, sock, net, now) {
-                        Some(s) => {
-                            crate::event!("[{}] connected from {}", id, s.peer());
-                            self.sessions[i] = Some(s);
-                        }
-                        None => net.abort(sock),
-                    }
+            let slot = if open < limit {
+                self.sessions.iter().position(|s| s.is_none())
+            } else {
+                None
+            };
+            // The greeting, or why not: one reply either way.
+            let (code, tpl, text) = match slot {
+                Some(_) => (ReplyCode::ServiceReady, "\x01", self.config.banner),
+                None => (
+                    ReplyCode::ServiceNotAvailable,
+                    "Too many connections (\x04), try again later.",
+                    "",
+                ),
+            };
+            let mut w = Writer::new(&mut self.reply.0);
+            w.begin(code).fill(tpl, text, limit as u64).end();
+            let _ = net.send(sock, w.as_bytes());
+            let Some(i) = slot else {
+                crate::event!(
+                    "refused a connection: {} sessions open (limit {})",
+                    open,
+                    limit
+                );
+                net.close(sock);
+                continue;
+            };
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            match Session::new(id, sock, net, now) {
+                Some(s) => {
+                    crate::event!("[{}] connected from {}", id, s.peer());
+                    self.sessions[i] = Some(s);
                 }
-                _ => {
-                    crate::event!(
-                        "refused a connection: {} sessions open (limit {})",
-                        open,
-                        limit
-                    );
-                    let mut w = Writer::new(&mut self.reply);
-                    w.begin(ReplyCode::ServiceNotAvailable)
-                        .fill(
-                            "Too many connections (\x04), try again later.",
-                            "",
-                            limit as u64,
-                        )
-                        .end();
-                    let _ = net.send(sock, w.as_bytes());
-                    net.close(sock);
-                }
+                None => net.abort(sock),
             }
         }
 
@@ -134,8 +136,8 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
                 now,
                 config: &self.config,
                 data: &mut *self.data_buf,
-                line: &mut self.line,
-                reply: &mut self.reply,
+                line: &mut self.line.0,
+                reply: &mut self.reply.0,
                 next_port: &mut self.next_port,
                 utc: self.utc.as_ref(),
                 sessions_open: open,
@@ -147,7 +149,7 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
             } = session.poll(&mut ctx);
             progressed |= p;
             if let Some(w) = wake {
-                next_wake = Some(next_wake.map_or(w, |n| n.min(w)));
+                crate::time::earliest(&mut next_wake, w);
             }
             if done {
                 crate::event!("[{}] closed", session.id());
@@ -165,7 +167,7 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
     pub fn shutdown(&mut self, net: &mut N, fs: &mut S) {
         for slot in self.sessions.iter_mut() {
             if let Some(mut s) = slot.take() {
-                s.shutdown(net, fs, &mut self.reply);
+                s.shutdown(net, fs, &mut self.reply.0);
             }
         }
     }

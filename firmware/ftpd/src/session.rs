@@ -33,7 +33,7 @@ use crate::proto::command::{eq_ic, split_word, trim, trim_bytes, trim_start};
 use crate::proto::line::{self, Frame};
 use crate::proto::reply::{ReplyCode as R, Writer};
 use crate::storage::{self, DateTime, Kind, Storage, WriteMode};
-use crate::time::Instant;
+use crate::time::{self, Instant, U64};
 
 /// Everything a session may touch during one poll.
 pub struct Ctx<'x, 'c, N: Net, S: Storage> {
@@ -125,7 +125,7 @@ struct Transfer<K, F> {
     sink: Sink<K>,
     /// Every byte has been handed to the socket; waiting for it to drain.
     draining: bool,
-    bytes: u64,
+    bytes: U64,
     last_progress: Instant,
 }
 
@@ -141,7 +141,7 @@ pub struct Session<K, F> {
     aux: PathBuf,
     rnfr: bool,
     ty: TransferType,
-    rest: u64,
+    rest: U64,
     epsv_all: bool,
     facts: u8,
     data: Data<K>,
@@ -157,7 +157,7 @@ pub struct Session<K, F> {
     /// Close once the last reply has been queued.
     closing: bool,
     /// A transfer's failure reply that found no room in the control socket.
-    owed: Option<(R, &'static str, u64)>,
+    owed: Option<(R, &'static str, U64)>,
 }
 
 /// The reply for a storage error (see [`storage::Error`]).
@@ -253,7 +253,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             aux: PathBuf::root(),
             rnfr: false,
             ty: TransferType::Ascii,
-            rest: 0,
+            rest: U64(0),
             epsv_all: false,
             facts: facts::ALL,
             data: Data::None,
@@ -386,9 +386,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
 
             progressed |= self.advance_data(ctx);
-            if self.xfer.is_some() {
-                progressed |= self.step_transfer(ctx);
-            }
+            progressed |= self.step_transfer(ctx);
             if self.ctrl_gone && self.xfer.is_none() {
                 break 'run true;
             }
@@ -399,29 +397,31 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 if self.room(ctx.net) {
                     self.owed = None;
                     progressed = true;
-                    self.reply(ctx, code, TRANSFERRED, text, bytes);
+                    self.reply(ctx, code, TRANSFERRED, text, bytes.0);
                 }
             }
 
-            if let Hold::LoginDelay(until) = self.hold {
-                if ctx.now < until {
-                    wake = Some(until);
-                } else if self.owed.is_none() && self.room(ctx.net) {
-                    self.hold = Hold::None;
-                    self.failures = self.failures.saturating_add(1);
-                    self.login = Login::Fresh;
-                    progressed = true;
-                    if self.failures >= ctx.config.max_login_failures {
-                        crate::event!("[{}] too many failed logins, closing", self.id);
-                        self.say(
-                            ctx,
-                            R::ServiceNotAvailable,
-                            "Too many failed logins, closing.",
-                        );
-                        self.closing = true;
-                    } else {
-                        self.say(ctx, R::NotLoggedIn, "Login incorrect.");
-                    }
+            // A wrong password is answered once its delay is over (and
+            // nothing else is owed first).
+            if let Hold::LoginDelay(until) = self.hold
+                && time::expired(ctx.now, until, 0, &mut wake)
+                && self.owed.is_none()
+                && self.room(ctx.net)
+            {
+                self.hold = Hold::None;
+                self.failures = self.failures.saturating_add(1);
+                self.login = Login::Fresh;
+                progressed = true;
+                if self.failures >= ctx.config.max_login_failures {
+                    crate::event!("[{}] too many failed logins, closing", self.id);
+                    self.say(
+                        ctx,
+                        R::ServiceNotAvailable,
+                        "Too many failed logins, closing.",
+                    );
+                    self.closing = true;
+                } else {
+                    self.say(ctx, R::NotLoggedIn, "Login incorrect.");
                 }
             }
 
@@ -439,30 +439,22 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             // of waiting.
             let cfg = ctx.config;
             let now = ctx.now;
-            let mut at = |t: Instant| {
-                if t > now {
-                    wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
-                }
-            };
             if let Some(t) = &self.xfer {
-                let deadline = t.last_progress.after(cfg.data_timeout_ms);
-                if now >= deadline {
+                if time::expired(now, t.last_progress, cfg.data_timeout_ms, &mut wake) {
                     progressed = true;
                     self.fail_transfer(
                         ctx,
                         R::TransferAborted,
                         "Data connection timed out; transfer aborted.",
                     );
-                } else {
-                    at(deadline);
                 }
                 break 'run false;
             }
             if let Some(since) = self.deferred_since {
-                at(since.after(cfg.data_timeout_ms));
+                // Only its wake-up: the waiting command answers `425` itself.
+                time::expired(now, since, cfg.data_timeout_ms, &mut wake);
             }
-            let deadline = self.last_command.after(cfg.idle_timeout_ms);
-            if now >= deadline {
+            if time::expired(now, self.last_command, cfg.idle_timeout_ms, &mut wake) {
                 crate::event!("[{}] idle timeout", self.id);
                 if self.room(ctx.net) {
                     self.say(
@@ -473,7 +465,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 }
                 break 'run true;
             }
-            at(deadline);
             false
         };
         if done {
@@ -492,7 +483,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     }
 
     /// Gives back every socket and file.
-    #[inline(never)]
     fn teardown<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, net: &mut N, fs: &mut S) {
         self.abort_transfer(net, fs);
         self.drop_data(net);
@@ -542,7 +532,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Op::List { .. } => (false, Ok(())),
         };
         Some(Ended {
-            bytes: t.bytes,
+            bytes: t.bytes.0,
             control: t.sink == Sink::Control,
             upload,
             closed,
@@ -808,7 +798,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.login = Login::Fresh;
                 self.cwd.set_root();
                 self.ty = TransferType::Ascii;
-                self.rest = 0;
+                self.rest = U64(0);
                 self.epsv_all = false;
                 self.facts = facts::ALL;
                 self.say(ctx, R::ServiceReady, "Service ready for new user.");
@@ -843,7 +833,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             STOU => return self.store(ctx, "", StoreKind::Stou),
             REST => {
                 self.rest = t.num;
-                self.reply(ctx, R::FileActionPending, "Restarting at \x04.", "", t.num);
+                self.reply(
+                    ctx,
+                    R::FileActionPending,
+                    "Restarting at \x04.",
+                    "",
+                    t.num.0,
+                );
             }
             ALLO => self.say(ctx, R::Ok, "No allocation needed."),
             TYPE => {
@@ -1271,10 +1267,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let upload = matches!(what, What::Store(_));
         if let What::List(_) = what {
             // A listing has no restart point.
-            self.rest = 0;
+            self.rest = U64(0);
         }
         if upload && self.deny(ctx) {
-            self.rest = 0;
+            self.rest = U64(0);
             return Handled::Done;
         }
         // STOU picks a name that does not exist yet (in the working
@@ -1339,7 +1335,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             _ => None,
         };
         if let Some(e) = refused {
-            self.rest = 0;
+            self.rest = U64(0);
             self.fail(ctx, e);
             return Handled::Done;
         }
@@ -1350,14 +1346,14 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let rest = core::mem::take(&mut self.rest);
         let ascii = self.ty == TransferType::Ascii;
         let opened = match what {
-            What::Retr => ctx.fs.open_read(s.as_str(), rest).map(|file| Op::Retr {
+            What::Retr => ctx.fs.open_read(s.as_str(), rest.0).map(|file| Op::Retr {
                 file,
                 ascii,
                 cr: false,
             }),
             What::Store(kind) => {
                 let mode = match kind {
-                    StoreKind::Stor if rest > 0 => WriteMode::At(rest),
+                    StoreKind::Stor if rest.0 > 0 => WriteMode::At(rest.0),
                     StoreKind::Stor => WriteMode::Truncate,
                     StoreKind::Appe => WriteMode::Append,
                     StoreKind::Stou => WriteMode::CreateNew,
@@ -1422,7 +1418,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             op,
             sink: Sink::Data(sock),
             draining: sent.is_some(),
-            bytes: sent.unwrap_or(0),
+            bytes: U64(sent.unwrap_or(0)),
             last_progress: ctx.now,
         });
         Handled::Done
@@ -1466,7 +1462,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             self.reply(ctx, code, TRANSFERRED, text, bytes);
         } else {
             // The client is not reading its replies: say it when it does.
-            self.owed = Some((code, text, bytes));
+            self.owed = Some((code, text, U64(bytes)));
         }
     }
 
@@ -1646,7 +1642,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         });
         let (code, text) = match result {
             Ok(p) => {
-                t.bytes += p.n as u64;
+                t.bytes.0 += p.n as u64;
                 t.draining = p.end;
                 t.last_progress = ctx.now;
                 return true;

@@ -9,6 +9,8 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
+use crate::time::U64;
+
 /// Representation type (`TYPE`), RFC 959 §3.1.1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransferType {
@@ -311,7 +313,7 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
         FEAT => C::Feat,
         ACCT => C::Acct,
         CLNT => C::Clnt,
-        REST => C::Rest(t.num),
+        REST => C::Rest(t.num.0),
         ALLO => C::Allo,
         TYPE => C::Type(t.ty),
         STRU => C::Stru,
@@ -330,7 +332,7 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
 /// `EPSV`, `EPRT`); the fields the verb does not use hold defaults.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Typed {
-    pub num: u64,
+    pub num: U64,
     pub ty: TransferType,
     pub epsv: EpsvArg,
     pub addr: SocketAddr,
@@ -340,7 +342,7 @@ pub(crate) struct Typed {
 #[inline(never)]
 pub(crate) fn typed(k: u8, arg: &str) -> Result<Typed, ParseError> {
     let mut t = Typed {
-        num: 0,
+        num: U64(0),
         ty: TransferType::Ascii,
         epsv: EpsvArg::Any,
         addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
@@ -352,10 +354,20 @@ pub(crate) fn typed(k: u8, arg: &str) -> Result<Typed, ParseError> {
         return Err(ParseError::MissingArgument);
     }
     match k {
-        REST => t.num = parse_u64(arg.as_bytes()).ok_or(ParseError::BadArgument)?,
+        REST => {
+            t.num = parse_u64(arg.as_bytes())
+                .map(U64)
+                .ok_or(ParseError::BadArgument)?
+        }
         TYPE => t.ty = parse_type(arg)?,
-        STRU => one_letter(arg, b'F', b"RP")?,
-        MODE => one_letter(arg, b'S', b"BCZ")?,
+        STRU | MODE => {
+            let (ok, known) = if k == STRU {
+                (b'F', &b"RP"[..])
+            } else {
+                (b'S', &b"BCZ"[..])
+            };
+            one_letter(arg, ok, known)?
+        }
         PORT => t.addr = SocketAddr::V4(parse_port(arg)?),
         EPSV => t.epsv = parse_epsv(arg)?,
         EPRT => t.addr = parse_eprt(arg)?,
@@ -406,41 +418,61 @@ fn one_letter(arg: &str, ok: u8, known: &[u8]) -> Result<(), ParseError> {
     }
 }
 
-/// The one Unicode white-space character (`char::is_whitespace`) that `c`
-/// is, in UTF-8.
-fn is_space(c: &[u8]) -> bool {
+/// Whether `c`, one to three bytes read as a big-endian number, is the
+/// UTF-8 form of a Unicode white-space character (`char::is_whitespace`).
+fn is_space(c: u32) -> bool {
     matches!(
-        *c,
-        [b'\t'..=b'\r' | b' ']
-            | [0xC2, 0x85 | 0xA0]
-            | [0xE1, 0x9A, 0x80]
-            | [0xE2, 0x80, 0x80..=0x8A | 0xA8 | 0xA9 | 0xAF]
-            | [0xE2, 0x81, 0x9F]
-            | [0xE3, 0x80, 0x80]
+        c,
+        0x09..=0x0D
+            | 0x20
+            | 0xC2_85
+            | 0xC2_A0
+            | 0xE1_9A_80
+            | 0xE2_80_80..=0xE2_80_8A
+            | 0xE2_80_A8
+            | 0xE2_80_A9
+            | 0xE2_80_AF
+            | 0xE2_81_9F
+            | 0xE3_80_80
     )
+}
+
+/// How long the white-space character at the start (or, with `back`, at
+/// the end) of `b` is; 0 if there is none.
+fn space_len(b: &[u8], back: bool) -> usize {
+    let mut c = 0;
+    for n in 1..b.len().min(3) + 1 {
+        if back {
+            c |= u32::from(b[b.len() - n]) << (8 * (n - 1));
+        } else {
+            c = c << 8 | u32::from(b[n - 1]);
+        }
+        if is_space(c) {
+            return n;
+        }
+    }
+    0
 }
 
 /// The bounds of `b` without white space (`char::is_whitespace`) at the
 /// start and/or the end, without Unicode tables.
 fn trim_range(b: &[u8], start: bool, end: bool) -> (usize, usize) {
     let (mut i, mut j) = (0, b.len());
-    'front: loop {
-        for n in 1..=3 {
-            if start && i + n <= j && is_space(&b[i..i + n]) {
-                i += n;
-                continue 'front;
+    if start {
+        loop {
+            match space_len(&b[i..j], false) {
+                0 => break,
+                n => i += n,
             }
         }
-        break;
     }
-    'back: loop {
-        for n in 1..=3 {
-            if end && i + n <= j && is_space(&b[j - n..j]) {
-                j -= n;
-                continue 'back;
+    if end {
+        loop {
+            match space_len(&b[i..j], true) {
+                0 => break,
+                n => j -= n,
             }
         }
-        break;
     }
     (i, j)
 }
@@ -465,7 +497,7 @@ pub(crate) fn trim_bytes(b: &[u8]) -> &[u8] {
 
 /// Digits only (at most 20), no sign, no overflow.
 fn parse_u64(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || b.len() > 20 || (b.len() == 20 && b > b"18446744073709551615".as_slice()) {
+    if b.is_empty() || b.len() > 20 {
         return None;
     }
     let mut v: u64 = 0;
@@ -474,7 +506,7 @@ fn parse_u64(b: &[u8]) -> Option<u64> {
         if d > 9 {
             return None;
         }
-        v = v.wrapping_mul(10).wrapping_add(u64::from(d));
+        v = v.checked_mul(10)?.checked_add(u64::from(d))?;
     }
     Some(v)
 }
@@ -499,39 +531,35 @@ fn has(b: &[u8], c: u8) -> bool {
     b.iter().any(|&x| x == c)
 }
 
-/// Splits `b` at every `sep` into `N` parts; `None` when there are more.
-/// Returns how many parts there were.
-fn split_n<const N: usize>(b: &[u8], sep: u8, skip_empty: bool) -> Option<([&[u8]; N], usize)> {
-    let mut parts = [&b[..0]; N];
-    let n = split_into(b, sep, skip_empty, &mut parts)?;
-    Some((parts, n))
-}
-
-/// [`split_n`] without a copy per `N`.
-#[inline(never)]
-fn split_into<'a>(b: &'a [u8], sep: u8, skip_empty: bool, parts: &mut [&'a [u8]]) -> Option<usize> {
-    let mut n = 0;
-    for part in b.split(|&c| c == sep) {
-        if skip_empty && part.is_empty() {
-            continue;
-        }
-        *parts.get_mut(n)? = part;
-        n += 1;
-    }
-    Some(n)
-}
-
 fn parse_type(arg: &str) -> Result<TransferType, ParseError> {
-    // Words separated by spaces (only spaces), empty words skipped.
-    let ([first, second], n) =
-        split_n(arg.as_bytes(), b' ', true).ok_or(ParseError::BadArgument)?;
+    // Words separated by spaces (only spaces), empty words skipped; at
+    // most two.
+    let mut p = Parser {
+        s: arg.as_bytes(),
+        i: 0,
+    };
+    let mut w = [&p.s[..0]; 3];
+    for x in &mut w {
+        while p.eat(b' ') {}
+        *x = p.field(b' ');
+    }
+    let [first, second, third] = w;
+    if !third.is_empty() {
+        return Err(ParseError::BadArgument);
+    }
+    let n = if second.is_empty() { 1 } else { 2 };
     let Some(&c) = first.first() else {
         return Err(ParseError::MissingArgument);
     };
+    // The second word when it is one letter (upper case), else 0.
+    let s2 = match *second {
+        [l] => l.to_ascii_uppercase(),
+        _ => 0,
+    };
     let t = match (c.to_ascii_uppercase(), n) {
         (b'A', 1) => TransferType::Ascii,
-        (b'A', _) if eq_ic(second, b"N") || eq_ic(second, b"T") => TransferType::Ascii,
-        (b'A', _) if eq_ic(second, b"C") => return Err(ParseError::UnsupportedParameter),
+        (b'A', _) if s2 == b'N' || s2 == b'T' => TransferType::Ascii,
+        (b'A', _) if s2 == b'C' => return Err(ParseError::UnsupportedParameter),
         (b'I', 1) => TransferType::Image,
         (b'L', 2) if second == b"8" => TransferType::Image,
         (b'L', 2) | (b'E', _) => return Err(ParseError::UnsupportedParameter),
@@ -543,21 +571,23 @@ fn parse_type(arg: &str) -> Result<TransferType, ParseError> {
     Ok(t)
 }
 
-/// `PORT h1,h2,h3,h4,p1,p2` (RFC 959 §4.1.2).
+/// `PORT h1,h2,h3,h4,p1,p2` (RFC 959 §4.1.2): six numbers up to 255,
+/// white space around each allowed.
 fn parse_port(arg: &str) -> Result<SocketAddrV4, ParseError> {
-    if arg.is_empty() {
-        return Err(ParseError::MissingArgument);
-    }
-    let (parts, count) =
-        split_n::<6>(trim_bytes(arg.as_bytes()), b',', false).ok_or(ParseError::BadArgument)?;
+    let mut p = Parser {
+        s: trim_bytes(arg.as_bytes()),
+        i: 0,
+    };
     let mut n = [0u8; 6];
-    for (d, part) in n.iter_mut().zip(parts) {
-        let v = parse_u64(trim_bytes(part)).ok_or(ParseError::BadArgument)?;
-        *d = u8::try_from(v).map_err(|_| ParseError::BadArgument)?;
+    for (k, d) in n.iter_mut().enumerate() {
+        *d = p
+            .sep(k == 0, b',')
+            .then(|| parse_u64(trim_bytes(p.field(b','))))
+            .flatten()
+            .and_then(|v| u8::try_from(v).ok())
+            .ok_or(ParseError::BadArgument)?;
     }
-    if count != 6 {
-        return Err(ParseError::BadArgument);
-    }
+    p.done(Some(())).ok_or(ParseError::BadArgument)?;
     let ip = Ipv4Addr::new(n[0], n[1], n[2], n[3]);
     Ok(SocketAddrV4::new(
         ip,
@@ -566,6 +596,7 @@ fn parse_port(arg: &str) -> Result<SocketAddrV4, ParseError> {
 }
 
 /// `EPSV [1|2|ALL]` (RFC 2428 §3).
+#[inline(never)]
 fn parse_epsv(arg: &str) -> Result<EpsvArg, ParseError> {
     Ok(match trim_bytes(arg.as_bytes()) {
         b"" => EpsvArg::Any,
@@ -577,6 +608,7 @@ fn parse_epsv(arg: &str) -> Result<EpsvArg, ParseError> {
 }
 
 /// A network protocol number we do not know is `522`, anything else `501`.
+#[inline(always)]
 fn protocol_error(p: &[u8]) -> ParseError {
     match parse_u64(p) {
         Some(_) => ParseError::UnsupportedProtocol,
@@ -593,10 +625,17 @@ fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
     if !(33..=126).contains(&d) || d.is_ascii_digit() {
         return Err(ParseError::BadArgument);
     }
-    let ([proto, addr, port, rest], n) = split_n(arg, d, false).ok_or(ParseError::BadArgument)?;
-    if n != 4 || !rest.is_empty() {
-        return Err(ParseError::BadArgument);
+    // Three fields, each ended by the delimiter, and nothing after them.
+    let mut p = Parser { s: arg, i: 0 };
+    let mut f = [arg; 3];
+    for x in &mut f {
+        *x = p.field(d);
+        if !p.eat(d) {
+            return Err(ParseError::BadArgument);
+        }
     }
+    let [proto, addr, port] = f;
+    p.done(Some(())).ok_or(ParseError::BadArgument)?;
     let port = parse_u64(port)
         .and_then(|p| u16::try_from(p).ok())
         .ok_or(ParseError::BadArgument)?;
@@ -614,7 +653,16 @@ struct Parser<'a> {
     i: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    /// The bytes up to the next `sep` or the end; `sep` is not consumed.
+    fn field(&mut self, sep: u8) -> &'a [u8] {
+        let rest = self.s.get(self.i..).unwrap_or(&[]);
+        let n = rest.iter().position(|&c| c == sep).unwrap_or(rest.len());
+        self.i += n;
+        &rest[..n]
+    }
+
+    #[inline(never)]
     fn eat(&mut self, c: u8) -> bool {
         let hit = self.s.get(self.i) == Some(&c);
         self.i += usize::from(hit);
@@ -626,42 +674,41 @@ impl Parser<'_> {
         first || self.eat(sep)
     }
 
-    /// A number of at most `max` digits; with `zero_prefix` false, no
-    /// leading zero unless the number is `0`. Nothing is consumed on failure.
-    fn number(&mut self, radix: u32, max: usize, zero_prefix: bool) -> Option<u32> {
+    /// A run of digits: `hex`, one to four hex digits; otherwise one to
+    /// three decimal digits, no leading zero unless the number is `0`, at
+    /// most 255. Nothing is consumed on failure.
+    fn number(&mut self, hex: bool) -> Option<u16> {
         let start = self.i;
+        let (radix, max) = if hex { (16, 4) } else { (10, 3) };
         let mut v = 0u32;
-        while let Some(d) = self
-            .s
-            .get(self.i)
-            .and_then(|&c| char::from(c).to_digit(radix))
-        {
-            v = v * radix + d;
-            self.i += 1;
-            if self.i - start > max {
-                self.i = start;
-                return None;
+        while let Some(&c) = self.s.get(self.i) {
+            // A digit's value, or at least `radix` for anything else.
+            let d = match c {
+                b'0'..=b'9' => u32::from(c - b'0'),
+                _ => u32::from((c | 0x20).wrapping_sub(b'a')).wrapping_add(10),
+            };
+            if d >= radix {
+                break;
             }
+            // Past the digits allowed the value does not matter (it fails).
+            v = v.wrapping_mul(radix) + d;
+            self.i += 1;
         }
         let n = self.i - start;
-        if n == 0 || (!zero_prefix && n > 1 && self.s[start] == b'0') {
+        let zero_first = self.s.get(start) == Some(&b'0');
+        if n == 0 || n > max || (!hex && (v > 255 || (n > 1 && zero_first))) {
             self.i = start;
             return None;
         }
-        Some(v)
+        Some(v as u16)
     }
 
     fn ipv4(&mut self) -> Option<[u8; 4]> {
         let start = self.i;
         let mut o = [0u8; 4];
         for (k, slot) in o.iter_mut().enumerate() {
-            let v = if self.sep(k == 0, b'.') {
-                self.number(10, 3, false).and_then(|v| u8::try_from(v).ok())
-            } else {
-                None
-            };
-            match v {
-                Some(v) => *slot = v,
+            match self.sep(k == 0, b'.').then(|| self.number(false)).flatten() {
+                Some(v) => *slot = v as u8,
                 None => {
                     self.i = start;
                     return None;
@@ -671,52 +718,65 @@ impl Parser<'_> {
         Some(o)
     }
 
-    /// Colon-separated groups, possibly ending in an embedded IPv4 address
-    /// (then `true`): how many groups were read.
-    fn groups(&mut self, g: &mut [u16]) -> (usize, bool) {
-        let limit = g.len();
-        for i in 0..limit {
+    /// Groups separated by `:`, with at most one `::` standing for as many
+    /// zero groups as are missing; the last two groups may be written as an
+    /// IPv4 address.
+    ///
+    /// As `core` reads it: the groups before `::` (at most eight), then, if
+    /// there are fewer than eight and no IPv4 address ended them, `::` and
+    /// at most `7 - head` groups after it. An IPv4 address is tried first
+    /// wherever it would still fit, and ends the groups.
+    /// The address's sixteen bytes (groups in network order).
+    fn ipv6(&mut self) -> Option<[u8; 16]> {
+        let mut o = [0u8; 16];
+        // Bytes read (two per group).
+        let mut n = 0;
+        // Where `::` stands (the bytes before it).
+        let mut gap = None;
+        let mut first = true;
+        loop {
+            let cap = if gap.is_some() { 14 } else { 16 };
             let save = self.i;
-            if i + 1 < limit && self.sep(i == 0, b':') {
-                if let Some([a, b, c, d]) = self.ipv4() {
-                    g[i] = u16::from_be_bytes([a, b]);
-                    g[i + 1] = u16::from_be_bytes([c, d]);
-                    return (i + 2, true);
+            if n < cap && self.sep(first, b':') {
+                if n + 4 <= cap
+                    && let Some(v4) = self.ipv4()
+                {
+                    for &b in &v4 {
+                        o[n] = b;
+                        n += 1;
+                    }
+                    if gap.is_none() && n != 16 {
+                        return None;
+                    }
+                    break;
+                }
+                if let Some(v) = self.number(true) {
+                    o[n] = (v >> 8) as u8;
+                    o[n + 1] = v as u8;
+                    n += 2;
+                    first = false;
+                    continue;
                 }
             }
             self.i = save;
-            let v = if self.sep(i == 0, b':') {
-                self.number(16, 4, true)
-            } else {
-                None
-            };
-            match v {
-                Some(v) => g[i] = v as u16,
-                None => {
-                    self.i = save;
-                    return (i, false);
-                }
+            if gap.is_some() || n == 16 {
+                break;
+            }
+            if !(self.eat(b':') && self.eat(b':')) {
+                return None;
+            }
+            gap = Some(n);
+            first = true;
+        }
+        // The bytes after `::` move to the end, from the last one down
+        // (each moves up, to a place already read); zeros fill the gap.
+        if let Some(at) = gap {
+            let shift = 16 - n;
+            for k in (at..16).rev() {
+                o[k] = if k >= at + shift { o[k - shift] } else { 0 };
             }
         }
-        (limit, false)
-    }
-
-    fn ipv6(&mut self) -> Option<[u16; 8]> {
-        let mut g = [0u16; 8];
-        let (n, v4) = self.groups(&mut g);
-        if n == 8 {
-            return Some(g);
-        }
-        if v4 || !(self.eat(b':') && self.eat(b':')) {
-            return None;
-        }
-        // The groups after `::` are read in place (at most `7 - n` of
-        // them), then moved to the end; what they leave behind is zero.
-        let (t, _) = self.groups(&mut g[n..7]);
-        for k in (0..t).rev() {
-            g[8 - t + k] = core::mem::take(&mut g[n + k]);
-        }
-        Some(g)
+        Some(o)
     }
 
     fn done<T>(&self, v: Option<T>) -> Option<T> {
@@ -810,6 +870,56 @@ mod tests {
     }
 
     #[test]
+    fn type_words_are_split_at_spaces() {
+        assert_eq!(parse(b"TYPE  I"), Ok(C::Type(TransferType::Image)));
+        assert_eq!(parse(b"TYPE A  N "), Ok(C::Type(TransferType::Ascii)));
+        assert_eq!(parse(b"TYPE  "), Err(ParseError::MissingArgument));
+        assert_eq!(parse(b"TYPE A N X"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"TYPE L 8 8"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"TYPE AX C"), Err(ParseError::UnsupportedParameter));
+        assert_eq!(parse(b"TYPE LOCAL 8"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"TYPE Image"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"TYPE EBCDIC"), Err(ParseError::UnsupportedParameter));
+        assert_eq!(parse(b"TYPE A\tN"), Err(ParseError::BadArgument));
+    }
+
+    #[test]
+    fn port_and_eprt_fields() {
+        assert_eq!(
+            parse(b"PORT  1 , 2,3,4 ,0, 255 "),
+            Ok(C::Port(SocketAddrV4::new(Ipv4Addr::new(1, 2, 3, 4), 255)))
+        );
+        assert_eq!(
+            parse(b"PORT 001,2,3,4,0,00000000000000000001"),
+            Ok(C::Port(SocketAddrV4::new(Ipv4Addr::new(1, 2, 3, 4), 1)))
+        );
+        assert_eq!(parse(b"PORT 1,2,3,4,5,6,"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"PORT ,1,2,3,4,5"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"PORT 1,2,3,4,5,"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"PORT  "), Err(ParseError::BadArgument));
+        assert_eq!(
+            parse(b"EPRT  |2|1:2::3|65535| "),
+            Ok(C::Eprt("[1:2::3]:65535".parse().unwrap()))
+        );
+        assert_eq!(
+            parse(b"EPRT |1|127.0.0.1|21||"),
+            Err(ParseError::BadArgument)
+        );
+        assert_eq!(
+            parse(b"EPRT |1|127.0.0.1|21|x"),
+            Err(ParseError::BadArgument)
+        );
+        assert_eq!(parse(b"EPRT |1|127.0.0.1|"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"EPRT |3|x|99999|"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"EPRT |x|1.2.3.4|21|"), Err(ParseError::BadArgument));
+        assert_eq!(parse(b"EPRT 1|1.2.3.4|21|"), Err(ParseError::BadArgument));
+        assert_eq!(
+            parse(b"EPRT |1|1.2.3.4|1025|"),
+            Ok(C::Eprt("1.2.3.4:1025".parse().unwrap()))
+        );
+    }
+
+    #[test]
     fn mode_and_stru() {
         assert_eq!(parse(b"MODE S"), Ok(C::Mode));
         assert_eq!(parse(b"MODE Z"), Err(ParseError::UnsupportedParameter));
@@ -878,6 +988,17 @@ mod tests {
             Err(ParseError::BadArgument)
         );
         assert_eq!(parse(b"REST"), Err(ParseError::MissingArgument));
+        assert_eq!(parse(b"REST 18446744073709551615"), Ok(C::Rest(u64::MAX)));
+        assert_eq!(
+            parse(b"REST 18446744073709551616"),
+            Err(ParseError::BadArgument)
+        );
+        assert_eq!(
+            parse(b"REST 000000000000000000009"),
+            Err(ParseError::BadArgument)
+        );
+        assert_eq!(parse(b"REST 00000000000000000009"), Ok(C::Rest(9)));
+        assert_eq!(parse(b"REST 1 "), Err(ParseError::BadArgument));
     }
 
     #[test]

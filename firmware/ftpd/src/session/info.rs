@@ -196,7 +196,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 R::SystemStatus,
                 "Transfer in progress: \x04 bytes so far.",
                 "",
-                bytes,
+                bytes.0,
             );
             return Handled::Done;
         }
@@ -260,7 +260,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         },
                         sink: Sink::Control,
                         draining: false,
-                        bytes: 0,
+                        bytes: U64(0),
                         last_progress: ctx.now,
                     });
                 }
