@@ -630,19 +630,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return drop > 0;
         }
         let max = ctx.line.len().min(crate::MAX_LINE);
-        match line::extract(&ctx.data[..n], &mut ctx.line[..max]) {
-            Frame::Partial if n == want => {
-                // A full peek buffer and still no line (Telnet noise inside
-                // a long line): as over-long as any other.
-                if self.xfer.is_some() {
-                    return false;
-                }
-                ctx.net.consume(self.ctrl, n);
-                self.discarding = true;
-                self.last_command = ctx.now;
-                self.say(ctx, R::SyntaxError, "Command line too long.");
-                true
-            }
+        let too_long = match line::extract(&ctx.data[..n], &mut ctx.line[..max]) {
+            // A full peek buffer and still no line (Telnet noise inside a
+            // long line): as over-long as any other.
+            Frame::Partial if n == want => n,
+            Frame::TooLong { consumed } => consumed,
             Frame::Partial => {
                 // The client closed its side after an unterminated line:
                 // nothing will complete it.
@@ -651,22 +643,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     self.ctrl_gone = true;
                     return true;
                 }
-                false
+                return false;
             }
             Frame::Empty { consumed } => {
                 ctx.net.consume(self.ctrl, consumed);
-                true
-            }
-            Frame::TooLong { consumed } => {
-                if self.xfer.is_some() {
-                    return false;
-                }
-                ctx.net.consume(self.ctrl, consumed);
-                self.discarding = true;
-                self.last_command = ctx.now;
-                crate::event!("[{}] command line too long", self.id);
-                self.say(ctx, R::SyntaxError, "Command line too long.");
-                true
+                return true;
             }
             Frame::Line { consumed, len } => {
                 // The line buffer leaves the context while the command runs,
@@ -674,7 +655,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 let line_buf = core::mem::take(&mut ctx.line);
                 let handled = self.handle_line(ctx, &line_buf[..len]);
                 ctx.line = line_buf;
-                match handled {
+                return match handled {
                     Handled::Done => {
                         ctx.net.consume(self.ctrl, consumed);
                         self.deferred_since = None;
@@ -687,9 +668,18 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         }
                         false
                     }
-                }
+                };
             }
+        };
+        if self.xfer.is_some() {
+            return false;
         }
+        ctx.net.consume(self.ctrl, too_long);
+        self.discarding = true;
+        self.last_command = ctx.now;
+        crate::event!("[{}] command line too long", self.id);
+        self.say(ctx, R::SyntaxError, "Command line too long.");
+        true
     }
 
     fn handle_line<N: Net<Socket = K>, S: Storage<File = F>>(
