@@ -116,12 +116,8 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
             };
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
-            match Session::new(id, sock, net, now) {
-                Some(s) => {
-                    crate::event!("[{}] connected from {}", id, s.peer());
-                    self.sessions[i] = Some(s);
-                }
-                None => net.abort(sock),
+            if !Session::start(&mut self.sessions[i], id, sock, net, now) {
+                net.abort(sock);
             }
         }
 

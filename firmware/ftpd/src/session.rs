@@ -241,12 +241,26 @@ enum Handled {
 impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     /// A session for a freshly accepted control connection (the greeting has
     /// been sent). `None` if the socket has no addresses (already gone).
-    pub fn new<N: Net<Socket = K>>(id: u32, ctrl: K, net: &N, now: Instant) -> Option<Self> {
-        Some(Session {
+    /// Built straight into the server's `slot` (a session is 704 bytes: a
+    /// move costs a copy); false, with the slot left empty, if the socket
+    /// has no addresses.
+    #[inline(never)]
+    pub fn start<N: Net<Socket = K>>(
+        slot: &mut Option<Self>,
+        id: u32,
+        ctrl: K,
+        net: &N,
+        now: Instant,
+    ) -> bool {
+        let (Some(peer), Some(local)) = (net.peer_addr(ctrl), net.local_addr(ctrl)) else {
+            return false;
+        };
+        crate::event!("[{}] connected from {}", id, peer);
+        *slot = Some(Session {
             id,
             ctrl,
-            peer: net.peer_addr(ctrl)?,
-            local: net.local_addr(ctrl)?,
+            peer,
+            local,
             login: Login::Fresh,
             failures: 0,
             cwd: PathBuf::root(),
@@ -265,7 +279,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             ctrl_gone: false,
             closing: false,
             owed: None,
-        })
+        });
+        true
     }
 
     pub fn id(&self) -> u32 {
