@@ -702,34 +702,18 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         line: &[u8],
     ) -> Handled {
-        let parsed = verb::verb(line).and_then(|(k, arg)| Ok((k, arg, verb::typed(k, arg)?)));
-        let (k, arg, typed) = match parsed {
-            Ok(c) => c,
-            Err(e) => {
-                if self.xfer.is_some() {
-                    return Handled::Wait;
+        // The typed argument stays where `typed` put it (a move of the
+        // whole result copied it).
+        let typed;
+        let (k, arg) = match verb::verb(line) {
+            Ok((k, arg)) => match verb::typed(k, arg) {
+                Ok(t) => {
+                    typed = t;
+                    (k, arg)
                 }
-                self.log_line(line);
-                self.rnfr = false;
-                let (code, text) = match e {
-                    ParseError::Unknown => (R::SyntaxError, "Unknown command."),
-                    ParseError::BadBytes => (R::SyntaxError, "Invalid characters."),
-                    ParseError::MissingArgument => (R::ArgumentSyntaxError, "Missing argument."),
-                    ParseError::UnexpectedArgument => {
-                        (R::ArgumentSyntaxError, "No argument allowed.")
-                    }
-                    ParseError::BadArgument => (R::ArgumentSyntaxError, "Invalid argument."),
-                    ParseError::UnsupportedParameter => {
-                        (R::ParameterNotImplemented, "Parameter not supported.")
-                    }
-                    ParseError::UnsupportedProtocol => (
-                        R::ProtocolNotSupported,
-                        "Network protocol not supported, use (1,2).",
-                    ),
-                };
-                self.say(ctx, code, text);
-                return Handled::Done;
-            }
+                Err(e) => return self.refuse(ctx, line, e),
+            },
+            Err(e) => return self.refuse(ctx, line, e),
         };
         // A `STAT <dir>` listing owns the control connection until its
         // `213` end line; a data transfer lets ABOR, STAT, NOOP, QUIT by.
@@ -757,6 +741,37 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             self.rnfr = false;
         }
         self.dispatch(ctx, k, arg, &typed, was_rnfr)
+    }
+
+    /// The answer to a line that does not parse (it waits while a
+    /// transfer runs).
+    fn refuse<N: Net<Socket = K>, S: Storage<File = F>>(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        line: &[u8],
+        e: ParseError,
+    ) -> Handled {
+        if self.xfer.is_some() {
+            return Handled::Wait;
+        }
+        self.log_line(line);
+        self.rnfr = false;
+        let (code, text) = match e {
+            ParseError::Unknown => (R::SyntaxError, "Unknown command."),
+            ParseError::BadBytes => (R::SyntaxError, "Invalid characters."),
+            ParseError::MissingArgument => (R::ArgumentSyntaxError, "Missing argument."),
+            ParseError::UnexpectedArgument => (R::ArgumentSyntaxError, "No argument allowed."),
+            ParseError::BadArgument => (R::ArgumentSyntaxError, "Invalid argument."),
+            ParseError::UnsupportedParameter => {
+                (R::ParameterNotImplemented, "Parameter not supported.")
+            }
+            ParseError::UnsupportedProtocol => (
+                R::ProtocolNotSupported,
+                "Network protocol not supported, use (1,2).",
+            ),
+        };
+        self.say(ctx, code, text);
+        Handled::Done
     }
 
     #[allow(unused_variables)]
