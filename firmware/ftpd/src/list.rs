@@ -99,23 +99,23 @@ pub fn write_list_columns(
     w.raw(perm.as_bytes())
         .raw(b" 1 ftp ftp ")
         .num_pad(size, 12, b' ')
-        .raw(b" ")
+        .byte(b' ')
         .raw(&MONTHS[m..m + 3])
-        .raw(b" ")
+        .byte(b' ')
         .num_pad(u64::from(d.day), 2, b' ')
-        .raw(b" ");
+        .byte(b' ');
     let recent = now.is_some_and(|n| {
         let age = days(n) - days(d);
         (-1..183).contains(&age)
     });
     if recent {
         w.num_pad(u64::from(d.hour), 2, b'0')
-            .raw(b":")
+            .byte(b':')
             .num_pad(u64::from(d.minute), 2, b'0');
     } else {
-        w.raw(b" ").num_pad(u64::from(d.year), 4, b'0');
+        w.byte(b' ').num_pad(u64::from(d.year), 4, b'0');
     }
-    w.raw(b" ");
+    w.byte(b' ');
 }
 
 /// Writes the facts of one MLSD/MLST entry, ending with `; ` (no name).
@@ -125,13 +125,13 @@ pub fn write_facts(w: &mut Writer<'_>, meta: &Metadata, writable: bool, mask: u8
         w.raw(if dir { b"type=dir;" } else { b"type=file;" });
     }
     if mask & facts::SIZE != 0 && !dir {
-        w.raw(b"size=").num(meta.size).raw(b";");
+        w.raw(b"size=").num(meta.size).byte(b';');
     }
     if mask & facts::MODIFY != 0 {
         if let Some(m) = &meta.modified {
             w.raw(b"modify=");
             write_timeval(w, m);
-            w.raw(b";");
+            w.byte(b';');
         }
     }
     if mask & facts::PERM != 0 {
@@ -142,7 +142,7 @@ pub fn write_facts(w: &mut Writer<'_>, meta: &Metadata, writable: bool, mask: u8
             (true, false) => b"perm=el;",
         });
     }
-    w.raw(b" ");
+    w.byte(b' ');
 }
 
 /// Writes one line of `format` for an entry. Whether it fit is

@@ -193,6 +193,12 @@ impl<'b> Writer<'b> {
         self
     }
 
+    /// One byte (cheaper to call than [`Writer::raw`] with one).
+    pub fn byte(&mut self, b: u8) -> &mut Self {
+        self.push(b);
+        self
+    }
+
     /// One byte, if there is room before the limit.
     #[inline(never)]
     fn push(&mut self, b: u8) {
@@ -386,7 +392,7 @@ impl<'b> Writer<'b> {
             self.limit = self.len;
             return self;
         }
-        self.raw(b" ");
+        self.push(b' ');
         self.limit = limit - 2;
         self
     }

@@ -158,7 +158,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             w.raw(b"214-The following commands are recognized:\r\n");
             let mut n = 0;
             for c in verb::implemented() {
-                w.raw(b" ").raw(c);
+                w.byte(b' ').raw(c);
                 n += 1;
                 if n == 12 {
                     n = 0;
