@@ -79,7 +79,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             // lines as they go out, the fixed ones as literals.
             w.raw(b"211-Features:\r\n EPRT\r\n EPSV\r\n MDTM\r\n MLST ");
             for &(name, bit) in &facts::NAMES {
-                w.text(name).text(if mask & bit != 0 { "*;" } else { ";" });
+                w.text(name);
+                if mask & bit != 0 {
+                    w.byte(b'*');
+                }
+                w.byte(b';');
             }
             w.raw(b"\r\n PASV\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n211 End\r\n");
         });
@@ -124,7 +128,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 w.raw(b"200 MLST OPTS ");
                 for &(name, bit) in &facts::NAMES {
                     if mask & bit != 0 {
-                        w.text(name).text(";");
+                        w.text(name).byte(b';');
                     }
                 }
                 w.raw(b"\r\n");
