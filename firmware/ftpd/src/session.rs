@@ -239,12 +239,11 @@ enum Handled {
 }
 
 impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
-    /// A session for a freshly accepted control connection (the greeting has
-    /// been sent). `None` if the socket has no addresses (already gone).
-    /// Built straight into the server's `slot` (a session is 704 bytes: a
-    /// move costs a copy); false, with the slot left empty, if the socket
-    /// has no addresses.
-    #[inline(never)]
+    /// Starts a session for a freshly accepted control connection (the
+    /// greeting has been sent), built straight into the server's `slot` (a
+    /// session is 704 bytes: returning one and moving it costs copies).
+    /// False, with the slot untouched, if the socket has no addresses
+    /// (already gone).
     pub fn start<N: Net<Socket = K>>(
         slot: &mut Option<Self>,
         id: u32,
