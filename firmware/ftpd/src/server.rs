@@ -123,22 +123,22 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
             }
         }
 
-        let open = self.sessions();
+        // One context for every session's turn.
+        let mut ctx = Ctx {
+            net: &mut *net,
+            fs: &mut *fs,
+            now,
+            config: &self.config,
+            data: &mut *self.data_buf,
+            line: &mut self.line.0,
+            reply: &mut self.reply.0,
+            next_port: &mut self.next_port,
+            utc: self.utc.as_ref(),
+            sessions_open: self.sessions.iter().filter(|s| s.is_some()).count(),
+        };
         for slot in self.sessions.iter_mut() {
             let Some(session) = slot.as_mut() else {
                 continue;
-            };
-            let mut ctx = Ctx {
-                net: &mut *net,
-                fs: &mut *fs,
-                now,
-                config: &self.config,
-                data: &mut *self.data_buf,
-                line: &mut self.line.0,
-                reply: &mut self.reply.0,
-                next_port: &mut self.next_port,
-                utc: self.utc.as_ref(),
-                sessions_open: open,
             };
             let Step {
                 progressed: p,
