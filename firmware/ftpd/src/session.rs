@@ -888,8 +888,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             SITE => self.site(ctx, arg),
             FEAT => self.feat(ctx),
             OPTS => self.opts(ctx, arg),
-            SIZE => self.size(ctx, arg),
-            MDTM => self.mdtm(ctx, arg),
+            SIZE | MDTM => self.size_or_mdtm(ctx, arg, k == MDTM),
             CLNT => self.say(ctx, R::Ok, "Noted."),
             _ => self.say(ctx, R::NotImplemented, "Command not implemented."),
         }

@@ -4,36 +4,24 @@
 use super::*;
 
 impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
-    pub(super) fn size<N: Net<Socket = K>, S: Storage<File = F>>(
+    /// SIZE (`mdtm` false) and MDTM: one fact of a regular file.
+    pub(super) fn size_or_mdtm<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
+        mdtm: bool,
     ) {
         let Some((_, s)) = self.resolve(ctx, arg) else {
             return;
         };
         match ctx.fs.metadata(s.as_str()) {
-            Ok(m) if m.kind == Kind::File => self.reply(ctx, R::FileStatus, "\x04", "", m.size),
-            Ok(_) => self.say(ctx, R::FileUnavailable, "Not a regular file."),
-            Err(e) => self.fail(ctx, e),
-        }
-    }
-
-    pub(super) fn mdtm<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
-        ctx: &mut Ctx<'_, '_, N, S>,
-        arg: &str,
-    ) {
-        let Some((_, s)) = self.resolve(ctx, arg) else {
-            return;
-        };
-        match ctx.fs.metadata(s.as_str()) {
-            Ok(m) if m.kind == Kind::File => match m.modified {
-                Some(t) => self.send(ctx, |w| {
+            Ok(m) if m.kind == Kind::File => match (mdtm, m.modified) {
+                (false, _) => self.reply(ctx, R::FileStatus, "\x04", "", m.size),
+                (true, Some(t)) => self.send(ctx, |w| {
                     list::write_timeval(w.begin(R::FileStatus), &t);
                     w.end()
                 }),
-                None => self.say(ctx, R::FileUnavailable, "Modification time unknown."),
+                (true, None) => self.say(ctx, R::FileUnavailable, "Modification time unknown."),
             },
             Ok(_) => self.say(ctx, R::FileUnavailable, "Not a regular file."),
             Err(e) => self.fail(ctx, e),

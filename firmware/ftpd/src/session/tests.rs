@@ -531,6 +531,17 @@ fn size_and_mdtm() {
     t.expect("MDTM 20240101000000 readme.txt", "550 ");
 }
 
+/// SIZE and MDTM share one handler: each keeps its own answers.
+#[test]
+fn size_and_mdtm_refuse_alike() {
+    let mut t = T::login();
+    assert_eq!(t.cmd("MDTM sub"), "550 Not a regular file.\r\n");
+    assert_eq!(t.cmd("SIZE /"), "550 Not a regular file.\r\n");
+    assert_eq!(t.cmd("MDTM nope"), "550 No such file or directory.\r\n");
+    assert_eq!(t.cmd("SIZE sub/file.bin"), "213 5000\r\n");
+    assert_eq!(t.cmd("MDTM sub/file.bin"), "213 20240102030405\r\n");
+}
+
 #[test]
 fn mlst_of_a_file_and_a_dir() {
     let mut t = T::login();
