@@ -845,7 +845,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             LIST => return self.list(ctx, Format::List, skip_options(arg)),
             NLST => return self.list(ctx, Format::Nlst, skip_options(arg)),
             MLSD => return self.list(ctx, Format::Mlsd, arg),
-            MLST => self.mlst(ctx, arg),
             RETR => return self.retr(ctx, arg),
             STOR => return self.store(ctx, arg, StoreKind::Stor),
             APPE => return self.store(ctx, arg, StoreKind::Appe),
@@ -888,7 +887,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             SITE => self.site(ctx, arg),
             FEAT => self.feat(ctx),
             OPTS => self.opts(ctx, arg),
-            SIZE | MDTM => self.size_or_mdtm(ctx, arg, k == MDTM),
+            SIZE | MDTM | MLST => self.file_facts(ctx, k, arg),
             CLNT => self.say(ctx, R::Ok, "Noted."),
             _ => self.say(ctx, R::NotImplemented, "Command not implemented."),
         }

@@ -4,54 +4,43 @@
 use super::*;
 
 impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
-    /// SIZE (`mdtm` false) and MDTM: one fact of a regular file.
-    pub(super) fn size_or_mdtm<N: Net<Socket = K>, S: Storage<File = F>>(
+    /// SIZE, MDTM (facts of a regular file) and MLST (the facts of a file
+    /// or directory): resolve, metadata, one reply.
+    pub(super) fn file_facts<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
-        arg: &str,
-        mdtm: bool,
-    ) {
-        let Some((_, s)) = self.resolve(ctx, arg) else {
-            return;
-        };
-        match ctx.fs.metadata(s.as_str()) {
-            Ok(m) if m.kind == Kind::File => match (mdtm, m.modified) {
-                (false, _) => self.reply(ctx, R::FileStatus, "\x04", "", m.size),
-                (true, Some(t)) => self.send(ctx, |w| {
-                    list::write_timeval(w.begin(R::FileStatus), &t);
-                    w.end()
-                }),
-                (true, None) => self.say(ctx, R::FileUnavailable, "Modification time unknown."),
-            },
-            Ok(_) => self.say(ctx, R::FileUnavailable, "Not a regular file."),
-            Err(e) => self.fail(ctx, e),
-        }
-    }
-
-    pub(super) fn mlst<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
-        ctx: &mut Ctx<'_, '_, N, S>,
+        k: u8,
         arg: &str,
     ) {
         let Some((v, s)) = self.resolve(ctx, arg) else {
             return;
         };
-        match ctx.fs.metadata(s.as_str()) {
-            Ok(m) => {
-                let writable = self.writable(ctx.config);
-                let path = v.as_str();
-                self.send(ctx, |w| {
-                    w.begin_first(R::FileActionOk)
-                        .text("Listing ")
-                        .text(path)
-                        .end();
-                    w.begin_cont();
-                    list::write_facts(w, &m, writable, self.facts);
-                    w.text(path).end();
-                    w.last(R::FileActionOk, "End.");
-                });
-            }
-            Err(e) => self.fail(ctx, e),
+        let m = match ctx.fs.metadata(s.as_str()) {
+            Ok(m) => m,
+            Err(e) => return self.fail(ctx, e),
+        };
+        if k == verb::MLST {
+            let writable = self.writable(ctx.config);
+            let path = v.as_str();
+            return self.send(ctx, |w| {
+                w.begin_first(R::FileActionOk)
+                    .text("Listing ")
+                    .text(path)
+                    .end();
+                w.begin_cont();
+                list::write_facts(w, &m, writable, self.facts);
+                w.text(path).end();
+                w.last(R::FileActionOk, "End.");
+            });
+        }
+        match (k == verb::MDTM, m.modified) {
+            _ if m.kind != Kind::File => self.say(ctx, R::FileUnavailable, "Not a regular file."),
+            (false, _) => self.reply(ctx, R::FileStatus, "\x04", "", m.size),
+            (true, Some(t)) => self.send(ctx, |w| {
+                list::write_timeval(w.begin(R::FileStatus), &t);
+                w.end()
+            }),
+            (true, None) => self.say(ctx, R::FileUnavailable, "Modification time unknown."),
         }
     }
 

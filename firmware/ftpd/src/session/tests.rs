@@ -531,7 +531,7 @@ fn size_and_mdtm() {
     t.expect("MDTM 20240101000000 readme.txt", "550 ");
 }
 
-/// SIZE and MDTM share one handler: each keeps its own answers.
+/// SIZE, MDTM and MLST share one handler: each keeps its own answers.
 #[test]
 fn size_and_mdtm_refuse_alike() {
     let mut t = T::login();
@@ -540,6 +540,11 @@ fn size_and_mdtm_refuse_alike() {
     assert_eq!(t.cmd("MDTM nope"), "550 No such file or directory.\r\n");
     assert_eq!(t.cmd("SIZE sub/file.bin"), "213 5000\r\n");
     assert_eq!(t.cmd("MDTM sub/file.bin"), "213 20240102030405\r\n");
+    assert_eq!(t.cmd("MLST nope"), "550 No such file or directory.\r\n");
+    assert_eq!(
+        t.cmd("MLST sub"),
+        "250-Listing /sub\r\n type=dir;modify=20240102030405;perm=cdeflmp; /sub\r\n250 End.\r\n"
+    );
 }
 
 #[test]
