@@ -4,14 +4,23 @@
 use super::*;
 
 impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
-    /// SIZE, MDTM (facts of a regular file) and MLST (the facts of a file
-    /// or directory): resolve, metadata, one reply.
+    /// SIZE, MDTM (facts of a regular file), MLST (the facts of a file or
+    /// directory) and STAT (the session, or `ls -l` of a path): resolve,
+    /// metadata, one reply.
     pub(super) fn file_facts<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
         k: u8,
         arg: &str,
     ) {
+        let arg = if k == verb::STAT {
+            if self.status(ctx, arg) {
+                return;
+            }
+            skip_options(arg)
+        } else {
+            arg
+        };
         let Some((v, s)) = self.resolve(ctx, arg) else {
             return;
         };
@@ -19,6 +28,37 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             Ok(m) => m,
             Err(e) => return self.fail(ctx, e),
         };
+        if k == verb::STAT {
+            let dir = m.kind == Kind::Dir;
+            let (writable, utc) = (self.writable(ctx.config), ctx.utc);
+            self.send(ctx, |w| {
+                w.begin_first(R::FileStatus)
+                    .fill("Status of \x01:", v.as_str(), 0)
+                    .end();
+                if dir {
+                    // The listing follows from `step_transfer`.
+                    return;
+                }
+                w.begin_cont();
+                list::write_list_columns(w, &m, writable, utc);
+                w.text(v.file_name()).end();
+                w.last(R::FileStatus, "End of status.");
+            });
+            if dir {
+                self.aux = s;
+                self.xfer = Some(Transfer {
+                    op: Op::List {
+                        format: Format::List,
+                        index: 0,
+                    },
+                    sink: Sink::Control,
+                    draining: false,
+                    bytes: U64(0),
+                    last_progress: ctx.now,
+                });
+            }
+            return;
+        }
         if k == verb::MLST {
             let writable = self.writable(ctx.config);
             let path = v.as_str();
@@ -165,11 +205,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    pub(super) fn stat<N: Net<Socket = K>, S: Storage<File = F>>(
+    /// STAT during a transfer, or without an argument (the session's
+    /// status); false for `STAT path` (answered by `file_facts`).
+    fn status<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
-    ) -> Handled {
+    ) -> bool {
         if let Some(t) = &self.xfer {
             let bytes = t.bytes;
             self.reply(
@@ -179,7 +221,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 "",
                 bytes.0,
             );
-            return Handled::Done;
+            return true;
         }
         if arg.is_empty() {
             let (open, max) = (ctx.sessions_open, ctx.config.max_sessions);
@@ -210,44 +252,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     .end();
                 w.last(R::SystemStatus, "End of status.");
             });
-            return Handled::Done;
+            return true;
         }
-        let Some((v, s)) = self.resolve(ctx, skip_options(arg)) else {
-            return Handled::Done;
-        };
-        match ctx.fs.metadata(s.as_str()) {
-            Ok(m) => {
-                let dir = m.kind == Kind::Dir;
-                let (writable, utc) = (self.writable(ctx.config), ctx.utc);
-                self.send(ctx, |w| {
-                    w.begin_first(R::FileStatus)
-                        .fill("Status of \x01:", v.as_str(), 0)
-                        .end();
-                    if dir {
-                        // The listing follows from `step_transfer`.
-                        return;
-                    }
-                    w.begin_cont();
-                    list::write_list_columns(w, &m, writable, utc);
-                    w.text(v.file_name()).end();
-                    w.last(R::FileStatus, "End of status.");
-                });
-                if dir {
-                    self.aux = s;
-                    self.xfer = Some(Transfer {
-                        op: Op::List {
-                            format: Format::List,
-                            index: 0,
-                        },
-                        sink: Sink::Control,
-                        draining: false,
-                        bytes: U64(0),
-                        last_progress: ctx.now,
-                    });
-                }
-            }
-            Err(e) => self.fail(ctx, e),
-        }
-        Handled::Done
+        false
     }
 }

@@ -531,7 +531,7 @@ fn size_and_mdtm() {
     t.expect("MDTM 20240101000000 readme.txt", "550 ");
 }
 
-/// SIZE, MDTM and MLST share one handler: each keeps its own answers.
+/// SIZE, MDTM, MLST and STAT share one handler: each keeps its own answers.
 #[test]
 fn size_and_mdtm_refuse_alike() {
     let mut t = T::login();
@@ -541,6 +541,8 @@ fn size_and_mdtm_refuse_alike() {
     assert_eq!(t.cmd("SIZE sub/file.bin"), "213 5000\r\n");
     assert_eq!(t.cmd("MDTM sub/file.bin"), "213 20240102030405\r\n");
     assert_eq!(t.cmd("MLST nope"), "550 No such file or directory.\r\n");
+    assert_eq!(t.cmd("STAT -la nope"), "550 No such file or directory.\r\n");
+    assert_eq!(t.cmd("STAT -la readme.txt"), t.cmd("STAT readme.txt"));
     assert_eq!(
         t.cmd("MLST sub"),
         "250-Listing /sub\r\n type=dir;modify=20240102030405;perm=cdeflmp; /sub\r\n250 End.\r\n"
