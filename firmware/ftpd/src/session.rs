@@ -822,9 +822,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.facts = facts::ALL;
                 self.say(ctx, R::ServiceReady, "Service ready for new user.");
             }
-            // A bare `CWD` (lftp) goes to the user's root.
-            CWD => self.path_command(ctx, CWD, if arg.is_empty() { "/" } else { arg }),
-            CDUP => self.path_command(ctx, CWD, ".."),
             PWD => {
                 self.reply(
                     ctx,
@@ -834,13 +831,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     0,
                 );
             }
-            MKD | RMD | DELE | RNFR => self.path_command(ctx, k, arg),
-            RNTO => {
-                if was_rnfr {
-                    self.path_command(ctx, k, arg);
-                } else {
-                    self.say(ctx, R::BadSequence, "RNFR required first.");
-                }
+            RNTO if !was_rnfr => self.say(ctx, R::BadSequence, "RNFR required first."),
+            // One call for all of them (each call site costs its own copy
+            // of the argument set-up).
+            CWD | CDUP | MKD | RMD | DELE | RNFR | RNTO => {
+                let (k, arg) = match k {
+                    CDUP => (CWD, ".."),
+                    // A bare `CWD` (lftp) goes to the user's root.
+                    CWD if arg.is_empty() => (CWD, "/"),
+                    _ => (k, arg),
+                };
+                self.path_command(ctx, k, arg);
             }
             LIST => return self.list(ctx, Format::List, skip_options(arg)),
             NLST => return self.list(ctx, Format::Nlst, skip_options(arg)),
