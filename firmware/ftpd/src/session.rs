@@ -843,13 +843,19 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 };
                 self.path_command(ctx, k, arg);
             }
-            LIST => return self.list(ctx, Format::List, skip_options(arg)),
-            NLST => return self.list(ctx, Format::Nlst, skip_options(arg)),
-            MLSD => return self.list(ctx, Format::Mlsd, arg),
-            RETR => return self.retr(ctx, arg),
-            STOR => return self.store(ctx, arg, StoreKind::Stor),
-            APPE => return self.store(ctx, arg, StoreKind::Appe),
-            STOU => return self.store(ctx, "", StoreKind::Stou),
+            // One call for every transfer command, as for the path commands.
+            LIST | NLST | MLSD | RETR | STOR | APPE | STOU => {
+                let (what, arg) = match k {
+                    LIST => (What::List(Format::List), skip_options(arg)),
+                    NLST => (What::List(Format::Nlst), skip_options(arg)),
+                    MLSD => (What::List(Format::Mlsd), arg),
+                    RETR => (What::Retr, arg),
+                    STOR => (What::Store(StoreKind::Stor), arg),
+                    APPE => (What::Store(StoreKind::Appe), arg),
+                    _ => (What::Store(StoreKind::Stou), ""),
+                };
+                return self.transfer(ctx, what, arg);
+            }
             REST => {
                 self.rest = t.num;
                 self.reply(
@@ -1241,35 +1247,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         self.say(ctx, R::CantOpenDataConnection, text);
         Err(Handled::Done)
-    }
-
-    #[inline(always)]
-    fn retr<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
-        ctx: &mut Ctx<'_, '_, N, S>,
-        arg: &str,
-    ) -> Handled {
-        self.transfer(ctx, What::Retr, arg)
-    }
-
-    #[inline(always)]
-    fn store<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
-        ctx: &mut Ctx<'_, '_, N, S>,
-        arg: &str,
-        kind: StoreKind,
-    ) -> Handled {
-        self.transfer(ctx, What::Store(kind), arg)
-    }
-
-    #[inline(always)]
-    fn list<N: Net<Socket = K>, S: Storage<File = F>>(
-        &mut self,
-        ctx: &mut Ctx<'_, '_, N, S>,
-        format: Format,
-        arg: &str,
-    ) -> Handled {
-        self.transfer(ctx, What::List(format), arg)
     }
 
     /// RETR, STOR/APPE/STOU and LIST/NLST/MLSD, one path for all: the
