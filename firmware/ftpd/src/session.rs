@@ -878,12 +878,14 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
             STRU => self.say(ctx, R::Ok, "Structure set to F."),
             MODE => self.say(ctx, R::Ok, "Mode set to S."),
-            PASV => self.pasv(ctx, false, EpsvArg::Any),
             EPSV if t.epsv == EpsvArg::All => {
                 self.epsv_all = true;
                 self.say(ctx, R::Ok, "EPSV ALL ok.");
             }
-            EPSV => self.pasv(ctx, true, t.epsv),
+            PASV | EPSV => {
+                let extended = k == EPSV;
+                self.pasv(ctx, extended, if extended { t.epsv } else { EpsvArg::Any })
+            }
             PORT => self.port(ctx, t.addr, false),
             EPRT => self.port(ctx, t.addr, true),
             ABOR => self.abor(ctx),
