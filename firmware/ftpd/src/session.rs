@@ -21,7 +21,7 @@
 //! `RNFR` source (virtual), or the directory being listed (storage path). RFC 959 requires RNTO to
 //! follow RNFR at once, so both never need it at the same time.
 
-use core::net::{IpAddr, SocketAddr};
+use core::net::{Ipv4Addr, SocketAddr};
 
 use crate::MAX_REPLY;
 use crate::config::{Account, Config};
@@ -217,17 +217,21 @@ const TRANSFERRED: &str = "\x01 (\x04 bytes transferred)";
 /// `522` (or `504` for PORT) with the family to use.
 const USE_FAMILY: &str = "Network protocol not supported, use (\x04).";
 
-/// `IpAddr::to_canonical` (an IPv4-mapped IPv6 address as IPv4) through
-/// `to_ipv4_mapped`, which the reply writer links anyway.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
+/// The IP address of `a` as 128 bits, IPv4 as IPv4-mapped IPv6
+/// (`::ffff:a.b.c.d`, see [`is_v4`]): both forms of one address are one
+/// number, so a comparison is `==` (`IpAddr::to_canonical` without copying
+/// addresses around).
+#[inline(never)]
+fn ip_bits(a: &SocketAddr) -> u128 {
+    match a {
+        SocketAddr::V4(a) => 0xffff << 32 | u128::from(a.ip().to_bits()),
+        SocketAddr::V6(a) => a.ip().to_bits(),
     }
 }
 
-fn same_ip(a: IpAddr, b: IpAddr) -> bool {
-    canonical(a) == canonical(b)
+/// Whether [`ip_bits`] is an IPv4 address.
+fn is_v4(bits: u128) -> bool {
+    bits >> 32 == 0xffff
 }
 
 /// The outcome of looking at one command.
@@ -565,7 +569,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 // An active connection goes where PORT said; a passive one
                 // must come from the client.
                 let from = if passive { ctx.net.peer_addr(s) } else { None };
-                if !passive || from.is_some_and(|a| same_ip(a.ip(), self.peer.ip())) {
+                if !passive || from.is_some_and(|a| ip_bits(&a) == ip_bits(&self.peer)) {
                     self.data = Data::Ready(s);
                 } else {
                     // RFC 2577 §4 (port stealing): listen again for the
@@ -1084,20 +1088,25 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             if self.epsv_all && !extended {
                 break 'refused (R::BadSequence, "EPSV ALL in effect, use EPSV.");
             }
-            let local_ip = canonical(self.local.ip());
+            let local_ip = ip_bits(&self.local);
+            let v4 = is_v4(local_ip);
             let wrong = match family {
-                EpsvArg::V4 => !local_ip.is_ipv4(),
-                EpsvArg::V6 => !local_ip.is_ipv6(),
+                EpsvArg::V4 => !v4,
+                EpsvArg::V6 => v4,
                 _ => false,
             };
             if wrong {
-                let use_ = if local_ip.is_ipv4() { 1 } else { 2 };
+                let use_ = if v4 { 1 } else { 2 };
                 return self.reply(ctx, R::ProtocolNotSupported, USE_FAMILY, "", use_);
             }
-            let advertised = match (extended, local_ip) {
+            let advertised = match (extended, v4) {
                 (true, _) => None,
-                (false, IpAddr::V4(ip)) => Some(ctx.config.pasv_address.unwrap_or(ip)),
-                (false, IpAddr::V6(_)) => {
+                (false, true) => Some(
+                    ctx.config
+                        .pasv_address
+                        .unwrap_or(Ipv4Addr::from_bits(local_ip as u32)),
+                ),
+                (false, false) => {
                     break 'refused (R::CantOpenDataConnection, "PASV is IPv4 only; use EPSV.");
                 }
             };
@@ -1170,10 +1179,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             if self.epsv_all {
                 break 'refused (R::BadSequence, "EPSV ALL in effect, use EPSV.");
             }
-            let peer = canonical(self.peer.ip());
-            let target = canonical(addr.ip());
-            if peer.is_ipv4() != target.is_ipv4() {
-                let use_ = if peer.is_ipv4() { 1 } else { 2 };
+            let peer = ip_bits(&self.peer);
+            let target = ip_bits(&addr);
+            if is_v4(peer) != is_v4(target) {
+                let use_ = if is_v4(peer) { 1 } else { 2 };
                 let code = if extended {
                     R::ProtocolNotSupported
                 } else {
