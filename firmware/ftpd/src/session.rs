@@ -1387,22 +1387,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 return Handled::Done;
             }
         };
-        match what {
-            What::Retr => {
-                let tpl = if ascii {
-                    "Opening ASCII mode data connection for \x01 (\x04 bytes)."
-                } else {
-                    "Opening BINARY mode data connection for \x01 (\x04 bytes)."
-                };
-                let size = meta.map_or(0, |m| m.size);
-                self.reply(ctx, R::FileStatusOk, tpl, v.file_name(), size);
-            }
-            What::Store(StoreKind::Stou) => {
-                self.reply(ctx, R::FileStatusOk, "FILE: \x01", v.file_name(), 0)
-            }
-            What::Store(_) => self.say(ctx, R::FileStatusOk, "Ok to send data."),
-            What::List(_) => self.say(ctx, R::FileStatusOk, "Here comes the directory listing."),
-        }
+        // One `150` for all: a template without a marker ignores the name
+        // and the size.
+        let tpl = match what {
+            What::Retr if ascii => "Opening ASCII mode data connection for \x01 (\x04 bytes).",
+            What::Retr => "Opening BINARY mode data connection for \x01 (\x04 bytes).",
+            What::Store(StoreKind::Stou) => "FILE: \x01",
+            What::Store(_) => "Ok to send data.",
+            What::List(_) => "Here comes the directory listing.",
+        };
+        let size = meta.map_or(0, |m| m.size);
+        self.reply(ctx, R::FileStatusOk, tpl, v.file_name(), size);
         // A listing of one file is sent at once; the transfer only drains.
         let mut sent = None;
         if let (What::List(format), Ok(m)) = (what, meta) {
