@@ -1114,7 +1114,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             let (a, b) = ctx.config.pasv_ports;
             let (lo, hi) = (a.min(b), a.max(b));
             let span = u32::from(hi.saturating_sub(lo)) + 1;
-            let mut addr = SocketAddr::new(self.local.ip(), 0);
+            // The control connection's local address (an IPv6 scope kept:
+            // a link-local address needs it), on the port picked below.
+            let mut addr = self.local;
             let mut listening = None;
             for _ in 0..span {
                 let port = *ctx.next_port;
