@@ -1574,28 +1574,31 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 }
             }
             Op::Stor { file, ascii, cr } => 'stor: {
+                // A CR that ended the previous chunk (TYPE A) goes in
+                // front of this one: data unless an LF follows it.
+                let start = usize::from(*cr);
+                if let Some(b) = ctx.data.first_mut() {
+                    *b = b'\r';
+                }
                 // 0: the client closed the data connection, the upload is
                 // complete.
-                let n = match ctx.net.recv(sock, ctx.data) {
+                let n = match ctx.net.recv(sock, &mut ctx.data[start..]) {
                     Ok(0) => return false,
                     Ok(n) => n,
                     Err(NetError::Closed) => 0,
                     Err(_) => break 'stor Err(Failure::Net),
                 };
-                // A CR that ended the previous chunk is data unless this
-                // one starts with LF (or, at the very end, alone).
-                let mut r = Ok(());
-                if *ascii && core::mem::take(cr) && (n == 0 || ctx.data.first() != Some(&b'\n')) {
-                    r = ctx.fs.write(file, b"\r");
+                // At the very end, a CR held back is data.
+                let mut m = start + n;
+                if *ascii && n > 0 {
+                    *cr = false;
+                    m = from_crlf(&mut ctx.data[..m], cr);
                 }
-                if n > 0 {
-                    let m = if *ascii {
-                        from_crlf(&mut ctx.data[..n], cr)
-                    } else {
-                        n
-                    };
-                    r = r.and_then(|()| ctx.fs.write(file, &ctx.data[..m]));
-                }
+                let r = if m > 0 {
+                    ctx.fs.write(file, &ctx.data[..m])
+                } else {
+                    Ok(())
+                };
                 match r {
                     Ok(()) => Ok(Progress {
                         n,

@@ -903,6 +903,22 @@ fn stor_ascii_converts_crlf_to_lf_across_chunks() {
 }
 
 #[test]
+fn stor_ascii_keeps_a_cr_that_ends_a_chunk_without_lf_after_it() {
+    let mut t = T::login();
+    let d = t.pasv();
+    t.expect("STOR a.txt", "150");
+    // Each chunk ends with a CR; only the last one is followed by an LF.
+    for chunk in [&b"one\r"[..], b"x\r", b"\r\n"] {
+        t.net.socks[d].rx.extend(chunk);
+        t.run();
+    }
+    t.net.socks[d].fin = true;
+    t.run();
+    t.expect("NOOP", "226 Transfer complete (8 bytes).");
+    assert_eq!(t.fs.get("/a.txt").unwrap(), b"one\rx\r\n");
+}
+
+#[test]
 fn stor_over_existing_truncates_and_appe_appends() {
     let mut t = T::login();
     t.expect("TYPE I", "200");
