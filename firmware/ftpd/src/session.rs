@@ -1292,7 +1292,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 // The storage path of the working directory, one name at a
                 // time pushed onto it (it is at least as long as the
                 // virtual path, so a name that fits here fits there too).
-                if let Ok(mut s) = path::to_storage(self.root(ctx.config), &self.cwd) {
+                // (Borrowed where it lies: moving a PathBuf is a memcpy.)
+                if let Ok(s) = &mut path::to_storage(self.root(ctx.config), &self.cwd) {
                     for _ in 0..1000 {
                         if s.push(name_str(&name)).is_err() {
                             break;
