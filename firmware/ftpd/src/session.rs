@@ -1486,24 +1486,20 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         else {
             return;
         };
-        match closed {
-            Ok(()) if control => self.say(ctx, R::FileStatus, "End of status."),
+        // One reply call for all three (a template without a marker
+        // ignores the text and the count).
+        let (code, tpl, text) = match closed {
+            Ok(()) if control => (R::FileStatus, "End of status.", ""),
             Ok(()) => {
                 crate::event!("[{}] transfer complete, {} bytes", self.id, bytes);
-                self.reply(
-                    ctx,
-                    R::TransferComplete,
-                    "Transfer complete (\x04 bytes).",
-                    "",
-                    bytes,
-                );
+                (R::TransferComplete, "Transfer complete (\x04 bytes).", "")
             }
             Err(e) => {
                 crate::event!("[{}] closing the file failed: {}", self.id, e);
-                let code = storage_reply(e, upload);
-                self.reply(ctx, code, "\x01; transfer failed.", e.text(), 0);
+                (storage_reply(e, upload), "\x01; transfer failed.", e.text())
             }
-        }
+        };
+        self.reply(ctx, code, tpl, text, bytes);
     }
 
     /// Moves one buffer of the running transfer.
