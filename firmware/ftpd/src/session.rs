@@ -1083,10 +1083,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         extended: bool,
         family: EpsvArg,
     ) {
-        // Every refusal but the family one is a plain text reply.
-        let (code, text) = 'refused: {
+        // Every reply but the 227 is a template and a number (the family
+        // to use, or the port), sent by the one reply call at the end.
+        let (code, tpl, n) = 'reply: {
             if self.epsv_all && !extended {
-                break 'refused (R::BadSequence, "EPSV ALL in effect, use EPSV.");
+                break 'reply (R::BadSequence, "EPSV ALL in effect, use EPSV.", 0);
             }
             let local_ip = ip_bits(&self.local);
             let v4 = is_v4(local_ip);
@@ -1097,7 +1098,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             };
             if wrong {
                 let use_ = if v4 { 1 } else { 2 };
-                return self.reply(ctx, R::ProtocolNotSupported, USE_FAMILY, "", use_);
+                break 'reply (R::ProtocolNotSupported, USE_FAMILY, use_);
             }
             let advertised = match (extended, v4) {
                 (true, _) => None,
@@ -1107,7 +1108,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         .unwrap_or(Ipv4Addr::from_bits(local_ip as u32)),
                 ),
                 (false, false) => {
-                    break 'refused (R::CantOpenDataConnection, "PASV is IPv4 only; use EPSV.");
+                    break 'reply (R::CantOpenDataConnection, "PASV is IPv4 only; use EPSV.", 0);
                 }
             };
             self.drop_data(ctx.net);
@@ -1136,38 +1137,32 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 }
             }
             let Some(s) = listening else {
-                break 'refused (
+                break 'reply (
                     R::CantOpenDataConnection,
                     "No data connection available, try later.",
+                    0,
                 );
             };
             self.data = Data::Listening(s);
             let port = addr.port();
-            match advertised {
-                Some(ip) => {
-                    let [a, b, c, d] = ip.octets();
-                    let [p1, p2] = port.to_be_bytes();
-                    self.send(ctx, |w| {
-                        w.begin(R::PassiveMode)
-                            .text("Entering Passive Mode (")
-                            .decimals(&[a, b, c, d, p1, p2], b',')
-                            .text(").")
-                            .end()
-                    });
-                }
-                None => {
-                    self.reply(
-                        ctx,
-                        R::ExtendedPassiveMode,
-                        "Entering Extended Passive Mode (|||\x04|).",
-                        "",
-                        u64::from(port),
-                    );
-                }
-            }
-            return;
+            let Some(ip) = advertised else {
+                break 'reply (
+                    R::ExtendedPassiveMode,
+                    "Entering Extended Passive Mode (|||\x04|).",
+                    u64::from(port),
+                );
+            };
+            let [a, b, c, d] = ip.octets();
+            let [p1, p2] = port.to_be_bytes();
+            return self.send(ctx, |w| {
+                w.begin(R::PassiveMode)
+                    .text("Entering Passive Mode (")
+                    .decimals(&[a, b, c, d, p1, p2], b',')
+                    .text(").")
+                    .end()
+            });
         };
-        self.say(ctx, code, text);
+        self.reply(ctx, code, tpl, "", n);
     }
 
     fn port<N: Net<Socket = K>, S: Storage<File = F>>(
