@@ -1317,112 +1317,114 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let Some((v, s)) = self.resolve(ctx, arg) else {
             return Handled::Done;
         };
-        if upload && v.is_root() {
-            self.fail(ctx, storage::Error::IsADirectory);
-            return Handled::Done;
-        }
-        // An upload may create the file; a download or listing needs it.
-        let meta = ctx.fs.metadata(s.as_str());
-        let refused = match (&what, meta) {
-            (What::Store(_), Err(_)) => None,
-            (_, Err(e)) => Some(e),
-            (What::List(f), Ok(m)) => {
-                if m.kind == Kind::File && *f == Format::Mlsd {
-                    // RFC 3659 §7.1: MLSD names a directory; MLST is for files.
-                    self.say(
-                        ctx,
-                        R::ArgumentSyntaxError,
-                        "Not a directory; use MLST for a file.",
-                    );
-                    return Handled::Done;
-                }
-                None
+        // Every storage error goes to the one `fail` at the end.
+        let e = 'failed: {
+            if upload && v.is_root() {
+                break 'failed storage::Error::IsADirectory;
             }
-            (_, Ok(m)) if m.kind == Kind::Dir => Some(storage::Error::IsADirectory),
-            _ => None,
-        };
-        if let Some(e) = refused {
-            self.rest = U64(0);
-            self.fail(ctx, e);
-            return Handled::Done;
-        }
-        let sock = match self.data_for_transfer(ctx) {
-            Ok(sock) => sock,
-            Err(h) => return h,
-        };
-        let rest = core::mem::take(&mut self.rest);
-        let ascii = self.ty == TransferType::Ascii;
-        let opened = match what {
-            What::Retr => ctx.fs.open_read(s.as_str(), rest.0).map(|file| Op::Retr {
-                file,
-                ascii,
-                cr: false,
-            }),
-            What::Store(kind) => {
-                let mode = match kind {
-                    StoreKind::Stor if rest.0 > 0 => WriteMode::At(rest.0),
-                    StoreKind::Stor => WriteMode::Truncate,
-                    StoreKind::Appe => WriteMode::Append,
-                    StoreKind::Stou => WriteMode::CreateNew,
-                };
-                let opened = ctx.fs.open_write(s.as_str(), mode);
-                if opened.is_ok() {
-                    crate::event!("[{}] storing {} ({:?})", self.id, v, mode);
+            // An upload may create the file; a download or listing needs it.
+            let meta = ctx.fs.metadata(s.as_str());
+            let refused = match (&what, meta) {
+                (What::Store(_), Err(_)) => None,
+                (_, Err(e)) => Some(e),
+                (What::List(f), Ok(m)) => {
+                    if m.kind == Kind::File && *f == Format::Mlsd {
+                        // RFC 3659 §7.1: MLSD names a directory; MLST is for files.
+                        self.say(
+                            ctx,
+                            R::ArgumentSyntaxError,
+                            "Not a directory; use MLST for a file.",
+                        );
+                        return Handled::Done;
+                    }
+                    None
                 }
-                opened.map(|file| Op::Stor {
+                (_, Ok(m)) if m.kind == Kind::Dir => Some(storage::Error::IsADirectory),
+                _ => None,
+            };
+            if let Some(e) = refused {
+                self.rest = U64(0);
+                break 'failed e;
+            }
+            let sock = match self.data_for_transfer(ctx) {
+                Ok(sock) => sock,
+                Err(h) => return h,
+            };
+            let rest = core::mem::take(&mut self.rest);
+            let ascii = self.ty == TransferType::Ascii;
+            let opened = match what {
+                What::Retr => ctx.fs.open_read(s.as_str(), rest.0).map(|file| Op::Retr {
                     file,
                     ascii,
                     cr: false,
-                })
-            }
-            What::List(format) => Ok(Op::List { format, index: 0 }),
-        };
-        let op = match opened {
-            Ok(op) => op,
-            Err(e) => {
-                ctx.net.abort(sock);
-                self.fail(ctx, e);
-                return Handled::Done;
-            }
-        };
-        // One `150` for all: a template without a marker ignores the name
-        // and the size.
-        let tpl = match what {
-            What::Retr if ascii => "Opening ASCII mode data connection for \x01 (\x04 bytes).",
-            What::Retr => "Opening BINARY mode data connection for \x01 (\x04 bytes).",
-            What::Store(StoreKind::Stou) => "FILE: \x01",
-            What::Store(_) => "Ok to send data.",
-            What::List(_) => "Here comes the directory listing.",
-        };
-        let size = meta.map_or(0, |m| m.size);
-        self.reply(ctx, R::FileStatusOk, tpl, v.file_name(), size);
-        // A listing of one file is sent at once; the transfer only drains.
-        let mut sent = None;
-        if let (What::List(format), Ok(m)) = (what, meta) {
-            if m.kind == Kind::File {
-                // FAR checks existence with `LIST path`.
-                let mut w = Writer::new(&mut ctx.data[..]);
-                let (writable, utc) = (self.writable(ctx.config), ctx.utc);
-                let name = if format == Format::Nlst {
-                    arg
+                }),
+                What::Store(kind) => {
+                    let mode = match kind {
+                        StoreKind::Stor if rest.0 > 0 => WriteMode::At(rest.0),
+                        StoreKind::Stor => WriteMode::Truncate,
+                        StoreKind::Appe => WriteMode::Append,
+                        StoreKind::Stou => WriteMode::CreateNew,
+                    };
+                    let opened = ctx.fs.open_write(s.as_str(), mode);
+                    if opened.is_ok() {
+                        crate::event!("[{}] storing {} ({:?})", self.id, v, mode);
+                    }
+                    opened.map(|file| Op::Stor {
+                        file,
+                        ascii,
+                        cr: false,
+                    })
+                }
+                What::List(format) => Ok(Op::List { format, index: 0 }),
+            };
+            let op = match opened {
+                Ok(op) => op,
+                Err(e) => {
+                    ctx.net.abort(sock);
+                    break 'failed e;
+                }
+            };
+            // One `150` for all: a template without a marker ignores the name
+            // and the size.
+            let tpl = match what {
+                What::Retr if ascii => "Opening ASCII mode data connection for \x01 (\x04 bytes).",
+                What::Retr => "Opening BINARY mode data connection for \x01 (\x04 bytes).",
+                What::Store(StoreKind::Stou) => "FILE: \x01",
+                What::Store(_) => "Ok to send data.",
+                What::List(_) => "Here comes the directory listing.",
+            };
+            let size = meta.map_or(0, |m| m.size);
+            self.reply(ctx, R::FileStatusOk, tpl, v.file_name(), size);
+            // A listing of one file is sent at once; the transfer only drains.
+            let mut sent = None;
+            if let (What::List(format), Ok(m)) = (what, meta) {
+                if m.kind == Kind::File {
+                    // FAR checks existence with `LIST path`.
+                    let mut w = Writer::new(&mut ctx.data[..]);
+                    let (writable, utc) = (self.writable(ctx.config), ctx.utc);
+                    let name = if format == Format::Nlst {
+                        arg
+                    } else {
+                        v.file_name()
+                    };
+                    list::write_entry(&mut w, format, name, &m, writable, utc, self.facts);
+                    let n = w.len();
+                    let _ = ctx.net.send(sock, &ctx.data[..n]);
+                    sent = Some(n as u64);
                 } else {
-                    v.file_name()
-                };
-                list::write_entry(&mut w, format, name, &m, writable, utc, self.facts);
-                let n = w.len();
-                let _ = ctx.net.send(sock, &ctx.data[..n]);
-                sent = Some(n as u64);
-            } else {
-                self.aux = s;
+                    self.aux = s;
+                }
             }
-        }
-        self.xfer = Some(Transfer {
-            op,
-            sink: Sink::Data(sock),
-            draining: sent.is_some(),
-            bytes: U64(sent.unwrap_or(0)),
-            last_progress: ctx.now,
-        });
+            self.xfer = Some(Transfer {
+                op,
+                sink: Sink::Data(sock),
+                draining: sent.is_some(),
+                bytes: U64(sent.unwrap_or(0)),
+                last_progress: ctx.now,
+            });
+            return Handled::Done;
+        };
+        self.fail(ctx, e);
         Handled::Done
     }
 
