@@ -1538,123 +1538,123 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let Some(t) = self.xfer.as_mut() else {
             return false;
         };
-        let result = match &mut t.op {
-            Op::Retr { file, ascii, cr } => {
-                if cap < 2 {
-                    return false;
-                }
-                // TYPE A reads into the upper half and widens into the
-                // lower one; TYPE I reads and sends in place.
-                let half = if *ascii { ctx.data.len() / 2 } else { 0 };
-                let (dst, src) = ctx.data.split_at_mut(half);
-                let want = if *ascii {
-                    (cap / 2).min(src.len()).min(half / 2)
-                } else {
-                    cap
-                };
-                match ctx.fs.read(file, &mut src[..want]) {
-                    Ok(0) => Ok(Progress::END),
-                    // Either way the bytes to send start the buffer.
-                    Ok(n) => Ok(Progress {
-                        n: if *ascii {
-                            to_crlf(&src[..n], dst, cr)
-                        } else {
-                            n
+        // `None`: the data connection was lost; else a storage error.
+        let failed: Option<storage::Error> = 'failed: {
+            let p = match &mut t.op {
+                Op::Retr { file, ascii, cr } => {
+                    if cap < 2 {
+                        return false;
+                    }
+                    // TYPE A reads into the upper half and widens into the
+                    // lower one; TYPE I reads and sends in place.
+                    let half = if *ascii { ctx.data.len() / 2 } else { 0 };
+                    let (dst, src) = ctx.data.split_at_mut(half);
+                    let want = if *ascii {
+                        (cap / 2).min(src.len()).min(half / 2)
+                    } else {
+                        cap
+                    };
+                    match ctx.fs.read(file, &mut src[..want]) {
+                        Ok(0) => Progress::END,
+                        // Either way the bytes to send start the buffer.
+                        Ok(n) => Progress {
+                            n: if *ascii {
+                                to_crlf(&src[..n], dst, cr)
+                            } else {
+                                n
+                            },
+                            send: true,
+                            end: false,
                         },
-                        send: true,
-                        end: false,
-                    }),
-                    Err(e) => Err(Failure::Storage(e)),
+                        Err(e) => break 'failed Some(e),
+                    }
                 }
-            }
-            Op::Stor { file, ascii, cr } => 'stor: {
-                // A CR that ended the previous chunk (TYPE A) goes in
-                // front of this one: data unless an LF follows it.
-                let start = usize::from(*cr);
-                if let Some(b) = ctx.data.first_mut() {
-                    *b = b'\r';
-                }
-                // 0: the client closed the data connection, the upload is
-                // complete.
-                let n = match ctx.net.recv(sock, &mut ctx.data[start..]) {
-                    Ok(0) => return false,
-                    Ok(n) => n,
-                    Err(NetError::Closed) => 0,
-                    Err(_) => break 'stor Err(Failure::Net),
-                };
-                // At the very end, a CR held back is data.
-                let mut m = start + n;
-                if *ascii && n > 0 {
-                    *cr = false;
-                    m = from_crlf(&mut ctx.data[..m], cr);
-                }
-                let r = if m > 0 {
-                    ctx.fs.write(file, &ctx.data[..m])
-                } else {
-                    Ok(())
-                };
-                match r {
-                    Ok(()) => Ok(Progress {
+                Op::Stor { file, ascii, cr } => {
+                    // A CR that ended the previous chunk (TYPE A) goes in
+                    // front of this one: data unless an LF follows it.
+                    let start = usize::from(*cr);
+                    if let Some(b) = ctx.data.first_mut() {
+                        *b = b'\r';
+                    }
+                    // 0: the client closed the data connection, the upload is
+                    // complete.
+                    let n = match ctx.net.recv(sock, &mut ctx.data[start..]) {
+                        Ok(0) => return false,
+                        Ok(n) => n,
+                        Err(NetError::Closed) => 0,
+                        Err(_) => break 'failed None,
+                    };
+                    // At the very end, a CR held back is data.
+                    let mut m = start + n;
+                    if *ascii && n > 0 {
+                        *cr = false;
+                        m = from_crlf(&mut ctx.data[..m], cr);
+                    }
+                    let r = if m > 0 {
+                        ctx.fs.write(file, &ctx.data[..m])
+                    } else {
+                        Ok(())
+                    };
+                    if let Err(e) = r {
+                        break 'failed Some(e);
+                    }
+                    Progress {
                         n,
                         send: false,
                         end: n == 0,
-                    }),
-                    Err(e) => Err(Failure::Storage(e)),
-                }
-            }
-            Op::List { format, index } => {
-                let format = *format;
-                let indent = t.sink == Sink::Control;
-                if cap < crate::MAX_LINE.min(ctx.data.len()) {
-                    return false;
-                }
-                let mut w = Writer::new(&mut ctx.data[..cap]);
-                let (mut count, mut full) = (0usize, false);
-                let (utc, mask) = (ctx.utc, self.facts);
-                let r = ctx.fs.list(self.aux.as_str(), *index, &mut |e| {
-                    let before = w.len();
-                    if indent {
-                        w.raw(b" ");
                     }
-                    list::write_entry(&mut w, format, e.name, &e.meta, writable, utc, mask);
-                    let ok = !w.overflowed();
-                    if ok {
-                        count += 1;
-                    } else {
-                        w.truncate(before);
-                        full = true;
+                }
+                Op::List { format, index } => {
+                    let format = *format;
+                    let indent = t.sink == Sink::Control;
+                    if cap < crate::MAX_LINE.min(ctx.data.len()) {
+                        return false;
                     }
-                    ok
-                });
-                let n = w.len();
-                r.map(|()| {
+                    let mut w = Writer::new(&mut ctx.data[..cap]);
+                    let (mut count, mut full) = (0usize, false);
+                    let (utc, mask) = (ctx.utc, self.facts);
+                    let r = ctx.fs.list(self.aux.as_str(), *index, &mut |e| {
+                        let before = w.len();
+                        if indent {
+                            w.raw(b" ");
+                        }
+                        list::write_entry(&mut w, format, e.name, &e.meta, writable, utc, mask);
+                        let ok = !w.overflowed();
+                        if ok {
+                            count += 1;
+                        } else {
+                            w.truncate(before);
+                            full = true;
+                        }
+                        ok
+                    });
+                    if let Err(e) = r {
+                        break 'failed Some(e);
+                    }
                     *index += count;
+                    let n = w.len();
                     Progress {
                         n,
                         send: n > 0,
                         end: !full,
                     }
-                })
-                .map_err(Failure::Storage)
+                }
+            };
+            // What was read goes out whole, or the connection is lost.
+            if p.send && ctx.net.send(sock, &ctx.data[..p.n]) != Ok(p.n) {
+                break 'failed None;
             }
+            t.bytes.0 += p.n as u64;
+            t.draining = p.end;
+            t.last_progress = ctx.now;
+            return true;
         };
-        // What was read goes out whole, or the connection is lost.
-        let result = result.and_then(|p| match p.send {
-            true if ctx.net.send(sock, &ctx.data[..p.n]) != Ok(p.n) => Err(Failure::Net),
-            _ => Ok(p),
-        });
-        let (code, text) = match result {
-            Ok(p) => {
-                t.bytes.0 += p.n as u64;
-                t.draining = p.end;
-                t.last_progress = ctx.now;
-                return true;
-            }
-            Err(Failure::Net) => (
+        let (code, text) = match failed {
+            None => (
                 R::TransferAborted,
                 "Data connection lost; transfer aborted.",
             ),
-            Err(Failure::Storage(e)) => (
+            Some(e) => (
                 storage_reply(e, true),
                 match e {
                     storage::Error::NoSpace => "No space left on device; partial file kept.",
@@ -1706,11 +1706,6 @@ impl Progress {
         send: false,
         end: true,
     };
-}
-
-enum Failure {
-    Net,
-    Storage(storage::Error),
 }
 
 /// LF to CRLF (TYPE A on the way out). `cr` remembers a CR that ended the
