@@ -1746,7 +1746,10 @@ fn from_crlf(buf: &mut [u8], cr: &mut bool) -> usize {
                 Some(_) => {}
             }
         }
-        buf[out] = b;
+        // (`out` never passes `i`: no bounds check to fail.)
+        if let Some(d) = buf.get_mut(out) {
+            *d = b;
+        }
         out += 1;
     }
     out
