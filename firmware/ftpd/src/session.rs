@@ -863,8 +863,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.say(ctx, R::Ok, "EPSV ALL ok.");
             }
             EPSV => self.pasv(ctx, true, t.epsv),
-            PORT => self.port(ctx, t.addr, false),
-            EPRT => self.port(ctx, t.addr, true),
+            PORT => self.port(ctx, &t.addr, false),
+            EPRT => self.port(ctx, &t.addr, true),
             ABOR => self.abor(ctx),
             SYST => self.say(ctx, R::SystemType, "UNIX Type: L8"),
             STAT => return self.stat(ctx, arg),
@@ -1168,7 +1168,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     fn port<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
-        addr: SocketAddr,
+        addr: &SocketAddr,
         extended: bool,
     ) {
         // Every refusal but the family one is a plain text reply.
@@ -1177,7 +1177,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 break 'refused (R::BadSequence, "EPSV ALL in effect, use EPSV.");
             }
             let peer = ip_bits(&self.peer);
-            let target = ip_bits(&addr);
+            let target = ip_bits(addr);
             if is_v4(peer) != is_v4(target) {
                 let use_ = if is_v4(peer) { 1 } else { 2 };
                 let code = if extended {
@@ -1196,7 +1196,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 );
             }
             self.drop_data(ctx.net);
-            let Ok(s) = ctx.net.connect(self.local.ip(), addr) else {
+            let Ok(s) = ctx.net.connect(self.local.ip(), *addr) else {
                 break 'refused (R::CantOpenDataConnection, "Cannot open data connection.");
             };
             self.data = Data::Connecting(s);
