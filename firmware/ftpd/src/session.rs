@@ -520,6 +520,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     /// Ends the running transfer, if any: its data connection closed (or
     /// reset: `abort`), its file closed. What it was, or `None`.
+    #[inline(always)]
     fn end_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         net: &mut N,
