@@ -21,7 +21,7 @@
 //! `RNFR` source (virtual), or the directory being listed (storage path). RFC 959 requires RNTO to
 //! follow RNFR at once, so both never need it at the same time.
 
-use core::net::{IpAddr, SocketAddr};
+use core::net::{Ipv4Addr, SocketAddr};
 
 use crate::MAX_REPLY;
 use crate::config::{Account, Config};
@@ -217,17 +217,21 @@ const TRANSFERRED: &str = "\x01 (\x04 bytes transferred)";
 /// `522` (or `504` for PORT) with the family to use.
 const USE_FAMILY: &str = "Network protocol not supported, use (\x04).";
 
-/// `IpAddr::to_canonical` (an IPv4-mapped IPv6 address as IPv4) through
-/// `to_ipv4_mapped`, which the reply writer links anyway.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
+/// The IP address of `a` as 128 bits, IPv4 as IPv4-mapped IPv6
+/// (`::ffff:a.b.c.d`, see [`is_v4`]): both forms of one address are one
+/// number, so a comparison is `==` (`IpAddr::to_canonical` without copying
+/// addresses around).
+#[inline(never)]
+fn ip_bits(a: &SocketAddr) -> u128 {
+    match a {
+        SocketAddr::V4(a) => 0xffff << 32 | u128::from(a.ip().to_bits()),
+        SocketAddr::V6(a) => a.ip().to_bits(),
     }
 }
 
-fn same_ip(a: IpAddr, b: IpAddr) -> bool {
-    canonical(a) == canonical(b)
+/// Whether [`ip_bits`] is an IPv4 address.
+fn is_v4(bits: u128) -> bool {
+    bits >> 32 == 0xffff
 }
 
 /// The outcome of looking at one command.
@@ -530,6 +534,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     /// Ends the running transfer, if any: its data connection closed (or
     /// reset: `abort`), its file closed. What it was, or `None`.
+    #[inline(always)]
     fn end_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         net: &mut N,
@@ -579,7 +584,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 // An active connection goes where PORT said; a passive one
                 // must come from the client.
                 let from = if passive { ctx.net.peer_addr(s) } else { None };
-                if !passive || from.is_some_and(|a| same_ip(a.ip(), self.peer.ip())) {
+                if !passive || from.is_some_and(|a| ip_bits(&a) == ip_bits(&self.peer)) {
                     self.data = Data::Ready(s);
                 } else {
                     // RFC 2577 §4 (port stealing): listen again for the
@@ -886,8 +891,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 let extended = k == EPSV;
                 self.pasv(ctx, extended, if extended { t.epsv } else { EpsvArg::Any })
             }
-            PORT => self.port(ctx, t.addr, false),
-            EPRT => self.port(ctx, t.addr, true),
+            PORT => self.port(ctx, &t.addr, false),
+            EPRT => self.port(ctx, &t.addr, true),
             ABOR => self.abor(ctx),
             SYST => self.say(ctx, R::SystemType, "UNIX Type: L8"),
             HELP => self.help(ctx, arg),
@@ -1104,33 +1109,41 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         extended: bool,
         family: EpsvArg,
     ) {
-        // Every refusal but the family one is a plain text reply.
-        let (code, text) = 'refused: {
+        // Every reply but the 227 is a template and a number (the family
+        // to use, or the port), sent by the one reply call at the end.
+        let (code, tpl, n) = 'reply: {
             if self.epsv_all && !extended {
-                break 'refused (R::BadSequence, "EPSV ALL in effect, use EPSV.");
+                break 'reply (R::BadSequence, "EPSV ALL in effect, use EPSV.", 0);
             }
-            let local_ip = canonical(self.local.ip());
+            let local_ip = ip_bits(&self.local);
+            let v4 = is_v4(local_ip);
             let wrong = match family {
-                EpsvArg::V4 => !local_ip.is_ipv4(),
-                EpsvArg::V6 => !local_ip.is_ipv6(),
+                EpsvArg::V4 => !v4,
+                EpsvArg::V6 => v4,
                 _ => false,
             };
             if wrong {
-                let use_ = if local_ip.is_ipv4() { 1 } else { 2 };
-                return self.reply(ctx, R::ProtocolNotSupported, USE_FAMILY, "", use_);
+                let use_ = if v4 { 1 } else { 2 };
+                break 'reply (R::ProtocolNotSupported, USE_FAMILY, use_);
             }
-            let advertised = match (extended, local_ip) {
+            let advertised = match (extended, v4) {
                 (true, _) => None,
-                (false, IpAddr::V4(ip)) => Some(ctx.config.pasv_address.unwrap_or(ip)),
-                (false, IpAddr::V6(_)) => {
-                    break 'refused (R::CantOpenDataConnection, "PASV is IPv4 only; use EPSV.");
+                (false, true) => Some(
+                    ctx.config
+                        .pasv_address
+                        .unwrap_or(Ipv4Addr::from_bits(local_ip as u32)),
+                ),
+                (false, false) => {
+                    break 'reply (R::CantOpenDataConnection, "PASV is IPv4 only; use EPSV.", 0);
                 }
             };
             self.drop_data(ctx.net);
             let (a, b) = ctx.config.pasv_ports;
             let (lo, hi) = (a.min(b), a.max(b));
             let span = u32::from(hi.saturating_sub(lo)) + 1;
-            let mut addr = SocketAddr::new(self.local.ip(), 0);
+            // The control connection's local address (an IPv6 scope kept:
+            // a link-local address needs it), on the port picked below.
+            let mut addr = self.local;
             let mut listening = None;
             for _ in 0..span {
                 let port = *ctx.next_port;
@@ -1150,44 +1163,38 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 }
             }
             let Some(s) = listening else {
-                break 'refused (
+                break 'reply (
                     R::CantOpenDataConnection,
                     "No data connection available, try later.",
+                    0,
                 );
             };
             self.data = Data::Listening(s);
             let port = addr.port();
-            match advertised {
-                Some(ip) => {
-                    let [a, b, c, d] = ip.octets();
-                    let [p1, p2] = port.to_be_bytes();
-                    self.send(ctx, |w| {
-                        w.begin(R::PassiveMode)
-                            .text("Entering Passive Mode (")
-                            .decimals(&[a, b, c, d, p1, p2], b',')
-                            .text(").")
-                            .end()
-                    });
-                }
-                None => {
-                    self.reply(
-                        ctx,
-                        R::ExtendedPassiveMode,
-                        "Entering Extended Passive Mode (|||\x04|).",
-                        "",
-                        u64::from(port),
-                    );
-                }
-            }
-            return;
+            let Some(ip) = advertised else {
+                break 'reply (
+                    R::ExtendedPassiveMode,
+                    "Entering Extended Passive Mode (|||\x04|).",
+                    u64::from(port),
+                );
+            };
+            let [a, b, c, d] = ip.octets();
+            let [p1, p2] = port.to_be_bytes();
+            return self.send(ctx, |w| {
+                w.begin(R::PassiveMode)
+                    .text("Entering Passive Mode (")
+                    .decimals(&[a, b, c, d, p1, p2], b',')
+                    .text(").")
+                    .end()
+            });
         };
-        self.say(ctx, code, text);
+        self.reply(ctx, code, tpl, "", n);
     }
 
     fn port<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
-        addr: SocketAddr,
+        addr: &SocketAddr,
         extended: bool,
     ) {
         // Every refusal but the family one is a plain text reply.
@@ -1195,10 +1202,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             if self.epsv_all {
                 break 'refused (R::BadSequence, "EPSV ALL in effect, use EPSV.");
             }
-            let peer = canonical(self.peer.ip());
-            let target = canonical(addr.ip());
-            if peer.is_ipv4() != target.is_ipv4() {
-                let use_ = if peer.is_ipv4() { 1 } else { 2 };
+            let peer = ip_bits(&self.peer);
+            let target = ip_bits(addr);
+            if is_v4(peer) != is_v4(target) {
+                let use_ = if is_v4(peer) { 1 } else { 2 };
                 let code = if extended {
                     R::ProtocolNotSupported
                 } else {
@@ -1215,7 +1222,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 );
             }
             self.drop_data(ctx.net);
-            let Ok(s) = ctx.net.connect(self.local.ip(), addr) else {
+            let Ok(s) = ctx.net.connect(self.local.ip(), *addr) else {
                 break 'refused (R::CantOpenDataConnection, "Cannot open data connection.");
             };
             self.data = Data::Connecting(s);
@@ -1277,7 +1284,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 // The storage path of the working directory, one name at a
                 // time pushed onto it (it is at least as long as the
                 // virtual path, so a name that fits here fits there too).
-                if let Ok(mut s) = path::to_storage(self.root(ctx.config), &self.cwd) {
+                // (Borrowed where it lies: moving a PathBuf is a memcpy.)
+                if let Ok(s) = &mut path::to_storage(self.root(ctx.config), &self.cwd) {
                     for _ in 0..1000 {
                         if s.push(name_str(&name)).is_err() {
                             break;
@@ -1306,117 +1314,114 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let Some((v, s)) = self.resolve(ctx, arg) else {
             return Handled::Done;
         };
-        if upload && v.is_root() {
-            self.fail(ctx, storage::Error::IsADirectory);
-            return Handled::Done;
-        }
-        // An upload may create the file; a download or listing needs it.
-        let meta = ctx.fs.metadata(s.as_str());
-        let refused = match (&what, meta) {
-            (What::Store(_), Err(_)) => None,
-            (_, Err(e)) => Some(e),
-            (What::List(f), Ok(m)) => {
-                if m.kind == Kind::File && *f == Format::Mlsd {
-                    // RFC 3659 §7.1: MLSD names a directory; MLST is for files.
-                    self.say(
-                        ctx,
-                        R::ArgumentSyntaxError,
-                        "Not a directory; use MLST for a file.",
-                    );
-                    return Handled::Done;
-                }
-                None
+        // Every storage error goes to the one `fail` at the end.
+        let e = 'failed: {
+            if upload && v.is_root() {
+                break 'failed storage::Error::IsADirectory;
             }
-            (_, Ok(m)) if m.kind == Kind::Dir => Some(storage::Error::IsADirectory),
-            _ => None,
-        };
-        if let Some(e) = refused {
-            self.rest = U64(0);
-            self.fail(ctx, e);
-            return Handled::Done;
-        }
-        let sock = match self.data_for_transfer(ctx) {
-            Ok(sock) => sock,
-            Err(h) => return h,
-        };
-        let rest = core::mem::take(&mut self.rest);
-        let ascii = self.ty == TransferType::Ascii;
-        let opened = match what {
-            What::Retr => ctx.fs.open_read(s.as_str(), rest.0).map(|file| Op::Retr {
-                file,
-                ascii,
-                cr: false,
-            }),
-            What::Store(kind) => {
-                let mode = match kind {
-                    StoreKind::Stor if rest.0 > 0 => WriteMode::At(rest.0),
-                    StoreKind::Stor => WriteMode::Truncate,
-                    StoreKind::Appe => WriteMode::Append,
-                    StoreKind::Stou => WriteMode::CreateNew,
-                };
-                let opened = ctx.fs.open_write(s.as_str(), mode);
-                if opened.is_ok() {
-                    crate::event!("[{}] storing {} ({:?})", self.id, v, mode);
+            // An upload may create the file; a download or listing needs it.
+            let meta = ctx.fs.metadata(s.as_str());
+            let refused = match (&what, meta) {
+                (What::Store(_), Err(_)) => None,
+                (_, Err(e)) => Some(e),
+                (What::List(f), Ok(m)) => {
+                    if m.kind == Kind::File && *f == Format::Mlsd {
+                        // RFC 3659 §7.1: MLSD names a directory; MLST is for files.
+                        self.say(
+                            ctx,
+                            R::ArgumentSyntaxError,
+                            "Not a directory; use MLST for a file.",
+                        );
+                        return Handled::Done;
+                    }
+                    None
                 }
-                opened.map(|file| Op::Stor {
+                (_, Ok(m)) if m.kind == Kind::Dir => Some(storage::Error::IsADirectory),
+                _ => None,
+            };
+            if let Some(e) = refused {
+                self.rest = U64(0);
+                break 'failed e;
+            }
+            let sock = match self.data_for_transfer(ctx) {
+                Ok(sock) => sock,
+                Err(h) => return h,
+            };
+            let rest = core::mem::take(&mut self.rest);
+            let ascii = self.ty == TransferType::Ascii;
+            let opened = match what {
+                What::Retr => ctx.fs.open_read(s.as_str(), rest.0).map(|file| Op::Retr {
                     file,
                     ascii,
                     cr: false,
-                })
-            }
-            What::List(format) => Ok(Op::List { format, index: 0 }),
-        };
-        let op = match opened {
-            Ok(op) => op,
-            Err(e) => {
-                ctx.net.abort(sock);
-                self.fail(ctx, e);
-                return Handled::Done;
-            }
-        };
-        match what {
-            What::Retr => {
-                let tpl = if ascii {
-                    "Opening ASCII mode data connection for \x01 (\x04 bytes)."
+                }),
+                What::Store(kind) => {
+                    let mode = match kind {
+                        StoreKind::Stor if rest.0 > 0 => WriteMode::At(rest.0),
+                        StoreKind::Stor => WriteMode::Truncate,
+                        StoreKind::Appe => WriteMode::Append,
+                        StoreKind::Stou => WriteMode::CreateNew,
+                    };
+                    let opened = ctx.fs.open_write(s.as_str(), mode);
+                    if opened.is_ok() {
+                        crate::event!("[{}] storing {} ({:?})", self.id, v, mode);
+                    }
+                    opened.map(|file| Op::Stor {
+                        file,
+                        ascii,
+                        cr: false,
+                    })
+                }
+                What::List(format) => Ok(Op::List { format, index: 0 }),
+            };
+            let op = match opened {
+                Ok(op) => op,
+                Err(e) => {
+                    ctx.net.abort(sock);
+                    break 'failed e;
+                }
+            };
+            // One `150` for all: a template without a marker ignores the name
+            // and the size.
+            let tpl = match what {
+                What::Retr if ascii => "Opening ASCII mode data connection for \x01 (\x04 bytes).",
+                What::Retr => "Opening BINARY mode data connection for \x01 (\x04 bytes).",
+                What::Store(StoreKind::Stou) => "FILE: \x01",
+                What::Store(_) => "Ok to send data.",
+                What::List(_) => "Here comes the directory listing.",
+            };
+            let size = meta.map_or(0, |m| m.size);
+            self.reply(ctx, R::FileStatusOk, tpl, v.file_name(), size);
+            // A listing of one file is sent at once; the transfer only drains.
+            let mut sent = None;
+            if let (What::List(format), Ok(m)) = (what, meta) {
+                if m.kind == Kind::File {
+                    // FAR checks existence with `LIST path`.
+                    let mut w = Writer::new(&mut ctx.data[..]);
+                    let (writable, utc) = (self.writable(ctx.config), ctx.utc);
+                    let name = if format == Format::Nlst {
+                        arg
+                    } else {
+                        v.file_name()
+                    };
+                    list::write_entry(&mut w, format, name, &m, writable, utc, self.facts);
+                    let n = w.len();
+                    let _ = ctx.net.send(sock, &ctx.data[..n]);
+                    sent = Some(n as u64);
                 } else {
-                    "Opening BINARY mode data connection for \x01 (\x04 bytes)."
-                };
-                let size = meta.map_or(0, |m| m.size);
-                self.reply(ctx, R::FileStatusOk, tpl, v.file_name(), size);
+                    self.aux = s;
+                }
             }
-            What::Store(StoreKind::Stou) => {
-                self.reply(ctx, R::FileStatusOk, "FILE: \x01", v.file_name(), 0)
-            }
-            What::Store(_) => self.say(ctx, R::FileStatusOk, "Ok to send data."),
-            What::List(_) => self.say(ctx, R::FileStatusOk, "Here comes the directory listing."),
-        }
-        // A listing of one file is sent at once; the transfer only drains.
-        let mut sent = None;
-        if let (What::List(format), Ok(m)) = (what, meta) {
-            if m.kind == Kind::File {
-                // FAR checks existence with `LIST path`.
-                let mut w = Writer::new(&mut ctx.data[..]);
-                let (writable, utc) = (self.writable(ctx.config), ctx.utc);
-                let name = if format == Format::Nlst {
-                    arg
-                } else {
-                    v.file_name()
-                };
-                list::write_entry(&mut w, format, name, &m, writable, utc, self.facts);
-                let n = w.len();
-                let _ = ctx.net.send(sock, &ctx.data[..n]);
-                sent = Some(n as u64);
-            } else {
-                self.aux = s;
-            }
-        }
-        self.xfer = Some(Transfer {
-            op,
-            sink: Sink::Data(sock),
-            draining: sent.is_some(),
-            bytes: U64(sent.unwrap_or(0)),
-            last_progress: ctx.now,
-        });
+            self.xfer = Some(Transfer {
+                op,
+                sink: Sink::Data(sock),
+                draining: sent.is_some(),
+                bytes: U64(sent.unwrap_or(0)),
+                last_progress: ctx.now,
+            });
+            return Handled::Done;
+        };
+        self.fail(ctx, e);
         Handled::Done
     }
 
@@ -1475,24 +1480,20 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         else {
             return;
         };
-        match closed {
-            Ok(()) if control => self.say(ctx, R::FileStatus, "End of status."),
+        // One reply call for all three (a template without a marker
+        // ignores the text and the count).
+        let (code, tpl, text) = match closed {
+            Ok(()) if control => (R::FileStatus, "End of status.", ""),
             Ok(()) => {
                 crate::event!("[{}] transfer complete, {} bytes", self.id, bytes);
-                self.reply(
-                    ctx,
-                    R::TransferComplete,
-                    "Transfer complete (\x04 bytes).",
-                    "",
-                    bytes,
-                );
+                (R::TransferComplete, "Transfer complete (\x04 bytes).", "")
             }
             Err(e) => {
                 crate::event!("[{}] closing the file failed: {}", self.id, e);
-                let code = storage_reply(e, upload);
-                self.reply(ctx, code, "\x01; transfer failed.", e.text(), 0);
+                (storage_reply(e, upload), "\x01; transfer failed.", e.text())
             }
-        }
+        };
+        self.reply(ctx, code, tpl, text, bytes);
     }
 
     /// Moves one buffer of the running transfer.
@@ -1534,120 +1535,123 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let Some(t) = self.xfer.as_mut() else {
             return false;
         };
-        let result = match &mut t.op {
-            Op::Retr { file, ascii, cr } => {
-                if cap < 2 {
-                    return false;
-                }
-                // TYPE A reads into the upper half and widens into the
-                // lower one; TYPE I reads and sends in place.
-                let half = if *ascii { ctx.data.len() / 2 } else { 0 };
-                let (dst, src) = ctx.data.split_at_mut(half);
-                let want = if *ascii {
-                    (cap / 2).min(src.len()).min(half / 2)
-                } else {
-                    cap
-                };
-                match ctx.fs.read(file, &mut src[..want]) {
-                    Ok(0) => Ok(Progress::END),
-                    // Either way the bytes to send start the buffer.
-                    Ok(n) => Ok(Progress {
-                        n: if *ascii {
-                            to_crlf(&src[..n], dst, cr)
-                        } else {
-                            n
-                        },
-                        send: true,
-                        end: false,
-                    }),
-                    Err(e) => Err(Failure::Storage(e)),
-                }
-            }
-            Op::Stor { file, ascii, cr } => 'stor: {
-                // 0: the client closed the data connection, the upload is
-                // complete.
-                let n = match ctx.net.recv(sock, ctx.data) {
-                    Ok(0) => return false,
-                    Ok(n) => n,
-                    Err(NetError::Closed) => 0,
-                    Err(_) => break 'stor Err(Failure::Net),
-                };
-                // A CR that ended the previous chunk is data unless this
-                // one starts with LF (or, at the very end, alone).
-                let mut r = Ok(());
-                if *ascii && core::mem::take(cr) && (n == 0 || ctx.data.first() != Some(&b'\n')) {
-                    r = ctx.fs.write(file, b"\r");
-                }
-                if n > 0 {
-                    let m = if *ascii {
-                        from_crlf(&mut ctx.data[..n], cr)
+        // `None`: the data connection was lost; else a storage error.
+        let failed: Option<storage::Error> = 'failed: {
+            let p = match &mut t.op {
+                Op::Retr { file, ascii, cr } => {
+                    if cap < 2 {
+                        return false;
+                    }
+                    // TYPE A reads into the upper half and widens into the
+                    // lower one; TYPE I reads and sends in place.
+                    let half = if *ascii { ctx.data.len() / 2 } else { 0 };
+                    let (dst, src) = ctx.data.split_at_mut(half);
+                    let want = if *ascii {
+                        (cap / 2).min(src.len()).min(half / 2)
                     } else {
-                        n
+                        cap
                     };
-                    r = r.and_then(|()| ctx.fs.write(file, &ctx.data[..m]));
+                    match ctx.fs.read(file, &mut src[..want]) {
+                        Ok(0) => Progress::END,
+                        // Either way the bytes to send start the buffer.
+                        Ok(n) => Progress {
+                            n: if *ascii {
+                                to_crlf(&src[..n], dst, cr)
+                            } else {
+                                n
+                            },
+                            send: true,
+                            end: false,
+                        },
+                        Err(e) => break 'failed Some(e),
+                    }
                 }
-                match r {
-                    Ok(()) => Ok(Progress {
+                Op::Stor { file, ascii, cr } => {
+                    // A CR that ended the previous chunk (TYPE A) goes in
+                    // front of this one: data unless an LF follows it.
+                    let start = usize::from(*cr);
+                    if let Some(b) = ctx.data.first_mut() {
+                        *b = b'\r';
+                    }
+                    // 0: the client closed the data connection, the upload is
+                    // complete.
+                    let n = match ctx.net.recv(sock, &mut ctx.data[start..]) {
+                        Ok(0) => return false,
+                        Ok(n) => n,
+                        Err(NetError::Closed) => 0,
+                        Err(_) => break 'failed None,
+                    };
+                    // At the very end, a CR held back is data.
+                    let mut m = start + n;
+                    if *ascii && n > 0 {
+                        *cr = false;
+                        m = from_crlf(&mut ctx.data[..m], cr);
+                    }
+                    let r = if m > 0 {
+                        ctx.fs.write(file, &ctx.data[..m])
+                    } else {
+                        Ok(())
+                    };
+                    if let Err(e) = r {
+                        break 'failed Some(e);
+                    }
+                    Progress {
                         n,
                         send: false,
                         end: n == 0,
-                    }),
-                    Err(e) => Err(Failure::Storage(e)),
-                }
-            }
-            Op::List { format, index } => {
-                let format = *format;
-                let indent = t.sink == Sink::Control;
-                if cap < crate::MAX_LINE.min(ctx.data.len()) {
-                    return false;
-                }
-                let mut w = Writer::new(&mut ctx.data[..cap]);
-                let (mut count, mut full) = (0usize, false);
-                let (utc, mask) = (ctx.utc, self.facts);
-                let r = ctx.fs.list(self.aux.as_str(), *index, &mut |e| {
-                    let before = w.len();
-                    if indent {
-                        w.raw(b" ");
                     }
-                    list::write_entry(&mut w, format, e.name, &e.meta, writable, utc, mask);
-                    let ok = !w.overflowed();
-                    if ok {
-                        count += 1;
-                    } else {
-                        w.truncate(before);
-                        full = true;
+                }
+                Op::List { format, index } => {
+                    let format = *format;
+                    let indent = t.sink == Sink::Control;
+                    if cap < crate::MAX_LINE.min(ctx.data.len()) {
+                        return false;
                     }
-                    ok
-                });
-                let n = w.len();
-                r.map(|()| {
+                    let mut w = Writer::new(&mut ctx.data[..cap]);
+                    let (mut count, mut full) = (0usize, false);
+                    let (utc, mask) = (ctx.utc, self.facts);
+                    let r = ctx.fs.list(self.aux.as_str(), *index, &mut |e| {
+                        let before = w.len();
+                        if indent {
+                            w.raw(b" ");
+                        }
+                        list::write_entry(&mut w, format, e.name, &e.meta, writable, utc, mask);
+                        let ok = !w.overflowed();
+                        if ok {
+                            count += 1;
+                        } else {
+                            w.truncate(before);
+                            full = true;
+                        }
+                        ok
+                    });
+                    if let Err(e) = r {
+                        break 'failed Some(e);
+                    }
                     *index += count;
+                    let n = w.len();
                     Progress {
                         n,
                         send: n > 0,
                         end: !full,
                     }
-                })
-                .map_err(Failure::Storage)
+                }
+            };
+            // What was read goes out whole, or the connection is lost.
+            if p.send && ctx.net.send(sock, &ctx.data[..p.n]) != Ok(p.n) {
+                break 'failed None;
             }
+            t.bytes.0 += p.n as u64;
+            t.draining = p.end;
+            t.last_progress = ctx.now;
+            return true;
         };
-        // What was read goes out whole, or the connection is lost.
-        let result = result.and_then(|p| match p.send {
-            true if ctx.net.send(sock, &ctx.data[..p.n]) != Ok(p.n) => Err(Failure::Net),
-            _ => Ok(p),
-        });
-        let (code, text) = match result {
-            Ok(p) => {
-                t.bytes.0 += p.n as u64;
-                t.draining = p.end;
-                t.last_progress = ctx.now;
-                return true;
-            }
-            Err(Failure::Net) => (
+        let (code, text) = match failed {
+            None => (
                 R::TransferAborted,
                 "Data connection lost; transfer aborted.",
             ),
-            Err(Failure::Storage(e)) => (
+            Some(e) => (
                 storage_reply(e, true),
                 match e {
                     storage::Error::NoSpace => "No space left on device; partial file kept.",
@@ -1701,11 +1705,6 @@ impl Progress {
     };
 }
 
-enum Failure {
-    Net,
-    Storage(storage::Error),
-}
-
 /// LF to CRLF (TYPE A on the way out). `cr` remembers a CR that ended the
 /// previous chunk, so an existing CRLF is not doubled. `dst` must hold
 /// twice `src`.
@@ -1744,7 +1743,10 @@ fn from_crlf(buf: &mut [u8], cr: &mut bool) -> usize {
                 Some(_) => {}
             }
         }
-        buf[out] = b;
+        // (`out` never passes `i`: no bounds check to fail.)
+        if let Some(d) = buf.get_mut(out) {
+            *d = b;
+        }
         out += 1;
     }
     out

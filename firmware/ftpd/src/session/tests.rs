@@ -921,6 +921,22 @@ fn stor_ascii_converts_crlf_to_lf_across_chunks() {
 }
 
 #[test]
+fn stor_ascii_keeps_a_cr_that_ends_a_chunk_without_lf_after_it() {
+    let mut t = T::login();
+    let d = t.pasv();
+    t.expect("STOR a.txt", "150");
+    // Each chunk ends with a CR; only the last one is followed by an LF.
+    for chunk in [&b"one\r"[..], b"x\r", b"\r\n"] {
+        t.net.socks[d].rx.extend(chunk);
+        t.run();
+    }
+    t.net.socks[d].fin = true;
+    t.run();
+    t.expect("NOOP", "226 Transfer complete (8 bytes).");
+    assert_eq!(t.fs.get("/a.txt").unwrap(), b"one\rx\r\n");
+}
+
+#[test]
 fn stor_over_existing_truncates_and_appe_appends() {
     let mut t = T::login();
     t.expect("TYPE I", "200");
@@ -1482,7 +1498,34 @@ fn canonical_is_cores_to_canonical() {
         "0.0.0.0",
     ] {
         let ip: core::net::IpAddr = a.parse().unwrap();
-        assert_eq!(super::canonical(ip), ip.to_canonical(), "{a}");
+        let bits = super::ip_bits(&core::net::SocketAddr::new(ip, 21));
+        // The engine's canonical form is core's, as 128 bits.
+        match ip.to_canonical() {
+            core::net::IpAddr::V4(v4) => {
+                assert!(super::is_v4(bits), "{a}");
+                assert_eq!(core::net::Ipv4Addr::from_bits(bits as u32), v4, "{a}");
+            }
+            core::net::IpAddr::V6(v6) => {
+                assert!(!super::is_v4(bits), "{a}");
+                assert_eq!(bits, v6.to_bits(), "{a}");
+            }
+        }
+        // An address and its IPv4-mapped form compare equal, as in core.
+        for b in [
+            "192.0.2.1",
+            "::ffff:192.0.2.1",
+            "::192.0.2.1",
+            "0.0.0.0",
+            "::ffff:0:0",
+        ] {
+            let other: core::net::IpAddr = b.parse().unwrap();
+            let same = bits == super::ip_bits(&core::net::SocketAddr::new(other, 0));
+            assert_eq!(
+                same,
+                ip.to_canonical() == other.to_canonical(),
+                "{a} vs {b}"
+            );
+        }
     }
 }
 
