@@ -946,9 +946,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         arg: &str,
     ) -> Option<(PathBuf, PathBuf)> {
         let root = self.root(ctx.config);
-        if let Ok(v) = path::resolve(&self.cwd, arg) {
-            if let Ok(s) = path::to_storage(root, &v) {
-                return Some((v, s));
+        // Built in place, in the value returned (no path is moved).
+        let mut out = Some((self.cwd.clone(), PathBuf::root()));
+        if let Some((v, s)) = &mut out {
+            if path::resolve_in(v, arg).is_ok() && path::to_storage_in(s, root, v).is_ok() {
+                return out;
             }
         }
         self.say(ctx, R::NameNotAllowed, "Path too long.");
@@ -1061,9 +1063,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         to: &str,
     ) -> storage::Result<()> {
         let root = self.root(ctx.config);
-        let Ok(from) = path::to_storage(root, &self.aux) else {
+        let mut from = PathBuf::root();
+        if path::to_storage_in(&mut from, root, &self.aux).is_err() {
             return Err(storage::Error::NameTooLong);
-        };
+        }
         // A directory cannot move into itself.
         if is_within(v, &self.aux) {
             return Err(storage::Error::PermissionDenied);
@@ -1281,7 +1284,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 // The storage path of the working directory, one name at a
                 // time pushed onto it (it is at least as long as the
                 // virtual path, so a name that fits here fits there too).
-                if let Ok(mut s) = path::to_storage(self.root(ctx.config), &self.cwd) {
+                let mut s = PathBuf::root();
+                if path::to_storage_in(&mut s, self.root(ctx.config), &self.cwd).is_ok() {
                     for _ in 0..1000 {
                         if s.push(name_str(&name)).is_err() {
                             break;
