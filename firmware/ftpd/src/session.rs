@@ -697,8 +697,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         line: &[u8],
     ) -> Handled {
-        let parsed = verb::verb(line).and_then(|(k, arg)| Ok((k, arg, verb::typed(k, arg)?)));
-        let (k, arg, typed) = match parsed {
+        let mut typed = Typed::NONE;
+        let parsed =
+            verb::verb(line).and_then(|(k, arg)| Ok((k, arg, verb::typed(k, arg, &mut typed)?)));
+        let (k, arg, ()) = match parsed {
             Ok(c) => c,
             Err(e) => {
                 if self.xfer.is_some() {

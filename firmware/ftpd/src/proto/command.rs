@@ -276,7 +276,8 @@ pub(crate) fn implemented() -> impl Iterator<Item = &'static [u8]> {
 /// already stripped).
 pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
     let (k, arg) = verb(line)?;
-    let t = typed(k, arg)?;
+    let mut t = Typed::NONE;
+    typed(k, arg, &mut t)?;
     use Command as C;
     Ok(match k {
         USER => C::User(arg),
@@ -338,17 +339,22 @@ pub(crate) struct Typed {
     pub addr: SocketAddr,
 }
 
-/// Checks and converts the argument of verb kind `k` (see [`verb`]).
-#[inline(never)]
-pub(crate) fn typed(k: u8, arg: &str) -> Result<Typed, ParseError> {
-    let mut t = Typed {
+impl Typed {
+    /// What [`typed`] starts from.
+    pub const NONE: Typed = Typed {
         num: U64(0),
         ty: TransferType::Ascii,
         epsv: EpsvArg::Any,
         addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
     };
+}
+
+/// Checks and converts the argument of verb kind `k` (see [`verb`]) into
+/// `t`, which the caller keeps (nothing is returned by value).
+#[inline(never)]
+pub(crate) fn typed(k: u8, arg: &str, t: &mut Typed) -> Result<(), ParseError> {
     if k < REST {
-        return Ok(t);
+        return Ok(());
     }
     if arg.is_empty() && k != EPSV {
         return Err(ParseError::MissingArgument);
@@ -373,7 +379,7 @@ pub(crate) fn typed(k: u8, arg: &str) -> Result<Typed, ParseError> {
         EPRT => t.addr = parse_eprt(arg)?,
         _ => {}
     }
-    Ok(t)
+    Ok(())
 }
 
 /// The checks every line goes through: no NUL, UTF-8, a known verb, an
