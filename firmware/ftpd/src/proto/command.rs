@@ -376,7 +376,7 @@ pub(crate) fn typed(k: u8, arg: &str, t: &mut Typed) -> Result<(), ParseError> {
         }
         PORT => t.addr = SocketAddr::V4(parse_port(arg)?),
         EPSV => t.epsv = parse_epsv(arg)?,
-        EPRT => t.addr = parse_eprt(arg)?,
+        EPRT => parse_eprt(arg, &mut t.addr)?,
         _ => {}
     }
     Ok(())
@@ -622,8 +622,8 @@ fn protocol_error(p: &[u8]) -> ParseError {
     }
 }
 
-/// `EPRT |proto|addr|port|` with any delimiter (RFC 2428 §2).
-fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
+/// `EPRT |proto|addr|port|` with any delimiter (RFC 2428 §2), into `out`.
+fn parse_eprt(arg: &str, out: &mut SocketAddr) -> Result<(), ParseError> {
     let arg = trim_bytes(arg.as_bytes());
     let (&d, arg) = arg.split_first().ok_or(ParseError::MissingArgument)?;
     // A delimiter is printable ASCII other than a digit (a non-ASCII first
@@ -650,7 +650,8 @@ fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
         b"2" => IpAddr::V6(parse_ipv6(addr).ok_or(ParseError::BadArgument)?),
         p => return Err(protocol_error(p)),
     };
-    Ok(SocketAddr::new(ip, port))
+    *out = SocketAddr::new(ip, port);
+    Ok(())
 }
 
 /// `core::net`'s address grammar, without its parser's code size.
