@@ -738,11 +738,11 @@ impl<'a> Parser<'a> {
         let mut o = [0u8; 16];
         // Bytes read (two per group).
         let mut n = 0;
-        // Where `::` stands (the bytes before it).
-        let mut gap = None;
+        // Where `::` stands (the bytes before it); 16 while there is none.
+        let mut gap = 16;
         let mut first = true;
         loop {
-            let cap = if gap.is_some() { 14 } else { 16 };
+            let cap = if gap < 16 { 14 } else { 16 };
             let save = self.i;
             if n < cap && self.sep(first, b':') {
                 if n + 4 <= cap
@@ -752,7 +752,7 @@ impl<'a> Parser<'a> {
                         o[n] = b;
                         n += 1;
                     }
-                    if gap.is_none() && n != 16 {
+                    if gap == 16 && n != 16 {
                         return None;
                     }
                     break;
@@ -766,22 +766,22 @@ impl<'a> Parser<'a> {
                 }
             }
             self.i = save;
-            if gap.is_some() || n == 16 {
+            if gap < 16 || n == 16 {
                 break;
             }
             if !(self.eat(b':') && self.eat(b':')) {
                 return None;
             }
-            gap = Some(n);
+            gap = n;
             first = true;
         }
         // The bytes after `::` move to the end, from the last one down
-        // (each moves up, to a place already read); zeros fill the gap.
-        if let Some(at) = gap {
-            let shift = 16 - n;
-            for k in (at..16).rev() {
-                o[k] = if k >= at + shift { o[k - shift] } else { 0 };
-            }
+        // (each up by at least two, to a place already moved from or
+        // never written); zeros stay where they were.
+        let shift = 16 - n;
+        for k in (gap..n).rev() {
+            o[k + shift] = o[k];
+            o[k] = 0;
         }
         Some(o)
     }
