@@ -9,7 +9,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
     ) {
-        let Some((_, s)) = self.resolve(ctx, arg) else {
+        let mut p = Paths::new();
+        let Some(Paths { s, .. }) = self.resolve(ctx, arg, &mut p) else {
             return;
         };
         match ctx.fs.metadata(s.as_str()) {
@@ -24,7 +25,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
     ) {
-        let Some((_, s)) = self.resolve(ctx, arg) else {
+        let mut p = Paths::new();
+        let Some(Paths { s, .. }) = self.resolve(ctx, arg, &mut p) else {
             return;
         };
         match ctx.fs.metadata(s.as_str()) {
@@ -45,7 +47,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
     ) {
-        let Some((v, s)) = self.resolve(ctx, arg) else {
+        let mut p = Paths::new();
+        let Some(Paths { v, s }) = self.resolve(ctx, arg, &mut p) else {
             return;
         };
         match ctx.fs.metadata(s.as_str()) {
@@ -231,7 +234,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             });
             return Handled::Done;
         }
-        let Some((v, s)) = self.resolve(ctx, skip_options(arg)) else {
+        let mut p = Paths::new();
+        let Some(Paths { v, s }) = self.resolve(ctx, skip_options(arg), &mut p) else {
             return Handled::Done;
         };
         match ctx.fs.metadata(s.as_str()) {
@@ -252,7 +256,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     w.last(R::FileStatus, "End of status.");
                 });
                 if dir {
-                    self.aux = s;
+                    self.aux.clone_from(s);
                     self.xfer = Some(Transfer {
                         op: Op::List {
                             format: Format::List,
