@@ -461,23 +461,20 @@ fn space_len(b: &[u8], back: bool) -> usize {
 }
 
 /// The bounds of `b` without white space (`char::is_whitespace`) at the
-/// start and/or the end, without Unicode tables.
-fn trim_range(b: &[u8], start: bool, end: bool) -> (usize, usize) {
+/// start and the end, without Unicode tables. The start is found first,
+/// so it is also where `trim_start` would begin.
+fn trim_range(b: &[u8]) -> (usize, usize) {
     let (mut i, mut j) = (0, b.len());
-    if start {
-        loop {
-            match space_len(&b[i..j], false) {
-                0 => break,
-                n => i += n,
-            }
+    loop {
+        match space_len(&b[i..j], false) {
+            0 => break,
+            n => i += n,
         }
     }
-    if end {
-        loop {
-            match space_len(&b[i..j], true) {
-                0 => break,
-                n => j -= n,
-            }
+    loop {
+        match space_len(&b[i..j], true) {
+            0 => break,
+            n => j -= n,
         }
     }
     (i, j)
@@ -485,19 +482,19 @@ fn trim_range(b: &[u8], start: bool, end: bool) -> (usize, usize) {
 
 /// `str::trim`.
 pub(crate) fn trim(s: &str) -> &str {
-    let (i, j) = trim_range(s.as_bytes(), true, true);
+    let (i, j) = trim_range(s.as_bytes());
     s.get(i..j).unwrap_or("")
 }
 
 /// `str::trim_start`.
 pub(crate) fn trim_start(s: &str) -> &str {
-    let (i, j) = trim_range(s.as_bytes(), true, false);
-    s.get(i..j).unwrap_or("")
+    let (i, _) = trim_range(s.as_bytes());
+    s.get(i..).unwrap_or("")
 }
 
 /// `trim` for bytes.
 pub(crate) fn trim_bytes(b: &[u8]) -> &[u8] {
-    let (i, j) = trim_range(b, true, true);
+    let (i, j) = trim_range(b);
     &b[i..j]
 }
 
