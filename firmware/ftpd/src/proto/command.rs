@@ -732,6 +732,8 @@ impl<'a> Parser<'a> {
     /// wherever it would still fit, and ends the groups.
     /// The address's sixteen bytes (groups in network order).
     fn ipv6(&mut self) -> Option<[u8; 16]> {
+        // (Every index is below 16 by construction; `& 15` spares the
+        // bounds checks.)
         let mut o = [0u8; 16];
         // Bytes read (two per group).
         let mut n = 0;
@@ -746,7 +748,7 @@ impl<'a> Parser<'a> {
                     && let Some(v4) = self.ipv4()
                 {
                     for &b in &v4 {
-                        o[n] = b;
+                        o[n & 15] = b;
                         n += 1;
                     }
                     if gap == 16 && n != 16 {
@@ -755,8 +757,8 @@ impl<'a> Parser<'a> {
                     break;
                 }
                 if let Some(v) = self.number(true) {
-                    o[n] = (v >> 8) as u8;
-                    o[n + 1] = v as u8;
+                    o[n & 15] = (v >> 8) as u8;
+                    o[(n + 1) & 15] = v as u8;
                     n += 2;
                     first = false;
                     continue;
@@ -777,8 +779,8 @@ impl<'a> Parser<'a> {
         // never written); zeros stay where they were.
         let shift = 16 - n;
         for k in (gap..n).rev() {
-            o[k + shift] = o[k];
-            o[k] = 0;
+            o[(k + shift) & 15] = o[k & 15];
+            o[k & 15] = 0;
         }
         Some(o)
     }
