@@ -599,7 +599,6 @@ fn parse_port(arg: &str) -> Result<SocketAddrV4, ParseError> {
 }
 
 /// `EPSV [1|2|ALL]` (RFC 2428 §3).
-#[inline(never)]
 fn parse_epsv(arg: &str) -> Result<EpsvArg, ParseError> {
     Ok(match trim_bytes(arg.as_bytes()) {
         b"" => EpsvArg::Any,
