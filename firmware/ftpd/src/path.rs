@@ -142,8 +142,15 @@ impl fmt::Display for PathBuf {
 
 /// Resolves `arg` against the virtual working directory `cwd`.
 pub fn resolve(cwd: &PathBuf, arg: &str) -> Result<PathBuf, PathError> {
-    let arg = arg.as_bytes();
     let mut out = cwd.clone();
+    resolve_in(&mut out, arg)?;
+    Ok(out)
+}
+
+/// [`resolve`] in place: `out` holds the working directory and receives
+/// the result (no path is moved or returned by value).
+pub fn resolve_in(out: &mut PathBuf, arg: &str) -> Result<(), PathError> {
+    let arg = arg.as_bytes();
     if arg.first() == Some(&b'/') {
         out.set_root();
     }
@@ -158,29 +165,32 @@ pub fn resolve(cwd: &PathBuf, arg: &str) -> Result<PathBuf, PathError> {
         }
         match more.split_first() {
             Some((_, tail)) => rest = tail,
-            None => return Ok(out),
+            None => return Ok(()),
         }
     }
 }
 
 /// The storage path of virtual path `v` for a user whose root is `root`.
 pub fn to_storage(root: &str, v: &PathBuf) -> Result<PathBuf, PathError> {
+    let mut p = PathBuf::root();
+    to_storage_in(&mut p, root, v)?;
+    Ok(p)
+}
+
+/// [`to_storage`] into `out` (whatever it held before).
+pub fn to_storage_in(out: &mut PathBuf, root: &str, v: &PathBuf) -> Result<(), PathError> {
     let mut root = root.as_bytes();
     while let [rest @ .., b'/'] = root {
         root = rest;
     }
-    if root.is_empty() {
-        return Ok(v.clone());
+    // An empty root (the user sees the whole storage) takes `v` as it is,
+    // even `/`; any other root takes it as its tail, but not `/`.
+    out.len = 0;
+    out.push_bytes(root)?;
+    if !root.is_empty() && v.is_root() {
+        return Ok(());
     }
-    let mut p = PathBuf {
-        buf: zeroed(),
-        len: 0,
-    };
-    p.push_bytes(root)?;
-    if !v.is_root() {
-        p.push_bytes(&v.buf.0[..v.len as usize])?;
-    }
-    Ok(p)
+    out.push_bytes(&v.buf.0[..v.len as usize])
 }
 
 #[cfg(test)]
@@ -241,6 +251,30 @@ mod tests {
             to_storage("/pub/", &PathBuf::root()).unwrap().as_str(),
             "/pub"
         );
+    }
+
+    #[test]
+    fn in_place_variants_overwrite_what_was_there() {
+        let v = PathBuf::from_normalised("/a/b").unwrap();
+        let mut out = PathBuf::from_normalised("/some/older/longer/path").unwrap();
+        to_storage_in(&mut out, "/pub", &v).unwrap();
+        assert_eq!(out.as_str(), "/pub/a/b");
+        to_storage_in(&mut out, "/", &v).unwrap();
+        assert_eq!(out.as_str(), "/a/b");
+        to_storage_in(&mut out, "", &PathBuf::root()).unwrap();
+        assert_eq!(out.as_str(), "/");
+        to_storage_in(&mut out, "/pub//", &PathBuf::root()).unwrap();
+        assert_eq!(out.as_str(), "/pub");
+        let long = PathBuf::from_normalised(&"/x".repeat(MAX_PATH / 2)).unwrap();
+        assert_eq!(
+            to_storage_in(&mut out, "/pub", &long),
+            Err(PathError::TooLong)
+        );
+        let mut p = PathBuf::from_normalised("/a").unwrap();
+        resolve_in(&mut p, "b/../c").unwrap();
+        assert_eq!(p.as_str(), "/a/c");
+        resolve_in(&mut p, "/d").unwrap();
+        assert_eq!(p.as_str(), "/d");
     }
 
     #[test]

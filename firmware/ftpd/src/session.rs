@@ -234,6 +234,24 @@ fn is_v4(bits: u128) -> bool {
     bits >> 32 == 0xffff
 }
 
+/// A client path resolved by [`Session::resolve`]: the virtual path `v`
+/// (what `PWD` shows) and the storage path `s`.
+struct Paths {
+    v: PathBuf,
+    s: PathBuf,
+}
+
+impl Paths {
+    /// Room for a resolved path (out of line: one call where it is used).
+    #[inline(never)]
+    fn new() -> Self {
+        Paths {
+            v: PathBuf::root(),
+            s: PathBuf::root(),
+        }
+    }
+}
+
 /// The outcome of looking at one command.
 enum Handled {
     /// Answered: drop the line.
@@ -706,15 +724,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         line: &[u8],
     ) -> Handled {
-        // The typed argument stays where `typed` put it (a move of the
-        // whole result copied it).
-        let typed;
+        // The typed argument is parsed into a value kept here (a
+        // returned result was copied once more).
+        let mut typed = Typed::NONE;
         let (k, arg) = match verb::verb(line) {
-            Ok((k, arg)) => match verb::typed(k, arg) {
-                Ok(t) => {
-                    typed = t;
-                    (k, arg)
-                }
+            Ok((k, arg)) => match verb::typed(k, arg, &mut typed) {
+                Ok(()) => (k, arg),
                 Err(e) => return self.refuse(ctx, line, e),
             },
             Err(e) => return self.refuse(ctx, line, e),
@@ -969,17 +984,21 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     // ---- paths -------------------------------------------------------------
 
-    /// Resolves a client path to (virtual, storage) paths, or answers `553`.
-    fn resolve<N: Net<Socket = K>, S: Storage<File = F>>(
+    /// Resolves a client path into `p` (virtual and storage path), or
+    /// answers `553`. The paths are built where the caller keeps them: a
+    /// path returned by value is copied (260 bytes) on every move.
+    fn resolve<'p, N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
         arg: &str,
-    ) -> Option<(PathBuf, PathBuf)> {
+        p: &'p mut Paths,
+    ) -> Option<&'p Paths> {
         let root = self.root(ctx.config);
-        if let Ok(v) = path::resolve(&self.cwd, arg) {
-            if let Ok(s) = path::to_storage(root, &v) {
-                return Some((v, s));
-            }
+        p.v.clone_from(&self.cwd);
+        if path::resolve_in(&mut p.v, arg).is_ok()
+            && path::to_storage_in(&mut p.s, root, &p.v).is_ok()
+        {
+            return Some(p);
         }
         self.say(ctx, R::NameNotAllowed, "Path too long.");
         None
@@ -1023,8 +1042,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return self.say(ctx, R::FileUnavailable, "Permission denied.");
         }
         // Borrowed where `resolve` left them (a move copies 2 x 258 bytes).
-        let paths = self.resolve(ctx, arg);
-        let Some((v, s)) = &paths else {
+        let mut p = Paths::new();
+        let Some(Paths { v, s }) = self.resolve(ctx, arg, &mut p) else {
             return;
         };
         let s = s.as_str();
@@ -1091,9 +1110,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         to: &str,
     ) -> storage::Result<()> {
         let root = self.root(ctx.config);
-        let Ok(from) = path::to_storage(root, &self.aux) else {
+        let mut from = PathBuf::root();
+        if path::to_storage_in(&mut from, root, &self.aux).is_err() {
             return Err(storage::Error::NameTooLong);
-        };
+        }
         // A directory cannot move into itself.
         if is_within(v, &self.aux) {
             return Err(storage::Error::PermissionDenied);
@@ -1284,8 +1304,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 // The storage path of the working directory, one name at a
                 // time pushed onto it (it is at least as long as the
                 // virtual path, so a name that fits here fits there too).
-                // (Borrowed where it lies: moving a PathBuf is a memcpy.)
-                if let Ok(s) = &mut path::to_storage(self.root(ctx.config), &self.cwd) {
+                let mut s = PathBuf::root();
+                if path::to_storage_in(&mut s, self.root(ctx.config), &self.cwd).is_ok() {
                     for _ in 0..1000 {
                         if s.push(name_str(&name)).is_err() {
                             break;
@@ -1311,7 +1331,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         } else {
             arg
         };
-        let Some((v, s)) = self.resolve(ctx, arg) else {
+        let mut p = Paths::new();
+        let Some(Paths { v, s }) = self.resolve(ctx, arg, &mut p) else {
             return Handled::Done;
         };
         // Every storage error goes to the one `fail` at the end.
@@ -1409,7 +1430,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     let _ = ctx.net.send(sock, &ctx.data[..n]);
                     sent = Some(n as u64);
                 } else {
-                    self.aux = s;
+                    self.aux.clone_from(s);
                 }
             }
             self.xfer = Some(Transfer {

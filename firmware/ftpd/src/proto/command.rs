@@ -276,7 +276,8 @@ pub(crate) fn implemented() -> impl Iterator<Item = &'static [u8]> {
 /// already stripped).
 pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
     let (k, arg) = verb(line)?;
-    let t = typed(k, arg)?;
+    let mut t = Typed::NONE;
+    typed(k, arg, &mut t)?;
     use Command as C;
     Ok(match k {
         USER => C::User(arg),
@@ -338,17 +339,22 @@ pub(crate) struct Typed {
     pub addr: SocketAddr,
 }
 
-/// Checks and converts the argument of verb kind `k` (see [`verb`]).
-#[inline(never)]
-pub(crate) fn typed(k: u8, arg: &str) -> Result<Typed, ParseError> {
-    let mut t = Typed {
+impl Typed {
+    /// What [`typed`] starts from.
+    pub const NONE: Typed = Typed {
         num: U64(0),
         ty: TransferType::Ascii,
         epsv: EpsvArg::Any,
         addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
     };
+}
+
+/// Checks and converts the argument of verb kind `k` (see [`verb`]) into
+/// `t`, which the caller keeps (nothing is returned by value).
+#[inline(never)]
+pub(crate) fn typed(k: u8, arg: &str, t: &mut Typed) -> Result<(), ParseError> {
     if k < REST {
-        return Ok(t);
+        return Ok(());
     }
     if arg.is_empty() && k != EPSV {
         return Err(ParseError::MissingArgument);
@@ -370,10 +376,10 @@ pub(crate) fn typed(k: u8, arg: &str) -> Result<Typed, ParseError> {
         }
         PORT => t.addr = SocketAddr::V4(parse_port(arg)?),
         EPSV => t.epsv = parse_epsv(arg)?,
-        EPRT => t.addr = parse_eprt(arg)?,
+        EPRT => parse_eprt(arg, &mut t.addr)?,
         _ => {}
     }
-    Ok(t)
+    Ok(())
 }
 
 /// The checks every line goes through: no NUL, UTF-8, a known verb, an
@@ -455,23 +461,20 @@ fn space_len(b: &[u8], back: bool) -> usize {
 }
 
 /// The bounds of `b` without white space (`char::is_whitespace`) at the
-/// start and/or the end, without Unicode tables.
-fn trim_range(b: &[u8], start: bool, end: bool) -> (usize, usize) {
+/// start and the end, without Unicode tables. The start is found first,
+/// so it is also where `trim_start` would begin.
+fn trim_range(b: &[u8]) -> (usize, usize) {
     let (mut i, mut j) = (0, b.len());
-    if start {
-        loop {
-            match space_len(&b[i..j], false) {
-                0 => break,
-                n => i += n,
-            }
+    loop {
+        match space_len(&b[i..j], false) {
+            0 => break,
+            n => i += n,
         }
     }
-    if end {
-        loop {
-            match space_len(&b[i..j], true) {
-                0 => break,
-                n => j -= n,
-            }
+    loop {
+        match space_len(&b[i..j], true) {
+            0 => break,
+            n => j -= n,
         }
     }
     (i, j)
@@ -479,19 +482,19 @@ fn trim_range(b: &[u8], start: bool, end: bool) -> (usize, usize) {
 
 /// `str::trim`.
 pub(crate) fn trim(s: &str) -> &str {
-    let (i, j) = trim_range(s.as_bytes(), true, true);
+    let (i, j) = trim_range(s.as_bytes());
     s.get(i..j).unwrap_or("")
 }
 
 /// `str::trim_start`.
 pub(crate) fn trim_start(s: &str) -> &str {
-    let (i, j) = trim_range(s.as_bytes(), true, false);
-    s.get(i..j).unwrap_or("")
+    let (i, _) = trim_range(s.as_bytes());
+    s.get(i..).unwrap_or("")
 }
 
 /// `trim` for bytes.
 pub(crate) fn trim_bytes(b: &[u8]) -> &[u8] {
-    let (i, j) = trim_range(b, true, true);
+    let (i, j) = trim_range(b);
     &b[i..j]
 }
 
@@ -596,7 +599,6 @@ fn parse_port(arg: &str) -> Result<SocketAddrV4, ParseError> {
 }
 
 /// `EPSV [1|2|ALL]` (RFC 2428 §3).
-#[inline(never)]
 fn parse_epsv(arg: &str) -> Result<EpsvArg, ParseError> {
     Ok(match trim_bytes(arg.as_bytes()) {
         b"" => EpsvArg::Any,
@@ -616,8 +618,8 @@ fn protocol_error(p: &[u8]) -> ParseError {
     }
 }
 
-/// `EPRT |proto|addr|port|` with any delimiter (RFC 2428 §2).
-fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
+/// `EPRT |proto|addr|port|` with any delimiter (RFC 2428 §2), into `out`.
+fn parse_eprt(arg: &str, out: &mut SocketAddr) -> Result<(), ParseError> {
     let arg = trim_bytes(arg.as_bytes());
     let (&d, arg) = arg.split_first().ok_or(ParseError::MissingArgument)?;
     // A delimiter is printable ASCII other than a digit (a non-ASCII first
@@ -644,7 +646,8 @@ fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
         b"2" => IpAddr::V6(parse_ipv6(addr).ok_or(ParseError::BadArgument)?),
         p => return Err(protocol_error(p)),
     };
-    Ok(SocketAddr::new(ip, port))
+    *out = SocketAddr::new(ip, port);
+    Ok(())
 }
 
 /// `core::net`'s address grammar, without its parser's code size.
@@ -728,53 +731,55 @@ impl<'a> Parser<'a> {
     /// wherever it would still fit, and ends the groups.
     /// The address's sixteen bytes (groups in network order).
     fn ipv6(&mut self) -> Option<[u8; 16]> {
+        // (Every index is below 16 by construction; `& 15` spares the
+        // bounds checks.)
         let mut o = [0u8; 16];
         // Bytes read (two per group).
         let mut n = 0;
-        // Where `::` stands (the bytes before it).
-        let mut gap = None;
+        // Where `::` stands (the bytes before it); 16 while there is none.
+        let mut gap = 16;
         let mut first = true;
         loop {
-            let cap = if gap.is_some() { 14 } else { 16 };
+            let cap = if gap < 16 { 14 } else { 16 };
             let save = self.i;
             if n < cap && self.sep(first, b':') {
                 if n + 4 <= cap
                     && let Some(v4) = self.ipv4()
                 {
                     for &b in &v4 {
-                        o[n] = b;
+                        o[n & 15] = b;
                         n += 1;
                     }
-                    if gap.is_none() && n != 16 {
+                    if gap == 16 && n != 16 {
                         return None;
                     }
                     break;
                 }
                 if let Some(v) = self.number(true) {
-                    o[n] = (v >> 8) as u8;
-                    o[n + 1] = v as u8;
+                    o[n & 15] = (v >> 8) as u8;
+                    o[(n + 1) & 15] = v as u8;
                     n += 2;
                     first = false;
                     continue;
                 }
             }
             self.i = save;
-            if gap.is_some() || n == 16 {
+            if gap < 16 || n == 16 {
                 break;
             }
             if !(self.eat(b':') && self.eat(b':')) {
                 return None;
             }
-            gap = Some(n);
+            gap = n;
             first = true;
         }
         // The bytes after `::` move to the end, from the last one down
-        // (each moves up, to a place already read); zeros fill the gap.
-        if let Some(at) = gap {
-            let shift = 16 - n;
-            for k in (at..16).rev() {
-                o[k] = if k >= at + shift { o[k - shift] } else { 0 };
-            }
+        // (each up by at least two, to a place already moved from or
+        // never written); zeros stay where they were.
+        let shift = 16 - n;
+        for k in (gap..n).rev() {
+            o[(k + shift) & 15] = o[k & 15];
+            o[k & 15] = 0;
         }
         Some(o)
     }

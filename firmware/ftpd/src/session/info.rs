@@ -21,7 +21,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         } else {
             arg
         };
-        let Some((v, s)) = self.resolve(ctx, arg) else {
+        let mut p = Paths::new();
+        let Some(Paths { v, s }) = self.resolve(ctx, arg, &mut p) else {
             return;
         };
         let m = match ctx.fs.metadata(s.as_str()) {
@@ -45,7 +46,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 w.last(R::FileStatus, "End of status.");
             });
             if dir {
-                self.aux = s;
+                self.aux.clone_from(s);
                 self.xfer = Some(Transfer {
                     op: Op::List {
                         format: Format::List,
