@@ -764,6 +764,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     /// The answer to a line that does not parse (it waits while a
     /// transfer runs).
+    #[inline(never)]
     fn refuse<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
