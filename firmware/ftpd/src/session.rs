@@ -1068,11 +1068,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 },
             }
         };
+        // One reply call for every outcome (each call site costs its own
+        // argument set-up).
         if let Err(e) = done {
             return self.fail(ctx, e);
         }
-        match k {
-            MKD => self.reply(ctx, R::PathCreated, "\x03 created.", v.as_str(), 0),
+        let (code, tpl, text) = match k {
+            MKD => (R::PathCreated, "\x03 created.", v.as_str()),
             RMD => {
                 // Leaving a directory that no longer exists would strand the
                 // session: RMD of the working directory moves to its parent.
@@ -1080,26 +1082,21 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     self.cwd = v.clone();
                     self.cwd.pop();
                 }
-                self.say(ctx, R::FileActionOk, "Directory removed.");
+                (R::FileActionOk, "Directory removed.", "")
             }
-            DELE => self.say(ctx, R::FileActionOk, "File deleted."),
+            DELE => (R::FileActionOk, "File deleted.", ""),
             RNFR => {
                 self.aux = v.clone();
                 self.rnfr = true;
-                self.say(ctx, R::FileActionPending, "Ready for RNTO.");
+                (R::FileActionPending, "Ready for RNTO.", "")
             }
-            RNTO => self.say(ctx, R::FileActionOk, "Rename successful."),
+            RNTO => (R::FileActionOk, "Rename successful.", ""),
             _ => {
                 self.cwd = v.clone();
-                self.reply(
-                    ctx,
-                    R::FileActionOk,
-                    "Directory changed to \x01.",
-                    self.cwd.as_str(),
-                    0,
-                );
+                (R::FileActionOk, "Directory changed to \x01.", v.as_str())
             }
-        }
+        };
+        self.reply(ctx, code, tpl, text, 0);
     }
 
     /// RNTO's rename of the `RNFR` source (virtual path in `aux`) to `v`
