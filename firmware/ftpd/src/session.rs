@@ -448,17 +448,14 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.failures = self.failures.saturating_add(1);
                 self.login = Login::Fresh;
                 progressed = true;
-                if self.failures >= ctx.config.max_login_failures {
+                let (code, text) = if self.failures >= ctx.config.max_login_failures {
                     crate::event!("[{}] too many failed logins, closing", self.id);
-                    self.say(
-                        ctx,
-                        R::ServiceNotAvailable,
-                        "Too many failed logins, closing.",
-                    );
                     self.closing = true;
+                    (R::ServiceNotAvailable, "Too many failed logins, closing.")
                 } else {
-                    self.say(ctx, R::NotLoggedIn, "Login incorrect.");
-                }
+                    (R::NotLoggedIn, "Login incorrect.")
+                };
+                self.say(ctx, code, text);
             }
 
             if !self.closing && !self.ctrl_gone && self.hold == Hold::None && self.owed.is_none() {
