@@ -927,7 +927,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         name: &str,
     ) {
-        self.abort_transfer(ctx.net, ctx.fs);
+        // No transfer runs here: `handle_line` holds USER back until it ends.
         let cfg = ctx.config;
         let anon = (eq_ic(name.as_bytes(), b"anonymous") || eq_ic(name.as_bytes(), b"ftp"))
             && cfg.anonymous_root.is_some();

@@ -1660,3 +1660,18 @@ fn is_within_compares_whole_components() {
     assert!(!within("/", "/a"));
     assert!(!within("/b/a", "/a"));
 }
+
+#[test]
+fn user_during_a_transfer_waits_and_leaves_the_upload_whole() {
+    let mut t = T::login();
+    let d = t.pasv();
+    t.expect("STOR u.bin", "150");
+    assert_eq!(t.cmd("USER test"), "", "USER waits for the transfer");
+    t.net.socks[d].rx.extend(b"abc");
+    t.net.socks[d].fin = true;
+    t.run();
+    assert_eq!(
+        t.net.take(t.ctrl),
+        "226 Transfer complete (3 bytes).\r\n331 Please specify the password.\r\n"
+    );
+}
