@@ -163,15 +163,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     ) {
         let arg = trim(arg);
         if !arg.is_empty() {
-            if verb::implemented().any(|c| eq_ic(c, arg.as_bytes())) {
-                self.reply(ctx, R::Help, "\x02 is supported.", arg, 0);
+            // One reply call: the variant picked first.
+            let (code, tpl) = if verb::implemented().any(|c| eq_ic(c, arg.as_bytes())) {
+                (R::Help, "\x02 is supported.")
             } else if arg.bytes().any(|b| b < 0x20 || b == 0x7f) {
                 // Never echo control characters (a terminal escape in a
                 // reply line): found by the network fuzzer.
-                self.say(ctx, R::NotImplemented, "Unknown command.");
+                (R::NotImplemented, "Unknown command.")
             } else {
-                self.reply(ctx, R::NotImplemented, "Unknown command \x02.", arg, 0);
-            }
+                (R::NotImplemented, "Unknown command \x02.")
+            };
+            self.reply(ctx, code, tpl, arg, 0);
             return;
         }
         self.send(ctx, |w| {
