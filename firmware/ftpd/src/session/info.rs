@@ -74,15 +74,19 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 w.last(R::FileActionOk, "End.");
             });
         }
-        match (k == verb::MDTM, m.modified) {
-            _ if m.kind != Kind::File => self.say(ctx, R::FileUnavailable, "Not a regular file."),
-            (false, _) => self.reply(ctx, R::FileStatus, "\x04", "", m.size),
-            (true, Some(t)) => self.send(ctx, |w| {
-                list::write_timeval(w.begin(R::FileStatus), &t);
-                w.end()
-            }),
-            (true, None) => self.say(ctx, R::FileUnavailable, "Modification time unknown."),
-        }
+        // SIZE and MDTM: one reply call for the one-line answers.
+        let (code, tpl) = match (k == verb::MDTM, m.modified) {
+            _ if m.kind != Kind::File => (R::FileUnavailable, "Not a regular file."),
+            (false, _) => (R::FileStatus, "\x04"),
+            (true, Some(t)) => {
+                return self.send(ctx, |w| {
+                    list::write_timeval(w.begin(R::FileStatus), &t);
+                    w.end()
+                });
+            }
+            (true, None) => (R::FileUnavailable, "Modification time unknown."),
+        };
+        self.reply(ctx, code, tpl, "", m.size);
     }
 
     // ---- information ---------------------------------------------------------
