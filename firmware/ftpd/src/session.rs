@@ -1036,16 +1036,22 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let change = k != CWD;
         // `&`, not `&&`: with a branch on `change` here the optimiser
         // duplicates the rest of the function for CWD (about 70 bytes).
-        if change & !self.writable(ctx.config) {
-            return self.say(ctx, R::FileUnavailable, "Permission denied.");
-        }
+        let denied = change & !self.writable(ctx.config);
         // Borrowed where `resolve` left them (a move copies 2 x 258 bytes).
+        // A denied command is not resolved: its `550` goes first.
         let mut p = Paths::new();
-        let Some(Paths { v, s }) = self.resolve(ctx, arg, &mut p) else {
+        let Some(Paths { v, s }) = (if denied {
+            Some(&p)
+        } else {
+            self.resolve(ctx, arg, &mut p)
+        }) else {
             return;
         };
         let s = s.as_str();
-        let done = if change & v.is_root() {
+        // `550 Permission denied.` is `fail`'s answer to PermissionDenied.
+        let done = if denied {
+            Err(E::PermissionDenied)
+        } else if change & v.is_root() {
             Err(if matches!(k, MKD | RNTO) {
                 E::AlreadyExists
             } else {

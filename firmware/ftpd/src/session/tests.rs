@@ -1675,3 +1675,16 @@ fn user_during_a_transfer_waits_and_leaves_the_upload_whole() {
         "226 Transfer complete (3 bytes).\r\n331 Please specify the password.\r\n"
     );
 }
+
+#[test]
+fn read_only_change_is_denied_before_its_path_is_looked_at() {
+    let mut t = T::new();
+    t.expect("USER anonymous", "331");
+    t.expect("PASS me@example.com", "230");
+    // Too long to resolve, and the root itself: still 550, not 553.
+    let long = "a/".repeat(200);
+    t.expect(&format!("MKD {long}"), "550 Permission denied.");
+    t.expect("RMD /", "550 Permission denied.");
+    t.expect("MKD /", "550 Permission denied.");
+    t.expect("CWD /", "250 Directory changed to /.");
+}
