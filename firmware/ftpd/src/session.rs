@@ -1017,7 +1017,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         if self.writable(ctx.config) {
             return false;
         }
-        self.say(ctx, R::FileUnavailable, "Permission denied.");
+        // `550 Permission denied.`
+        self.fail(ctx, storage::Error::PermissionDenied);
         true
     }
 
