@@ -1542,22 +1542,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return false;
         }
         let state = ctx.net.state(sock);
-        let is_stor = matches!(t.op, Op::Stor { .. });
-        if state == SockState::Closed && !is_stor {
-            self.fail_transfer(
-                ctx,
-                R::TransferAborted,
-                "Data connection closed; transfer aborted.",
-            );
-            return true;
-        }
         let writable = self.writable(ctx.config);
         let cap = ctx.net.send_capacity(sock).min(ctx.data.len());
         let Some(t) = self.xfer.as_mut() else {
             return false;
         };
-        // `None`: the data connection was lost; else a storage error.
-        let failed: Option<storage::Error> = 'failed: {
+        // `Err`: the data connection was closed or lost (what to say);
+        // `Ok`: a storage error.
+        let failed: Result<storage::Error, &'static str> = 'failed: {
+            if state == SockState::Closed && !matches!(t.op, Op::Stor { .. }) {
+                break 'failed Err("Data connection closed; transfer aborted.");
+            }
             let p = match &mut t.op {
                 Op::Retr { file, ascii, cr } => {
                     if cap < 2 {
@@ -1584,7 +1579,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                             send: true,
                             end: false,
                         },
-                        Err(e) => break 'failed Some(e),
+                        Err(e) => break 'failed Ok(e),
                     }
                 }
                 Op::Stor { file, ascii, cr } => {
@@ -1600,7 +1595,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         Ok(0) => return false,
                         Ok(n) => n,
                         Err(NetError::Closed) => 0,
-                        Err(_) => break 'failed None,
+                        Err(_) => break 'failed Err(LOST),
                     };
                     // At the very end, a CR held back is data.
                     let mut m = start + n;
@@ -1614,7 +1609,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         Ok(())
                     };
                     if let Err(e) = r {
-                        break 'failed Some(e);
+                        break 'failed Ok(e);
                     }
                     Progress {
                         n,
@@ -1647,7 +1642,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         ok
                     });
                     if let Err(e) = r {
-                        break 'failed Some(e);
+                        break 'failed Ok(e);
                     }
                     *index += count;
                     let n = w.len();
@@ -1660,7 +1655,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             };
             // What was read goes out whole, or the connection is lost.
             if p.send && ctx.net.send(sock, &ctx.data[..p.n]) != Ok(p.n) {
-                break 'failed None;
+                break 'failed Err(LOST);
             }
             t.bytes.0 += p.n as u64;
             t.draining = p.end;
@@ -1668,11 +1663,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return true;
         };
         let (code, text) = match failed {
-            None => (
-                R::TransferAborted,
-                "Data connection lost; transfer aborted.",
-            ),
-            Some(e) => (
+            Err(text) => (R::TransferAborted, text),
+            Ok(e) => (
                 storage_reply(e, true),
                 match e {
                     storage::Error::NoSpace => "No space left on device; partial file kept.",
@@ -1684,6 +1676,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         true
     }
 }
+
+/// A transfer's failure when the data connection breaks mid-way.
+const LOST: &str = "Data connection lost; transfer aborted.";
 
 /// What a transfer command moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
