@@ -111,20 +111,16 @@ enum Op<F> {
     },
 }
 
-/// Where a listing goes: the data connection, or the control connection
-/// (`STAT path`, lines indented, ended with `213`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Sink<K> {
-    Data(K),
-    Control,
-}
-
 #[derive(Debug)]
 struct Transfer<K, F> {
     op: Op<F>,
-    sink: Sink<K>,
+    /// Where the bytes go (or come from): the data connection, or for a
+    /// `STAT path` listing the control connection (`control`: lines
+    /// indented, ended with `213`, the socket left open at the end).
+    sock: K,
     /// Every byte has been handed to the socket; waiting for it to drain.
     draining: bool,
+    control: bool,
     bytes: U64,
     last_progress: Instant,
 }
@@ -560,8 +556,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         abort: bool,
     ) -> Option<Ended> {
         let t = self.xfer.take()?;
-        if let Sink::Data(s) = t.sink {
-            if abort { net.abort(s) } else { net.close(s) }
+        if !t.control {
+            if abort {
+                net.abort(t.sock)
+            } else {
+                net.close(t.sock)
+            }
         }
         let (upload, closed) = match t.op {
             Op::Retr { file, .. } => (false, fs.close(file)),
@@ -570,7 +570,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         Some(Ended {
             bytes: t.bytes.0,
-            control: t.sink == Sink::Control,
+            control: t.control,
             upload,
             closed,
         })
@@ -736,13 +736,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         // A `STAT <dir>` listing owns the control connection until its
         // `213` end line; a data transfer lets ABOR, STAT, NOOP, QUIT by.
-        let listing_on_control = matches!(
-            self.xfer,
-            Some(Transfer {
-                sink: Sink::Control,
-                ..
-            })
-        );
+        let listing_on_control = matches!(self.xfer, Some(Transfer { control: true, .. }));
         let during_transfer = matches!(k, verb::ABOR | verb::QUIT | verb::NOOP)
             || (k == verb::STAT && arg.is_empty());
         if self.xfer.is_some() && (listing_on_control || !during_transfer) {
@@ -1435,7 +1429,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
             self.xfer = Some(Transfer {
                 op,
-                sink: Sink::Data(sock),
+                sock,
+                control: false,
                 draining: sent.is_some(),
                 bytes: U64(sent.unwrap_or(0)),
                 last_progress: ctx.now,
@@ -1526,15 +1521,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let Some(t) = self.xfer.as_mut() else {
             return false;
         };
-        let sock = match t.sink {
-            Sink::Data(s) => s,
-            Sink::Control => self.ctrl,
-        };
+        let sock = t.sock;
         if t.draining {
-            let done = match t.sink {
-                Sink::Data(s) => ctx.net.send_drained(s) || ctx.net.state(s) == SockState::Closed,
-                Sink::Control => true,
-            };
+            let done =
+                t.control || ctx.net.send_drained(sock) || ctx.net.state(sock) == SockState::Closed;
             if done && self.room(ctx.net) {
                 self.finish_transfer(ctx);
                 return true;
@@ -1619,7 +1609,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 }
                 Op::List { format, index } => {
                     let format = *format;
-                    let indent = t.sink == Sink::Control;
+                    let indent = t.control;
                     if cap < crate::MAX_LINE.min(ctx.data.len()) {
                         return false;
                     }
