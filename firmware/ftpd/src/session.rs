@@ -1297,9 +1297,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             'search: {
                 // The storage path of the working directory, one name at a
                 // time pushed onto it (it is at least as long as the
-                // virtual path, so a name that fits here fits there too).
-                let mut s = PathBuf::root();
-                if path::to_storage_in(&mut s, self.root(ctx.config), &self.cwd).is_ok() {
+                // virtual path, so a name that fits here fits there too),
+                // built in `aux` (free: RNFR's path lives one command).
+                let root = self.root(ctx.config);
+                let s = &mut self.aux;
+                if path::to_storage_in(s, root, &self.cwd).is_ok() {
                     for _ in 0..1000 {
                         if s.push(name_str(&name)).is_err() {
                             break;
