@@ -1131,13 +1131,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
             let local_ip = ip_bits(&self.local);
             let v4 = is_v4(local_ip);
-            let wrong = match family {
-                EpsvArg::V4 => !v4,
-                EpsvArg::V6 => v4,
-                _ => false,
+            // `EPSV 1` on IPv6, `EPSV 2` on IPv4: the family to use.
+            let (other, use_) = if v4 {
+                (EpsvArg::V6, 1)
+            } else {
+                (EpsvArg::V4, 2)
             };
-            if wrong {
-                let use_ = if v4 { 1 } else { 2 };
+            if family == other {
                 break 'reply (R::ProtocolNotSupported, USE_FAMILY, use_);
             }
             let advertised = match (extended, v4) {
