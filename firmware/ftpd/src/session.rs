@@ -1408,7 +1408,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 What::List(_) => "Here comes the directory listing.",
             };
             let size = meta.map_or(0, |m| m.size);
-            self.reply(ctx, R::FileStatusOk, tpl, v.file_name(), size);
+            let file_name = v.file_name();
+            self.reply(ctx, R::FileStatusOk, tpl, file_name, size);
             // A listing of one file is sent at once; the transfer only drains.
             let mut sent = None;
             if let (What::List(format), Ok(m)) = (what, meta) {
@@ -1419,7 +1420,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     let name = if format == Format::Nlst {
                         arg
                     } else {
-                        v.file_name()
+                        file_name
                     };
                     list::write_entry(&mut w, format, name, &m, writable, utc, self.facts);
                     let n = w.len();
