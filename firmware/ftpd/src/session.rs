@@ -1337,7 +1337,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 break 'failed storage::Error::IsADirectory;
             }
             // An upload may create the file; a download or listing needs it.
-            let meta = ctx.fs.metadata(s.as_str());
+            let path = s.as_str();
+            let meta = ctx.fs.metadata(path);
             let refused = match (&what, meta) {
                 (What::Store(_), Err(_)) => None,
                 (_, Err(e)) => Some(e),
@@ -1367,7 +1368,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             let rest = core::mem::take(&mut self.rest);
             let ascii = self.ty == TransferType::Ascii;
             let opened = match what {
-                What::Retr => ctx.fs.open_read(s.as_str(), rest.0).map(|file| Op::Retr {
+                What::Retr => ctx.fs.open_read(path, rest.0).map(|file| Op::Retr {
                     file,
                     ascii,
                     cr: false,
@@ -1379,7 +1380,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         StoreKind::Appe => WriteMode::Append,
                         StoreKind::Stou => WriteMode::CreateNew,
                     };
-                    let opened = ctx.fs.open_write(s.as_str(), mode);
+                    let opened = ctx.fs.open_write(path, mode);
                     if opened.is_ok() {
                         crate::event!("[{}] storing {} ({:?})", self.id, v, mode);
                     }
