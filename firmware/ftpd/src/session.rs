@@ -1412,7 +1412,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             let file_name = v.file_name();
             self.reply(ctx, R::FileStatusOk, tpl, file_name, size);
             // A listing of one file is sent at once; the transfer only drains.
-            let mut sent = None;
+            let (mut draining, mut bytes) = (false, 0);
             if let (What::List(format), Ok(m)) = (what, meta) {
                 if m.kind == Kind::File {
                     // FAR checks existence with `LIST path`.
@@ -1426,7 +1426,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     list::write_entry(&mut w, format, name, &m, writable, utc, self.facts);
                     let n = w.len();
                     let _ = ctx.net.send(sock, &ctx.data[..n]);
-                    sent = Some(n as u64);
+                    (draining, bytes) = (true, n as u64);
                 } else {
                     self.aux.clone_from(s);
                 }
@@ -1435,8 +1435,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 op,
                 sock,
                 control: false,
-                draining: sent.is_some(),
-                bytes: U64(sent.unwrap_or(0)),
+                draining,
+                bytes: U64(bytes),
                 last_progress: ctx.now,
             });
             return Handled::Done;
