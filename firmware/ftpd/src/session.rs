@@ -1140,17 +1140,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             if family == other {
                 break 'reply (R::ProtocolNotSupported, USE_FAMILY, use_);
             }
-            let advertised = match (extended, v4) {
-                (true, _) => None,
-                (false, true) => Some(
-                    ctx.config
-                        .pasv_address
-                        .unwrap_or(Ipv4Addr::from_bits(local_ip as u32)),
-                ),
-                (false, false) => {
-                    break 'reply (R::CantOpenDataConnection, "PASV is IPv4 only; use EPSV.", 0);
-                }
-            };
+            if !extended && !v4 {
+                break 'reply (R::CantOpenDataConnection, "PASV is IPv4 only; use EPSV.", 0);
+            }
             self.drop_data(ctx.net);
             let (a, b) = ctx.config.pasv_ports;
             let (lo, hi) = (a.min(b), a.max(b));
@@ -1185,13 +1177,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             };
             self.data = Data::Listening(s);
             let port = addr.port();
-            let Some(ip) = advertised else {
+            if extended {
                 break 'reply (
                     R::ExtendedPassiveMode,
                     "Entering Extended Passive Mode (|||\x04|).",
                     u64::from(port),
                 );
-            };
+            }
+            let ip = ctx
+                .config
+                .pasv_address
+                .unwrap_or(Ipv4Addr::from_bits(local_ip as u32));
             let [a, b, c, d] = ip.octets();
             let [p1, p2] = port.to_be_bytes();
             return self.send(ctx, |w| {
