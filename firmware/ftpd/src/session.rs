@@ -577,10 +577,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     }
 
     fn drop_data<N: Net<Socket = K>>(&mut self, net: &mut N) {
-        match core::mem::replace(&mut self.data, Data::None) {
-            Data::None => {}
-            Data::Listening(s) | Data::Connecting(s) | Data::Ready(s) => net.abort(s),
+        if let Data::Listening(s) | Data::Connecting(s) | Data::Ready(s) = self.data {
+            net.abort(s);
         }
+        self.data = Data::None;
     }
 
     /// Moves a data connection being set up along; refuses passive
