@@ -111,20 +111,16 @@ enum Op<F> {
     },
 }
 
-/// Where a listing goes: the data connection, or the control connection
-/// (`STAT path`, lines indented, ended with `213`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Sink<K> {
-    Data(K),
-    Control,
-}
-
 #[derive(Debug)]
 struct Transfer<K, F> {
     op: Op<F>,
-    sink: Sink<K>,
+    /// Where the bytes go (or come from): the data connection, or for a
+    /// `STAT path` listing the control connection (`control`: lines
+    /// indented, ended with `213`, the socket left open at the end).
+    sock: K,
     /// Every byte has been handed to the socket; waiting for it to drain.
     draining: bool,
+    control: bool,
     bytes: U64,
     last_progress: Instant,
 }
@@ -557,8 +553,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         abort: bool,
     ) -> Option<Ended> {
         let t = self.xfer.take()?;
-        if let Sink::Data(s) = t.sink {
-            if abort { net.abort(s) } else { net.close(s) }
+        if !t.control {
+            if abort {
+                net.abort(t.sock)
+            } else {
+                net.close(t.sock)
+            }
         }
         let (upload, closed) = match t.op {
             Op::Retr { file, .. } => (false, fs.close(file)),
@@ -567,17 +567,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         Some(Ended {
             bytes: t.bytes.0,
-            control: t.sink == Sink::Control,
+            control: t.control,
             upload,
             closed,
         })
     }
 
     fn drop_data<N: Net<Socket = K>>(&mut self, net: &mut N) {
-        match core::mem::replace(&mut self.data, Data::None) {
-            Data::None => {}
-            Data::Listening(s) | Data::Connecting(s) | Data::Ready(s) => net.abort(s),
+        if let Data::Listening(s) | Data::Connecting(s) | Data::Ready(s) = self.data {
+            net.abort(s);
         }
+        self.data = Data::None;
     }
 
     /// Moves a data connection being set up along; refuses passive
@@ -733,13 +733,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         // A `STAT <dir>` listing owns the control connection until its
         // `213` end line; a data transfer lets ABOR, STAT, NOOP, QUIT by.
-        let listing_on_control = matches!(
-            self.xfer,
-            Some(Transfer {
-                sink: Sink::Control,
-                ..
-            })
-        );
+        let listing_on_control = matches!(self.xfer, Some(Transfer { control: true, .. }));
         let during_transfer = matches!(k, verb::ABOR | verb::QUIT | verb::NOOP)
             || (k == verb::STAT && arg.is_empty());
         if self.xfer.is_some() && (listing_on_control || !during_transfer) {
@@ -1139,26 +1133,18 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
             let local_ip = ip_bits(&self.local);
             let v4 = is_v4(local_ip);
-            let wrong = match family {
-                EpsvArg::V4 => !v4,
-                EpsvArg::V6 => v4,
-                _ => false,
+            // `EPSV 1` on IPv6, `EPSV 2` on IPv4: the family to use.
+            let (other, use_) = if v4 {
+                (EpsvArg::V6, 1)
+            } else {
+                (EpsvArg::V4, 2)
             };
-            if wrong {
-                let use_ = if v4 { 1 } else { 2 };
+            if family == other {
                 break 'reply (R::ProtocolNotSupported, USE_FAMILY, use_);
             }
-            let advertised = match (extended, v4) {
-                (true, _) => None,
-                (false, true) => Some(
-                    ctx.config
-                        .pasv_address
-                        .unwrap_or(Ipv4Addr::from_bits(local_ip as u32)),
-                ),
-                (false, false) => {
-                    break 'reply (R::CantOpenDataConnection, "PASV is IPv4 only; use EPSV.", 0);
-                }
-            };
+            if !extended && !v4 {
+                break 'reply (R::CantOpenDataConnection, "PASV is IPv4 only; use EPSV.", 0);
+            }
             self.drop_data(ctx.net);
             let (a, b) = ctx.config.pasv_ports;
             let (lo, hi) = (a.min(b), a.max(b));
@@ -1193,13 +1179,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             };
             self.data = Data::Listening(s);
             let port = addr.port();
-            let Some(ip) = advertised else {
+            if extended {
                 break 'reply (
                     R::ExtendedPassiveMode,
                     "Entering Extended Passive Mode (|||\x04|).",
                     u64::from(port),
                 );
-            };
+            }
+            let ip = ctx
+                .config
+                .pasv_address
+                .unwrap_or(Ipv4Addr::from_bits(local_ip as u32));
             let [a, b, c, d] = ip.octets();
             let [p1, p2] = port.to_be_bytes();
             return self.send(ctx, |w| {
@@ -1305,9 +1295,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             'search: {
                 // The storage path of the working directory, one name at a
                 // time pushed onto it (it is at least as long as the
-                // virtual path, so a name that fits here fits there too).
-                let mut s = PathBuf::root();
-                if path::to_storage_in(&mut s, self.root(ctx.config), &self.cwd).is_ok() {
+                // virtual path, so a name that fits here fits there too),
+                // built in `aux` (free: RNFR's path lives one command).
+                let root = self.root(ctx.config);
+                let s = &mut self.aux;
+                if path::to_storage_in(s, root, &self.cwd).is_ok() {
                     for _ in 0..1000 {
                         if s.push(name_str(&name)).is_err() {
                             break;
@@ -1343,7 +1335,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 break 'failed storage::Error::IsADirectory;
             }
             // An upload may create the file; a download or listing needs it.
-            let meta = ctx.fs.metadata(s.as_str());
+            let path = s.as_str();
+            let meta = ctx.fs.metadata(path);
             let refused = match (&what, meta) {
                 (What::Store(_), Err(_)) => None,
                 (_, Err(e)) => Some(e),
@@ -1373,7 +1366,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             let rest = core::mem::take(&mut self.rest);
             let ascii = self.ty == TransferType::Ascii;
             let opened = match what {
-                What::Retr => ctx.fs.open_read(s.as_str(), rest.0).map(|file| Op::Retr {
+                What::Retr => ctx.fs.open_read(path, rest.0).map(|file| Op::Retr {
                     file,
                     ascii,
                     cr: false,
@@ -1385,7 +1378,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         StoreKind::Appe => WriteMode::Append,
                         StoreKind::Stou => WriteMode::CreateNew,
                     };
-                    let opened = ctx.fs.open_write(s.as_str(), mode);
+                    let opened = ctx.fs.open_write(path, mode);
                     if opened.is_ok() {
                         crate::event!("[{}] storing {} ({:?})", self.id, v, mode);
                     }
@@ -1414,9 +1407,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 What::List(_) => "Here comes the directory listing.",
             };
             let size = meta.map_or(0, |m| m.size);
-            self.reply(ctx, R::FileStatusOk, tpl, v.file_name(), size);
+            let file_name = v.file_name();
+            self.reply(ctx, R::FileStatusOk, tpl, file_name, size);
             // A listing of one file is sent at once; the transfer only drains.
-            let mut sent = None;
+            let (mut draining, mut bytes) = (false, 0);
             if let (What::List(format), Ok(m)) = (what, meta) {
                 if m.kind == Kind::File {
                     // FAR checks existence with `LIST path`.
@@ -1425,21 +1419,22 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     let name = if format == Format::Nlst {
                         arg
                     } else {
-                        v.file_name()
+                        file_name
                     };
                     list::write_entry(&mut w, format, name, &m, writable, utc, self.facts);
                     let n = w.len();
                     let _ = ctx.net.send(sock, &ctx.data[..n]);
-                    sent = Some(n as u64);
+                    (draining, bytes) = (true, n as u64);
                 } else {
                     self.aux.clone_from(s);
                 }
             }
             self.xfer = Some(Transfer {
                 op,
-                sink: Sink::Data(sock),
-                draining: sent.is_some(),
-                bytes: U64(sent.unwrap_or(0)),
+                sock,
+                control: false,
+                draining,
+                bytes: U64(bytes),
                 last_progress: ctx.now,
             });
             return Handled::Done;
@@ -1528,15 +1523,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let Some(t) = self.xfer.as_mut() else {
             return false;
         };
-        let sock = match t.sink {
-            Sink::Data(s) => s,
-            Sink::Control => self.ctrl,
-        };
+        let sock = t.sock;
         if t.draining {
-            let done = match t.sink {
-                Sink::Data(s) => ctx.net.send_drained(s) || ctx.net.state(s) == SockState::Closed,
-                Sink::Control => true,
-            };
+            let done =
+                t.control || ctx.net.send_drained(sock) || ctx.net.state(sock) == SockState::Closed;
             if done && self.room(ctx.net) {
                 self.finish_transfer(ctx);
                 return true;
@@ -1544,22 +1534,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return false;
         }
         let state = ctx.net.state(sock);
-        let is_stor = matches!(t.op, Op::Stor { .. });
-        if state == SockState::Closed && !is_stor {
-            self.fail_transfer(
-                ctx,
-                R::TransferAborted,
-                "Data connection closed; transfer aborted.",
-            );
-            return true;
-        }
         let writable = self.writable(ctx.config);
         let cap = ctx.net.send_capacity(sock).min(ctx.data.len());
         let Some(t) = self.xfer.as_mut() else {
             return false;
         };
-        // `None`: the data connection was lost; else a storage error.
-        let failed: Option<storage::Error> = 'failed: {
+        // `Err`: the data connection was closed or lost (what to say);
+        // `Ok`: a storage error.
+        let failed: Result<storage::Error, &'static str> = 'failed: {
+            if state == SockState::Closed && !matches!(t.op, Op::Stor { .. }) {
+                break 'failed Err("Data connection closed; transfer aborted.");
+            }
             let p = match &mut t.op {
                 Op::Retr { file, ascii, cr } => {
                     if cap < 2 {
@@ -1586,7 +1571,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                             send: true,
                             end: false,
                         },
-                        Err(e) => break 'failed Some(e),
+                        Err(e) => break 'failed Ok(e),
                     }
                 }
                 Op::Stor { file, ascii, cr } => {
@@ -1602,7 +1587,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         Ok(0) => return false,
                         Ok(n) => n,
                         Err(NetError::Closed) => 0,
-                        Err(_) => break 'failed None,
+                        Err(_) => break 'failed Err(LOST),
                     };
                     // At the very end, a CR held back is data.
                     let mut m = start + n;
@@ -1616,7 +1601,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         Ok(())
                     };
                     if let Err(e) = r {
-                        break 'failed Some(e);
+                        break 'failed Ok(e);
                     }
                     Progress {
                         n,
@@ -1626,7 +1611,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 }
                 Op::List { format, index } => {
                     let format = *format;
-                    let indent = t.sink == Sink::Control;
+                    let indent = t.control;
                     if cap < crate::MAX_LINE.min(ctx.data.len()) {
                         return false;
                     }
@@ -1649,7 +1634,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         ok
                     });
                     if let Err(e) = r {
-                        break 'failed Some(e);
+                        break 'failed Ok(e);
                     }
                     *index += count;
                     let n = w.len();
@@ -1662,7 +1647,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             };
             // What was read goes out whole, or the connection is lost.
             if p.send && ctx.net.send(sock, &ctx.data[..p.n]) != Ok(p.n) {
-                break 'failed None;
+                break 'failed Err(LOST);
             }
             t.bytes.0 += p.n as u64;
             t.draining = p.end;
@@ -1670,11 +1655,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             return true;
         };
         let (code, text) = match failed {
-            None => (
-                R::TransferAborted,
-                "Data connection lost; transfer aborted.",
-            ),
-            Some(e) => (
+            Err(text) => (R::TransferAborted, text),
+            Ok(e) => (
                 storage_reply(e, true),
                 match e {
                     storage::Error::NoSpace => "No space left on device; partial file kept.",
@@ -1686,6 +1668,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         true
     }
 }
+
+/// A transfer's failure when the data connection breaks mid-way.
+const LOST: &str = "Data connection lost; transfer aborted.";
 
 /// What a transfer command moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
