@@ -682,8 +682,9 @@ impl<'a> Parser<'a> {
     /// most 255. Nothing is consumed on failure.
     fn number(&mut self, hex: bool) -> Option<u16> {
         let start = self.i;
-        let (radix, max) = if hex { (16, 4) } else { (10, 3) };
+        let (radix, max, limit) = if hex { (16, 4, 0xFFFF) } else { (10, 3, 255) };
         let mut v = 0u32;
+        let mut n = 0;
         while let Some(&c) = self.s.get(self.i) {
             // A digit's value, or at least `radix` for anything else.
             let d = match c {
@@ -693,13 +694,16 @@ impl<'a> Parser<'a> {
             if d >= radix {
                 break;
             }
-            // Past the digits allowed the value does not matter (it fails).
-            v = v.wrapping_mul(radix) + d;
+            // One digit too many, or a decimal digit after a leading zero.
+            if n == max || (!hex && n > 0 && v == 0) {
+                n = 0;
+                break;
+            }
+            v = v * radix + d;
+            n += 1;
             self.i += 1;
         }
-        let n = self.i - start;
-        let zero_first = self.s.get(start) == Some(&b'0');
-        if n == 0 || n > max || (!hex && (v > 255 || (n > 1 && zero_first))) {
+        if n == 0 || v > limit {
             self.i = start;
             return None;
         }
