@@ -742,8 +742,9 @@ impl<'a> Parser<'a> {
         let mut n = 0;
         // Where `::` stands (the bytes before it); 16 while there is none.
         let mut gap = 16;
-        let mut first = true;
         loop {
+            // No `:` before the first group, nor right after `::`.
+            let first = n == 0 || n == gap;
             let cap = if gap < 16 { 14 } else { 16 };
             let save = self.i;
             if n < cap && self.sep(first, b':') {
@@ -763,7 +764,6 @@ impl<'a> Parser<'a> {
                     o[n & 15] = (v >> 8) as u8;
                     o[(n + 1) & 15] = v as u8;
                     n += 2;
-                    first = false;
                     continue;
                 }
             }
@@ -775,7 +775,6 @@ impl<'a> Parser<'a> {
                 return None;
             }
             gap = n;
-            first = true;
         }
         // The bytes after `::` move to the end, from the last one down
         // (each up by at least two, to a place already moved from or
