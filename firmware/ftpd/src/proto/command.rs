@@ -682,7 +682,7 @@ impl<'a> Parser<'a> {
     /// most 255. Nothing is consumed on failure.
     fn number(&mut self, hex: bool) -> Option<u16> {
         let start = self.i;
-        let (radix, max, limit) = if hex { (16, 4, 0xFFFF) } else { (10, 3, 255) };
+        let (radix, max) = if hex { (16, 4) } else { (10, 3) };
         let mut v = 0u32;
         let mut n = 0;
         while let Some(&c) = self.s.get(self.i) {
@@ -703,7 +703,7 @@ impl<'a> Parser<'a> {
             n += 1;
             self.i += 1;
         }
-        if n == 0 || v > limit {
+        if n == 0 || (!hex && v > 255) {
             self.i = start;
             return None;
         }
