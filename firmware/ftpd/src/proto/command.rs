@@ -684,6 +684,7 @@ impl<'a> Parser<'a> {
         let start = self.i;
         let (radix, max) = if hex { (16, 4) } else { (10, 3) };
         let mut v = 0u32;
+        let mut n = 0;
         while let Some(&c) = self.s.get(self.i) {
             // A digit's value, or at least `radix` for anything else.
             let d = match c {
@@ -693,13 +694,16 @@ impl<'a> Parser<'a> {
             if d >= radix {
                 break;
             }
-            // Past the digits allowed the value does not matter (it fails).
-            v = v.wrapping_mul(radix) + d;
+            // One digit too many, or a decimal digit after a leading zero.
+            if n == max || (!hex && n > 0 && v == 0) {
+                n = 0;
+                break;
+            }
+            v = v * radix + d;
+            n += 1;
             self.i += 1;
         }
-        let n = self.i - start;
-        let zero_first = self.s.get(start) == Some(&b'0');
-        if n == 0 || n > max || (!hex && (v > 255 || (n > 1 && zero_first))) {
+        if n == 0 || (!hex && v > 255) {
             self.i = start;
             return None;
         }
@@ -738,8 +742,9 @@ impl<'a> Parser<'a> {
         let mut n = 0;
         // Where `::` stands (the bytes before it); 16 while there is none.
         let mut gap = 16;
-        let mut first = true;
         loop {
+            // No `:` before the first group, nor right after `::`.
+            let first = n == 0 || n == gap;
             let cap = if gap < 16 { 14 } else { 16 };
             let save = self.i;
             if n < cap && self.sep(first, b':') {
@@ -759,7 +764,6 @@ impl<'a> Parser<'a> {
                     o[n & 15] = (v >> 8) as u8;
                     o[(n + 1) & 15] = v as u8;
                     n += 2;
-                    first = false;
                     continue;
                 }
             }
@@ -771,7 +775,6 @@ impl<'a> Parser<'a> {
                 return None;
             }
             gap = n;
-            first = true;
         }
         // The bytes after `::` move to the end, from the last one down
         // (each up by at least two, to a place already moved from or

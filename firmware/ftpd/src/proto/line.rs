@@ -49,21 +49,8 @@ pub fn extract(raw: &[u8], out: &mut [u8]) -> Frame {
                 Frame::Line { consumed, len }
             };
         }
-        let (byte, step) = if b == IAC {
-            match raw.get(i + 1) {
-                None => return unfinished(len, out.len(), i),
-                Some(&IAC) => (Some(IAC), 2),
-                Some(&(0xFB..=0xFE)) => {
-                    if i + 2 >= raw.len() {
-                        return unfinished(len, out.len(), i);
-                    }
-                    (None, 3)
-                }
-                Some(&(0xF0..=0xFA)) => (None, 2),
-                Some(_) => (None, 1),
-            }
-        } else {
-            (Some(b), 1)
+        let Some((byte, step)) = telnet(raw, i) else {
+            return unfinished(len, out.len(), i);
         };
         if let Some(byte) = byte {
             if len == out.len() {
@@ -94,20 +81,32 @@ fn unfinished(len: usize, cap: usize, at: usize) -> Frame {
 pub fn skip_to_terminator(raw: &[u8]) -> (usize, bool) {
     let mut i = 0;
     while i < raw.len() {
-        let step = match raw[i] {
-            b'\r' | b'\n' => return (i + 1, true),
-            IAC => match raw.get(i + 1) {
-                None => return (i, false),
-                Some(&(0xFB..=0xFE)) if i + 2 >= raw.len() => return (i, false),
-                Some(&(0xFB..=0xFE)) => 3,
-                Some(&(0xF0..=0xFA | IAC)) => 2,
-                Some(_) => 1,
-            },
-            _ => 1,
-        };
-        i += step;
+        match telnet(raw, i) {
+            None => return (i, false),
+            Some((Some(b'\r' | b'\n'), _)) => return (i + 1, true),
+            Some((_, step)) => i += step,
+        }
     }
     (raw.len(), false)
+}
+
+/// The byte at `raw[i]` (`i` in bounds) as the line sees it, and how many
+/// input bytes it takes: a plain byte is itself, `IAC IAC` a literal 0xFF,
+/// other Telnet sequences nothing. `None` when the input ends inside a
+/// sequence (it is left for the next call).
+#[inline(always)]
+fn telnet(raw: &[u8], i: usize) -> Option<(Option<u8>, usize)> {
+    let b = raw[i];
+    if b != IAC {
+        return Some((Some(b), 1));
+    }
+    Some(match raw.get(i + 1)? {
+        &IAC => (Some(IAC), 2),
+        0xFB..=0xFE if i + 2 >= raw.len() => return None,
+        0xFB..=0xFE => (None, 3),
+        0xF0..=0xFA => (None, 2),
+        _ => (None, 1),
+    })
 }
 
 #[cfg(test)]
