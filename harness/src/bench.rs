@@ -111,12 +111,14 @@ impl Plan {
                 quick: true,
             });
         }
+        // At most 1 MiB: four uploads at once must fit the 64 MiB SD image
+        // beside the files served (four 16 MiB ones do not, and end in 452).
         let concurrency_size = sizes
             .iter()
             .copied()
             .filter(|&s| s <= 1 << 20)
             .max()
-            .unwrap_or(sizes[0]);
+            .unwrap_or(1 << 20);
         Ok(Plan {
             sizes,
             repeat: args.repeat,
@@ -1261,6 +1263,19 @@ mod tests {
         let p = Plan::new(&args).unwrap();
         assert_eq!(p.sizes, [64 << 10, 1 << 20, 16 << 20]);
         assert_eq!(p.concurrency_size, 1 << 20);
+        // Only big sizes asked for: the concurrent transfers still use
+        // 1 MiB files (4 x 16 MiB of uploads would fill the board's card).
+        let big = Plan::new(&BenchArgs {
+            sizes: vec!["16M".into()],
+            repeat: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (big.sizes.as_slice(), big.concurrency_size),
+            (&[16u64 << 20][..], 1 << 20)
+        );
+        assert!(big.tree().file("bench/1m.bin").is_some());
         let q = Plan::new(&BenchArgs {
             quick: true,
             ..args.clone()
