@@ -171,20 +171,6 @@ impl<'b> Writer<'b> {
         self.overflow = false;
     }
 
-    /// Removes every CR and LF written since `start` (a listing line
-    /// shown inside a reply).
-    pub fn drop_crlf_from(&mut self, start: usize) {
-        let mut out = start;
-        for i in start..self.len {
-            let b = self.buf[i];
-            if b != b'\r' && b != b'\n' {
-                self.buf[out] = b;
-                out += 1;
-            }
-        }
-        self.len = out;
-    }
-
     /// Bytes as they are, cut at the limit.
     pub fn raw(&mut self, s: &[u8]) -> &mut Self {
         for &b in s {
