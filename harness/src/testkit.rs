@@ -343,7 +343,9 @@ pub struct Card {
 
 impl Card {
     /// A fresh card, formatted by `harness image create`'s code (FAT32 in
-    /// an MBR partition, 64 MiB: a power of two for QEMU).
+    /// an MBR partition, 64 MiB: a power of two for QEMU). No `Default`:
+    /// making one writes and formats a file, which a default value should not.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Card {
         Card::with(target::IMAGE_SIZE, crate::image::FatType::Fat32)
     }
