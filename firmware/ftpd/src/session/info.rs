@@ -121,13 +121,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         if eq_ic(name, b"UTF8") || eq_ic(name, b"UTF-8") {
             let value = trim_bytes(value);
             if eq_ic(value, b"ON") || value.is_empty() {
-                self.say(ctx, R::Ok, "UTF8 mode is always on.");
+                self.say(ctx, Msg::Utf8On);
             } else {
-                self.say(
-                    ctx,
-                    R::ParameterNotImplemented,
-                    "UTF8 cannot be turned off.",
-                );
+                self.say(ctx, Msg::Utf8Off);
             }
         } else if eq_ic(name, b"MLST") {
             let mut mask = 0;
@@ -157,7 +153,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 w.raw(b"\r\n");
             });
         } else {
-            self.say(ctx, R::ArgumentSyntaxError, "Option not understood.");
+            self.say(ctx, Msg::BadOption);
         }
     }
 
@@ -209,7 +205,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 w.raw(b"214-SITE commands:\r\n HELP\r\n214 End.\r\n");
             });
         } else {
-            self.say(ctx, R::ParameterNotImplemented, "Unknown SITE command.");
+            self.say(ctx, Msg::UnknownSite);
         }
     }
 
