@@ -91,18 +91,42 @@ messages! {
     Utf8Off = ParameterNotImplemented "UTF8 cannot be turned off.",
     BadOption = ArgumentSyntaxError "Option not understood.",
     UnknownSite = ParameterNotImplemented "Unknown SITE command.",
+    HelpSupported = Help "\x02 is supported.",
+    HelpUnknown = NotImplemented "Unknown command.",
+    HelpUnknownNamed = NotImplemented "Unknown command \x02.",
+    StatTransfer = SystemStatus "Transfer in progress: \x04 bytes so far.",
     // Paths.
+    Pwd = PathCreated "\x03 is the current directory.",
+    DirectoryChanged = FileActionOk "Directory changed to \x01.",
+    Created = PathCreated "\x03 created.",
+    Removed = FileActionOk "Directory removed.",
+    Deleted = FileActionOk "File deleted.",
+    ReadyForRnto = FileActionPending "Ready for RNTO.",
+    Renamed = FileActionOk "Rename successful.",
+    NotAFile = FileUnavailable "Not a regular file.",
+    Size = FileStatus "\x04",
+    NoModificationTime = FileUnavailable "Modification time unknown.",
     PathTooLong = NameNotAllowed "Path too long.",
     RnfrFirst = BadSequence "RNFR required first.",
     NoUniqueName = NameNotAllowed "Cannot find a unique name.",
     MlsdOfFile = ArgumentSyntaxError "Not a directory; use MLST for a file.",
     // Data connections and transfers.
     EpsvAll = Ok "EPSV ALL ok.",
+    ExtendedPassive = ExtendedPassiveMode "Entering Extended Passive Mode (|||\x04|).",
+    PasvV4Only = CantOpenDataConnection "PASV is IPv4 only; use EPSV.",
+    NoPassivePort = CantOpenDataConnection "No data connection available, try later.",
+    PortOk = Ok "\x01 command successful.",
+    Restarting = FileActionPending "Restarting at \x04.",
     EpsvAllInEffect = BadSequence "EPSV ALL in effect, use EPSV.",
     NoBounce = ParameterNotImplemented "Data connections only to your own address and a port above 1023.",
     CantConnect = CantOpenDataConnection "Cannot open data connection.",
     DataTimedOut = CantOpenDataConnection "Data connection timed out.",
     NoDataConnection = CantOpenDataConnection "Use PORT, PASV, EPRT or EPSV first.",
+    OpeningAscii = FileStatusOk "Opening ASCII mode data connection for \x01 (\x04 bytes).",
+    OpeningBinary = FileStatusOk "Opening BINARY mode data connection for \x01 (\x04 bytes).",
+    StouName = FileStatusOk "FILE: \x01",
+    OkToSend = FileStatusOk "Ok to send data.",
+    HereComesListing = FileStatusOk "Here comes the directory listing.",
     Aborted = TransferAborted "Transfer aborted.",
     NothingToAbort = DataOpenNoTransfer "No transfer to abort.",
 }
@@ -459,7 +483,19 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     /// One fixed reply from the [`Msg`] table: its code and its text.
     #[inline(never)]
     fn say<N: Net<Socket = K>, S: Storage>(&self, ctx: &mut Ctx<'_, '_, N, S>, msg: Msg) {
-        self.reply(ctx, msg.code(), msg.text(), "", 0);
+        self.tell(ctx, msg, "", 0);
+    }
+
+    /// A template from the [`Msg`] table filled with `s` and `n`.
+    #[inline(never)]
+    fn tell<N: Net<Socket = K>, S: Storage>(
+        &self,
+        ctx: &mut Ctx<'_, '_, N, S>,
+        msg: Msg,
+        s: &str,
+        n: u64,
+    ) {
+        self.reply(ctx, msg.code(), msg.text(), s, n);
     }
 
     /// `code` and the template `tpl` filled with `s` and `n` (see
@@ -915,13 +951,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.say(ctx, Msg::Reinitialized);
             }
             PWD => {
-                self.reply(
-                    ctx,
-                    R::PathCreated,
-                    "\x03 is the current directory.",
-                    self.cwd.as_str(),
-                    0,
-                );
+                self.tell(ctx, Msg::Pwd, self.cwd.as_str(), 0);
             }
             RNTO if !was_rnfr => self.say(ctx, Msg::RnfrFirst),
             // One call for all of them (each call site costs its own copy
@@ -950,13 +980,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
             REST => {
                 self.rest = t.num;
-                self.reply(
-                    ctx,
-                    R::FileActionPending,
-                    "Restarting at \x04.",
-                    "",
-                    t.num.0,
-                );
+                self.tell(ctx, Msg::Restarting, "", t.num.0);
             }
             ALLO => self.say(ctx, Msg::NoAllocation),
             TYPE => {
@@ -1151,8 +1175,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         if let Err(e) = done {
             return self.fail(ctx, e);
         }
-        let (code, tpl, text) = match k {
-            MKD => (R::PathCreated, "\x03 created.", v.as_str()),
+        let (msg, text) = match k {
+            MKD => (Msg::Created, v.as_str()),
             RMD => {
                 // Leaving a directory that no longer exists would strand the
                 // session: RMD of the working directory moves to its parent.
@@ -1160,21 +1184,21 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     self.cwd = v.clone();
                     self.cwd.pop();
                 }
-                (R::FileActionOk, "Directory removed.", "")
+                (Msg::Removed, "")
             }
-            DELE => (R::FileActionOk, "File deleted.", ""),
+            DELE => (Msg::Deleted, ""),
             RNFR => {
                 self.aux = v.clone();
                 self.rnfr = true;
-                (R::FileActionPending, "Ready for RNTO.", "")
+                (Msg::ReadyForRnto, "")
             }
-            RNTO => (R::FileActionOk, "Rename successful.", ""),
+            RNTO => (Msg::Renamed, ""),
             _ => {
                 self.cwd = v.clone();
-                (R::FileActionOk, "Directory changed to \x01.", v.as_str())
+                (Msg::DirectoryChanged, v.as_str())
             }
         };
-        self.reply(ctx, code, tpl, text, 0);
+        self.tell(ctx, msg, text, 0);
     }
 
     /// RNTO's rename of the `RNFR` source (virtual path in `aux`) to `v`
@@ -1207,9 +1231,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     ) {
         // Every reply but the 227 is a template and a number (the family
         // to use, or the port), sent by the one reply call at the end.
-        let (code, tpl, n) = 'reply: {
+        let (msg, n) = 'reply: {
             if self.epsv_all && !extended {
-                break 'reply (R::BadSequence, "EPSV ALL in effect, use EPSV.", 0);
+                break 'reply (Msg::EpsvAllInEffect, 0);
             }
             let local_ip = ip_bits(&self.local);
             let v4 = is_v4(local_ip);
@@ -1220,10 +1244,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 (EpsvArg::V4, 2)
             };
             if family == other {
-                break 'reply (R::ProtocolNotSupported, USE_FAMILY, use_);
+                return self.reply(ctx, R::ProtocolNotSupported, USE_FAMILY, "", use_);
             }
             if !extended && !v4 {
-                break 'reply (R::CantOpenDataConnection, "PASV is IPv4 only; use EPSV.", 0);
+                break 'reply (Msg::PasvV4Only, 0);
             }
             self.drop_data(ctx.net);
             let (a, b) = ctx.config.pasv_ports;
@@ -1251,20 +1275,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 }
             }
             let Some(s) = listening else {
-                break 'reply (
-                    R::CantOpenDataConnection,
-                    "No data connection available, try later.",
-                    0,
-                );
+                break 'reply (Msg::NoPassivePort, 0);
             };
             self.data = Data::Listening(s);
             let port = addr.port();
             if extended {
-                break 'reply (
-                    R::ExtendedPassiveMode,
-                    "Entering Extended Passive Mode (|||\x04|).",
-                    u64::from(port),
-                );
+                break 'reply (Msg::ExtendedPassive, u64::from(port));
             }
             let ip = ctx
                 .config
@@ -1280,7 +1296,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     .end()
             });
         };
-        self.reply(ctx, code, tpl, "", n);
+        self.tell(ctx, msg, "", n);
     }
 
     fn port<N: Net<Socket = K>, S: Storage<File = F>>(
@@ -1316,7 +1332,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             };
             self.data = Data::Connecting(s);
             let verb = if extended { "EPRT" } else { "PORT" };
-            return self.reply(ctx, R::Ok, "\x01 command successful.", verb, 0);
+            return self.tell(ctx, Msg::PortOk, verb, 0);
         };
         self.say(ctx, msg);
     }
@@ -1472,16 +1488,16 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             };
             // One `150` for all: a template without a marker ignores the name
             // and the size.
-            let tpl = match what {
-                What::Retr if ascii => "Opening ASCII mode data connection for \x01 (\x04 bytes).",
-                What::Retr => "Opening BINARY mode data connection for \x01 (\x04 bytes).",
-                What::Store(StoreKind::Stou) => "FILE: \x01",
-                What::Store(_) => "Ok to send data.",
-                What::List(_) => "Here comes the directory listing.",
+            let msg = match what {
+                What::Retr if ascii => Msg::OpeningAscii,
+                What::Retr => Msg::OpeningBinary,
+                What::Store(StoreKind::Stou) => Msg::StouName,
+                What::Store(_) => Msg::OkToSend,
+                What::List(_) => Msg::HereComesListing,
             };
             let size = meta.map_or(0, |m| m.size);
             let file_name = v.file_name();
-            self.reply(ctx, R::FileStatusOk, tpl, file_name, size);
+            self.tell(ctx, msg, file_name, size);
             // A listing of one file is sent at once; the transfer only drains.
             let (mut draining, mut bytes) = (false, 0);
             if let (What::List(format), Ok(m)) = (what, meta) {
