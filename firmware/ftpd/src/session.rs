@@ -35,6 +35,124 @@ use crate::proto::reply::{ReplyCode as R, Writer};
 use crate::storage::{self, DateTime, Kind, Storage, WriteMode};
 use crate::time::{self, Instant, U64};
 
+/// Declares [`Msg`]: one variant per fixed reply, with its code and text.
+macro_rules! messages {
+    ($($name:ident = $code:ident $text:literal,)*) => {
+        /// Every fixed reply of a session (no template, no argument). A
+        /// call site passes one byte; [`Msg::code`] and [`Msg::text`] look
+        /// the rest up in two tables: the codes, and the texts as one
+        /// literal, each ended by a NUL (no table of pointers and lengths).
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        #[repr(u8)]
+        enum Msg {
+            $(#[doc = $text] $name,)*
+        }
+
+        impl Msg {
+            const CODES: &[R] = &[$(R::$code,)*];
+            const TEXTS: &str = concat!($($text, "\0",)*);
+        }
+    };
+}
+
+messages! {
+    // Login and the session itself.
+    PleaseLogin = NotLoggedIn "Please login with USER and PASS.",
+    NeedPassword = NeedPassword "Please specify the password.",
+    LoginOk = LoggedIn "Login successful.",
+    AlreadyIn = LoggedIn "Already logged in.",
+    UserFirst = BadSequence "Login with USER first.",
+    LoginIncorrect = NotLoggedIn "Login incorrect.",
+    TooManyFailures = ServiceNotAvailable "Too many failed logins, closing.",
+    AcctNotNeeded = Superfluous "ACCT not needed.",
+    Reinitialized = ServiceReady "Service ready for new user.",
+    Goodbye = Closing "Goodbye.",
+    IdleTimeout = ServiceNotAvailable "Timeout: closing control connection.",
+    // Bad command lines.
+    LineTooLong = SyntaxError "Command line too long.",
+    UnknownCommand = SyntaxError "Unknown command.",
+    BadBytes = SyntaxError "Invalid characters.",
+    MissingArgument = ArgumentSyntaxError "Missing argument.",
+    UnexpectedArgument = ArgumentSyntaxError "No argument allowed.",
+    BadArgument = ArgumentSyntaxError "Invalid argument.",
+    UnsupportedParameter = ParameterNotImplemented "Parameter not supported.",
+    UnsupportedProtocol = ProtocolNotSupported "Network protocol not supported, use (1,2).",
+    NotImplemented = NotImplemented "Command not implemented.",
+    // Simple commands.
+    NoAllocation = Ok "No allocation needed.",
+    TypeA = Ok "Type set to A.",
+    TypeI = Ok "Type set to I.",
+    StruF = Ok "Structure set to F.",
+    ModeS = Ok "Mode set to S.",
+    System = SystemType "UNIX Type: L8",
+    Noop = Ok "NOOP ok.",
+    Noted = Ok "Noted.",
+    Utf8On = Ok "UTF8 mode is always on.",
+    Utf8Off = ParameterNotImplemented "UTF8 cannot be turned off.",
+    BadOption = ArgumentSyntaxError "Option not understood.",
+    UnknownSite = ParameterNotImplemented "Unknown SITE command.",
+    HelpSupported = Help "\x02 is supported.",
+    HelpUnknown = NotImplemented "Unknown command.",
+    HelpUnknownNamed = NotImplemented "Unknown command \x02.",
+    StatTransfer = SystemStatus "Transfer in progress: \x04 bytes so far.",
+    // Paths.
+    Pwd = PathCreated "\x03 is the current directory.",
+    DirectoryChanged = FileActionOk "Directory changed to \x01.",
+    Created = PathCreated "\x03 created.",
+    Removed = FileActionOk "Directory removed.",
+    Deleted = FileActionOk "File deleted.",
+    ReadyForRnto = FileActionPending "Ready for RNTO.",
+    Renamed = FileActionOk "Rename successful.",
+    NotAFile = FileUnavailable "Not a regular file.",
+    Size = FileStatus "\x04",
+    NoModificationTime = FileUnavailable "Modification time unknown.",
+    PathTooLong = NameNotAllowed "Path too long.",
+    RnfrFirst = BadSequence "RNFR required first.",
+    NoUniqueName = NameNotAllowed "Cannot find a unique name.",
+    MlsdOfFile = ArgumentSyntaxError "Not a directory; use MLST for a file.",
+    // Data connections and transfers.
+    EpsvAll = Ok "EPSV ALL ok.",
+    ExtendedPassive = ExtendedPassiveMode "Entering Extended Passive Mode (|||\x04|).",
+    PasvV4Only = CantOpenDataConnection "PASV is IPv4 only; use EPSV.",
+    NoPassivePort = CantOpenDataConnection "No data connection available, try later.",
+    PortOk = Ok "\x01 command successful.",
+    Restarting = FileActionPending "Restarting at \x04.",
+    EpsvAllInEffect = BadSequence "EPSV ALL in effect, use EPSV.",
+    NoBounce = ParameterNotImplemented "Data connections only to your own address and a port above 1023.",
+    CantConnect = CantOpenDataConnection "Cannot open data connection.",
+    DataTimedOut = CantOpenDataConnection "Data connection timed out.",
+    NoDataConnection = CantOpenDataConnection "Use PORT, PASV, EPRT or EPSV first.",
+    OpeningAscii = FileStatusOk "Opening ASCII mode data connection for \x01 (\x04 bytes).",
+    OpeningBinary = FileStatusOk "Opening BINARY mode data connection for \x01 (\x04 bytes).",
+    StouName = FileStatusOk "FILE: \x01",
+    OkToSend = FileStatusOk "Ok to send data.",
+    HereComesListing = FileStatusOk "Here comes the directory listing.",
+    Aborted = TransferAborted "Transfer aborted.",
+    NothingToAbort = DataOpenNoTransfer "No transfer to abort.",
+}
+
+impl Msg {
+    fn code(self) -> R {
+        Self::CODES[self as usize]
+    }
+
+    /// The text: the part of [`Msg::TEXTS`] after the variant's index in NULs.
+    fn text(self) -> &'static str {
+        let mut skip = self as usize;
+        let mut start = 0;
+        for (i, b) in Self::TEXTS.bytes().enumerate() {
+            if b == 0 {
+                if skip == 0 {
+                    return Self::TEXTS.get(start..i).unwrap_or("");
+                }
+                skip -= 1;
+                start = i + 1;
+            }
+        }
+        ""
+    }
+}
+
 /// Everything a session may touch during one poll.
 pub struct Ctx<'x, 'c, N: Net, S: Storage> {
     pub net: &'x mut N,
@@ -362,15 +480,22 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
     }
 
-    /// `code text` (a literal: no template markers).
+    /// One fixed reply from the [`Msg`] table: its code and its text.
     #[inline(never)]
-    fn say<N: Net<Socket = K>, S: Storage>(
+    fn say<N: Net<Socket = K>, S: Storage>(&self, ctx: &mut Ctx<'_, '_, N, S>, msg: Msg) {
+        self.tell(ctx, msg, "", 0);
+    }
+
+    /// A template from the [`Msg`] table filled with `s` and `n`.
+    #[inline(never)]
+    fn tell<N: Net<Socket = K>, S: Storage>(
         &self,
         ctx: &mut Ctx<'_, '_, N, S>,
-        code: R,
-        text: &str,
+        msg: Msg,
+        s: &str,
+        n: u64,
     ) {
-        self.reply(ctx, code, text, "", 0);
+        self.reply(ctx, msg.code(), msg.text(), s, n);
     }
 
     /// `code` and the template `tpl` filled with `s` and `n` (see
@@ -444,14 +569,14 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.failures = self.failures.saturating_add(1);
                 self.login = Login::Fresh;
                 progressed = true;
-                let (code, text) = if self.failures >= ctx.config.max_login_failures {
+                let msg = if self.failures >= ctx.config.max_login_failures {
                     crate::event!("[{}] too many failed logins, closing", self.id);
                     self.closing = true;
-                    (R::ServiceNotAvailable, "Too many failed logins, closing.")
+                    Msg::TooManyFailures
                 } else {
-                    (R::NotLoggedIn, "Login incorrect.")
+                    Msg::LoginIncorrect
                 };
-                self.say(ctx, code, text);
+                self.say(ctx, msg);
             }
 
             if !self.closing && !self.ctrl_gone && self.hold == Hold::None && self.owed.is_none() {
@@ -486,11 +611,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             if time::expired(now, self.last_command, cfg.idle_timeout_ms, &mut wake) {
                 crate::event!("[{}] idle timeout", self.id);
                 if self.room(ctx.net) {
-                    self.say(
-                        ctx,
-                        R::ServiceNotAvailable,
-                        "Timeout: closing control connection.",
-                    );
+                    self.say(ctx, Msg::IdleTimeout);
                 }
                 break 'run true;
             }
@@ -712,7 +833,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         self.discarding = true;
         self.last_command = ctx.now;
         crate::event!("[{}] command line too long", self.id);
-        self.say(ctx, R::SyntaxError, "Command line too long.");
+        self.say(ctx, Msg::LineTooLong);
         true
     }
 
@@ -743,7 +864,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             self.log_line(line);
         }
         if !matches!(self.login, Login::In(_)) && !allowed_before_login(k) {
-            self.say(ctx, R::NotLoggedIn, "Please login with USER and PASS.");
+            self.say(ctx, Msg::PleaseLogin);
             return Handled::Done;
         }
         let was_rnfr = self.rnfr;
@@ -767,21 +888,16 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         }
         self.log_line(line);
         self.rnfr = false;
-        let (code, text) = match e {
-            ParseError::Unknown => (R::SyntaxError, "Unknown command."),
-            ParseError::BadBytes => (R::SyntaxError, "Invalid characters."),
-            ParseError::MissingArgument => (R::ArgumentSyntaxError, "Missing argument."),
-            ParseError::UnexpectedArgument => (R::ArgumentSyntaxError, "No argument allowed."),
-            ParseError::BadArgument => (R::ArgumentSyntaxError, "Invalid argument."),
-            ParseError::UnsupportedParameter => {
-                (R::ParameterNotImplemented, "Parameter not supported.")
-            }
-            ParseError::UnsupportedProtocol => (
-                R::ProtocolNotSupported,
-                "Network protocol not supported, use (1,2).",
-            ),
+        let msg = match e {
+            ParseError::Unknown => Msg::UnknownCommand,
+            ParseError::BadBytes => Msg::BadBytes,
+            ParseError::MissingArgument => Msg::MissingArgument,
+            ParseError::UnexpectedArgument => Msg::UnexpectedArgument,
+            ParseError::BadArgument => Msg::BadArgument,
+            ParseError::UnsupportedParameter => Msg::UnsupportedParameter,
+            ParseError::UnsupportedProtocol => Msg::UnsupportedProtocol,
         };
-        self.say(ctx, code, text);
+        self.say(ctx, msg);
         Handled::Done
     }
 
@@ -814,14 +930,14 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             USER => self.user(ctx, arg),
             PASS => self.pass(ctx, arg),
             ACCT => match self.login {
-                Login::In(_) => self.say(ctx, R::Superfluous, "ACCT not needed."),
-                _ => self.say(ctx, R::BadSequence, "Login with USER first."),
+                Login::In(_) => self.say(ctx, Msg::AcctNotNeeded),
+                _ => self.say(ctx, Msg::UserFirst),
             },
             QUIT => {
                 if self.abort_transfer(ctx.net, ctx.fs) {
-                    self.say(ctx, R::TransferAborted, "Transfer aborted.");
+                    self.say(ctx, Msg::Aborted);
                 }
-                self.say(ctx, R::Closing, "Goodbye.");
+                self.say(ctx, Msg::Goodbye);
                 self.closing = true;
             }
             REIN => {
@@ -832,18 +948,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.rest = U64(0);
                 self.epsv_all = false;
                 self.facts = facts::ALL;
-                self.say(ctx, R::ServiceReady, "Service ready for new user.");
+                self.say(ctx, Msg::Reinitialized);
             }
             PWD => {
-                self.reply(
-                    ctx,
-                    R::PathCreated,
-                    "\x03 is the current directory.",
-                    self.cwd.as_str(),
-                    0,
-                );
+                self.tell(ctx, Msg::Pwd, self.cwd.as_str(), 0);
             }
-            RNTO if !was_rnfr => self.say(ctx, R::BadSequence, "RNFR required first."),
+            RNTO if !was_rnfr => self.say(ctx, Msg::RnfrFirst),
             // One call for all of them (each call site costs its own copy
             // of the argument set-up).
             CWD | CDUP | MKD | RMD | DELE | RNFR | RNTO => {
@@ -870,29 +980,23 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             }
             REST => {
                 self.rest = t.num;
-                self.reply(
-                    ctx,
-                    R::FileActionPending,
-                    "Restarting at \x04.",
-                    "",
-                    t.num.0,
-                );
+                self.tell(ctx, Msg::Restarting, "", t.num.0);
             }
-            ALLO => self.say(ctx, R::Ok, "No allocation needed."),
+            ALLO => self.say(ctx, Msg::NoAllocation),
             TYPE => {
                 self.ty = t.ty;
-                let text = if t.ty == TransferType::Ascii {
-                    "Type set to A."
+                let msg = if t.ty == TransferType::Ascii {
+                    Msg::TypeA
                 } else {
-                    "Type set to I."
+                    Msg::TypeI
                 };
-                self.say(ctx, R::Ok, text);
+                self.say(ctx, msg);
             }
-            STRU => self.say(ctx, R::Ok, "Structure set to F."),
-            MODE => self.say(ctx, R::Ok, "Mode set to S."),
+            STRU => self.say(ctx, Msg::StruF),
+            MODE => self.say(ctx, Msg::ModeS),
             EPSV if t.epsv == EpsvArg::All => {
                 self.epsv_all = true;
-                self.say(ctx, R::Ok, "EPSV ALL ok.");
+                self.say(ctx, Msg::EpsvAll);
             }
             PASV | EPSV => {
                 let extended = k == EPSV;
@@ -901,15 +1005,15 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             PORT => self.port(ctx, &t.addr, false),
             EPRT => self.port(ctx, &t.addr, true),
             ABOR => self.abor(ctx),
-            SYST => self.say(ctx, R::SystemType, "UNIX Type: L8"),
+            SYST => self.say(ctx, Msg::System),
             HELP => self.help(ctx, arg),
-            NOOP => self.say(ctx, R::Ok, "NOOP ok."),
+            NOOP => self.say(ctx, Msg::Noop),
             SITE => self.site(ctx, arg),
             FEAT => self.feat(ctx),
             OPTS => self.opts(ctx, arg),
             SIZE | MDTM | MLST | STAT => self.file_facts(ctx, k, arg),
-            CLNT => self.say(ctx, R::Ok, "Noted."),
-            _ => self.say(ctx, R::NotImplemented, "Command not implemented."),
+            CLNT => self.say(ctx, Msg::Noted),
+            _ => self.say(ctx, Msg::NotImplemented),
         }
         Handled::Done
     }
@@ -936,7 +1040,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         self.login = Login::User(who);
         self.cwd.set_root();
-        self.say(ctx, R::NeedPassword, "Please specify the password.");
+        self.say(ctx, Msg::NeedPassword);
     }
 
     fn pass<N: Net<Socket = K>, S: Storage<File = F>>(
@@ -946,8 +1050,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     ) {
         let Login::User(who) = self.login else {
             match self.login {
-                Login::In(_) => self.say(ctx, R::LoggedIn, "Already logged in."),
-                _ => self.say(ctx, R::BadSequence, "Login with USER first."),
+                Login::In(_) => self.say(ctx, Msg::AlreadyIn),
+                _ => self.say(ctx, Msg::UserFirst),
             }
             return;
         };
@@ -965,7 +1069,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.login = Login::In(who);
                 self.failures = 0;
                 crate::event!("[{}] logged in", self.id);
-                self.say(ctx, R::LoggedIn, "Login successful.");
+                self.say(ctx, Msg::LoginOk);
             }
             _ => {
                 crate::event!("[{}] login failed", self.id);
@@ -992,7 +1096,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         {
             return Some(p);
         }
-        self.say(ctx, R::NameNotAllowed, "Path too long.");
+        self.say(ctx, Msg::PathTooLong);
         None
     }
 
@@ -1071,8 +1175,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         if let Err(e) = done {
             return self.fail(ctx, e);
         }
-        let (code, tpl, text) = match k {
-            MKD => (R::PathCreated, "\x03 created.", v.as_str()),
+        let (msg, text) = match k {
+            MKD => (Msg::Created, v.as_str()),
             RMD => {
                 // Leaving a directory that no longer exists would strand the
                 // session: RMD of the working directory moves to its parent.
@@ -1080,21 +1184,21 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     self.cwd = v.clone();
                     self.cwd.pop();
                 }
-                (R::FileActionOk, "Directory removed.", "")
+                (Msg::Removed, "")
             }
-            DELE => (R::FileActionOk, "File deleted.", ""),
+            DELE => (Msg::Deleted, ""),
             RNFR => {
                 self.aux = v.clone();
                 self.rnfr = true;
-                (R::FileActionPending, "Ready for RNTO.", "")
+                (Msg::ReadyForRnto, "")
             }
-            RNTO => (R::FileActionOk, "Rename successful.", ""),
+            RNTO => (Msg::Renamed, ""),
             _ => {
                 self.cwd = v.clone();
-                (R::FileActionOk, "Directory changed to \x01.", v.as_str())
+                (Msg::DirectoryChanged, v.as_str())
             }
         };
-        self.reply(ctx, code, tpl, text, 0);
+        self.tell(ctx, msg, text, 0);
     }
 
     /// RNTO's rename of the `RNFR` source (virtual path in `aux`) to `v`
@@ -1127,9 +1231,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     ) {
         // Every reply but the 227 is a template and a number (the family
         // to use, or the port), sent by the one reply call at the end.
-        let (code, tpl, n) = 'reply: {
+        let (msg, n) = 'reply: {
             if self.epsv_all && !extended {
-                break 'reply (R::BadSequence, "EPSV ALL in effect, use EPSV.", 0);
+                break 'reply (Msg::EpsvAllInEffect, 0);
             }
             let local_ip = ip_bits(&self.local);
             let v4 = is_v4(local_ip);
@@ -1140,10 +1244,10 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 (EpsvArg::V4, 2)
             };
             if family == other {
-                break 'reply (R::ProtocolNotSupported, USE_FAMILY, use_);
+                return self.reply(ctx, R::ProtocolNotSupported, USE_FAMILY, "", use_);
             }
             if !extended && !v4 {
-                break 'reply (R::CantOpenDataConnection, "PASV is IPv4 only; use EPSV.", 0);
+                break 'reply (Msg::PasvV4Only, 0);
             }
             self.drop_data(ctx.net);
             let (a, b) = ctx.config.pasv_ports;
@@ -1171,20 +1275,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 }
             }
             let Some(s) = listening else {
-                break 'reply (
-                    R::CantOpenDataConnection,
-                    "No data connection available, try later.",
-                    0,
-                );
+                break 'reply (Msg::NoPassivePort, 0);
             };
             self.data = Data::Listening(s);
             let port = addr.port();
             if extended {
-                break 'reply (
-                    R::ExtendedPassiveMode,
-                    "Entering Extended Passive Mode (|||\x04|).",
-                    u64::from(port),
-                );
+                break 'reply (Msg::ExtendedPassive, u64::from(port));
             }
             let ip = ctx
                 .config
@@ -1200,7 +1296,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     .end()
             });
         };
-        self.reply(ctx, code, tpl, "", n);
+        self.tell(ctx, msg, "", n);
     }
 
     fn port<N: Net<Socket = K>, S: Storage<File = F>>(
@@ -1210,9 +1306,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         extended: bool,
     ) {
         // Every refusal but the family one is a plain text reply.
-        let (code, text) = 'refused: {
+        let msg = 'refused: {
             if self.epsv_all {
-                break 'refused (R::BadSequence, "EPSV ALL in effect, use EPSV.");
+                break 'refused Msg::EpsvAllInEffect;
             }
             let peer = ip_bits(&self.peer);
             let target = ip_bits(addr);
@@ -1228,20 +1324,17 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             // RFC 2577 §3: no bounce to third parties, no privileged ports.
             if target != peer || addr.port() < 1024 {
                 crate::event!("[{}] refused active connection to {}", self.id, addr);
-                break 'refused (
-                    R::ParameterNotImplemented,
-                    "Data connections only to your own address and a port above 1023.",
-                );
+                break 'refused Msg::NoBounce;
             }
             self.drop_data(ctx.net);
             let Ok(s) = ctx.net.connect(self.local.ip(), *addr) else {
-                break 'refused (R::CantOpenDataConnection, "Cannot open data connection.");
+                break 'refused Msg::CantConnect;
             };
             self.data = Data::Connecting(s);
             let verb = if extended { "EPRT" } else { "PORT" };
-            return self.reply(ctx, R::Ok, "\x01 command successful.", verb, 0);
+            return self.tell(ctx, Msg::PortOk, verb, 0);
         };
-        self.say(ctx, code, text);
+        self.say(ctx, msg);
     }
 
     /// The established data connection for a transfer command, or what to
@@ -1251,7 +1344,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
     ) -> Result<K, Handled> {
-        let text = match self.data {
+        let msg = match self.data {
             Data::Ready(s) => {
                 self.data = Data::None;
                 return Ok(s);
@@ -1262,11 +1355,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     return Err(Handled::Wait);
                 }
                 self.drop_data(ctx.net);
-                "Data connection timed out."
+                Msg::DataTimedOut
             }
-            Data::None => "Use PORT, PASV, EPRT or EPSV first.",
+            Data::None => Msg::NoDataConnection,
         };
-        self.say(ctx, R::CantOpenDataConnection, text);
+        self.say(ctx, msg);
         Err(Handled::Done)
     }
 
@@ -1318,7 +1411,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                         }
                     }
                 }
-                self.say(ctx, R::NameNotAllowed, "Cannot find a unique name.");
+                self.say(ctx, Msg::NoUniqueName);
                 return Handled::Done;
             }
             name_str(&name)
@@ -1343,11 +1436,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 (What::List(f), Ok(m)) => {
                     if m.kind == Kind::File && *f == Format::Mlsd {
                         // RFC 3659 §7.1: MLSD names a directory; MLST is for files.
-                        self.say(
-                            ctx,
-                            R::ArgumentSyntaxError,
-                            "Not a directory; use MLST for a file.",
-                        );
+                        self.say(ctx, Msg::MlsdOfFile);
                         return Handled::Done;
                     }
                     None
@@ -1399,16 +1488,16 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             };
             // One `150` for all: a template without a marker ignores the name
             // and the size.
-            let tpl = match what {
-                What::Retr if ascii => "Opening ASCII mode data connection for \x01 (\x04 bytes).",
-                What::Retr => "Opening BINARY mode data connection for \x01 (\x04 bytes).",
-                What::Store(StoreKind::Stou) => "FILE: \x01",
-                What::Store(_) => "Ok to send data.",
-                What::List(_) => "Here comes the directory listing.",
+            let msg = match what {
+                What::Retr if ascii => Msg::OpeningAscii,
+                What::Retr => Msg::OpeningBinary,
+                What::Store(StoreKind::Stou) => Msg::StouName,
+                What::Store(_) => Msg::OkToSend,
+                What::List(_) => Msg::HereComesListing,
             };
             let size = meta.map_or(0, |m| m.size);
             let file_name = v.file_name();
-            self.reply(ctx, R::FileStatusOk, tpl, file_name, size);
+            self.tell(ctx, msg, file_name, size);
             // A listing of one file is sent at once; the transfer only drains.
             let (mut draining, mut bytes) = (false, 0);
             if let (What::List(format), Ok(m)) = (what, meta) {
@@ -1451,7 +1540,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 w.line(R::TransferComplete, "ABOR successful.");
             });
         } else {
-            self.say(ctx, R::DataOpenNoTransfer, "No transfer to abort.");
+            self.say(ctx, Msg::NothingToAbort);
         }
     }
 

@@ -76,18 +76,18 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             });
         }
         // SIZE and MDTM: one reply call for the one-line answers.
-        let (code, tpl) = match (k == verb::MDTM, m.modified) {
-            _ if m.kind != Kind::File => (R::FileUnavailable, "Not a regular file."),
-            (false, _) => (R::FileStatus, "\x04"),
+        let msg = match (k == verb::MDTM, m.modified) {
+            _ if m.kind != Kind::File => Msg::NotAFile,
+            (false, _) => Msg::Size,
             (true, Some(t)) => {
                 return self.send(ctx, |w| {
                     list::write_timeval(w.begin(R::FileStatus), &t);
                     w.end()
                 });
             }
-            (true, None) => (R::FileUnavailable, "Modification time unknown."),
+            (true, None) => Msg::NoModificationTime,
         };
-        self.reply(ctx, code, tpl, "", m.size);
+        self.tell(ctx, msg, "", m.size);
     }
 
     // ---- information ---------------------------------------------------------
@@ -121,13 +121,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         if eq_ic(name, b"UTF8") || eq_ic(name, b"UTF-8") {
             let value = trim_bytes(value);
             if eq_ic(value, b"ON") || value.is_empty() {
-                self.say(ctx, R::Ok, "UTF8 mode is always on.");
+                self.say(ctx, Msg::Utf8On);
             } else {
-                self.say(
-                    ctx,
-                    R::ParameterNotImplemented,
-                    "UTF8 cannot be turned off.",
-                );
+                self.say(ctx, Msg::Utf8Off);
             }
         } else if eq_ic(name, b"MLST") {
             let mut mask = 0;
@@ -157,7 +153,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 w.raw(b"\r\n");
             });
         } else {
-            self.say(ctx, R::ArgumentSyntaxError, "Option not understood.");
+            self.say(ctx, Msg::BadOption);
         }
     }
 
@@ -169,16 +165,16 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let arg = trim(arg);
         if !arg.is_empty() {
             // One reply call: the variant picked first.
-            let (code, tpl) = if verb::implemented().any(|c| eq_ic(c, arg.as_bytes())) {
-                (R::Help, "\x02 is supported.")
+            let msg = if verb::implemented().any(|c| eq_ic(c, arg.as_bytes())) {
+                Msg::HelpSupported
             } else if arg.bytes().any(|b| b < 0x20 || b == 0x7f) {
                 // Never echo control characters (a terminal escape in a
                 // reply line): found by the network fuzzer.
-                (R::NotImplemented, "Unknown command.")
+                Msg::HelpUnknown
             } else {
-                (R::NotImplemented, "Unknown command \x02.")
+                Msg::HelpUnknownNamed
             };
-            self.reply(ctx, code, tpl, arg, 0);
+            self.tell(ctx, msg, arg, 0);
             return;
         }
         self.send(ctx, |w| {
@@ -209,7 +205,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 w.raw(b"214-SITE commands:\r\n HELP\r\n214 End.\r\n");
             });
         } else {
-            self.say(ctx, R::ParameterNotImplemented, "Unknown SITE command.");
+            self.say(ctx, Msg::UnknownSite);
         }
     }
 
@@ -222,13 +218,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     ) -> bool {
         if let Some(t) = &self.xfer {
             let bytes = t.bytes;
-            self.reply(
-                ctx,
-                R::SystemStatus,
-                "Transfer in progress: \x04 bytes so far.",
-                "",
-                bytes.0,
-            );
+            self.tell(ctx, Msg::StatTransfer, "", bytes.0);
             return true;
         }
         if arg.is_empty() {

@@ -1688,3 +1688,27 @@ fn read_only_change_is_denied_before_its_path_is_looked_at() {
     t.expect("MKD /", "550 Permission denied.");
     t.expect("CWD /", "250 Directory changed to /.");
 }
+
+// ---- the table of fixed replies ----------------------------------------------
+
+#[test]
+fn every_fixed_reply_has_its_own_code_and_text() {
+    use super::{Msg, R};
+    // As many texts as codes, none empty: the NUL-separated literal and
+    // the code table stay in step with the variants.
+    assert_eq!(Msg::TEXTS.matches('\0').count(), Msg::CODES.len());
+    assert!(
+        !Msg::TEXTS
+            .split('\0')
+            .take(Msg::CODES.len())
+            .any(str::is_empty)
+    );
+    // The first, a middle and the last variant.
+    assert_eq!(Msg::PleaseLogin.code(), R::NotLoggedIn);
+    assert_eq!(Msg::PleaseLogin.text(), "Please login with USER and PASS.");
+    assert_eq!(Msg::TypeI.code(), R::Ok);
+    assert_eq!(Msg::TypeI.text(), "Type set to I.");
+    assert_eq!(Msg::NothingToAbort.code(), R::DataOpenNoTransfer);
+    assert_eq!(Msg::NothingToAbort.text(), "No transfer to abort.");
+    assert_eq!(Msg::NothingToAbort as usize, Msg::CODES.len() - 1);
+}
