@@ -641,12 +641,14 @@ fn parse_eprt(arg: &str, out: &mut SocketAddr) -> Result<(), ParseError> {
     let port = parse_u64(port)
         .and_then(|p| u16::try_from(p).ok())
         .ok_or(ParseError::BadArgument)?;
+    let mut a = Parser { s: addr, i: 0 };
+    let mut o = [0u8; 16];
     let ip = match proto {
-        b"1" => IpAddr::V4(parse_ipv4(addr).ok_or(ParseError::BadArgument)?),
-        b"2" => IpAddr::V6(parse_ipv6(addr).ok_or(ParseError::BadArgument)?),
+        b"1" => a.ipv4().map(|o| IpAddr::V4(o.into())),
+        b"2" => a.ipv6(&mut o).then(|| IpAddr::V6(o.into())),
         p => return Err(protocol_error(p)),
     };
-    *out = SocketAddr::new(ip, port);
+    *out = SocketAddr::new(a.done(ip).ok_or(ParseError::BadArgument)?, port);
     Ok(())
 }
 
@@ -733,11 +735,12 @@ impl<'a> Parser<'a> {
     /// there are fewer than eight and no IPv4 address ended them, `::` and
     /// at most `7 - head` groups after it. An IPv4 address is tried first
     /// wherever it would still fit, and ends the groups.
-    /// The address's sixteen bytes (groups in network order).
-    fn ipv6(&mut self) -> Option<[u8; 16]> {
+    /// The address's sixteen bytes (groups in network order) go into `o`,
+    /// which must be all zeros; false if there is no address (`o` is then
+    /// garbage).
+    fn ipv6(&mut self, o: &mut [u8; 16]) -> bool {
         // (Every index is below 16 by construction; `& 15` spares the
         // bounds checks.)
-        let mut o = [0u8; 16];
         // Bytes read (two per group).
         let mut n = 0;
         // Where `::` stands (the bytes before it); 16 while there is none.
@@ -756,7 +759,7 @@ impl<'a> Parser<'a> {
                         n += 1;
                     }
                     if gap == 16 && n != 16 {
-                        return None;
+                        return false;
                     }
                     break;
                 }
@@ -772,7 +775,7 @@ impl<'a> Parser<'a> {
                 break;
             }
             if !(self.eat(b':') && self.eat(b':')) {
-                return None;
+                return false;
             }
             gap = n;
         }
@@ -784,7 +787,7 @@ impl<'a> Parser<'a> {
             o[(k + shift) & 15] = o[k & 15];
             o[k & 15] = 0;
         }
-        Some(o)
+        true
     }
 
     fn done<T>(&self, v: Option<T>) -> Option<T> {
@@ -802,7 +805,8 @@ pub fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
 /// `Ipv6Addr::from_str`.
 pub fn parse_ipv6(s: &[u8]) -> Option<Ipv6Addr> {
     let mut p = Parser { s, i: 0 };
-    let v = p.ipv6();
+    let mut o = [0u8; 16];
+    let v = p.ipv6(&mut o).then_some(o);
     p.done(v).map(Ipv6Addr::from)
 }
 
@@ -1116,6 +1120,18 @@ mod tests {
         for c in &cases {
             assert_eq!(parse_ipv4(c.as_bytes()), c.parse().ok(), "IPv4 {c:?}");
             assert_eq!(parse_ipv6(c.as_bytes()), c.parse().ok(), "IPv6 {c:?}");
+            // EPRT reads the address with the same parser, not through
+            // `parse_ipv4`/`parse_ipv6`.
+            for (proto, want) in [
+                ("1", c.parse::<Ipv4Addr>().ok().map(IpAddr::V4)),
+                ("2", c.parse::<Ipv6Addr>().ok().map(IpAddr::V6)),
+            ] {
+                let line = std::format!("EPRT |{proto}|{c}|21|");
+                let want = want
+                    .map(|ip| C::Eprt(SocketAddr::new(ip, 21)))
+                    .ok_or(ParseError::BadArgument);
+                assert_eq!(parse(line.as_bytes()), want, "{line:?}");
+            }
         }
     }
 
