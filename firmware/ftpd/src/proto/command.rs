@@ -679,12 +679,12 @@ impl<'a> Parser<'a> {
         first || self.eat(sep)
     }
 
-    /// A run of digits: `hex`, one to four hex digits; otherwise one to
-    /// three decimal digits, no leading zero unless the number is `0`, at
-    /// most 255. Nothing is consumed on failure.
-    fn number(&mut self, hex: bool) -> Option<u16> {
+    /// A run of one to `max` digits: hex groups with `radix` 16 (`max` 4);
+    /// with `radix` 10 (`max` 3) IPv4 octets: no leading zero unless the
+    /// number is `0`, at most 255. Nothing is consumed on failure.
+    fn number(&mut self, radix: u32, max: u32) -> Option<u16> {
         let start = self.i;
-        let (radix, max) = if hex { (16, 4) } else { (10, 3) };
+        let hex = radix == 16;
         let mut v = 0u32;
         let mut n = 0;
         while let Some(&c) = self.s.get(self.i) {
@@ -716,7 +716,7 @@ impl<'a> Parser<'a> {
         let start = self.i;
         let mut o = [0u8; 4];
         for (k, slot) in o.iter_mut().enumerate() {
-            match self.sep(k == 0, b'.').then(|| self.number(false)).flatten() {
+            match self.sep(k == 0, b'.').then(|| self.number(10, 3)).flatten() {
                 Some(v) => *slot = v as u8,
                 None => {
                     self.i = start;
@@ -763,7 +763,7 @@ impl<'a> Parser<'a> {
                     }
                     break;
                 }
-                if let Some(v) = self.number(true) {
+                if let Some(v) = self.number(16, 4) {
                     o[n & 15] = (v >> 8) as u8;
                     o[(n + 1) & 15] = v as u8;
                     n += 2;
