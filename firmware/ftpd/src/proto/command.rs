@@ -681,8 +681,9 @@ impl<'a> Parser<'a> {
 
     /// A run of one to `max` digits: hex groups with `radix` 16 (`max` 4);
     /// with `radix` 10 (`max` 3) IPv4 octets: no leading zero unless the
-    /// number is `0`, at most 255. Nothing is consumed on failure.
-    fn number(&mut self, radix: u32, max: u32) -> Option<u16> {
+    /// number is `0` (the caller checks that it is at most 255). Nothing is
+    /// consumed on failure.
+    fn number(&mut self, radix: u32, max: u32) -> Option<u32> {
         let start = self.i;
         let hex = radix == 16;
         let mut v = 0u32;
@@ -705,19 +706,20 @@ impl<'a> Parser<'a> {
             n += 1;
             self.i += 1;
         }
-        if n == 0 || (!hex && v > 255) {
+        if n == 0 {
             self.i = start;
             return None;
         }
-        Some(v as u16)
+        Some(v)
     }
 
     fn ipv4(&mut self) -> Option<[u8; 4]> {
         let start = self.i;
         let mut o = [0u8; 4];
         for (k, slot) in o.iter_mut().enumerate() {
-            match self.sep(k == 0, b'.').then(|| self.number(10, 3)).flatten() {
-                Some(v) => *slot = v as u8,
+            let v = self.sep(k == 0, b'.').then(|| self.number(10, 3));
+            match v.flatten().and_then(|v| u8::try_from(v).ok()) {
+                Some(v) => *slot = v,
                 None => {
                     self.i = start;
                     return None;
