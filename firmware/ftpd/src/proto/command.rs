@@ -641,12 +641,14 @@ fn parse_eprt(arg: &str, out: &mut SocketAddr) -> Result<(), ParseError> {
     let port = parse_u64(port)
         .and_then(|p| u16::try_from(p).ok())
         .ok_or(ParseError::BadArgument)?;
+    let mut a = Parser { s: addr, i: 0 };
+    let mut o = [0u8; 16];
     let ip = match proto {
-        b"1" => IpAddr::V4(parse_ipv4(addr).ok_or(ParseError::BadArgument)?),
-        b"2" => IpAddr::V6(parse_ipv6(addr).ok_or(ParseError::BadArgument)?),
+        b"1" => a.ipv4().map(|o| IpAddr::V4(o.into())),
+        b"2" => a.ipv6(&mut o).then(|| IpAddr::V6(o.into())),
         p => return Err(protocol_error(p)),
     };
-    *out = SocketAddr::new(ip, port);
+    *out = SocketAddr::new(a.done(ip).ok_or(ParseError::BadArgument)?, port);
     Ok(())
 }
 
@@ -677,12 +679,13 @@ impl<'a> Parser<'a> {
         first || self.eat(sep)
     }
 
-    /// A run of digits: `hex`, one to four hex digits; otherwise one to
-    /// three decimal digits, no leading zero unless the number is `0`, at
-    /// most 255. Nothing is consumed on failure.
-    fn number(&mut self, hex: bool) -> Option<u16> {
+    /// A run of one to `max` digits: hex groups with `radix` 16 (`max` 4);
+    /// with `radix` 10 (`max` 3) IPv4 octets: no leading zero unless the
+    /// number is `0` (the caller checks that it is at most 255). Nothing is
+    /// consumed on failure.
+    fn number(&mut self, radix: u32, max: u32) -> Option<u32> {
         let start = self.i;
-        let (radix, max) = if hex { (16, 4) } else { (10, 3) };
+        let hex = radix == 16;
         let mut v = 0u32;
         let mut n = 0;
         while let Some(&c) = self.s.get(self.i) {
@@ -703,19 +706,20 @@ impl<'a> Parser<'a> {
             n += 1;
             self.i += 1;
         }
-        if n == 0 || (!hex && v > 255) {
+        if n == 0 {
             self.i = start;
             return None;
         }
-        Some(v as u16)
+        Some(v)
     }
 
     fn ipv4(&mut self) -> Option<[u8; 4]> {
         let start = self.i;
         let mut o = [0u8; 4];
         for (k, slot) in o.iter_mut().enumerate() {
-            match self.sep(k == 0, b'.').then(|| self.number(false)).flatten() {
-                Some(v) => *slot = v as u8,
+            let v = self.sep(k == 0, b'.').then(|| self.number(10, 3));
+            match v.flatten().and_then(|v| u8::try_from(v).ok()) {
+                Some(v) => *slot = v,
                 None => {
                     self.i = start;
                     return None;
@@ -733,11 +737,12 @@ impl<'a> Parser<'a> {
     /// there are fewer than eight and no IPv4 address ended them, `::` and
     /// at most `7 - head` groups after it. An IPv4 address is tried first
     /// wherever it would still fit, and ends the groups.
-    /// The address's sixteen bytes (groups in network order).
-    fn ipv6(&mut self) -> Option<[u8; 16]> {
+    /// The address's sixteen bytes (groups in network order) go into `o`,
+    /// which must be all zeros; false if there is no address (`o` is then
+    /// garbage).
+    fn ipv6(&mut self, o: &mut [u8; 16]) -> bool {
         // (Every index is below 16 by construction; `& 15` spares the
         // bounds checks.)
-        let mut o = [0u8; 16];
         // Bytes read (two per group).
         let mut n = 0;
         // Where `::` stands (the bytes before it); 16 while there is none.
@@ -756,11 +761,11 @@ impl<'a> Parser<'a> {
                         n += 1;
                     }
                     if gap == 16 && n != 16 {
-                        return None;
+                        return false;
                     }
                     break;
                 }
-                if let Some(v) = self.number(true) {
+                if let Some(v) = self.number(16, 4) {
                     o[n & 15] = (v >> 8) as u8;
                     o[(n + 1) & 15] = v as u8;
                     n += 2;
@@ -772,7 +777,7 @@ impl<'a> Parser<'a> {
                 break;
             }
             if !(self.eat(b':') && self.eat(b':')) {
-                return None;
+                return false;
             }
             gap = n;
         }
@@ -784,7 +789,7 @@ impl<'a> Parser<'a> {
             o[(k + shift) & 15] = o[k & 15];
             o[k & 15] = 0;
         }
-        Some(o)
+        true
     }
 
     fn done<T>(&self, v: Option<T>) -> Option<T> {
@@ -802,7 +807,8 @@ pub fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
 /// `Ipv6Addr::from_str`.
 pub fn parse_ipv6(s: &[u8]) -> Option<Ipv6Addr> {
     let mut p = Parser { s, i: 0 };
-    let v = p.ipv6();
+    let mut o = [0u8; 16];
+    let v = p.ipv6(&mut o).then_some(o);
     p.done(v).map(Ipv6Addr::from)
 }
 
@@ -1116,6 +1122,18 @@ mod tests {
         for c in &cases {
             assert_eq!(parse_ipv4(c.as_bytes()), c.parse().ok(), "IPv4 {c:?}");
             assert_eq!(parse_ipv6(c.as_bytes()), c.parse().ok(), "IPv6 {c:?}");
+            // EPRT reads the address with the same parser, not through
+            // `parse_ipv4`/`parse_ipv6`.
+            for (proto, want) in [
+                ("1", c.parse::<Ipv4Addr>().ok().map(IpAddr::V4)),
+                ("2", c.parse::<Ipv6Addr>().ok().map(IpAddr::V6)),
+            ] {
+                let line = std::format!("EPRT |{proto}|{c}|21|");
+                let want = want
+                    .map(|ip| C::Eprt(SocketAddr::new(ip, 21)))
+                    .ok_or(ParseError::BadArgument);
+                assert_eq!(parse(line.as_bytes()), want, "{line:?}");
+            }
         }
     }
 
