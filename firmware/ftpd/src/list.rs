@@ -80,13 +80,12 @@ pub fn write_list_columns(
     writable: bool,
     now: Option<&DateTime>,
 ) {
-    let (perm, size) = match meta.kind {
-        Kind::Dir => (if writable { "drwxr-xr-x" } else { "dr-xr-xr-x" }, 0),
-        Kind::File => (
-            if writable { "-rw-r--r--" } else { "-r--r--r--" },
-            meta.size,
-        ),
-    };
+    // `drwxr-xr-x`, `dr-xr-xr-x`, `-rw-r--r--` or `-r--r--r--`.
+    let dir = meta.kind == Kind::Dir;
+    let (t, x) = if dir { (b'd', b'x') } else { (b'-', b'-') };
+    let wr = if writable { b'w' } else { b'-' };
+    let perm = [t, b'r', wr, x, b'r', b'-', x, b'r', b'-', x];
+    let size = if dir { 0 } else { meta.size };
     let d = meta.modified.as_ref().unwrap_or(&DateTime {
         year: 1980,
         month: 1,
@@ -96,7 +95,7 @@ pub fn write_list_columns(
         second: 0,
     });
     let m = 3 * (usize::from(d.month.clamp(1, 12)) - 1);
-    w.raw(perm.as_bytes())
+    w.raw(&perm)
         .raw(b" 1 ftp ftp ")
         .num_pad(size, 12, b' ')
         .byte(b' ')
@@ -235,6 +234,19 @@ mod tests {
     fn list_line_dir_has_size_zero() {
         let s = line(|w| write_list_line(w, "sub", &dir(), false, None));
         assert_eq!(s, "dr-xr-xr-x 1 ftp ftp            0 Mar  5  2024 sub\r\n");
+    }
+
+    #[test]
+    fn list_permissions_for_kind_and_writability() {
+        for (meta, writable, perm) in [
+            (dir(), true, "drwxr-xr-x"),
+            (dir(), false, "dr-xr-xr-x"),
+            (file(1), true, "-rw-r--r--"),
+            (file(1), false, "-r--r--r--"),
+        ] {
+            let s = line(|w| write_list_line(w, "n", &meta, writable, None));
+            assert_eq!(&s[..11], std::format!("{perm} "), "{s}");
+        }
     }
 
     #[test]

@@ -122,16 +122,16 @@ const NUM_BYTE: u8 = 4;
 /// Bytes kept free for the final line of a multi-line reply.
 const FINAL_LINE_RESERVE: usize = 64;
 
-/// `n / 10` and `n % 10` for a `u64` with 32-bit divisions only (no
-/// 64-bit division routine in the firmware).
-fn divmod10(n: u64) -> (u64, u32) {
+/// `n / base` and `n % base` (`base` at most 16) for a `u64` with 32-bit
+/// divisions only (no 64-bit division routine in the firmware).
+fn divmod(n: u64, base: u32) -> (u64, u32) {
     let hi = (n >> 32) as u32;
     let lo = n as u32;
-    let (qh, r) = (hi / 10, hi % 10);
+    let (qh, r) = (hi / base, hi % base);
     let x = (r << 16) | (lo >> 16);
-    let (qm, r) = (x / 10, x % 10);
+    let (qm, r) = (x / base, x % base);
     let y = (r << 16) | (lo & 0xffff);
-    let (ql, r) = (y / 10, y % 10);
+    let (ql, r) = (y / base, y % base);
     ((u64::from(qh) << 32) | u64::from((qm << 16) | ql), r)
 }
 
@@ -259,23 +259,25 @@ impl<'b> Writer<'b> {
         self.num_pad(n, 0, b' ')
     }
 
-    /// A decimal number right-aligned in `width` (at most 20) with `pad`.
-    pub fn num_pad(&mut self, mut n: u64, width: usize, pad: u8) -> &mut Self {
-        let mut d = [0u8; 20];
-        let mut i = d.len();
-        loop {
-            let (q, r) = divmod10(n);
-            i -= 1;
-            d[i] = b'0' + r as u8;
-            n = q;
-            if n == 0 {
-                break;
+    /// A decimal number right-aligned in `width` with `pad`.
+    pub fn num_pad(&mut self, n: u64, width: usize, pad: u8) -> &mut Self {
+        self.digits(n, 10, width, pad)
+    }
+
+    /// `n` in `base` (lower-case hex digits), right-aligned in `width`
+    /// with `pad`: the higher digits first (recursion, at most 20 deep),
+    /// then the last one (no digit buffer to clear and index).
+    fn digits(&mut self, n: u64, base: u32, width: usize, pad: u8) -> &mut Self {
+        let (q, r) = divmod(n, base);
+        if q != 0 {
+            self.digits(q, base, width.saturating_sub(1), pad);
+        } else {
+            for _ in 1..width {
+                self.push(pad);
             }
         }
-        for _ in d.len() - i..width {
-            self.push(pad);
-        }
-        self.raw(d.get(i..).unwrap_or(&[]))
+        let r = r as u8;
+        self.byte(if r < 10 { b'0' + r } else { b'a' - 10 + r })
     }
 
     /// An IPv4 address, `a.b.c.d`.
@@ -327,15 +329,7 @@ impl<'b> Writer<'b> {
                 self.push(b':');
             }
             // Lower-case hex without leading zeros.
-            let v = group(i);
-            let mut shift = (16 - v.leading_zeros()).saturating_sub(1) / 4 * 4;
-            loop {
-                self.push(b"0123456789abcdef"[usize::from(v >> shift & 0xf)]);
-                if shift == 0 {
-                    break;
-                }
-                shift -= 4;
-            }
+            self.digits(u64::from(group(i)), 16, 0, b' ');
             i += 1;
         }
         self
@@ -510,6 +504,12 @@ mod tests {
                     w.num_pad(n, 4, b'0');
                 }),
                 std::format!("{n:04}")
+            );
+            assert_eq!(
+                text(|w| {
+                    w.digits(n, 16, 0, b' ');
+                }),
+                std::format!("{n:x}")
             );
         }
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
