@@ -1535,10 +1535,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     fn abor<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, ctx: &mut Ctx<'_, '_, N, S>) {
         self.drop_data(ctx.net);
         if self.abort_transfer(ctx.net, ctx.fs) {
-            self.send(ctx, |w| {
-                w.line(R::TransferAborted, "Transfer aborted.");
-                w.line(R::TransferComplete, "ABOR successful.");
-            });
+            self.say(ctx, Msg::Aborted);
+            self.reply(ctx, R::TransferComplete, "ABOR successful.", "", 0);
         } else {
             self.say(ctx, Msg::NothingToAbort);
         }
