@@ -666,7 +666,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     /// Ends the running transfer, if any: its data connection closed (or
     /// reset: `abort`), its file closed. What it was, or `None`.
-    #[inline(always)]
     fn end_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         net: &mut N,
@@ -1535,10 +1534,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
     fn abor<N: Net<Socket = K>, S: Storage<File = F>>(&mut self, ctx: &mut Ctx<'_, '_, N, S>) {
         self.drop_data(ctx.net);
         if self.abort_transfer(ctx.net, ctx.fs) {
-            self.send(ctx, |w| {
-                w.line(R::TransferAborted, "Transfer aborted.");
-                w.line(R::TransferComplete, "ABOR successful.");
-            });
+            self.say(ctx, Msg::Aborted);
+            self.reply(ctx, R::TransferComplete, "ABOR successful.", "", 0);
         } else {
             self.say(ctx, Msg::NothingToAbort);
         }
@@ -1548,56 +1545,66 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
 
     /// Ends a transfer with an error reply (the file is closed, so what an
     /// upload received so far is kept and can be resumed with REST).
+    #[inline(always)]
     fn fail_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
         code: R,
         text: &'static str,
     ) {
-        let Some(Ended { bytes, control, .. }) = self.end_transfer(ctx.net, ctx.fs, true) else {
-            return;
-        };
-        // A STAT listing goes out as a multi-line 213 reply: only a line
-        // with that code may end it (RFC 959 4.2), whatever cut it short.
-        let code = if control { R::FileStatus } else { code };
-        crate::event!(
-            "[{}] transfer failed after {} bytes: {}",
-            self.id,
-            bytes,
-            text
-        );
-        if self.room(ctx.net) {
-            self.reply(ctx, code, TRANSFERRED, text, bytes);
-        } else {
-            // The client is not reading its replies: say it when it does.
-            self.owed = Some((code, text, U64(bytes)));
-        }
+        self.close_transfer(ctx, true, code, text);
     }
 
-    fn finish_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
+    /// Ends the running transfer, one path for both ends: `failed` (the
+    /// data connection reset) with `code` and `text`, or complete (the
+    /// data connection closed) with `226`, or the error of closing the
+    /// file.
+    #[inline(never)]
+    fn close_transfer<N: Net<Socket = K>, S: Storage<File = F>>(
         &mut self,
         ctx: &mut Ctx<'_, '_, N, S>,
+        failed: bool,
+        code: R,
+        text: &'static str,
     ) {
         let Some(Ended {
             bytes,
             control,
             upload,
             closed,
-        }) = self.end_transfer(ctx.net, ctx.fs, false)
+        }) = self.end_transfer(ctx.net, ctx.fs, failed)
         else {
             return;
         };
-        // One reply call for all three (a template without a marker
-        // ignores the text and the count).
-        let (code, tpl, text) = match closed {
-            Ok(()) if control => (R::FileStatus, "End of status.", ""),
-            Ok(()) => {
-                crate::event!("[{}] transfer complete, {} bytes", self.id, bytes);
-                (R::TransferComplete, "Transfer complete (\x04 bytes).", "")
+        // A STAT listing goes out as a multi-line 213 reply: only a line
+        // with that code may end it (RFC 959 4.2), whatever cut it short.
+        let code = if control { R::FileStatus } else { code };
+        // One reply call for all (a template without a marker ignores the
+        // text and the count).
+        let (code, tpl, text) = if failed {
+            crate::event!(
+                "[{}] transfer failed after {} bytes: {}",
+                self.id,
+                bytes,
+                text
+            );
+            if !self.room(ctx.net) {
+                // The client is not reading its replies: say it when it does.
+                self.owed = Some((code, text, U64(bytes)));
+                return;
             }
-            Err(e) => {
-                crate::event!("[{}] closing the file failed: {}", self.id, e);
-                (storage_reply(e, upload), "\x01; transfer failed.", e.text())
+            (code, TRANSFERRED, text)
+        } else {
+            match closed {
+                Ok(()) if control => (code, "End of status.", ""),
+                Ok(()) => {
+                    crate::event!("[{}] transfer complete, {} bytes", self.id, bytes);
+                    (code, "Transfer complete (\x04 bytes).", "")
+                }
+                Err(e) => {
+                    crate::event!("[{}] closing the file failed: {}", self.id, e);
+                    (storage_reply(e, upload), "\x01; transfer failed.", e.text())
+                }
             }
         };
         self.reply(ctx, code, tpl, text, bytes);
@@ -1617,7 +1624,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             let done =
                 t.control || ctx.net.send_drained(sock) || ctx.net.state(sock) == SockState::Closed;
             if done && self.room(ctx.net) {
-                self.finish_transfer(ctx);
+                self.close_transfer(ctx, false, R::TransferComplete, "");
                 return true;
             }
             return false;

@@ -1712,3 +1712,40 @@ fn every_fixed_reply_has_its_own_code_and_text() {
     assert_eq!(Msg::NothingToAbort.text(), "No transfer to abort.");
     assert_eq!(Msg::NothingToAbort as usize, Msg::CODES.len() - 1);
 }
+
+// ---- the end of a transfer (close_transfer) ------------------------------------
+
+#[test]
+fn a_finished_transfer_closes_its_data_connection_and_waits_for_room_to_say_226() {
+    let mut t = T::login();
+    t.expect("TYPE I", "200");
+    let d = t.pasv();
+    // The data connection takes nothing until the client stops reading
+    // its control connection: then the `226` waits.
+    let c = t.ctrl;
+    t.net.socks[d].cap = 0;
+    t.expect("RETR /readme.txt", "150");
+    t.net.socks[c].cap = 100;
+    t.net.socks[d].cap = 64 * 1024;
+    t.run();
+    assert_eq!(t.net.take(d), "hello\nworld\n");
+    assert_eq!(t.net.take(c), "", "no reply without room");
+    assert_eq!(t.fs.open_files(), 1, "the transfer waits, its file open");
+    t.net.socks[c].cap = 64 * 1024;
+    t.run();
+    assert_eq!(t.net.take(c), "226 Transfer complete (12 bytes).\r\n");
+    assert!(t.closed(d) && !t.net.socks[d].reset, "closed, not reset");
+    assert_eq!(t.fs.open_files(), 0);
+    // A failed one resets its data connection and closes its file.
+    let d = t.pasv();
+    t.expect("STOR x.bin", "150");
+    t.net.socks[d].reset = true;
+    t.run();
+    assert_eq!(
+        t.net.take(c),
+        "426 Data connection lost; transfer aborted. (0 bytes transferred)\r\n"
+    );
+    assert!(t.closed(d));
+    assert_eq!(t.fs.open_files(), 0);
+    t.expect("ABOR", "225 No transfer to abort.");
+}
