@@ -1034,7 +1034,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         } else {
             cfg.accounts
                 .iter()
-                .position(|a| a.user == name)
+                .position(|a| eq_ct(a.user, name))
                 .and_then(|i| u8::try_from(i).ok())
                 .map(Who::Account)
         };
@@ -1852,18 +1852,24 @@ fn from_crlf(buf: &mut [u8], cr: &mut bool) -> usize {
 /// True when `p` is `dir` or lies below it.
 fn is_within(p: &PathBuf, dir: &PathBuf) -> bool {
     let (p, d) = (p.as_str().as_bytes(), dir.as_str().as_bytes());
-    p.starts_with(d) && (dir.is_root() || matches!(p.get(d.len()), None | Some(b'/')))
+    starts_with(p, d) && (dir.is_root() || matches!(p.get(d.len()), None | Some(b'/')))
 }
 
 /// `LIST -la path` and friends: option words are skipped (wget, FAR,
 /// Chrome send them; RFC 959 LIST takes only a path).
 fn skip_options(arg: &str) -> &str {
     let mut rest = trim_start(arg);
-    while rest.starts_with('-') {
+    while starts_with(rest.as_bytes(), b"-") {
         let sp = rest.bytes().position(|c| c == b' ');
         rest = sp.map_or("", |i| trim_start(rest.get(i + 1..).unwrap_or("")));
     }
     rest
+}
+
+/// Whether `s` begins with `prefix`: a byte loop (`<[u8]>::starts_with`
+/// links `memcmp` into the engine, 116 bytes).
+fn starts_with(s: &[u8], prefix: &[u8]) -> bool {
+    prefix.len() <= s.len() && prefix.iter().zip(s).all(|(a, b)| a == b)
 }
 
 /// A STOU name (`stou0001.bin`, 8.3-safe) as text.

@@ -1712,3 +1712,26 @@ fn every_fixed_reply_has_its_own_code_and_text() {
     assert_eq!(Msg::NothingToAbort.text(), "No transfer to abort.");
     assert_eq!(Msg::NothingToAbort as usize, Msg::CODES.len() - 1);
 }
+
+// ---- byte helpers (no `memcmp`) ------------------------------------------------
+
+#[test]
+fn starts_with_compares_the_prefix_byte_by_byte() {
+    use super::starts_with;
+    assert!(starts_with(b"abc", b""));
+    assert!(starts_with(b"abc", b"ab"));
+    assert!(starts_with(b"abc", b"abc"));
+    assert!(!starts_with(b"abc", b"abd"));
+    assert!(!starts_with(b"ab", b"abc"));
+    assert!(!starts_with(b"", b"-"));
+}
+
+#[test]
+fn skip_options_drops_dash_words_only() {
+    use super::skip_options;
+    assert_eq!(skip_options("-la /pub"), "/pub");
+    assert_eq!(skip_options("  -l -a  dir"), "dir");
+    assert_eq!(skip_options("-la"), "");
+    assert_eq!(skip_options("dir -l"), "dir -l");
+    assert_eq!(skip_options(""), "");
+}
