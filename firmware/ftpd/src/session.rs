@@ -138,18 +138,7 @@ impl Msg {
 
     /// The text: the part of [`Msg::TEXTS`] after the variant's index in NULs.
     fn text(self) -> &'static str {
-        let mut skip = self as usize;
-        let mut start = 0;
-        for (i, b) in Self::TEXTS.bytes().enumerate() {
-            if b == 0 {
-                if skip == 0 {
-                    return Self::TEXTS.get(start..i).unwrap_or("");
-                }
-                skip -= 1;
-                start = i + 1;
-            }
-        }
-        ""
+        storage::nth(Self::TEXTS, self as usize)
     }
 }
 

@@ -1735,3 +1735,15 @@ fn skip_options_drops_dash_words_only() {
     assert_eq!(skip_options("dir -l"), "dir -l");
     assert_eq!(skip_options(""), "");
 }
+
+#[test]
+fn nth_picks_one_text_of_a_nul_separated_table() {
+    use crate::storage::nth;
+    const T: &str = "zero\0one\0\0three\0";
+    assert_eq!(nth(T, 0), "zero");
+    assert_eq!(nth(T, 1), "one");
+    assert_eq!(nth(T, 2), "");
+    assert_eq!(nth(T, 3), "three");
+    assert_eq!(nth(T, 4), "");
+    assert_eq!(nth(T, 99), "");
+}
