@@ -915,19 +915,28 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         was_rnfr: bool,
     ) -> Handled {
         use verb::*;
-        match k {
-            USER => self.user(ctx, arg),
-            PASS => self.pass(ctx, arg),
+        // The commands answered with a fixed reply pick it here; it goes
+        // out by the one `say` at the end (each call site costs its own
+        // argument set-up). The others answer themselves and return.
+        let msg = match k {
+            USER => {
+                self.user(ctx, arg);
+                return Handled::Done;
+            }
+            PASS => {
+                self.pass(ctx, arg);
+                return Handled::Done;
+            }
             ACCT => match self.login {
-                Login::In(_) => self.say(ctx, Msg::AcctNotNeeded),
-                _ => self.say(ctx, Msg::UserFirst),
+                Login::In(_) => Msg::AcctNotNeeded,
+                _ => Msg::UserFirst,
             },
             QUIT => {
                 if self.abort_transfer(ctx.net, ctx.fs) {
                     self.say(ctx, Msg::Aborted);
                 }
-                self.say(ctx, Msg::Goodbye);
                 self.closing = true;
+                Msg::Goodbye
             }
             REIN => {
                 self.drop_data(ctx.net);
@@ -937,12 +946,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.rest = U64(0);
                 self.epsv_all = false;
                 self.facts = facts::ALL;
-                self.say(ctx, Msg::Reinitialized);
+                Msg::Reinitialized
             }
             PWD => {
                 self.tell(ctx, Msg::Pwd, self.cwd.as_str(), 0);
+                return Handled::Done;
             }
-            RNTO if !was_rnfr => self.say(ctx, Msg::RnfrFirst),
+            RNTO if !was_rnfr => Msg::RnfrFirst,
             // One call for all of them (each call site costs its own copy
             // of the argument set-up).
             CWD | CDUP | MKD | RMD | DELE | RNFR | RNTO => {
@@ -953,6 +963,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     _ => (k, arg),
                 };
                 self.path_command(ctx, k, arg);
+                return Handled::Done;
             }
             // One call for every transfer command, as for the path commands.
             LIST | NLST | MLSD | RETR | STOR | APPE | STOU => {
@@ -970,40 +981,67 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             REST => {
                 self.rest = t.num;
                 self.tell(ctx, Msg::Restarting, "", t.num.0);
+                return Handled::Done;
             }
-            ALLO => self.say(ctx, Msg::NoAllocation),
+            ALLO => Msg::NoAllocation,
             TYPE => {
                 self.ty = t.ty;
-                let msg = if t.ty == TransferType::Ascii {
+                if t.ty == TransferType::Ascii {
                     Msg::TypeA
                 } else {
                     Msg::TypeI
-                };
-                self.say(ctx, msg);
+                }
             }
-            STRU => self.say(ctx, Msg::StruF),
-            MODE => self.say(ctx, Msg::ModeS),
+            STRU => Msg::StruF,
+            MODE => Msg::ModeS,
             EPSV if t.epsv == EpsvArg::All => {
                 self.epsv_all = true;
-                self.say(ctx, Msg::EpsvAll);
+                Msg::EpsvAll
             }
             PASV | EPSV => {
                 let extended = k == EPSV;
-                self.pasv(ctx, extended, if extended { t.epsv } else { EpsvArg::Any })
+                let family = if extended { t.epsv } else { EpsvArg::Any };
+                self.pasv(ctx, extended, family);
+                return Handled::Done;
             }
-            PORT => self.port(ctx, &t.addr, false),
-            EPRT => self.port(ctx, &t.addr, true),
-            ABOR => self.abor(ctx),
-            SYST => self.say(ctx, Msg::System),
-            HELP => self.help(ctx, arg),
-            NOOP => self.say(ctx, Msg::Noop),
-            SITE => self.site(ctx, arg),
-            FEAT => self.feat(ctx),
-            OPTS => self.opts(ctx, arg),
-            SIZE | MDTM | MLST | STAT => self.file_facts(ctx, k, arg),
-            CLNT => self.say(ctx, Msg::Noted),
-            _ => self.say(ctx, Msg::NotImplemented),
-        }
+            PORT => {
+                self.port(ctx, &t.addr, false);
+                return Handled::Done;
+            }
+            EPRT => {
+                self.port(ctx, &t.addr, true);
+                return Handled::Done;
+            }
+            ABOR => {
+                self.abor(ctx);
+                return Handled::Done;
+            }
+            SYST => Msg::System,
+            HELP => {
+                self.help(ctx, arg);
+                return Handled::Done;
+            }
+            NOOP => Msg::Noop,
+            SITE => {
+                self.site(ctx, arg);
+                return Handled::Done;
+            }
+            FEAT => {
+                self.feat(ctx);
+                return Handled::Done;
+            }
+            OPTS => {
+                self.opts(ctx, arg);
+                return Handled::Done;
+            }
+            SIZE | MDTM | MLST | STAT => {
+                self.file_facts(ctx, k, arg);
+                return Handled::Done;
+            }
+            CLNT => Msg::Noted,
+            _ => Msg::NotImplemented,
+        };
+        self.say(ctx, msg);
         Handled::Done
     }
 
