@@ -77,6 +77,9 @@ messages! {
     BadArgument = ArgumentSyntaxError "Invalid argument.",
     UnsupportedParameter = ParameterNotImplemented "Parameter not supported.",
     UnsupportedProtocol = ProtocolNotSupported "Network protocol not supported, use (1,2).",
+    // `522` (`504` for PORT) with the family to use.
+    UseFamily = ProtocolNotSupported "Network protocol not supported, use (\x04).",
+    UseFamilyPort = ParameterNotImplemented "Network protocol not supported, use (\x04).",
     NotImplemented = NotImplemented "Command not implemented.",
     // Simple commands.
     NoAllocation = Ok "No allocation needed.",
@@ -316,9 +319,6 @@ fn allowed_before_login(k: u8) -> bool {
 
 /// A transfer's failure: `text (n bytes transferred)`.
 const TRANSFERRED: &str = "\x01 (\x04 bytes transferred)";
-
-/// `522` (or `504` for PORT) with the family to use.
-const USE_FAMILY: &str = "Network protocol not supported, use (\x04).";
 
 /// The IP address of `a` as 128 bits, IPv4 as IPv4-mapped IPv6
 /// (`::ffff:a.b.c.d`, see [`is_v4`]): both forms of one address are one
@@ -1271,7 +1271,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 (EpsvArg::V4, 2)
             };
             if family == other {
-                return self.reply(ctx, R::ProtocolNotSupported, USE_FAMILY, "", use_);
+                break 'reply (Msg::UseFamily, use_);
             }
             if !extended && !v4 {
                 break 'reply (Msg::PasvV4Only, 0);
@@ -1332,36 +1332,37 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         addr: &SocketAddr,
         extended: bool,
     ) {
-        // Every refusal but the family one is a plain text reply.
-        let msg = 'refused: {
+        // One reply call for every outcome: a template and a number (the
+        // family to use).
+        let (msg, n) = 'reply: {
             if self.epsv_all {
-                break 'refused Msg::EpsvAllInEffect;
+                break 'reply (Msg::EpsvAllInEffect, 0);
             }
             let peer = ip_bits(&self.peer);
             let target = ip_bits(addr);
             if is_v4(peer) != is_v4(target) {
                 let use_ = if is_v4(peer) { 1 } else { 2 };
-                let code = if extended {
-                    R::ProtocolNotSupported
+                let msg = if extended {
+                    Msg::UseFamily
                 } else {
-                    R::ParameterNotImplemented
+                    Msg::UseFamilyPort
                 };
-                return self.reply(ctx, code, USE_FAMILY, "", use_);
+                break 'reply (msg, use_);
             }
             // RFC 2577 §3: no bounce to third parties, no privileged ports.
             if target != peer || addr.port() < 1024 {
                 crate::event!("[{}] refused active connection to {}", self.id, addr);
-                break 'refused Msg::NoBounce;
+                break 'reply (Msg::NoBounce, 0);
             }
             self.drop_data(ctx.net);
             let Ok(s) = ctx.net.connect(self.local.ip(), *addr) else {
-                break 'refused Msg::CantConnect;
+                break 'reply (Msg::CantConnect, 0);
             };
             self.data = Data::Connecting(s);
             let verb = if extended { "EPRT" } else { "PORT" };
             return self.tell(ctx, Msg::PortOk, verb, 0);
         };
-        self.say(ctx, msg);
+        self.tell(ctx, msg, "", n);
     }
 
     /// The established data connection for a transfer command, or what to

@@ -1747,3 +1747,32 @@ fn nth_picks_one_text_of_a_nul_separated_table() {
     assert_eq!(nth(T, 4), "");
     assert_eq!(nth(T, 99), "");
 }
+
+// ---- the family replies (one template, two codes) ----------------------------
+
+#[test]
+fn wrong_address_family_names_the_one_to_use() {
+    let mut t = T::login();
+    t.expect("EPSV 2", "522 Network protocol not supported, use (1).\r\n");
+    t.expect(
+        "EPRT |2|::1|50000|",
+        "522 Network protocol not supported, use (1).\r\n",
+    );
+    // A client on IPv6: PORT (IPv4 only) gets 504, EPRT |1| 522, both
+    // naming family 2.
+    let ip6: core::net::IpAddr = "2001:db8::2".parse().unwrap();
+    let s = t.net.client_connects(ip6, 40000);
+    t.run();
+    assert!(t.net.take(s).starts_with("220 "));
+    t.ctrl = s;
+    t.expect("USER test", "331 ");
+    t.expect("PASS test", "230 ");
+    t.expect(
+        "PORT 192,0,2,2,195,80",
+        "504 Network protocol not supported, use (2).\r\n",
+    );
+    t.expect(
+        "EPRT |1|192.0.2.2|50000|",
+        "522 Network protocol not supported, use (2).\r\n",
+    );
+}
