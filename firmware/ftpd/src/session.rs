@@ -1075,34 +1075,32 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         pass: &str,
     ) {
-        let Login::User(who) = self.login else {
-            match self.login {
-                Login::In(_) => self.say(ctx, Msg::AlreadyIn),
-                _ => self.say(ctx, Msg::UserFirst),
-            }
-            return;
-        };
-        let ok = match who {
-            Some(Who::Anonymous) => true,
-            Some(Who::Account(i)) => ctx
-                .config
-                .accounts
-                .get(usize::from(i))
-                .is_some_and(|a| eq_ct(a.pass, pass)),
-            None => false,
-        };
-        match (ok, who) {
-            (true, Some(who)) => {
+        // One `say` for every answer but the wrong password's (delayed).
+        let msg = match self.login {
+            Login::In(_) => Msg::AlreadyIn,
+            Login::Fresh => Msg::UserFirst,
+            Login::User(who) => {
+                let ok = match who {
+                    Some(Who::Anonymous) => true,
+                    Some(Who::Account(i)) => ctx
+                        .config
+                        .accounts
+                        .get(usize::from(i))
+                        .is_some_and(|a| eq_ct(a.pass, pass)),
+                    None => false,
+                };
+                let (true, Some(who)) = (ok, who) else {
+                    crate::event!("[{}] login failed", self.id);
+                    self.hold = Hold::LoginDelay(ctx.now.after(ctx.config.login_fail_delay_ms));
+                    return;
+                };
                 self.login = Login::In(who);
                 self.failures = 0;
                 crate::event!("[{}] logged in", self.id);
-                self.say(ctx, Msg::LoginOk);
+                Msg::LoginOk
             }
-            _ => {
-                crate::event!("[{}] login failed", self.id);
-                self.hold = Hold::LoginDelay(ctx.now.after(ctx.config.login_fail_delay_ms));
-            }
-        }
+        };
+        self.say(ctx, msg);
     }
 
     // ---- paths -------------------------------------------------------------
