@@ -25,9 +25,11 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let Some(Paths { v, s }) = self.resolve(ctx, arg, &mut p) else {
             return;
         };
-        let m = match ctx.fs.metadata(s.as_str()) {
+        // Borrowed where it was returned (moving it out copied it).
+        let meta = ctx.fs.metadata(s.as_str());
+        let m = match &meta {
             Ok(m) => m,
-            Err(e) => return self.fail(ctx, e),
+            Err(e) => return self.fail(ctx, *e),
         };
         if k == verb::STAT {
             let dir = m.kind == Kind::Dir;
@@ -41,7 +43,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     return;
                 }
                 w.begin_cont();
-                list::write_list_columns(w, &m, writable, utc);
+                list::write_list_columns(w, m, writable, utc);
                 w.text(v.file_name()).end();
                 w.last(R::FileStatus, "End of status.");
             });
@@ -70,7 +72,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     .text(path)
                     .end();
                 w.begin_cont();
-                list::write_facts(w, &m, writable, self.facts);
+                list::write_facts(w, m, writable, self.facts);
                 w.text(path).end();
                 w.last(R::FileActionOk, "End.");
             });
