@@ -306,13 +306,22 @@ const BEFORE_LOGIN: u64 = 1 << verb::USER
     | 1 << verb::CLNT
     | 1 << verb::NOT_IMPL;
 
-/// Whether verb kind `k` is in [`BEFORE_LOGIN`]; the set is looked at in
-/// 32-bit halves (a 64-bit shift by a variable calls a runtime routine).
+/// Verb kinds answered while a data transfer runs (STAT only without an
+/// argument); the others wait their turn.
+const DURING_TRANSFER: u64 = 1 << verb::ABOR | 1 << verb::QUIT | 1 << verb::NOOP | 1 << verb::STAT;
+
+/// Whether verb kind `k` is in [`BEFORE_LOGIN`].
 fn allowed_before_login(k: u8) -> bool {
+    in_set(BEFORE_LOGIN, k)
+}
+
+/// Whether verb kind `k` is in `set` (bit `k`); the set is looked at in
+/// 32-bit halves (a 64-bit shift by a variable calls a runtime routine).
+fn in_set(set: u64, k: u8) -> bool {
     let half = if k < 32 {
-        BEFORE_LOGIN as u32
+        set as u32
     } else {
-        (BEFORE_LOGIN >> 32) as u32
+        (set >> 32) as u32
     };
     half >> (k & 31) & 1 != 0
 }
@@ -843,10 +852,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         // A `STAT <dir>` listing owns the control connection until its
         // `213` end line; a data transfer lets ABOR, STAT, NOOP, QUIT by.
-        let listing_on_control = matches!(self.xfer, Some(Transfer { control: true, .. }));
-        let during_transfer = matches!(k, verb::ABOR | verb::QUIT | verb::NOOP)
-            || (k == verb::STAT && arg.is_empty());
-        if self.xfer.is_some() && (listing_on_control || !during_transfer) {
+        if let Some(t) = &self.xfer
+            && (t.control || !in_set(DURING_TRANSFER, k) || (k == verb::STAT && !arg.is_empty()))
+        {
             return Handled::Wait;
         }
         if self.deferred_since.is_none() {

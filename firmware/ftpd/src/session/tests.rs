@@ -1776,3 +1776,15 @@ fn wrong_address_family_names_the_one_to_use() {
         "522 Network protocol not supported, use (2).\r\n",
     );
 }
+
+#[test]
+fn during_a_transfer_only_abor_quit_noop_and_stat_are_let_by() {
+    use crate::proto::command as verb;
+    for k in 0..64u8 {
+        assert_eq!(
+            super::in_set(super::DURING_TRANSFER, k),
+            matches!(k, verb::ABOR | verb::QUIT | verb::NOOP | verb::STAT),
+            "verb kind {k}"
+        );
+    }
+}
