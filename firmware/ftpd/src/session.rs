@@ -1012,12 +1012,8 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.pasv(ctx, extended, family);
                 return Handled::Done;
             }
-            PORT => {
-                self.port(ctx, &t.addr, false);
-                return Handled::Done;
-            }
-            EPRT => {
-                self.port(ctx, &t.addr, true);
+            PORT | EPRT => {
+                self.port(ctx, &t.addr, k == EPRT);
                 return Handled::Done;
             }
             ABOR => {
