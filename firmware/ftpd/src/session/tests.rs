@@ -1788,3 +1788,16 @@ fn during_a_transfer_only_abor_quit_noop_and_stat_are_let_by() {
         );
     }
 }
+
+#[test]
+fn stat_and_mlst_of_a_file_are_three_lines_each() {
+    let mut t = T::login();
+    assert_eq!(
+        t.cmd("STAT readme.txt"),
+        "213-Status of /readme.txt:\r\n -rw-r--r-- 1 ftp ftp           12 Jan  2  2024 readme.txt\r\n213 End of status.\r\n"
+    );
+    assert_eq!(
+        t.cmd("MLST /sub/file.bin"),
+        "250-Listing /sub/file.bin\r\n type=file;size=5000;modify=20240102030405;perm=adfrw; /sub/file.bin\r\n250 End.\r\n"
+    );
+}
