@@ -726,10 +726,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     crate::event!("[{}] refused data connection from {:?}", self.id, from);
                     let local = ctx.net.local_addr(s);
                     ctx.net.abort(s);
-                    self.data = match local.map(|a| ctx.net.listen(a)) {
-                        Some(Ok(n)) => Data::Listening(n),
-                        _ => Data::None,
-                    };
+                    self.data = Data::None;
+                    if let Some(a) = local
+                        && let Ok(n) = ctx.net.listen(a)
+                    {
+                        self.data = Data::Listening(n);
+                    }
                 }
                 true
             }
