@@ -124,6 +124,7 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
         }
 
         // One context for every session's turn.
+        let sessions_open = self.sessions();
         let mut ctx = Ctx {
             net: &mut *net,
             fs: &mut *fs,
@@ -134,7 +135,7 @@ impl<'a, N: Net, S: Storage, const MAX: usize> Server<'a, N, S, MAX> {
             reply: &mut self.reply.0,
             next_port: &mut self.next_port,
             utc: self.utc.as_ref(),
-            sessions_open: self.sessions.iter().filter(|s| s.is_some()).count(),
+            sessions_open,
         };
         for slot in self.sessions.iter_mut() {
             let Some(session) = slot.as_mut() else {

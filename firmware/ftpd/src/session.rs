@@ -77,6 +77,9 @@ messages! {
     BadArgument = ArgumentSyntaxError "Invalid argument.",
     UnsupportedParameter = ParameterNotImplemented "Parameter not supported.",
     UnsupportedProtocol = ProtocolNotSupported "Network protocol not supported, use (1,2).",
+    // `522` (`504` for PORT) with the family to use.
+    UseFamily = ProtocolNotSupported "Network protocol not supported, use (\x04).",
+    UseFamilyPort = ParameterNotImplemented "Network protocol not supported, use (\x04).",
     NotImplemented = NotImplemented "Command not implemented.",
     // Simple commands.
     NoAllocation = Ok "No allocation needed.",
@@ -138,18 +141,7 @@ impl Msg {
 
     /// The text: the part of [`Msg::TEXTS`] after the variant's index in NULs.
     fn text(self) -> &'static str {
-        let mut skip = self as usize;
-        let mut start = 0;
-        for (i, b) in Self::TEXTS.bytes().enumerate() {
-            if b == 0 {
-                if skip == 0 {
-                    return Self::TEXTS.get(start..i).unwrap_or("");
-                }
-                skip -= 1;
-                start = i + 1;
-            }
-        }
-        ""
+        storage::nth(Self::TEXTS, self as usize)
     }
 }
 
@@ -314,22 +306,28 @@ const BEFORE_LOGIN: u64 = 1 << verb::USER
     | 1 << verb::CLNT
     | 1 << verb::NOT_IMPL;
 
-/// Whether verb kind `k` is in [`BEFORE_LOGIN`]; the set is looked at in
-/// 32-bit halves (a 64-bit shift by a variable calls a runtime routine).
+/// Verb kinds answered while a data transfer runs (STAT only without an
+/// argument); the others wait their turn.
+const DURING_TRANSFER: u64 = 1 << verb::ABOR | 1 << verb::QUIT | 1 << verb::NOOP | 1 << verb::STAT;
+
+/// Whether verb kind `k` is in [`BEFORE_LOGIN`].
 fn allowed_before_login(k: u8) -> bool {
+    in_set(BEFORE_LOGIN, k)
+}
+
+/// Whether verb kind `k` is in `set` (bit `k`); the set is looked at in
+/// 32-bit halves (a 64-bit shift by a variable calls a runtime routine).
+fn in_set(set: u64, k: u8) -> bool {
     let half = if k < 32 {
-        BEFORE_LOGIN as u32
+        set as u32
     } else {
-        (BEFORE_LOGIN >> 32) as u32
+        (set >> 32) as u32
     };
     half >> (k & 31) & 1 != 0
 }
 
 /// A transfer's failure: `text (n bytes transferred)`.
 const TRANSFERRED: &str = "\x01 (\x04 bytes transferred)";
-
-/// `522` (or `504` for PORT) with the family to use.
-const USE_FAMILY: &str = "Network protocol not supported, use (\x04).";
 
 /// The IP address of `a` as 128 bits, IPv4 as IPv4-mapped IPv6
 /// (`::ffff:a.b.c.d`, see [`is_v4`]): both forms of one address are one
@@ -727,10 +725,12 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     crate::event!("[{}] refused data connection from {:?}", self.id, from);
                     let local = ctx.net.local_addr(s);
                     ctx.net.abort(s);
-                    self.data = match local.map(|a| ctx.net.listen(a)) {
-                        Some(Ok(n)) => Data::Listening(n),
-                        _ => Data::None,
-                    };
+                    self.data = Data::None;
+                    if let Some(a) = local
+                        && let Ok(n) = ctx.net.listen(a)
+                    {
+                        self.data = Data::Listening(n);
+                    }
                 }
                 true
             }
@@ -853,10 +853,9 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         };
         // A `STAT <dir>` listing owns the control connection until its
         // `213` end line; a data transfer lets ABOR, STAT, NOOP, QUIT by.
-        let listing_on_control = matches!(self.xfer, Some(Transfer { control: true, .. }));
-        let during_transfer = matches!(k, verb::ABOR | verb::QUIT | verb::NOOP)
-            || (k == verb::STAT && arg.is_empty());
-        if self.xfer.is_some() && (listing_on_control || !during_transfer) {
+        if let Some(t) = &self.xfer
+            && (t.control || !in_set(DURING_TRANSFER, k) || (k == verb::STAT && !arg.is_empty()))
+        {
             return Handled::Wait;
         }
         if self.deferred_since.is_none() {
@@ -925,19 +924,28 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         was_rnfr: bool,
     ) -> Handled {
         use verb::*;
-        match k {
-            USER => self.user(ctx, arg),
-            PASS => self.pass(ctx, arg),
+        // The commands answered with a fixed reply pick it here; it goes
+        // out by the one `say` at the end (each call site costs its own
+        // argument set-up). The others answer themselves and return.
+        let msg = match k {
+            USER => {
+                self.user(ctx, arg);
+                return Handled::Done;
+            }
+            PASS => {
+                self.pass(ctx, arg);
+                return Handled::Done;
+            }
             ACCT => match self.login {
-                Login::In(_) => self.say(ctx, Msg::AcctNotNeeded),
-                _ => self.say(ctx, Msg::UserFirst),
+                Login::In(_) => Msg::AcctNotNeeded,
+                _ => Msg::UserFirst,
             },
             QUIT => {
                 if self.abort_transfer(ctx.net, ctx.fs) {
                     self.say(ctx, Msg::Aborted);
                 }
-                self.say(ctx, Msg::Goodbye);
                 self.closing = true;
+                Msg::Goodbye
             }
             REIN => {
                 self.drop_data(ctx.net);
@@ -947,12 +955,13 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 self.rest = U64(0);
                 self.epsv_all = false;
                 self.facts = facts::ALL;
-                self.say(ctx, Msg::Reinitialized);
+                Msg::Reinitialized
             }
             PWD => {
                 self.tell(ctx, Msg::Pwd, self.cwd.as_str(), 0);
+                return Handled::Done;
             }
-            RNTO if !was_rnfr => self.say(ctx, Msg::RnfrFirst),
+            RNTO if !was_rnfr => Msg::RnfrFirst,
             // One call for all of them (each call site costs its own copy
             // of the argument set-up).
             CWD | CDUP | MKD | RMD | DELE | RNFR | RNTO => {
@@ -963,6 +972,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                     _ => (k, arg),
                 };
                 self.path_command(ctx, k, arg);
+                return Handled::Done;
             }
             // One call for every transfer command, as for the path commands.
             LIST | NLST | MLSD | RETR | STOR | APPE | STOU => {
@@ -980,40 +990,63 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
             REST => {
                 self.rest = t.num;
                 self.tell(ctx, Msg::Restarting, "", t.num.0);
+                return Handled::Done;
             }
-            ALLO => self.say(ctx, Msg::NoAllocation),
+            ALLO => Msg::NoAllocation,
             TYPE => {
                 self.ty = t.ty;
-                let msg = if t.ty == TransferType::Ascii {
+                if t.ty == TransferType::Ascii {
                     Msg::TypeA
                 } else {
                     Msg::TypeI
-                };
-                self.say(ctx, msg);
+                }
             }
-            STRU => self.say(ctx, Msg::StruF),
-            MODE => self.say(ctx, Msg::ModeS),
+            STRU => Msg::StruF,
+            MODE => Msg::ModeS,
             EPSV if t.epsv == EpsvArg::All => {
                 self.epsv_all = true;
-                self.say(ctx, Msg::EpsvAll);
+                Msg::EpsvAll
             }
             PASV | EPSV => {
                 let extended = k == EPSV;
-                self.pasv(ctx, extended, if extended { t.epsv } else { EpsvArg::Any })
+                let family = if extended { t.epsv } else { EpsvArg::Any };
+                self.pasv(ctx, extended, family);
+                return Handled::Done;
             }
-            PORT => self.port(ctx, &t.addr, false),
-            EPRT => self.port(ctx, &t.addr, true),
-            ABOR => self.abor(ctx),
-            SYST => self.say(ctx, Msg::System),
-            HELP => self.help(ctx, arg),
-            NOOP => self.say(ctx, Msg::Noop),
-            SITE => self.site(ctx, arg),
-            FEAT => self.feat(ctx),
-            OPTS => self.opts(ctx, arg),
-            SIZE | MDTM | MLST | STAT => self.file_facts(ctx, k, arg),
-            CLNT => self.say(ctx, Msg::Noted),
-            _ => self.say(ctx, Msg::NotImplemented),
-        }
+            PORT | EPRT => {
+                self.port(ctx, &t.addr, k == EPRT);
+                return Handled::Done;
+            }
+            ABOR => {
+                self.abor(ctx);
+                return Handled::Done;
+            }
+            SYST => Msg::System,
+            HELP => {
+                self.help(ctx, arg);
+                return Handled::Done;
+            }
+            NOOP => Msg::Noop,
+            SITE => {
+                self.site(ctx, arg);
+                return Handled::Done;
+            }
+            FEAT => {
+                self.feat(ctx);
+                return Handled::Done;
+            }
+            OPTS => {
+                self.opts(ctx, arg);
+                return Handled::Done;
+            }
+            SIZE | MDTM | MLST | STAT => {
+                self.file_facts(ctx, k, arg);
+                return Handled::Done;
+            }
+            CLNT => Msg::Noted,
+            _ => Msg::NotImplemented,
+        };
+        self.say(ctx, msg);
         Handled::Done
     }
 
@@ -1033,7 +1066,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         } else {
             cfg.accounts
                 .iter()
-                .position(|a| a.user == name)
+                .position(|a| eq_ct(a.user, name))
                 .and_then(|i| u8::try_from(i).ok())
                 .map(Who::Account)
         };
@@ -1047,34 +1080,32 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         ctx: &mut Ctx<'_, '_, N, S>,
         pass: &str,
     ) {
-        let Login::User(who) = self.login else {
-            match self.login {
-                Login::In(_) => self.say(ctx, Msg::AlreadyIn),
-                _ => self.say(ctx, Msg::UserFirst),
-            }
-            return;
-        };
-        let ok = match who {
-            Some(Who::Anonymous) => true,
-            Some(Who::Account(i)) => ctx
-                .config
-                .accounts
-                .get(usize::from(i))
-                .is_some_and(|a| eq_ct(a.pass, pass)),
-            None => false,
-        };
-        match (ok, who) {
-            (true, Some(who)) => {
+        // One `say` for every answer but the wrong password's (delayed).
+        let msg = match self.login {
+            Login::In(_) => Msg::AlreadyIn,
+            Login::Fresh => Msg::UserFirst,
+            Login::User(who) => {
+                let ok = match who {
+                    Some(Who::Anonymous) => true,
+                    Some(Who::Account(i)) => ctx
+                        .config
+                        .accounts
+                        .get(usize::from(i))
+                        .is_some_and(|a| eq_ct(a.pass, pass)),
+                    None => false,
+                };
+                let (true, Some(who)) = (ok, who) else {
+                    crate::event!("[{}] login failed", self.id);
+                    self.hold = Hold::LoginDelay(ctx.now.after(ctx.config.login_fail_delay_ms));
+                    return;
+                };
                 self.login = Login::In(who);
                 self.failures = 0;
                 crate::event!("[{}] logged in", self.id);
-                self.say(ctx, Msg::LoginOk);
+                Msg::LoginOk
             }
-            _ => {
-                crate::event!("[{}] login failed", self.id);
-                self.hold = Hold::LoginDelay(ctx.now.after(ctx.config.login_fail_delay_ms));
-            }
-        }
+        };
+        self.say(ctx, msg);
     }
 
     // ---- paths -------------------------------------------------------------
@@ -1243,7 +1274,7 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 (EpsvArg::V4, 2)
             };
             if family == other {
-                return self.reply(ctx, R::ProtocolNotSupported, USE_FAMILY, "", use_);
+                break 'reply (Msg::UseFamily, use_);
             }
             if !extended && !v4 {
                 break 'reply (Msg::PasvV4Only, 0);
@@ -1304,36 +1335,37 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         addr: &SocketAddr,
         extended: bool,
     ) {
-        // Every refusal but the family one is a plain text reply.
-        let msg = 'refused: {
+        // One reply call for every outcome: a template and a number (the
+        // family to use).
+        let (msg, n) = 'reply: {
             if self.epsv_all {
-                break 'refused Msg::EpsvAllInEffect;
+                break 'reply (Msg::EpsvAllInEffect, 0);
             }
             let peer = ip_bits(&self.peer);
             let target = ip_bits(addr);
             if is_v4(peer) != is_v4(target) {
                 let use_ = if is_v4(peer) { 1 } else { 2 };
-                let code = if extended {
-                    R::ProtocolNotSupported
+                let msg = if extended {
+                    Msg::UseFamily
                 } else {
-                    R::ParameterNotImplemented
+                    Msg::UseFamilyPort
                 };
-                return self.reply(ctx, code, USE_FAMILY, "", use_);
+                break 'reply (msg, use_);
             }
             // RFC 2577 §3: no bounce to third parties, no privileged ports.
             if target != peer || addr.port() < 1024 {
                 crate::event!("[{}] refused active connection to {}", self.id, addr);
-                break 'refused Msg::NoBounce;
+                break 'reply (Msg::NoBounce, 0);
             }
             self.drop_data(ctx.net);
             let Ok(s) = ctx.net.connect(self.local.ip(), *addr) else {
-                break 'refused Msg::CantConnect;
+                break 'reply (Msg::CantConnect, 0);
             };
             self.data = Data::Connecting(s);
             let verb = if extended { "EPRT" } else { "PORT" };
             return self.tell(ctx, Msg::PortOk, verb, 0);
         };
-        self.say(ctx, msg);
+        self.tell(ctx, msg, "", n);
     }
 
     /// The established data connection for a transfer command, or what to
@@ -1859,18 +1891,24 @@ fn from_crlf(buf: &mut [u8], cr: &mut bool) -> usize {
 /// True when `p` is `dir` or lies below it.
 fn is_within(p: &PathBuf, dir: &PathBuf) -> bool {
     let (p, d) = (p.as_str().as_bytes(), dir.as_str().as_bytes());
-    p.starts_with(d) && (dir.is_root() || matches!(p.get(d.len()), None | Some(b'/')))
+    starts_with(p, d) && (dir.is_root() || matches!(p.get(d.len()), None | Some(b'/')))
 }
 
 /// `LIST -la path` and friends: option words are skipped (wget, FAR,
 /// Chrome send them; RFC 959 LIST takes only a path).
 fn skip_options(arg: &str) -> &str {
     let mut rest = trim_start(arg);
-    while rest.starts_with('-') {
+    while starts_with(rest.as_bytes(), b"-") {
         let sp = rest.bytes().position(|c| c == b' ');
         rest = sp.map_or("", |i| trim_start(rest.get(i + 1..).unwrap_or("")));
     }
     rest
+}
+
+/// Whether `s` begins with `prefix`: a byte loop (`<[u8]>::starts_with`
+/// links `memcmp` into the engine, 116 bytes).
+fn starts_with(s: &[u8], prefix: &[u8]) -> bool {
+    prefix.len() <= s.len() && prefix.iter().zip(s).all(|(a, b)| a == b)
 }
 
 /// A STOU name (`stou0001.bin`, 8.3-safe) as text.

@@ -131,18 +131,7 @@ impl Error {
             "Input/output error\0",
             "Storage not ready: no card, or not formatted\0",
         );
-        let mut skip = self as usize;
-        let mut start = 0;
-        for (i, b) in TEXTS.bytes().enumerate() {
-            if b == 0 {
-                if skip == 0 {
-                    return TEXTS.get(start..i).unwrap_or("");
-                }
-                skip -= 1;
-                start = i + 1;
-            }
-        }
-        ""
+        nth(TEXTS, self as usize)
     }
 }
 
@@ -253,6 +242,25 @@ impl<S: Storage + ?Sized> Storage for &mut S {
     fn open_files(&self) -> usize {
         (**self).open_files()
     }
+}
+
+/// The `i`th text of `texts`, a literal of texts each ended by a NUL (a
+/// table without pointers and lengths); `""` past the end. One loop for
+/// every such table (storage errors, the session's replies).
+#[inline(never)]
+pub(crate) fn nth(texts: &'static str, i: usize) -> &'static str {
+    let mut skip = i;
+    let mut start = 0;
+    for (end, b) in texts.bytes().enumerate() {
+        if b == 0 {
+            if skip == 0 {
+                return texts.get(start..end).unwrap_or("");
+            }
+            skip -= 1;
+            start = end + 1;
+        }
+    }
+    ""
 }
 
 #[cfg(test)]

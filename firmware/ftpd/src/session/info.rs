@@ -25,25 +25,42 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
         let Some(Paths { v, s }) = self.resolve(ctx, arg, &mut p) else {
             return;
         };
-        let m = match ctx.fs.metadata(s.as_str()) {
+        // Borrowed where it was returned (moving it out copied it).
+        let meta = ctx.fs.metadata(s.as_str());
+        let m = match &meta {
             Ok(m) => m,
-            Err(e) => return self.fail(ctx, e),
+            Err(e) => return self.fail(ctx, *e),
         };
-        if k == verb::STAT {
-            let dir = m.kind == Kind::Dir;
-            let (writable, utc) = (self.writable(ctx.config), ctx.utc);
+        if k == verb::STAT || k == verb::MLST {
+            // Both multi-line: a first line naming the path, one line of
+            // facts (STAT: `ls -l` columns and the name; MLST: facts and
+            // the path), an end line with the first line's code. One
+            // reply call for both.
+            let stat = k == verb::STAT;
+            let dir = stat && m.kind == Kind::Dir;
+            let (code, head, end) = if stat {
+                (R::FileStatus, "Status of \x01:", "End of status.")
+            } else {
+                (R::FileActionOk, "Listing \x01", "End.")
+            };
+            let (writable, utc, mask) = (self.writable(ctx.config), ctx.utc, self.facts);
+            let path = v.as_str();
             self.send(ctx, |w| {
-                w.begin_first(R::FileStatus)
-                    .fill("Status of \x01:", v.as_str(), 0)
-                    .end();
+                w.begin_first(code).fill(head, path, 0).end();
                 if dir {
                     // The listing follows from `step_transfer`.
                     return;
                 }
                 w.begin_cont();
-                list::write_list_columns(w, &m, writable, utc);
-                w.text(v.file_name()).end();
-                w.last(R::FileStatus, "End of status.");
+                if stat {
+                    list::write_list_columns(w, m, writable, utc);
+                    w.text(v.file_name());
+                } else {
+                    list::write_facts(w, m, writable, mask);
+                    w.text(path);
+                }
+                w.end();
+                w.last(code, end);
             });
             if dir {
                 self.aux.clone_from(s);
@@ -60,20 +77,6 @@ impl<K: Copy + PartialEq + core::fmt::Debug, F> Session<K, F> {
                 });
             }
             return;
-        }
-        if k == verb::MLST {
-            let writable = self.writable(ctx.config);
-            let path = v.as_str();
-            return self.send(ctx, |w| {
-                w.begin_first(R::FileActionOk)
-                    .text("Listing ")
-                    .text(path)
-                    .end();
-                w.begin_cont();
-                list::write_facts(w, &m, writable, self.facts);
-                w.text(path).end();
-                w.last(R::FileActionOk, "End.");
-            });
         }
         // SIZE and MDTM: one reply call for the one-line answers.
         let msg = match (k == verb::MDTM, m.modified) {

@@ -1749,3 +1749,92 @@ fn a_finished_transfer_closes_its_data_connection_and_waits_for_room_to_say_226(
     assert_eq!(t.fs.open_files(), 0);
     t.expect("ABOR", "225 No transfer to abort.");
 }
+
+// ---- byte helpers (no `memcmp`) ------------------------------------------------
+
+#[test]
+fn starts_with_compares_the_prefix_byte_by_byte() {
+    use super::starts_with;
+    assert!(starts_with(b"abc", b""));
+    assert!(starts_with(b"abc", b"ab"));
+    assert!(starts_with(b"abc", b"abc"));
+    assert!(!starts_with(b"abc", b"abd"));
+    assert!(!starts_with(b"ab", b"abc"));
+    assert!(!starts_with(b"", b"-"));
+}
+
+#[test]
+fn skip_options_drops_dash_words_only() {
+    use super::skip_options;
+    assert_eq!(skip_options("-la /pub"), "/pub");
+    assert_eq!(skip_options("  -l -a  dir"), "dir");
+    assert_eq!(skip_options("-la"), "");
+    assert_eq!(skip_options("dir -l"), "dir -l");
+    assert_eq!(skip_options(""), "");
+}
+
+#[test]
+fn nth_picks_one_text_of_a_nul_separated_table() {
+    use crate::storage::nth;
+    const T: &str = "zero\0one\0\0three\0";
+    assert_eq!(nth(T, 0), "zero");
+    assert_eq!(nth(T, 1), "one");
+    assert_eq!(nth(T, 2), "");
+    assert_eq!(nth(T, 3), "three");
+    assert_eq!(nth(T, 4), "");
+    assert_eq!(nth(T, 99), "");
+}
+
+// ---- the family replies (one template, two codes) ----------------------------
+
+#[test]
+fn wrong_address_family_names_the_one_to_use() {
+    let mut t = T::login();
+    t.expect("EPSV 2", "522 Network protocol not supported, use (1).\r\n");
+    t.expect(
+        "EPRT |2|::1|50000|",
+        "522 Network protocol not supported, use (1).\r\n",
+    );
+    // A client on IPv6: PORT (IPv4 only) gets 504, EPRT |1| 522, both
+    // naming family 2.
+    let ip6: core::net::IpAddr = "2001:db8::2".parse().unwrap();
+    let s = t.net.client_connects(ip6, 40000);
+    t.run();
+    assert!(t.net.take(s).starts_with("220 "));
+    t.ctrl = s;
+    t.expect("USER test", "331 ");
+    t.expect("PASS test", "230 ");
+    t.expect(
+        "PORT 192,0,2,2,195,80",
+        "504 Network protocol not supported, use (2).\r\n",
+    );
+    t.expect(
+        "EPRT |1|192.0.2.2|50000|",
+        "522 Network protocol not supported, use (2).\r\n",
+    );
+}
+
+#[test]
+fn during_a_transfer_only_abor_quit_noop_and_stat_are_let_by() {
+    use crate::proto::command as verb;
+    for k in 0..64u8 {
+        assert_eq!(
+            super::in_set(super::DURING_TRANSFER, k),
+            matches!(k, verb::ABOR | verb::QUIT | verb::NOOP | verb::STAT),
+            "verb kind {k}"
+        );
+    }
+}
+
+#[test]
+fn stat_and_mlst_of_a_file_are_three_lines_each() {
+    let mut t = T::login();
+    assert_eq!(
+        t.cmd("STAT readme.txt"),
+        "213-Status of /readme.txt:\r\n -rw-r--r-- 1 ftp ftp           12 Jan  2  2024 readme.txt\r\n213 End of status.\r\n"
+    );
+    assert_eq!(
+        t.cmd("MLST /sub/file.bin"),
+        "250-Listing /sub/file.bin\r\n type=file;size=5000;modify=20240102030405;perm=adfrw; /sub/file.bin\r\n250 End.\r\n"
+    );
+}
