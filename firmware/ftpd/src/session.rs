@@ -38,9 +38,10 @@ use crate::time::{self, Instant, U64};
 /// Declares [`Msg`]: one variant per fixed reply, with its code and text.
 macro_rules! messages {
     ($($name:ident = $code:ident $text:literal,)*) => {
-        /// Every fixed reply of a session (no template, no argument). A
-        /// call site passes one byte; [`Msg::code`] and [`Msg::text`] look
-        /// the rest up in two tables: the codes, and the texts as one
+        /// Every one-line reply of a session: fixed texts, and templates
+        /// with markers for one text and one number (see `Writer::fill`).
+        /// A call site passes one byte; [`Msg::code`] and [`Msg::text`]
+        /// look the rest up in two tables: the codes, and the texts as one
         /// literal, each ended by a NUL (no table of pointers and lengths).
         #[derive(Clone, Copy, PartialEq, Eq, Debug)]
         #[repr(u8)]
