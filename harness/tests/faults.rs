@@ -1047,12 +1047,15 @@ impl RawBoard {
         s
     }
 
-    /// Waits until `needle` was printed `times` times.
+    /// Waits until `needle` was printed `times` times in complete lines;
+    /// returns those lines (a line still being written is left out, so the
+    /// rest of the needle's line is always there).
     #[track_caller]
     fn wait_for(&mut self, needle: &str, times: usize, limit: Duration) -> String {
         let t0 = Instant::now();
         loop {
-            let s = self.text();
+            let mut s = self.text();
+            s.truncate(s.rfind('\n').map_or(0, |i| i + 1));
             if s.matches(needle).count() >= times {
                 return s;
             }
@@ -1177,7 +1180,9 @@ fn card_inserted_live(t: Target) {
         .execute("blockdev-change-medium", Some(&args))
         .unwrap();
     let t0 = Instant::now();
-    let console = b.wait_for("sd: card ready", 1, Duration::from_secs(10));
+    b.wait_for("sd: card ready", 1, Duration::from_secs(10));
+    // The card's own line follows "sd: card ready"; it ends in "cluster N B".
+    let console = b.wait_for(", cluster ", 1, Duration::from_secs(5));
     eprintln!(
         "card inserted on {}: mounted after {:.1} s",
         t.name,
