@@ -949,6 +949,8 @@ fn storage_full(t: Target) {
 struct RawBoard {
     child: std::process::Child,
     output: std::sync::Arc<std::sync::Mutex<String>>,
+    // The threads copying stdout and stderr into `output`; they end at EOF.
+    readers: Vec<std::thread::JoinHandle<()>>,
     console: Option<std::path::PathBuf>,
     _dir: tempfile::TempDir,
     // Dropped after the child is gone.
@@ -977,23 +979,25 @@ impl RawBoard {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
         let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut readers = Vec::new();
         for pipe in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let out = output.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for l in BufReader::new(pipe).lines() {
                     let Ok(l) = l else { break };
                     let mut o = out.lock().unwrap();
                     o.push_str(&l);
                     o.push('\n');
                 }
-            });
+            }));
         }
         RawBoard {
             child,
             output,
+            readers,
             console,
             _dir: dir,
             ns,
@@ -1280,7 +1284,10 @@ fn unformatted_image_on_sim() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    std::thread::sleep(Duration::from_millis(100));
+    // All it printed: the pipes reach EOF once it has exited.
+    for r in b.readers.drain(..) {
+        r.join().unwrap();
+    }
     let out = b.text();
     assert_eq!(status.code(), Some(2), "{out}");
     assert!(out.contains("no FAT file system found"), "{out}");
