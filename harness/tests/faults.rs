@@ -1098,7 +1098,12 @@ impl RawBoard {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(Some(_)) = self.child.try_wait() {
+            // Its last words: the pipes reach EOF now it has exited.
+            for r in self.readers.drain(..) {
+                let _ = r.join();
+            }
+        }
         self.text()
     }
 }
