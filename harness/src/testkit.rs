@@ -148,6 +148,20 @@ impl Output {
             self.stderr()
         );
     }
+    /// The local files a `wget -nv` run fetched: its `URL: ... -> "PATH"` lines.
+    pub fn wget_fetched(&self) -> Vec<String> {
+        self.stderr()
+            .lines()
+            .filter(|l| l.contains(" URL: "))
+            .filter_map(|l| {
+                l.split(" -> \"")
+                    .nth(1)?
+                    .split('"')
+                    .next()
+                    .map(String::from)
+            })
+            .collect()
+    }
     /// Panics with the command's output unless it exited 0.
     #[track_caller]
     pub fn ok(self, what: &str) -> Output {

@@ -5,7 +5,8 @@
 //!
 //! For every board: curl (listings, downloads, uploads, active mode, and
 //! IPv6 on the virtual board), `lftp mirror` both ways (nested directories,
-//! long and UTF-8 names, a 5 MB file, compared byte for byte), Python's
+//! long and UTF-8 names, a 5 MB file, compared byte for byte), `wget -m`
+//! (the same tree, found through the board's LIST lines), Python's
 //! ftplib (sim/tests/ftplib_all.py, all of it, through ftplib_board.py), four
 //! sessions transferring at once (two RETR, two STOR, every checksum right,
 //! a fifth client refused with 421). After every test the board is stopped
@@ -18,7 +19,7 @@
 //! 8 MiB would take minutes) and ABOR interrupts a 2 MB file instead of
 //! 12 MiB.
 //!
-//! Needs root (namespaces, TAP), curl, lftp, python3, dosfstools, mtools,
+//! Needs root (namespaces, TAP), curl, lftp, wget, python3, dosfstools, mtools,
 //! and qemu-system-arm for the QEMU boards: without them the tests fail
 //! under `CI=true` and print a loud notice otherwise. One board runs at a
 //! time (two cores are shared); every QEMU and namespace is gone when a test
@@ -351,6 +352,56 @@ fn lftp_mirror(t: Target) {
 }
 
 // ---------------------------------------------------------------------------
+// wget -m
+// ---------------------------------------------------------------------------
+
+/// `wget -m` of the tree put on the card: wget walks it by parsing the
+/// board's LIST lines (names, sizes, dates). The copy equals the tree; a
+/// second run fetches only the listings, LIST's dates and sizes saying no
+/// file changed.
+fn wget_mirror(t: Target) {
+    let card = Card::new();
+    let tree = mirror_tree();
+    card.put_tree("src", &tree);
+    let b = Board::start(t, &card);
+    let dest = card.scratch().join("wget");
+    std::fs::create_dir_all(&dest).unwrap();
+    let wget = || {
+        run(
+            b.cmd("wget")
+                .current_dir(&dest)
+                .env("LC_ALL", "C.UTF-8")
+                .args(["-nv", "--tries=1", "--timeout=20", "-m", "-nH"])
+                .args(["--cut-dirs=1", "--restrict-file-names=nocontrol"])
+                .arg(format!("{URL}/src/")),
+            TOOL_TIMEOUT,
+        )
+        .ok("wget -m")
+        .wget_fetched()
+    };
+    let t0 = Instant::now();
+    let first = wget();
+    let took = t0.elapsed();
+    let files = tree.values().filter(|c| c.is_some()).count();
+    assert_eq!(
+        first.iter().filter(|p| !p.ends_with(".listing")).count(),
+        files,
+        "files the first wget -m fetched: {first:?}"
+    );
+    let again = wget();
+    assert!(
+        again.iter().all(|p| p.ends_with(".listing")),
+        "a second wget -m fetched files again: {again:?}"
+    );
+    eprintln!("{}: wget -m {:.1} s", t.name, took.as_secs_f64());
+    let mut got = read_tree(&dest);
+    got.retain(|k, _| !k.ends_with(".listing"));
+    same_tree("wget -m", &got, &tree);
+    b.stop();
+    card.assert_clean();
+}
+
+// ---------------------------------------------------------------------------
 // Python's ftplib
 // ---------------------------------------------------------------------------
 
@@ -538,6 +589,7 @@ fn four_at_once(t: Target) {
 harness::on_every_board! {
     curl_transfers: ["curl"],
     lftp_mirror: ["lftp"],
+    wget_mirror: ["wget"],
     ftplib_all: ["python3"],
     four_at_once: [],
 }

@@ -1,5 +1,6 @@
 //! The host server against real FTP clients nobody here wrote: curl, lftp,
-//! Python's ftplib (`ftplib_all.py`) and the suppaftp crate.
+//! wget, tnftp (Debian's `ftp`), Python's ftplib (`ftplib_all.py`) and the
+//! suppaftp crate.
 //!
 //! Every test runs once per storage backend (`NAME::dir`, `NAME::fat`,
 //! `NAME::fat_mbr`): the same client steps against `sim --root DIR` and
@@ -741,6 +742,219 @@ fn lftp_mirror_upload(b: Backend) {
 }
 
 on_every_backend!(lftp_mirror_download, lftp_mirror_upload);
+
+// ---------------------------------------------------------------------------
+// wget
+// ---------------------------------------------------------------------------
+
+/// Runs wget (non-verbose: one line per file it fetched) in `dir`, failing
+/// on any error.
+fn wget(dir: &std::path::Path, args: &[&str]) -> common::Output {
+    fs::create_dir_all(dir).unwrap();
+    run(
+        Command::new("wget")
+            .current_dir(dir)
+            .env("LC_ALL", "C.UTF-8")
+            .args(["-nv", "--tries=1", "--timeout=10"])
+            .args(args),
+        common::TOOL_TIMEOUT,
+    )
+    .ok(&format!("wget {args:?}"))
+}
+
+/// `wget -m` (recursive, timestamps from LIST) of a seeded tree: wget parses
+/// our LIST lines to find files, directories and dates. The copy equals the
+/// tree (with its empty directories); a second run fetches only the listings,
+/// because LIST's sizes and dates say every file is unchanged.
+fn wget_mirror(b: Backend) {
+    if !have_tool("wget") {
+        return;
+    }
+    let Some(fx) = Fixture::new(b) else { return };
+    let tree = mirror_tree();
+    fx.put_tree("/src", &tree);
+    let srv = fx.start(&[]);
+    let dest = fx.scratch().join("wget");
+    let url = format!("{}/src/", srv.url("test", "test"));
+    let args = [
+        "-m",
+        "-nH",
+        "--cut-dirs=1",
+        "--restrict-file-names=nocontrol",
+        url.as_str(),
+    ];
+    let first = wget(&dest, &args);
+    let files = tree.values().filter(|c| c.is_some()).count();
+    let fetched = first.wget_fetched();
+    assert_eq!(
+        fetched.iter().filter(|p| !p.ends_with(".listing")).count(),
+        files,
+        "files fetched by the first wget -m: {fetched:?}"
+    );
+    let again = wget(&dest, &args).wget_fetched();
+    assert!(
+        again.iter().all(|p| p.ends_with(".listing")),
+        "a second wget -m fetched files again: {again:?}"
+    );
+    let mut got = common::read_tree(&dest);
+    let listings: Vec<String> = got
+        .keys()
+        .filter(|k| k.ends_with(".listing"))
+        .cloned()
+        .collect();
+    for l in &listings {
+        got.remove(l);
+    }
+    // One listing per directory, the top included.
+    let dirs = tree.values().filter(|c| c.is_none()).count();
+    assert_eq!(listings.len(), dirs + 1, "{listings:?}");
+    assert_same_tree("wget -m", &got, &tree);
+    srv.stop();
+    fx.assert_clean();
+}
+
+/// `wget -c` continues a partial download with REST.
+fn wget_continue(b: Backend) {
+    if !have_tool("wget") {
+        return;
+    }
+    let Some(fx) = Fixture::new(b) else { return };
+    let whole = random_bytes(1_300_000, 30);
+    fx.put("/c/part.bin", &whole);
+    let srv = fx.start(&[]);
+    let dir = fx.scratch().join("wget-c");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("part.bin"), &whole[..500_000]).unwrap();
+    let url = format!("{}/c/part.bin", srv.url("test", "test"));
+    wget(&dir, &["-c", url.as_str()]);
+    assert_same_bytes("wget -c", &fs::read(dir.join("part.bin")).unwrap(), &whole);
+    srv.stop();
+    let log = fs::read_to_string(fx.log_path()).unwrap();
+    assert!(
+        log.contains("REST 500000"),
+        "no REST 500000 in the log:\n{log}"
+    );
+    fx.assert_clean();
+}
+
+on_every_backend!(wget_mirror, wget_continue);
+
+// ---------------------------------------------------------------------------
+// tnftp (the BSD command-line client, Debian's `ftp`)
+// ---------------------------------------------------------------------------
+
+/// Feeds `script` to `tnftp -n -i -v` (after `user test test` and `binary`),
+/// passive (`-p`) or active (`-A`); its output, replies included.
+fn tnftp(fx: &Fixture, srv: &common::Server, mode: &str, script: &str) -> common::Output {
+    let file = fx.scratch().join(format!("tnftp{mode}.txt"));
+    fs::write(&file, format!("user test test\nbinary\n{script}quit\n")).unwrap();
+    let out = run(
+        Command::new("sh")
+            .args(["-c", "exec tnftp -n -i -v \"$1\" \"$2\" \"$3\" < \"$4\""])
+            .arg("sh")
+            .arg(mode)
+            .arg(srv.addr.ip().to_string())
+            .arg(srv.port().to_string())
+            .arg(&file),
+        common::TOOL_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "tnftp {mode}: exit {:?}\n{}{}",
+        out.code(),
+        out.stdout(),
+        out.stderr()
+    );
+    out
+}
+
+/// tnftp, passive (EPSV) and active (EPRT): get, put, mput, reget (REST),
+/// rename to a name with spaces, size, modtime (MDTM), mkdir/rmdir, delete,
+/// and a refused command; the files are checked on the storage.
+fn tnftp_session(b: Backend) {
+    if !have_tool("tnftp") {
+        return;
+    }
+    let Some(fx) = Fixture::new(b) else { return };
+    let down = random_bytes(400_000, 40);
+    fx.put("/t/down.bin", &down);
+    let srv = fx.start(&[]);
+    let local = fx.scratch();
+    fs::create_dir_all(&local).unwrap();
+    let up = random_bytes(250_000, 41);
+    fs::write(local.join("up.bin"), &up).unwrap();
+    fs::write(local.join("m1.txt"), b"one\n").unwrap();
+    fs::write(local.join("m2.txt"), b"two\n").unwrap();
+    fs::write(local.join("partial.bin"), &down[..150_000]).unwrap();
+    for (mode, dir) in [("-p", "pasv"), ("-A", "active")] {
+        let l = local.display();
+        let out = tnftp(
+            &fx,
+            &srv,
+            mode,
+            &format!(
+                "cd /t\n\
+                 get down.bin {l}/got-{dir}.bin\n\
+                 reget down.bin {l}/partial.bin\n\
+                 mkdir {dir}\n\
+                 cd {dir}\n\
+                 put {l}/up.bin up.bin\n\
+                 rename up.bin \"final name.bin\"\n\
+                 size \"final name.bin\"\n\
+                 modtime \"final name.bin\"\n\
+                 lcd {l}\n\
+                 mput m1.txt m2.txt\n\
+                 delete m2.txt\n\
+                 mkdir gone\n\
+                 rmdir gone\n\
+                 delete nothere.txt\n\
+                 ls\n"
+            ),
+        );
+        let text = out.stdout();
+        for want in [
+            "350 Restarting at 150000.",
+            "250 Rename successful.",
+            "final name.bin\t250000",
+            "550 No such file or directory.",
+            "221 Goodbye.",
+        ] {
+            assert!(text.contains(want), "tnftp {mode}: no {want:?} in\n{text}");
+        }
+        if mode == "-A" {
+            assert!(text.contains("200 EPRT command successful."), "{text}");
+        } else {
+            assert!(
+                text.contains("229 Entering Extended Passive Mode"),
+                "{text}"
+            );
+        }
+        assert_same_bytes(
+            &format!("tnftp {mode} get"),
+            &fs::read(local.join(format!("got-{dir}.bin"))).unwrap(),
+            &down,
+        );
+        assert_same_bytes(
+            &format!("tnftp {mode} reget"),
+            &fs::read(local.join("partial.bin")).unwrap(),
+            &down,
+        );
+        // The next round resumes from the same point again.
+        fs::write(local.join("partial.bin"), &down[..150_000]).unwrap();
+    }
+    srv.stop();
+    fx.assert_clean();
+    let mut want = common::Tree::new();
+    want.insert("down.bin".into(), Some(down));
+    for dir in ["pasv", "active"] {
+        want.insert(dir.into(), None);
+        want.insert(format!("{dir}/final name.bin"), Some(up.clone()));
+        want.insert(format!("{dir}/m1.txt"), Some(b"one\n".to_vec()));
+    }
+    assert_same_tree("/t after tnftp", &fx.read_tree("/t"), &want);
+}
+
+on_every_backend!(tnftp_session);
 
 // ---------------------------------------------------------------------------
 // Python's ftplib
