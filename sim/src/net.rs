@@ -446,7 +446,12 @@ impl HostNet {
                 Kind::Stream(s) => (s.sock.as_fd(), s.interest()),
                 Kind::Failed => continue,
             };
-            if !flags.is_empty() {
+            // A stream whose peer sent FIN has nothing to read, but poll(2)
+            // still reports a reset after it (POLLERR, POLLHUP, whatever
+            // the events asked for): the engine must learn of it at once,
+            // as it does from smoltcp, not when its data timeout fires.
+            let watch_reset = matches!(&entry.kind, Kind::Stream(s) if s.peer_fin && !s.reset);
+            if !flags.is_empty() || watch_reset {
                 fds.push(PollFd::from_borrowed_fd(fd, flags));
             }
         }
@@ -617,6 +622,11 @@ fn pump_entry(entry: &mut Entry) {
         Kind::Stream(s) => {
             s.flush();
             s.fill();
+            // After the peer's FIN nothing is read any more, so a reset
+            // that follows shows only as the socket's pending error.
+            if s.peer_fin && !s.reset && matches!(s.sock.take_error(), Ok(Some(_))) {
+                s.set_reset();
+            }
         }
         Kind::Failed => {}
     }
@@ -1028,6 +1038,31 @@ mod tests {
         assert_eq!(net.state(s), SockState::Closed);
         assert_eq!(net.send_capacity(s), 0);
         assert_eq!(net.send(s, b"x"), Err(NetError::Reset));
+        net.close(s);
+    }
+
+    #[test]
+    fn reset_after_the_peers_fin_is_reset_at_once() {
+        let mut net = HostNet::bind(localhost()).unwrap();
+        let (s, client) = control_pair(&mut net);
+        client.shutdown(Shutdown::Write).unwrap();
+        until(&mut net, "FIN", |n| {
+            (n.state(s) == SockState::PeerClosed).then_some(())
+        });
+        // Nothing to do: waiting would block.
+        assert!(!net.ready_now());
+        SockRef::from(&client)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(client);
+        // The reset wakes `wait` (not only a deadline) and the next pump
+        // turns it into Closed.
+        until_ready(&mut net);
+        net.pump();
+        assert_eq!(net.state(s), SockState::Closed);
+        assert_eq!(net.send(s, b"x"), Err(NetError::Reset));
+        // Reported once: nothing more to wait for.
+        assert!(!net.ready_now());
         net.close(s);
     }
 

@@ -418,6 +418,41 @@ fn connect_when_free(sim: &Sim) -> Client {
     }
 }
 
+/// A client that half-closes its control connection while RETR waits for
+/// the data connection, then resets it: the server sees the reset at once
+/// and frees the session's slot, as the boards do, instead of holding it
+/// until the 30 s data timeout.
+#[test]
+fn fin_then_reset_while_a_transfer_waits_frees_the_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = start(dir.path(), &["--max-sessions", "1"]);
+    fs::write(dir.path().join("root/f.bin"), vec![7u8; 100_000]).unwrap();
+    let mut c = sim.connect();
+    c.login("test", "test");
+    c.expect("TYPE I", 200);
+    c.expect("PASV", 227);
+    let s = c.ctrl.get_mut();
+    s.write_all(b"RETR f.bin\r\n").unwrap();
+    thread::sleep(Duration::from_millis(200));
+    s.shutdown(Shutdown::Write).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    socket2::SockRef::from(&*s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(c);
+    let t0 = Instant::now();
+    let mut next = connect_when_free(&sim);
+    let waited = t0.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "the slot came free only after {waited:?} (the data timeout is 30 s)"
+    );
+    next.expect("USER test", 331);
+    next.expect("PASS test", 230);
+    next.expect("QUIT", 221);
+    assert!(sim.stop(Signal::TERM).0.success());
+}
+
 #[test]
 fn stop_on_sigterm_and_sigint_says_421_and_exits_0() {
     for sig in [Signal::TERM, Signal::INT] {
