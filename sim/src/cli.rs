@@ -133,7 +133,7 @@ impl Cli {
     }
 
     /// The ports of the host-socket diag services, given the control port
-    /// really bound.
+    /// asked for (0: any free ports).
     pub fn diag_ports(&self, control_port: u16) -> (u16, u16) {
         self.diag_ports.unwrap_or(match control_port {
             0 | 65534.. => (0, 0),

@@ -122,7 +122,9 @@ fn serve_host<S: Storage>(
     let mut net = HostNet::bind(addr).map_err(|e| format!("--listen {addr}: {e}"))?;
     if cli.diag {
         let bound = net.control_addr();
-        let ports = cli.diag_ports(bound.port());
+        // From the port asked for: `--listen IP:0` gets free ports for the
+        // services too, never the two after a random one (which may be taken).
+        let ports = cli.diag_ports(addr.port());
         let d = sim::diag::spawn(bound.ip(), ports)
             .map_err(|e| format!("--diag on {} ports {ports:?}: {e}", bound.ip()))?;
         log::info!("diag: discard {} chargen {}", d.discard, d.chargen);
