@@ -101,11 +101,15 @@ pub struct FatStorage<
     tails: [[u8; 512]; FILES],
     serial: u16,
     info: VolumeInfo,
-    /// Where the last listing stopped, so that the engine's next call (same
-    /// directory, `skip` = entries given so far) carries on from there
-    /// instead of walking the directory again from its start. Dropped
-    /// whenever an entry is created, deleted or renamed.
-    resume: Option<Resume>,
+    /// Where recent listings stopped, one per open-file slot (sessions
+    /// list at the same time as often as they transfer), so that the
+    /// engine's next call (same directory, `skip` = entries given so far)
+    /// carries on from there instead of walking the directory again from
+    /// its start. All are dropped whenever an entry is created, deleted or
+    /// renamed.
+    resume: [Option<Resume>; FILES],
+    /// The entry of `resume` the next new listing replaces when all are taken.
+    resume_victim: usize,
 }
 
 /// See [`FatStorage::resume`].
@@ -339,7 +343,8 @@ where
             slots: [Slot::Free; FILES],
             tails: [[0; 512]; FILES],
             serial: 0,
-            resume: None,
+            resume: [None; FILES],
+            resume_victim: 0,
             info: VolumeInfo {
                 fat_type: FatType::Fat32,
                 partitioned: false,
@@ -370,7 +375,7 @@ where
         if self.volume.is_some() {
             return Ok(());
         }
-        self.resume = None;
+        self.resume = [None; FILES];
         let (geo, info, space) = self.vm.device(|d| Self::prepare(d))?;
         let volume = self
             .vm
@@ -601,7 +606,7 @@ where
 
     /// Writes a new entry `name` into `parent` and makes it durable.
     fn create(&mut self, parent: DirRef, name: &str, attr: u8, cluster: u32) -> Result<Found> {
-        self.resume = None;
+        self.resume = [None; FILES];
         let units_len = dirent::validate(name).map_err(name_error)?;
         let alias = self.alias(parent, name, None)?;
         let needs_long = dirent::exact_short(name).is_none();
@@ -705,7 +710,7 @@ where
 
     /// Marks an entry deleted (flushed), then frees its clusters (flushed).
     fn delete(&mut self, parent: DirRef, found: &Found) -> Result<()> {
-        self.resume = None;
+        self.resume = [None; FILES];
         let g = self.geo;
         let space = &mut self.space;
         self.vm.device(|d| {
@@ -846,7 +851,7 @@ where
 
     fn open_write(&mut self, path: &str, mode: WriteMode) -> Result<FatFile> {
         self.volume()?;
-        self.resume = None;
+        self.resume = [None; FILES];
         let slot = self
             .slots
             .iter()
@@ -1032,11 +1037,23 @@ where
         self.volume()?;
         let g = self.geo;
         let dir = self.with(|d| resolve_dir(d, &g, path))?;
-        // Carry on where the last call stopped, when this call continues it.
-        let mut last = match self.resume.take() {
-            Some(r) if r.dir == dir && r.count as usize == skip => Some((r.index, r.block)),
-            _ => None,
-        };
+        // Carry on where an earlier call stopped, when this call continues it.
+        let hit = self
+            .resume
+            .iter()
+            .position(|r| matches!(r, Some(r) if r.dir == dir && r.count as usize == skip));
+        let mut last = hit
+            .and_then(|i| self.resume[i].take())
+            .map(|r| (r.index, r.block));
+        // Where this call's stop is kept: its own entry, else a free one,
+        // else the oldest in turn.
+        let keep = hit
+            .or_else(|| self.resume.iter().position(Option::is_none))
+            .or_else(|| {
+                let v = self.resume_victim.checked_rem(FILES)?;
+                self.resume_victim = (v + 1) % FILES;
+                Some(v)
+            });
         let mut seen = if last.is_some() { skip } else { 0 };
         let mut given = seen;
         let mut name = [0u8; dirent::MAX_NAME_UTF8];
@@ -1060,8 +1077,8 @@ where
                 }
             })
         })?;
-        if let (Some((index, block)), Ok(count)) = (last, u32::try_from(given)) {
-            self.resume = Some(Resume {
+        if let (Some((index, block)), Ok(count), Some(keep)) = (last, u32::try_from(given), keep) {
+            self.resume[keep] = Some(Resume {
                 dir,
                 count,
                 index,
@@ -1073,7 +1090,7 @@ where
 
     fn mkdir(&mut self, path: &str) -> Result<()> {
         self.volume()?;
-        self.resume = None;
+        self.resume = [None; FILES];
         let (parent_path, name) = split(path).ok_or(Error::AlreadyExists)?;
         let g = self.geo;
         let parent = self.with(|d| resolve_dir(d, &g, parent_path))?;
@@ -1107,7 +1124,7 @@ where
 
     fn rmdir(&mut self, path: &str) -> Result<()> {
         self.volume()?;
-        self.resume = None;
+        self.resume = [None; FILES];
         let g = self.geo;
         let (parent, found) = match self.with(|d| resolve(d, &g, path))? {
             Target::Root => return Err(Error::PermissionDenied),
@@ -1122,7 +1139,7 @@ where
 
     fn remove(&mut self, path: &str) -> Result<()> {
         self.volume()?;
-        self.resume = None;
+        self.resume = [None; FILES];
         let g = self.geo;
         let (parent, found) = match self.with(|d| resolve(d, &g, path))? {
             Target::Root => return Err(Error::IsADirectory),
@@ -1142,7 +1159,7 @@ where
 
     fn rename(&mut self, from: &str, to: &str) -> Result<()> {
         self.volume()?;
-        self.resume = None;
+        self.resume = [None; FILES];
         let g = self.geo;
         let (src_parent, src) = match self.with(|d| resolve(d, &g, from))? {
             Target::Root => return Err(Error::PermissionDenied),
