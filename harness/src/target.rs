@@ -964,7 +964,8 @@ async fn spawn_sim_with(
     let mut cmd = Command::new(bin);
     die_with_parent(&mut cmd);
     if diag {
-        cmd.arg("--diag");
+        // Free ports (the log line says which), not the two after `listen`.
+        cmd.args(["--diag", "--diag-ports", "0,0"]);
     }
     let mut child = cmd
         .arg("--listen")
