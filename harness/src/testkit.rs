@@ -276,6 +276,51 @@ pub fn read_tree(dir: &Path) -> Tree {
     out
 }
 
+/// The tree the real-client tests mirror (lftp both ways, `wget -m`):
+/// nested directories, long names, a UTF-8 name, names with spaces, empty
+/// directories, a directory of 60 long names, a 5 MB file.
+pub fn mirror_tree() -> Tree {
+    let mut t = Tree::new();
+    let mut file = |p: &str, d: Vec<u8>| {
+        t.insert(p.to_string(), Some(d));
+    };
+    file("firmware-v1.2.3.bin", bytes(100_003, 20));
+    file("Report 2026 (final).pdf", bytes(250_000, 21));
+    file("Grüße.txt", "Grüße, Welt!\n".as_bytes().to_vec());
+    file("big.bin", bytes(5 * 1024 * 1024, 22));
+    file("nested/a/b/c/deep.txt", b"deep down\n".to_vec());
+    file("nested/a/b/other.dat", bytes(70_000, 23));
+    file(
+        "nested/a/x y/z.txt",
+        b"spaces in a directory name\n".to_vec(),
+    );
+    file("nested/zero.bin", Vec::new());
+    file(
+        "a rather long directory name indeed/and a long file name inside it.txt",
+        b"long\n".to_vec(),
+    );
+    for i in 0..60 {
+        file(
+            &format!("many/a rather long file name, number {i:02}.txt"),
+            format!("file {i}\n").into_bytes(),
+        );
+    }
+    for d in [
+        "many",
+        "empty",
+        "nested",
+        "nested/a",
+        "nested/a/b",
+        "nested/a/b/c",
+        "nested/a/x y",
+        "nested/empty-too",
+        "a rather long directory name indeed",
+    ] {
+        t.insert(d.to_string(), None);
+    }
+    t
+}
+
 pub fn write_tree(dir: &Path, tree: &Tree) {
     std::fs::create_dir_all(dir).unwrap();
     for (rel, content) in tree {

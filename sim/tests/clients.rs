@@ -24,6 +24,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Backend, Fixture, assert_same_bytes, assert_same_tree, have_tool, random_bytes, run};
+use harness::testkit::mirror_tree;
 
 // ---------------------------------------------------------------------------
 // curl
@@ -637,46 +638,6 @@ on_every_backend!(
 // ---------------------------------------------------------------------------
 // lftp
 // ---------------------------------------------------------------------------
-
-/// The tree lftp mirrors both ways: nested directories, long names, a UTF-8
-/// name, a name with spaces, empty directories, a 5 MB random file.
-fn mirror_tree() -> common::Tree {
-    let mut t = common::Tree::new();
-    let mut file = |p: &str, d: Vec<u8>| {
-        t.insert(p.to_string(), Some(d));
-    };
-    file("firmware-v1.2.3.bin", random_bytes(100_003, 20));
-    file("Report 2026 (final).pdf", random_bytes(250_000, 21));
-    file("Grüße.txt", "Grüße, Welt!\n".as_bytes().to_vec());
-    file("big.bin", random_bytes(5 * 1024 * 1024, 22));
-    file("nested/a/b/c/deep.txt", b"deep down\n".to_vec());
-    file("nested/a/b/other.dat", random_bytes(70_000, 23));
-    file(
-        "nested/a/x y/z.txt",
-        b"spaces in a directory name\n".to_vec(),
-    );
-    file("nested/zero.bin", Vec::new());
-    // A directory that outgrows many clusters (each long name takes several entries).
-    for i in 0..60 {
-        file(
-            &format!("many/a rather long file name, number {i:02}.txt"),
-            format!("file {i}\n").into_bytes(),
-        );
-    }
-    for d in [
-        "many",
-        "empty",
-        "nested",
-        "nested/a",
-        "nested/a/b",
-        "nested/a/b/c",
-        "nested/a/x y",
-        "nested/empty-too",
-    ] {
-        t.insert(d.to_string(), None);
-    }
-    t
-}
 
 /// Runs an lftp script against the server as user test, failing on any error.
 fn lftp(srv: &common::Server, script: &str) -> common::Output {
