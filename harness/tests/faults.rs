@@ -1099,12 +1099,17 @@ impl RawBoard {
             std::thread::sleep(Duration::from_millis(20));
         }
         if let Ok(Some(_)) = self.child.try_wait() {
-            // Its last words: the pipes reach EOF now it has exited.
-            for r in self.readers.drain(..) {
-                let _ = r.join();
-            }
+            self.collect_output();
         }
         self.text()
+    }
+
+    /// Waits for the pipe readers to copy everything the exited board
+    /// printed: its pipes reach EOF once it has exited.
+    fn collect_output(&mut self) {
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
     }
 }
 
@@ -1289,10 +1294,7 @@ fn unformatted_image_on_sim() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    // All it printed: the pipes reach EOF once it has exited.
-    for r in b.readers.drain(..) {
-        r.join().unwrap();
-    }
+    b.collect_output();
     let out = b.text();
     assert_eq!(status.code(), Some(2), "{out}");
     assert!(out.contains("no FAT file system found"), "{out}");
